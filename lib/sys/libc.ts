@@ -1,0 +1,102 @@
+/**
+ * The few libc calls Node does not expose (setns, unshare, mount, flock), bound with koffi.
+ * Each wrapper throws SyscallError with the errno name, so callers never look at raw return values.
+ */
+import koffi, { type KoffiFunc } from 'koffi';
+import { SyscallError } from '../errors.js';
+
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWNET = 0x40000000;
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MS_SHARED = 0x100000;
+
+export const MNT_DETACH = 0x2;
+export const UMOUNT_NOFOLLOW = 0x8;
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+interface Libc {
+  setns: (fd: number, nstype: number) => number;
+  unshare: (flags: number) => number;
+  mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
+  flock: KoffiFunc<(fd: number, op: number) => number>;
+  gettid: () => number;
+}
+
+let libc: Libc | undefined;
+
+// Loaded on first use: plugins that never touch a namespace should not pay for koffi.
+function load(): Libc {
+  if (libc === undefined) {
+    const lib = koffi.load('libc.so.6');
+    libc = {
+      setns: lib.func('int setns(int fd, int nstype)'),
+      unshare: lib.func('int unshare(int flags)'),
+      mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+      umount2: lib.func('int umount2(const char *target, int flags)'),
+      flock: lib.func('int flock(int fd, int op)') as Libc['flock'],
+      gettid: lib.func('int gettid(void)'),
+    };
+  }
+  return libc;
+}
+
+function check(ret: number, op: string, object?: string): void {
+  if (ret === -1) throw new SyscallError(op, koffi.errno(), object);
+}
+
+/** setns(2) on the calling thread. */
+export function setns(fd: number, nstype: number, what?: string): void {
+  check(load().setns(fd, nstype), 'setns', what);
+}
+
+/** unshare(2) on the calling thread. */
+export function unshare(flags: number): void {
+  check(load().unshare(flags), 'unshare');
+}
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  check(load().mount(source, target, fstype, flags, data), 'mount', target);
+}
+
+export function umount2(target: string, flags: number): void {
+  check(load().umount2(target, flags), 'umount', target);
+}
+
+export function gettid(): number {
+  return load().gettid();
+}
+
+/** flock(2) that never blocks the event loop: LOCK_NB is tried first, a blocking wait runs on the thread pool. */
+export async function flock(fd: number, op: number, what?: string): Promise<void> {
+  const f = load().flock;
+  const ret = f(fd, op | LOCK_NB);
+  if (ret === 0) return;
+  const errno = koffi.errno();
+  if (errno !== 11 /* EWOULDBLOCK */ || (op & LOCK_NB) !== 0) throw new SyscallError('flock', errno, what);
+  await new Promise<void>((resolve, reject) => {
+    f.async(fd, op, (err: unknown, r: number) => {
+      if (err) reject(err);
+      else if (r === -1) reject(new SyscallError('flock', koffi.errno(), what));
+      else resolve();
+    });
+  });
+}
+
+/** flock(2) that may block the calling thread; for short critical sections in synchronous code. */
+export function flockSync(fd: number, op: number, what?: string): void {
+  check(load().flock(fd, op), 'flock', what);
+}

@@ -1,0 +1,79 @@
+/**
+ * Running programs for the harness: argument arrays only, never a shell, always with a timeout,
+ * and optionally inside another network namespace through nsenter(1).
+ */
+import { execa } from 'execa';
+import { RUN_ID_ENV, runId } from './run-id.js';
+
+export interface RunOptions {
+  /** path of a network namespace file (e.g. /proc/PID/ns/net) to run the program in */
+  netns?: string | undefined;
+  /** bytes written to stdin */
+  input?: string | Buffer | undefined;
+  /** extra environment; merged over the harness's own environment unless `cleanEnv` */
+  env?: Record<string, string | undefined> | undefined;
+  /** start from an empty environment (plus `env`), as a container runtime does for CNI plugins */
+  cleanEnv?: boolean | undefined;
+  /** kill the program after this many milliseconds (default 30 s) */
+  timeoutMs?: number | undefined;
+  /** throw on non-zero exit (default true) */
+  check?: boolean | undefined;
+  cwd?: string | undefined;
+}
+
+export interface RunResult {
+  argv: readonly string[];
+  exitCode: number;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export class RunError extends Error {
+  constructor(readonly result: RunResult) {
+    super(
+      `${result.argv.join(' ')} exited ${result.timedOut ? 'by timeout' : result.signal ?? result.exitCode}` +
+        (result.stderr.trim() ? `: ${result.stderr.trim()}` : ''),
+    );
+  }
+}
+
+/** argv prefixed with nsenter so it runs in the network namespace at `netns`. */
+export function inNetns(netns: string | undefined, argv: readonly string[]): string[] {
+  return netns === undefined ? [...argv] : ['nsenter', `--net=${netns}`, '--', ...argv];
+}
+
+export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const full = inNetns(opts.netns, argv);
+  const [file, ...args] = full as [string, ...string[]];
+  const env: Record<string, string | undefined> = { ...(opts.cleanEnv ? { PATH: process.env.PATH } : {}), ...opts.env };
+  env[RUN_ID_ENV] = runId();
+  const r = await execa(file, args, {
+    input: opts.input,
+    env,
+    extendEnv: !opts.cleanEnv,
+    timeout: opts.timeoutMs ?? 30_000,
+    killSignal: 'SIGKILL',
+    reject: false,
+    stripFinalNewline: false,
+    cwd: opts.cwd,
+  });
+  const result: RunResult = {
+    argv: full,
+    exitCode: r.exitCode ?? -1,
+    signal: r.signal ?? undefined,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+    timedOut: Boolean(r.timedOut),
+  };
+  if ((opts.check ?? true) && (result.exitCode !== 0 || result.timedOut)) throw new RunError(result);
+  return result;
+}
+
+/** Runs `ip -j ARGS` (in `netns` if given) and parses its JSON. */
+export async function ipJson<T = any>(args: readonly string[], netns?: string): Promise<T> {
+  const r = await run(['ip', '-j', ...args], { netns });
+  const text = r.stdout.trim();
+  return (text === '' ? [] : JSON.parse(text)) as T;
+}

@@ -1,0 +1,106 @@
+/**
+ * What "leave the machine as you found it" is checked against: a snapshot of the caller's network
+ * namespace (links, addresses, routes, rules, nftables), the named namespaces under /var/run/netns, the
+ * mount table, and the processes tagged with a run ID. Taken outside any sandbox, it sees the machine's own
+ * state; two snapshots are compared aspect by aspect.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { run } from './exec.js';
+import { RUN_ID_ENV } from './run-id.js';
+
+export type Snapshot = Record<string, string>;
+
+async function tryRun(argv: string[]): Promise<string> {
+  try {
+    const r = await run(argv, { check: false, timeoutMs: 20_000 });
+    return r.exitCode === 0 ? r.stdout : `(unavailable: ${argv[0]} exited ${r.exitCode}: ${r.stderr.trim()})`;
+  } catch (e) {
+    return `(unavailable: ${(e as Error).message})`;
+  }
+}
+
+function dropKeys(text: string, keys: readonly string[]): string {
+  if (!text.startsWith('[')) return text;
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).filter(([k]) => !keys.includes(k)).map(([k, x]) => [k, strip(x)]));
+    }
+    return v;
+  };
+  return JSON.stringify(strip(JSON.parse(text)), null, 1);
+}
+
+/** Processes (other than the caller) whose environment carries NETPLUMB_RUN_ID=`id`. */
+export function taggedProcesses(id: string): string[] {
+  const needle = `${RUN_ID_ENV}=${id}\0`;
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'latin1');
+      if (!(env + '\0').includes(needle)) continue;
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim();
+      found.push(`${entry} ${cmd}`);
+    } catch {
+      /* gone or not ours to read */
+    }
+  }
+  return found;
+}
+
+export async function takeSnapshot(): Promise<Snapshot> {
+  const lifetimes = ['valid_life_time', 'preferred_life_time', 'expires'];
+  let netns = '';
+  try {
+    netns = readdirSync('/var/run/netns').sort().join('\n');
+  } catch {
+    netns = '(none)';
+  }
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split(' ');
+      const sep = f.indexOf('-');
+      return `${f[4]} ${f[sep + 1]} ${f[sep + 2]}`;
+    })
+    .sort()
+    .join('\n');
+  const [links, addrs, routes4, routes6, rules4, rules6, nft] = await Promise.all([
+    tryRun(['ip', '-j', '-d', 'link', 'show']),
+    tryRun(['ip', '-j', 'addr', 'show']),
+    tryRun(['ip', '-j', '-4', 'route', 'show', 'table', 'all']),
+    tryRun(['ip', '-j', '-6', 'route', 'show', 'table', 'all']),
+    tryRun(['ip', '-j', '-4', 'rule', 'show']),
+    tryRun(['ip', '-j', '-6', 'rule', 'show']),
+    tryRun(['nft', '-s', 'list', 'ruleset']),
+  ]);
+  return {
+    links: dropKeys(links, []),
+    addresses: dropKeys(addrs, lifetimes),
+    'routes (IPv4)': dropKeys(routes4, lifetimes),
+    'routes (IPv6)': dropKeys(routes6, lifetimes),
+    'rules (IPv4)': rules4,
+    'rules (IPv6)': rules6,
+    nftables: nft,
+    '/var/run/netns': netns,
+    mounts,
+  };
+}
+
+/** Human-readable differences between two snapshots; empty when equal. */
+export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
+  const out: string[] = [];
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const a = before[key] ?? '';
+    const b = after[key] ?? '';
+    if (a === b) continue;
+    const al = new Set(a.split('\n'));
+    const bl = new Set(b.split('\n'));
+    const gone = [...al].filter((l) => !bl.has(l)).slice(0, 10);
+    const added = [...bl].filter((l) => !al.has(l)).slice(0, 10);
+    out.push(`${key} changed:\n${gone.map((l) => `  - ${l}`).join('\n')}\n${added.map((l) => `  + ${l}`).join('\n')}`);
+  }
+  return out;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Makes a fresh Debian machine ready for `npm run demo` / `npm test`: system packages (as root, with
+// apt-get), node_modules (npm ci), and the build. Plain JavaScript with no dependencies, because it runs
+// before node_modules exists. Usage: node scripts/prepare.mjs demo|test|bench
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const profile = process.argv[2] ?? 'test';
+const root = new URL('..', import.meta.url).pathname;
+
+// what must be present → the Debian package that provides it
+const needs = {
+  demo: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables' },
+  test: {
+    ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
+    iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
+  },
+  bench: {
+    ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
+    iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
+  },
+}[profile];
+if (!needs) throw new Error(`unknown profile ${profile}`);
+
+const have = (cmd) =>
+  cmd.startsWith('/') ? existsSync(cmd) : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
+const pyroute2 = () => spawnSync('/usr/bin/python3', ['-c', 'import pyroute2'], { stdio: 'ignore' }).status === 0;
+
+const missing = new Set(Object.entries(needs).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg));
+if (profile === 'bench' && !pyroute2()) missing.add('python3-pyroute2');
+if (missing.size) {
+  const pkgs = [...missing];
+  if (process.getuid() === 0 && have('apt-get')) {
+    console.error(`prepare: installing ${pkgs.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { stdio: 'inherit', env });
+  } else {
+    console.error(`prepare: missing ${pkgs.join(' ')}; install them (apt-get install ${pkgs.join(' ')}) and run again`);
+    process.exit(1);
+  }
+}
+if (!existsSync(`${root}/node_modules/.package-lock.json`)) {
+  console.error('prepare: npm ci');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+}
+execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
+execFileSync(process.execPath, [`${root}/scripts/write-plugin-bins.mjs`], { stdio: 'inherit' });

@@ -1,0 +1,108 @@
+/**
+ * The test runner. Runs every *.test.js under the given directories (default: all of dist/test) as its own
+ * process, a few at a time, each in its own process group with a time limit. Integration tests put
+ * themselves in a sandbox (netns-harness), so a killed or hung file takes its namespaces with it.
+ * Around the whole run it snapshots the machine's own network state and fails if anything changed.
+ *
+ *   node dist/test/run.js [test/unit test/integration/links.test.ts …]
+ *   NETPLUMB_TEST_JOBS=3 NETPLUMB_TEST_TIMEOUT=600
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { diffSnapshots, takeSnapshot } from '../netns-harness/snapshot.js';
+import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
+import { taggedProcesses } from '../netns-harness/snapshot.js';
+
+const distTest = dirname(fileURLToPath(import.meta.url));
+const distRoot = resolve(distTest, '..');
+const repoRoot = resolve(distRoot, '..');
+
+function toDist(arg: string): string {
+  const abs = resolve(arg);
+  const rel = relative(repoRoot, abs);
+  const mapped = rel.startsWith('dist/') || rel.startsWith('..') ? abs : join(distRoot, rel);
+  return mapped.replace(/\.ts$/, '.js');
+}
+
+function collect(path: string, out: string[]): void {
+  if (!existsSync(path)) throw new Error(`no such test path: ${path}`);
+  if (statSync(path).isDirectory()) {
+    for (const e of readdirSync(path).sort()) {
+      if (e === 'fixtures') continue;
+      collect(join(path, e), out);
+    }
+  } else if (path.endsWith('.test.js')) out.push(path);
+}
+
+interface FileResult {
+  file: string;
+  ok: boolean;
+  seconds: number;
+  output: string;
+}
+
+async function runFile(file: string, timeoutSec: number): Promise<FileResult> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [file], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, [RUN_ID_ENV]: runId(), FORCE_COLOR: '0' },
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }, timeoutSec * 1000);
+  const code = await new Promise<number>((res) => child.once('exit', (c, s) => res(c ?? (s ? 128 : 1))));
+  clearTimeout(timer);
+  if (timedOut) output += `\n!! killed after ${timeoutSec} s\n`;
+  return { file: relative(distRoot, file), ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, output };
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const files: string[] = [];
+  for (const a of args.length ? args : [distTest]) collect(toDist(a), files);
+  const jobs = Math.max(1, Number(process.env.NETPLUMB_TEST_JOBS ?? 3));
+  const timeoutSec = Number(process.env.NETPLUMB_TEST_TIMEOUT ?? 600);
+  const id = runId();
+  const before = await takeSnapshot();
+  const started = Date.now();
+  const results: FileResult[] = [];
+  const queue = [...files];
+  await Promise.all(
+    Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+      for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+        const r = await runFile(f, timeoutSec);
+        results.push(r);
+        process.stdout.write(`\n━━ ${r.ok ? 'PASS' : 'FAIL'} ${r.file} (${r.seconds.toFixed(1)} s)\n${r.output.trimEnd()}\n`);
+      }
+    }),
+  );
+  // Sandboxes die with their PID 1; give the kernel a moment to reap before looking for leftovers.
+  let stray: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    stray = taggedProcesses(id);
+    if (stray.length === 0) break;
+    await sleep(100);
+  }
+  const diffs = diffSnapshots(before, await takeSnapshot());
+  const failed = results.filter((r) => !r.ok);
+  process.stdout.write(`\n━━ ${results.length} files, ${failed.length} failed, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  for (const f of failed) process.stdout.write(`   FAIL ${f.file}\n`);
+  if (stray.length) process.stdout.write(`!! processes left running:\n   ${stray.join('\n   ')}\n`);
+  if (diffs.length) process.stdout.write(`!! the machine's own network state changed during the run:\n${diffs.join('\n')}\n`);
+  return failed.length || stray.length || diffs.length ? 1 : 0;
+}
+
+process.exitCode = await main();
