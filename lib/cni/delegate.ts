@@ -9,7 +9,7 @@
  */
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from './errors.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, toCniError } from './errors.js';
 import type { CniCommand } from './env.js';
 import { parseRequest, type CniRequest } from './request.js';
 import { parseResult, type CniResult } from './types.js';
@@ -155,19 +155,23 @@ export async function delegate(type: string, command: CniCommand, req: CniReques
     const { hostLocal } = await import('./host-local.js');
     // What an executed plugin would see: our environment with the verb set, and the same stdin.
     const sub = parseRequest(delegateEnv(req, command), opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin));
-    switch (command) {
-      case 'ADD':
-        return await hostLocal.add(sub);
-      case 'DEL':
-        return void (await hostLocal.del(sub));
-      case 'CHECK':
-        return void (await hostLocal.check(sub));
-      case 'GC':
-        return void (await hostLocal.gc?.(sub));
-      case 'STATUS':
-        return void (await hostLocal.status?.(sub));
-      default:
-        throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `cannot delegate ${command}`);
+    try {
+      switch (command) {
+        case 'ADD':
+          return await hostLocal.add(sub);
+        case 'DEL':
+          return void (await hostLocal.del(sub));
+        case 'CHECK':
+          return void (await hostLocal.check(sub));
+        case 'GC':
+          return void (await hostLocal.gc?.(sub));
+        case 'STATUS':
+          return void (await hostLocal.status?.(sub));
+        default:
+          throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `cannot delegate ${command}`);
+      }
+    } catch (e) {
+      throw toCniError(e); // the same CniError the executable would have printed
     }
   }
   const file = findInPath(type, req.path);

@@ -5,7 +5,6 @@
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
 import { isValidNetworkName } from '../ipam/names.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';
@@ -192,4 +191,9 @@ export function checkNetns(netns: string, mode: 'exists' | 'foreign'): void {
       });
     }
   }
+}
+
+/** A pause (node:timers/promises costs a few ms of start-up in every plugin exec). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

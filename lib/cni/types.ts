@@ -8,6 +8,7 @@
  *   1.0.0 / 1.1.0:         no `version`; interfaces may add mtu, socketPath, pciID; routes may add mtu,
  *                          advmss, priority, table, scope; an empty `dns` is left out.
  */
+import type { IpamRoute } from '../ipam/config.js';
 import { parseCidr, parseIp } from '../ipam/ip.js';
 import { CNI_ERR, CniError } from './errors.js';
 import { CURRENT_VERSION, isLegacyResultVersion, isSupportedVersion } from './version.js';
@@ -29,15 +30,8 @@ export interface CniIpConfig {
   interface?: number;
 }
 
-export interface CniRoute {
-  dst: string;
-  gw?: string;
-  mtu?: number;
-  advmss?: number;
-  priority?: number;
-  table?: number;
-  scope?: number;
-}
+/** A route (CNI 1.1: dst, gw, mtu, advmss, priority, table, scope); lib/ipam's type, which lies below. */
+export type CniRoute = IpamRoute;
 
 export interface CniDns {
   nameservers?: string[];
@@ -105,6 +99,16 @@ export function parseResult(raw: unknown, opts: ParseResultOptions = {}): CniRes
     if (!isObject(v)) throw bad(`${where} must be an object, not ${JSON.stringify(v)}`);
     return v;
   };
+  const prefixed = (o: Json, k: string, where: string): string => {
+    const v = str(o, k, where, true)!;
+    if (!parseCidr(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an address with a prefix`);
+    return v;
+  };
+  const address = (o: Json, k: string, where: string): string | undefined => {
+    const v = str(o, k, where);
+    if (v !== undefined && !parseIp(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an IP address`);
+    return v;
+  };
   const set = <T extends object>(target: T, k: keyof T, v: unknown) => {
     if (v !== undefined) (target as Record<keyof T, unknown>)[k] = v;
   };
@@ -129,15 +133,8 @@ export function parseResult(raw: unknown, opts: ParseResultOptions = {}): CniRes
     out.ips = ips.map((x, i) => {
       const w = `ips[${i}]`;
       const o = obj(x, w);
-      const address = str(o, 'address', w, true)!;
-      const cidr = parseCidr(address);
-      if (!cidr) throw bad(`${w}.address ${JSON.stringify(address)} is not an address with a prefix`);
-      const r: CniIpConfig = { address };
-      const gw = str(o, 'gateway', w);
-      if (gw !== undefined) {
-        if (!parseIp(gw)) throw bad(`${w}.gateway ${JSON.stringify(gw)} is not an IP address`);
-        r.gateway = gw;
-      }
+      const r: CniIpConfig = { address: prefixed(o, 'address', w) };
+      set(r, 'gateway', address(o, 'gateway', w));
       const idx = int(o, 'interface', w);
       if (idx !== undefined) {
         if (out.interfaces !== undefined && idx >= out.interfaces.length) throw bad(`${w}.interface ${idx} is not an index of interfaces`);
@@ -152,14 +149,8 @@ export function parseResult(raw: unknown, opts: ParseResultOptions = {}): CniRes
     out.routes = routes.map((x, i) => {
       const w = `routes[${i}]`;
       const o = obj(x, w);
-      const dst = str(o, 'dst', w, true)!;
-      if (!parseCidr(dst)) throw bad(`${w}.dst ${JSON.stringify(dst)} is not an address with a prefix`);
-      const r: CniRoute = { dst };
-      const gw = str(o, 'gw', w);
-      if (gw !== undefined) {
-        if (!parseIp(gw)) throw bad(`${w}.gw ${JSON.stringify(gw)} is not an IP address`);
-        r.gw = gw;
-      }
+      const r: CniRoute = { dst: prefixed(o, 'dst', w) };
+      set(r, 'gw', address(o, 'gw', w));
       for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) set(r, k, int(o, k, w));
       return r;
     });

@@ -78,6 +78,8 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
     }
     const requested = new Map(conf.requestedIps.map((ip) => [formatIp(ip), ip]));
     const made: string[] = [];
+    // Written only once everything succeeded: a failed ADD leaves no trace, not even in the round robin.
+    const lastReserved = new Map<number, Ip>();
     const who = `${att.containerId}/${att.ifname}`;
     try {
       const out: AllocatedIp[] = [];
@@ -115,7 +117,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
             throw new IpamError('IPAM_UNAVAILABLE', `requested address ${text} is already allocated in ${setText}`, 'allocate', text);
           }
           made.push(text);
-          tx.setLastReserved(idx, req);
+          lastReserved.set(idx, req);
           out.push(allocated(idx, r, req, false));
           return;
         }
@@ -133,7 +135,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
             // A name not in the listing but present now was made by someone ignoring the lock: skip it.
             if (!tx.reserve(ip, att.containerId, att.ifname)) continue;
             made.push(text);
-            tx.setLastReserved(idx, ip);
+            lastReserved.set(idx, ip);
             out.push(allocated(idx, c.range, ip, false));
             return;
           }
@@ -154,6 +156,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
           list,
         );
       }
+      for (const [idx, ip] of lastReserved) tx.setLastReserved(idx, ip);
       return out;
     } catch (e) {
       for (const name of made) tx.remove(name);

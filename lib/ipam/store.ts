@@ -35,7 +35,6 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { IpamError } from './errors.js';
 import { formatIp, parseIp, type Ip } from './ip.js';
 import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
@@ -390,4 +389,9 @@ export class StoreTx {
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
+}
+
+/** A pause (node:timers/promises costs a few ms of start-up in every plugin exec). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
