@@ -55,6 +55,10 @@ export async function startEchoServer(where: NetnsHolder, port: number, host = '
     child.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('listening')) {
         clearTimeout(timer);
+        // A server a failed test forgot to stop must not keep the process alive.
+        child.unref();
+        child.stdout!.destroy();
+        child.stderr!.destroy();
         resolve();
       }
     });
@@ -66,6 +70,7 @@ export async function startEchoServer(where: NetnsHolder, port: number, host = '
   return {
     port,
     async stop() {
+      child.ref();
       child.kill('SIGKILL');
       await exited;
     },

@@ -4,3 +4,4 @@ export { run, ipJson, inNetns, RunError, type RunOptions, type RunResult } from 
 export { ping, tcpSend, tcpRoundTrip, startEchoServer, type PingResult, type EchoResult, type EchoServer } from './connectivity.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
+export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
