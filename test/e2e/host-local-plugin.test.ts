@@ -7,13 +7,29 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed } from '../../netns-harness/index.js';
-import { cniExec, ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot, type Invocation } from '../fixtures/cni-runtime.js';
+import { CniRuntime, sandboxed, type CniCommand, type PluginRun } from '../../netns-harness/index.js';
+import { ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
 
-const PLUGIN = join(NETPLUMB_BIN, 'netplumb-host-local');
+const PLUGIN = 'netplumb-host-local';
+
+interface Invocation {
+  command: string;
+  containerId?: string | undefined;
+  netns?: string | undefined;
+  ifname?: string | undefined;
+  /** CNI_ARGS exactly as given (malformed ones included) */
+  args?: string;
+}
+
+/** Runs the plugin through the runtime harness; CNI_ARGS is passed raw so that malformed values can be sent. */
+function cniExec(type: string, inv: Invocation, config: unknown): Promise<PluginRun> {
+  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN], env: inv.args === undefined ? {} : { CNI_ARGS: inv.args } });
+  const att = Object.fromEntries(Object.entries({ containerId: inv.containerId, netns: inv.netns, ifname: inv.ifname }).filter(([, v]) => v !== undefined));
+  return rt.exec(inv.command as CniCommand, config, att, type);
+}
 const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const root = mkdtempSync('/run/np-contract-');
 let seq = 0;

@@ -11,13 +11,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, sandboxed } from '../../netns-harness/index.js';
+import { CniRuntime, createHost, sandboxed } from '../../netns-harness/index.js';
 import { delegate } from '../../lib/cni/delegate.js';
 import { CniError } from '../../lib/cni/errors.js';
 import { ipamAdd, ipamExec, withRollback } from '../../lib/cni/ipam.js';
 import { parseRequest, type CniRequest } from '../../lib/cni/request.js';
 import { convertResult, parseResult, type CniResult } from '../../lib/cni/types.js';
-import { cniExec, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -146,18 +146,16 @@ test('the reference bridge delegates its IPAM to netplumb-host-local', async () 
     isGateway: true,
     ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.70.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
   };
-  const env = { CNI_CONTAINERID: 'brctr', CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH };
-  const add = await host.exec([join(REFERENCE_BIN, 'bridge')], { input: JSON.stringify(conf), env: { ...env, CNI_COMMAND: 'ADD' }, cleanEnv: true, check: false });
-  assert.is(add.exitCode, 0, add.stdout + add.stderr);
-  const result = parseResult(JSON.parse(add.stdout));
+  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  const list = { cniVersion: conf.cniVersion, name: conf.name, plugins: [conf] };
+  const att = { containerId: 'brctr', netns: ctr.netnsPath, ifname: 'eth0' };
+  const result = parseResult(await rt.add(list, att));
   assert.is(result.ips![0]!.address, '10.70.0.2/24');
   const addrs = await ctr.ip<any[]>('-4', 'addr', 'show', 'dev', 'eth0');
   assert.equal(addrs[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`), ['10.70.0.2/24'], 'the container has the address netplumb allocated');
   assert.equal([...reservations(join(dataDir, 'refbr'))], [['10.70.0.2', 'brctr\r\neth0']]);
-  const check = await host.exec([join(REFERENCE_BIN, 'bridge')], { input: JSON.stringify({ ...conf, prevResult: JSON.parse(add.stdout) }), env: { ...env, CNI_COMMAND: 'CHECK' }, cleanEnv: true, check: false });
-  assert.is(check.exitCode, 0, check.stdout);
-  const del = await host.exec([join(REFERENCE_BIN, 'bridge')], { input: JSON.stringify(conf), env: { ...env, CNI_COMMAND: 'DEL' }, cleanEnv: true, check: false });
-  assert.is(del.exitCode, 0, del.stdout + del.stderr);
+  await rt.check(list, att);
+  await rt.del(list, att);
   assert.is(reservations(join(dataDir, 'refbr')).size, 0);
   await host.destroy();
 });
@@ -172,15 +170,17 @@ test('Results of every version pass through the reference meta plugins and come 
     routes: [{ dst: '0.0.0.0/0', gw: '10.80.0.1' }],
     dns: { nameservers: ['10.80.0.1'] },
   };
+  const rt = new CniRuntime({ cniPath: [REFERENCE_BIN] });
+  const att = { containerId: 'meta1', ifname: 'eth0', netns: ctr.netnsPath };
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0']) {
     for (const p of ['portmap', 'tuning', 'bandwidth']) {
       const prev = convertResult(model, v);
       const conf = { cniVersion: v, name: 'meta', type: p, ...(p === 'portmap' ? { capabilities: { portMappings: true } } : {}), prevResult: prev };
-      const o = await cniExec(join(REFERENCE_BIN, p), { command: 'ADD', containerId: 'meta1', ifname: 'eth0', netns: ctr.netnsPath }, conf);
+      const o = await rt.exec('ADD', conf, att);
       assert.is(o.exitCode, 0, `${p} ${v}: ${o.stdout}${o.stderr}`);
       const back = parseResult(o.json, { defaultVersion: v });
       assert.equal(convertResult(back, v), prev, `${p} ${v}: the Result came back as it went`);
-      const del = await cniExec(join(REFERENCE_BIN, p), { command: 'DEL', containerId: 'meta1', ifname: 'eth0', netns: ctr.netnsPath }, conf);
+      const del = await rt.exec('DEL', conf, att);
       assert.is(del.exitCode, 0, `${p} ${v} DEL: ${del.stdout}`);
     }
   }

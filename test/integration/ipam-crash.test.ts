@@ -11,9 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { sandboxed } from '../../netns-harness/index.js';
+import { CniRuntime, sandboxed } from '../../netns-harness/index.js';
 import { Store } from '../../lib/ipam/store.js';
-import { cniExec, ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -92,7 +92,8 @@ test('after the storm every file is well formed and every seen allocation is in 
 
 test('GC with the surviving attachments returns the store to exactly those', async () => {
   const valid = [...survivors.keys()].map((id) => ({ containerID: id, ifname: 'eth0' }));
-  const o = await cniExec(OURS, { command: 'GC' }, { ...conf, 'cni.dev/valid-attachments': valid });
+  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN] });
+  const o = await rt.exec('GC', { ...conf, 'cni.dev/valid-attachments': valid }, {}, 'netplumb-host-local');
   assert.is(o.exitCode, 0, o.stdout + o.stderr);
   const want = new Map<string, string>();
   for (const [id, addrs] of survivors) for (const a of addrs) want.set(a, `${id}\r\neth0`);
@@ -102,9 +103,9 @@ test('GC with the surviving attachments returns the store to exactly those', asy
   assert.equal(entries.filter((e) => e.kind === 'temp' || e.problem !== undefined), []);
   assert.equal(entries.filter((e) => e.kind === 'lock' || e.kind === 'last-reserved').map((e) => e.name), ['last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
   // The store is usable: nobody holds the lock, and both plugins allocate from it.
-  const a = await cniExec(OURS, { command: 'ADD', containerId: 'after', ifname: 'eth0', netns: '/proc/self/ns/net' }, conf);
+  const a = await rt.exec('ADD', conf, { containerId: 'after', ifname: 'eth0', netns: '/proc/self/ns/net' }, 'netplumb-host-local');
   assert.is(a.exitCode, 0, a.stdout);
-  const b = await cniExec(join(REFERENCE_BIN, 'host-local'), { command: 'ADD', containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' }, { ...conf, cniVersion: '1.0.0' });
+  const b = await rt.exec('ADD', { ...conf, cniVersion: '1.0.0' }, { containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' }, 'host-local');
   assert.is(b.exitCode, 0, b.stdout);
   assert.is(reservations(dir).size, want.size + 4);
 });

@@ -7,16 +7,22 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed } from '../../netns-harness/index.js';
+import { CniRuntime, sandboxed, type CniCommand } from '../../netns-harness/index.js';
 import { Store } from '../../lib/ipam/store.js';
-import { cniExec, ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
 
-const OURS = join(NETPLUMB_BIN, 'netplumb-host-local');
-const REF = join(REFERENCE_BIN, 'host-local');
+const OURS = 'netplumb-host-local';
+const REF = 'host-local';
 const name = (p: string) => (p === OURS ? 'netplumb' : 'reference');
+const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN] });
+/** One plugin run, as a runtime does it; `args` is CNI_ARGS. */
+function cniExec(plugin: string, a: { command: string; containerId: string; ifname: string; netns: string; args?: string }, conf: unknown) {
+  const args = a.args === undefined ? undefined : Object.fromEntries(a.args.split(';').map((kv) => kv.split('=') as [string, string]));
+  return rt.exec(a.command as CniCommand, conf, { containerId: a.containerId, ifname: a.ifname, netns: a.netns, args }, plugin);
+}
 
 function network(net: string, ranges: unknown[], cniVersion = '1.0.0') {
   const dataDir = mkdtempSync('/run/np-interop-');
