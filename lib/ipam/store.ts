@@ -191,7 +191,17 @@ export class Store {
         await sleep(pause * (0.5 + Math.random()));
       }
       const tx = new StoreTx(this.dir);
-      const result = await fn(tx);
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        try {
+          tx.commit(); // whatever fn changed before failing is made durable too
+        } catch {
+          /* the original error matters more */
+        }
+        throw e;
+      }
       tx.commit();
       return result;
     } finally {
