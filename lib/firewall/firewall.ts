@@ -215,13 +215,15 @@ async function readModifyWrite(
       await b.apply(cmds, netns);
       return;
     } catch (e) {
-      if (!isRace(e) || attempt >= attempts) {
-        if (e instanceof FirewallError) throw new FirewallError(`${what}: ${e.message}`, { code: e.code, op: e.op, object: e.object, nftError: e.nftError, cause: e });
-        throw e;
-      }
+      if (!isRace(e) || attempt >= attempts) throw withContext(what, e);
       await new Promise((r) => setTimeout(r, attempt * 3 + Math.random() * 5));
     }
   }
+}
+
+function withContext(what: string, e: unknown): unknown {
+  if (!(e instanceof FirewallError)) return e;
+  return new FirewallError(`${what}: ${e.message}`, { code: e.code, op: e.op, object: e.object, nftError: e.nftError, cause: e });
 }
 
 /** Compare-and-delete of an element as read: fails the transaction if it changed since. */
@@ -309,6 +311,7 @@ export async function addContainerRules(spec: ContainerFirewall, opts: FirewallO
     writeSysctl(`net/ipv4/conf/${s.bridge}/route_localnet`, '1', opts.netns);
   }
   const prefix = [...skeleton(), ...bridgeCommands(s.net)];
+  const what = `firewall ADD ${s.containerId}/${s.ifname}`;
   try {
     await b.apply(
       [
@@ -320,9 +323,9 @@ export async function addContainerRules(spec: ContainerFirewall, opts: FirewallO
     );
     return;
   } catch (e) {
-    if (!isRace(e)) throw e;
+    if (!isRace(e)) throw withContext(what, e);
   }
-  await readModifyWrite(b, opts.netns, `firewall ADD ${s.containerId}/${s.ifname}`, (st) => reconcile(st, d, prefix));
+  await readModifyWrite(b, opts.netns, what, (st) => reconcile(st, d, prefix));
 }
 
 /**
