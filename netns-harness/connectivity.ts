@@ -62,6 +62,11 @@ async function startServer(where: NetnsHolder, args: string[], what: string, lin
         buf = buf.slice(i + 1);
         if (line === 'listening') {
           clearTimeout(timer);
+          // A server a failed test forgot to stop must not keep the process alive (its output still
+          // arrives: unref only stops it from holding the event loop).
+          child.unref();
+          (child.stdout as unknown as { unref(): void }).unref();
+          child.stderr!.destroy();
           resolve();
         } else lines(line);
       }
@@ -72,6 +77,7 @@ async function startServer(where: NetnsHolder, args: string[], what: string, lin
     });
   });
   return async () => {
+    child.ref();
     child.kill('SIGKILL');
     await exited;
   };

@@ -16,3 +16,4 @@ export {
 export { ethernetFrame, arpFrame, udpFrame, sendRawFrames } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
+export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
