@@ -4,7 +4,7 @@
  * one address. The iterator reproduces host-local's round robin exactly, so both allocators hand out the
  * same next address from the same store.
  */
-import { BITS, cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from './ip.js';
+import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from './ip.js';
 
 export interface Range {
   family: Family;
@@ -67,11 +67,6 @@ export function rangeSetSize(set: RangeSet): bigint {
 export function defaultWindow(subnet: Cidr): { start: bigint; end: bigint } {
   const last = lastOf(subnet);
   return { start: subnet.network + 1n, end: subnet.family === 4 ? last - 1n : last };
-}
-
-/** Number of addresses of a prefix, for messages. */
-export function prefixSize(family: Family, prefix: number): bigint {
-  return 1n << BigInt(BITS[family] - prefix);
 }
 
 /**
