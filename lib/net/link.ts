@@ -89,7 +89,7 @@ export function parseLink(m: NlMessage): Link {
     txqlen: getU32(a[IFLA_TXQLEN]),
     masterIndex: getU32(a[IFLA_MASTER]) || undefined,
     alias: getStr(a[IFLA_IFALIAS]) || undefined,
-    linkIndex: linkIndex === index ? undefined : linkIndex,
+    linkIndex,
     linkNetnsId: getS32(a[IFLA_LINK_NETNSID]),
     bridgePort,
     stats: parseStats(a[IFLA_STATS64]),
