@@ -4,10 +4,10 @@
  * that refuses to act on the caller's own namespace when the caller asked for another.
  */
 import {
-  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, statSync, symlinkSync, unlinkSync, constants as fsc,
+  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,
 } from 'node:fs';
 import { NetplumbError, SyscallError } from '../errors.js';
-import { flockSync, LOCK_EX, LOCK_UN, mount, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, umount2 } from '../sys/libc.js';
+import { CLONE_NEWNET, flockSync, LOCK_EX, LOCK_UN, mount, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, namespaceType, umount2 } from '../sys/libc.js';
 import { inNewNetnsSync } from '../sys/netns-window.js';
 
 export const NETNS_RUN_DIR = '/var/run/netns';
@@ -76,15 +76,9 @@ function checkName(name: string): void {
 }
 
 function fromFd(fd: number, path: string, name?: string): Netns {
-  let what = '';
-  try {
-    what = readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    /* checked below */
-  }
-  if (!what.startsWith('net:[')) {
+  if (namespaceType(fd) !== CLONE_NEWNET) {
     closeSync(fd);
-    throw new NetplumbError(`${path} is not a network namespace${what ? ` (${what})` : ''}`, { code: 'EINVAL', op: 'netns', object: path });
+    throw new NetplumbError(`${path} is not a network namespace`, { code: 'EINVAL', op: 'netns', object: path });
   }
   const st = fstatSync(fd);
   return new Netns(fd, path, st.dev, st.ino, name);
@@ -207,11 +201,16 @@ export function createNamedNetns(name: string): Netns {
     }
     try {
       inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND));
+      return openPath(path, name);
     } catch (e) {
+      try {
+        umount2(path, MNT_DETACH);
+      } catch {
+        /* not mounted */
+      }
       unlinkSync(path);
       throw e;
     }
-    return openPath(path, name);
   });
 }
 
@@ -260,7 +259,7 @@ function inspect(name: string): NamedNetns {
   try {
     const fd = openSync(path, fsc.O_RDONLY);
     try {
-      const ok = readlinkSync(`/proc/self/fd/${fd}`).startsWith('net:[');
+      const ok = namespaceType(fd) === CLONE_NEWNET;
       const st = fstatSync(fd);
       return ok ? { name, path, alive: true, id: `${st.dev}:${st.ino}`, symlink } : { name, path, alive: false, symlink };
     } finally {

@@ -40,6 +40,7 @@ interface Libc {
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
   strerror: (errno: number) => string;
+  ioctl: (fd: number, request: number, arg: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -61,6 +62,7 @@ function load(): Libc {
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
       sendto: lib.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
       strerror: lib.func('const char *strerror(int errnum)'),
+      ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
     };
   }
   return libc;
@@ -157,4 +159,12 @@ export function sendto(fd: number, data: Buffer, addr: Buffer, what?: string): n
 /** strerror(3): the C library's text for an errno (`File exists`). */
 export function strerror(errno: number): string {
   return load().strerror(errno);
+}
+
+const NS_GET_NSTYPE = 0xb703;
+
+/** The CLONE_NEW* type of a namespace fd (ioctl NS_GET_NSTYPE), or undefined if `fd` is no namespace. */
+export function namespaceType(fd: number): number | undefined {
+  const r = load().ioctl(fd, NS_GET_NSTYPE, 0);
+  return r === -1 ? undefined : r;
 }
