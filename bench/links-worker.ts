@@ -10,8 +10,8 @@ const h = openHandle({ pid });
 const br = (await getLink(h, 'br0')).index;
 await batch(
   Array.from({ length: n }, (_, i) => async () => {
-    await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
-    await addAddress(h, `vc${i}`, addr(i));
+    const vh = await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
+    await addAddress(h, vh.linkIndex!, addr(i));
   }),
   { concurrency: 1024 },
 );

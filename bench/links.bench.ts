@@ -5,10 +5,14 @@
  *
  *   node dist/bench/run.js links [--n 500] [--rounds 3]
  *
+ * Each method runs in a fresh harness host with an empty bridge; the rounds interleave the methods and the
+ * medians are compared, since the machine is shared and timings wander.
+ *
  * Library: timed in-process (socket opened inside the timing) and as a fresh `node` process (startup and module
  * loading included), the fair comparison with `ip -batch` and `python3`, which are timed as processes.
  */
 import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { sandboxed, createHost, run, type Host } from '../netns-harness/index.js';
@@ -33,8 +37,9 @@ async function library(host: Host): Promise<number> {
     const br = (await getLink(h, 'br0')).index;
     await batch(
       Array.from({ length: N }, (_, i) => async () => {
-        await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
-        await addAddress(h, `vc${i}`, addr(i));
+        // the new link comes back with its peer's index: no lookup by name needed
+        const vh = await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
+        await addAddress(h, vh.linkIndex!, addr(i));
       }),
       { concurrency: 1024 },
     );
@@ -79,9 +84,11 @@ ipr.close()
 print('%.1f' % ((time.monotonic() - t0) * 1000))
 `;
 
+const pyInside: number[] = [];
 async function pyroute2(host: Host): Promise<number> {
   const t0 = performance.now();
-  await host.exec(['/usr/bin/python3', '-c', PY, String(N)], { timeoutMs: 600_000 });
+  const r = await host.exec(['/usr/bin/python3', '-c', PY, String(N)], { timeoutMs: 600_000 });
+  pyInside.push(Number(r.stdout.trim()));
   return performance.now() - t0;
 }
 
@@ -98,18 +105,26 @@ async function verify(host: Host, label: string): Promise<void> {
   }
 }
 
+/**
+ * Each method gets a fresh host with an empty bridge. Afterwards its links are deleted synchronously and the
+ * machine is given a moment: a dying namespace is torn down by a kernel worker that holds the RTNL lock, and
+ * tearing down 1000 links that way would slow down whichever method runs next.
+ */
 async function fresh<T>(fn: (h: Host) => Promise<T>, label: string): Promise<T> {
   const host = await createHost('bench');
   try {
-    // the bridge is part of the setup, not of the timing
     const h = openHandle({ pid: host.pid });
     await createLink(h, { kind: 'bridge', name: 'br0', up: true });
     h.close();
     const r = await fn(host);
     await verify(host, label);
+    const del = Array.from({ length: N }, (_, i) => `link del vh${i}`);
+    writeFileSync(`/run/links-bench-${host.pid}.del`, del.join('\n') + '\n');
+    await host.exec(['ip', '-batch', `/run/links-bench-${host.pid}.del`], { timeoutMs: 600_000 });
     return r;
   } finally {
     await host.destroy();
+    await sleep(500);
   }
 }
 
@@ -132,6 +147,7 @@ const med = new Map([...times].map(([k, v]) => [k, median(v)]));
 for (const [name, xs] of times) {
   process.stdout.write(`${name.padEnd(26)} median ${med.get(name)!.toFixed(0).padStart(6)} ms   (${xs.map((x) => x.toFixed(0)).join(', ')})\n`);
 }
+process.stdout.write(`pyroute2 measured inside python (import included, interpreter start not): median ${median(pyInside).toFixed(0)} ms\n`);
 const ip = med.get('ip -batch')!;
 const py = med.get('pyroute2')!;
 for (const lib of ['netplumb (in process)', 'netplumb (node process)']) {

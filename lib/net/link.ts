@@ -12,7 +12,7 @@ import {
   IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NET_NS_PID, IFLA_OPERSTATE, IFLA_STATS64,
   IFLA_TXQLEN, IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL, IFLA_VXLAN_GROUP, IFLA_VXLAN_GROUP6, IFLA_VXLAN_ID,
   IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL,
-  NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
+  NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
 } from '../netlink/constants.js';
 import {
   bytesToIp, bytesToMac, familyOf, getBe16, getS32, getStr, getU16, getU32, getU8, ipToBytes, macToBytes,
@@ -306,7 +306,8 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: NsFd
 
 /** The request that creates a link, for callers that batch; `createLink` sends it. */
 export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[]): Promise<Buffer> {
-  const w = new MessageWriter(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  // NLM_F_ECHO: the kernel answers with the new link (index, MAC, a veth's peer index), saving a lookup.
+  const w = new MessageWriter(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
   ifinfo(w, 0, cfg.up ? true : undefined);
   w.str(IFLA_IFNAME, cfg.name);
   if (cfg.mtu !== undefined) w.u32(IFLA_MTU, cfg.mtu);
@@ -324,35 +325,44 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[])
 }
 
 /**
- * Creates a link of any kind. Fails with EEXIST if the name is taken (in the namespace it is created in).
- * `up` and `master` are applied by the same request.
+ * Creates a link of any kind and resolves with it as the kernel reported it on creation (for a veth,
+ * `peerIndex` is the peer's index, in the peer's namespace). Fails with EEXIST if the name is taken (in the
+ * namespace it is created in). `up` and `master` are applied by the same request.
  */
-export async function createLink(h: Handle, cfg: LinkConfig): Promise<void> {
+export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
   const fds: NsFd[] = [];
   try {
     const msg = await createLinkMessage(h, cfg, fds);
     const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
-    await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
+    const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
     if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
+    const echo = replies.find((m) => m.type === RTM_NEWLINK);
+    // A link created in another namespace is echoed from there (or, on old kernels, not at all).
+    if (echo && cfg.netns === undefined) return parseLink(echo);
+    return cfg.netns === undefined ? getLink(h, cfg.name) : inNamespace(cfg.netns, (hh) => getLink(hh, cfg.name));
   } finally {
     for (const f of fds) f.release();
+  }
+}
+
+async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>): Promise<T> {
+  if (target instanceof Handle) return fn(target);
+  const hh = openHandle(target);
+  try {
+    return await fn(hh);
+  } finally {
+    hh.close();
   }
 }
 
 /** Brings a just-created veth peer up, in whatever namespace it was created in. */
 async function peerUp(h: Handle, peer: VethPeerConfig): Promise<void> {
   if (peer.netns === undefined) return setLink(h, peer.name, { up: true });
-  if (peer.netns instanceof Handle) return setLink(peer.netns, peer.name, { up: true });
-  const ph = openHandle(peer.netns);
-  try {
-    await setLink(ph, peer.name, { up: true });
-  } finally {
-    ph.close();
-  }
+  return inNamespace(peer.netns, (hh) => setLink(hh, peer.name, { up: true }));
 }
 
 /** A veth pair; the peer may be created directly inside another namespace with its final name and MAC. */
-export function createVethPair(h: Handle, cfg: Omit<VethConfig, 'kind'>): Promise<void> {
+export function createVethPair(h: Handle, cfg: Omit<VethConfig, 'kind'>): Promise<Link> {
   return createLink(h, { ...cfg, kind: 'veth' });
 }
 
