@@ -1,5 +1,6 @@
 /** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. */
 import { NetplumbError } from '../errors.js';
+import { bytesToIp, ipToBytes, parseCidr } from '../netlink/encoding.js';
 import { addAddress, listAddresses } from './addr.js';
 import type { Handle } from './handle.js';
 import { createLink, findLink, setLink, type Link } from './link.js';
@@ -38,8 +39,10 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
   }
   if (opts.up && !link.up) await setLink(h, link.index, { up: true });
   if (address !== undefined) {
-    const have = await listAddresses(h, { link: link.index });
-    if (!have.some((a) => a.cidr === address)) await addAddress(h, link.index, address);
+    const want = parseCidr(address);
+    const canonical = `${bytesToIp(ipToBytes(want.address))}/${want.prefix}`; // fd00:0::1 and fd00::1 are one address
+    const have = await listAddresses(h, { link: link.index, family: want.family });
+    if (!have.some((a) => a.cidr === canonical)) await addAddress(h, link.index, address);
   }
   return { link, created };
 }

@@ -133,6 +133,11 @@ export class NetlinkSocket {
     return new NetlinkSocket(raw, opts);
   }
 
+  /** @internal for tests: a socket over a stand-in for node-netlink's raw socket (a fake kernel). */
+  static _overRaw(raw: unknown, opts: OpenOptions = {}): NetlinkSocket {
+    return new NetlinkSocket(raw as RawNetlinkSocket, opts);
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
