@@ -17,9 +17,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { sandboxed, createHost, run, type Host } from '../netns-harness/index.js';
 import { openHandle } from '../lib/net/handle.js';
-import { createLink, createVethPair, getLink } from '../lib/net/link.js';
-import { addAddress } from '../lib/net/addr.js';
-import { batch } from '../lib/net/batch.js';
+import { createLink } from '../lib/net/link.js';
+import { buildPairs, pairAddress as addr } from './links-lib.js';
 
 const WORKER = fileURLToPath(new URL('./links-worker.js', import.meta.url));
 
@@ -27,25 +26,11 @@ await sandboxed();
 const { values } = parseArgs({ options: { n: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' } } });
 const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
-const addr = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
 
-/** The library, in this process. */
+/** The library, in this process (opening the socket included). */
 async function library(host: Host): Promise<number> {
   const t0 = performance.now();
-  const h = openHandle({ pid: host.pid });
-  try {
-    const br = (await getLink(h, 'br0')).index;
-    await batch(
-      Array.from({ length: N }, (_, i) => async () => {
-        // the new link comes back with its peer's index: no lookup by name needed
-        const vh = await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
-        await addAddress(h, vh.linkIndex!, addr(i));
-      }),
-      { concurrency: 1024 },
-    );
-  } finally {
-    h.close();
-  }
+  await buildPairs(host.pid, N);
   return performance.now() - t0;
 }
 

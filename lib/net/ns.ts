@@ -184,6 +184,36 @@ function withRunDirLock<T>(fn: () => T): T {
 }
 
 /**
+ * Creates /var/run/netns/NAME (O_EXCL) and mounts a namespace on it with `mountIt`; on failure leaves nothing.
+ * Call with the run directory locked.
+ */
+function bindOnto(path: string, name: string, op: string, mountIt: () => void): void {
+  prepareRunDir();
+  try {
+    closeSync(openSync(path, fsc.O_RDONLY | fsc.O_CREAT | fsc.O_EXCL, 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new NetplumbError(`${op} ${name}: ${code}`, { code, op, object: name, cause: e });
+  }
+  try {
+    mountIt();
+    // a file with nothing of the right type mounted on it must not be left behind
+    const fd = openSync(path, fsc.O_RDONLY);
+    const ok = namespaceType(fd) === CLONE_NEWNET;
+    closeSync(fd);
+    if (!ok) throw new NetplumbError(`${op} ${name}: no network namespace mounted`, { code: 'EIO', op, object: name });
+  } catch (e) {
+    try {
+      umount2(path, MNT_DETACH);
+    } catch {
+      /* not mounted */
+    }
+    unlinkSync(path);
+    throw e;
+  }
+}
+
+/**
  * Creates a named namespace like `ip netns add NAME`: an empty file /var/run/netns/NAME with a new namespace
  * bind-mounted on it. The namespace is made by unshare on the calling thread, which then returns to its own.
  * Returns the new namespace, open.
@@ -192,25 +222,8 @@ export function createNamedNetns(name: string): Netns {
   checkName(name);
   const path = `${NETNS_RUN_DIR}/${name}`;
   return withRunDirLock(() => {
-    prepareRunDir();
-    try {
-      closeSync(openSync(path, fsc.O_RDONLY | fsc.O_CREAT | fsc.O_EXCL, 0));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-      throw new NetplumbError(`create network namespace ${name}: ${code}`, { code, op: 'netns add', object: name, cause: e });
-    }
-    try {
-      inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND));
-      return openPath(path, name);
-    } catch (e) {
-      try {
-        umount2(path, MNT_DETACH);
-      } catch {
-        /* not mounted */
-      }
-      unlinkSync(path);
-      throw e;
-    }
+    bindOnto(path, name, 'netns add', () => inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND)));
+    return openPath(path, name);
   });
 }
 
@@ -306,19 +319,7 @@ export function attachNetns(name: string, pid: number, opts: AttachOptions = {})
         }
         return;
       }
-      prepareRunDir();
-      try {
-        closeSync(openSync(path, fsc.O_RDONLY | fsc.O_CREAT | fsc.O_EXCL, 0));
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-        throw new NetplumbError(`attach network namespace ${name}: ${code}`, { code, op: 'netns attach', object: name, cause: e });
-      }
-      try {
-        mount(source, path, 'none', MS_BIND);
-      } catch (e) {
-        unlinkSync(path);
-        throw e;
-      }
+      bindOnto(path, name, 'netns attach', () => mount(source, path, 'none', MS_BIND));
     });
   } catch (e) {
     ns.close();

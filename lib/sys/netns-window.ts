@@ -27,13 +27,13 @@ function syncOnly<T>(r: T): T {
   return r;
 }
 
-/** Runs `fn` with the calling thread in the namespace open at `targetFd`, then returns to the original one. */
-export function inNetnsSync<T>(targetFd: number, what: string, fn: () => T): T {
+/** Enters a namespace with `enter`, runs `fn`, and returns the thread to the namespace it was in. */
+function window<T>(enter: () => void, fn: () => T): T {
   preloadLibc();
   // The thread's own namespace, opened now rather than cached: the caller may have moved on purpose.
   const back = openSync('/proc/thread-self/ns/net', 'r');
   try {
-    setns(targetFd, CLONE_NEWNET, what);
+    enter();
     try {
       return syncOnly(fn());
     } finally {
@@ -44,18 +44,12 @@ export function inNetnsSync<T>(targetFd: number, what: string, fn: () => T): T {
   }
 }
 
+/** Runs `fn` with the calling thread in the namespace open at `targetFd`, then returns to the original one. */
+export function inNetnsSync<T>(targetFd: number, what: string, fn: () => T): T {
+  return window(() => setns(targetFd, CLONE_NEWNET, what), fn);
+}
+
 /** Runs `fn` with the calling thread in a brand-new network namespace (unshare), then returns. */
 export function inNewNetnsSync<T>(fn: () => T): T {
-  preloadLibc();
-  const back = openSync('/proc/thread-self/ns/net', 'r');
-  try {
-    unshare(CLONE_NEWNET);
-    try {
-      return syncOnly(fn());
-    } finally {
-      restore(back);
-    }
-  } finally {
-    closeSync(back);
-  }
+  return window(() => unshare(CLONE_NEWNET), fn);
 }
