@@ -199,8 +199,8 @@ export class NetlinkSocket {
     return new Promise((resolve, reject) => {
       const seq = this.#seq;
       this.#seq = this.#seq >= 0xfffffff0 ? 1 : this.#seq + 1;
-      // A message may be sent again (dump retry), so each send works on its own copy of the header.
-      const m = Buffer.from(msg);
+      // A dump may be sent again (retry), so it works on its own copy of the header; other requests are sent once.
+      const m = (flags & NLM_F_DUMP) === NLM_F_DUMP ? Buffer.from(msg) : msg;
       m.writeUInt16LE(m.readUInt16LE(6) | flags, 6);
       m.writeUInt32LE(seq, 8);
       m.writeUInt32LE(this.port, 12);
