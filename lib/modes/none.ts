@@ -1,7 +1,8 @@
 /**
  * netplumb-none: Docker's `--net=none`. The container's namespace gets loopback only: `lo` up with 127.0.0.1/8
  * and ::1/128 (::1 only where IPv6 is enabled on lo). A drop-in for the reference `loopback` plugin, which
- * podman's CNI backend runs for every container.
+ * runtimes commonly run as a network of its own for every container (a `99-loopback.conf` next to the pod
+ * network).
  *
  *   ADD    lo up; 127.0.0.1/8 (and ::1/128) put back if someone removed them; records the attachment (so that
  *          netplumb-container can join this container); Result: lo and its addresses (with a prevResult:

@@ -1,6 +1,6 @@
 /**
  * netplumb-container (Docker's --net=container:<id>) executed as a runtime executes it. The target "web" is
- * attached the way podman's CNI backend attaches a container: a loopback network (netplumb-none) and a bridge
+ * attached the way CNI runtimes commonly attach a container: a loopback network (netplumb-none) and a bridge
  * network (the reference bridge + host-local) giving it eth0. A joining container gets a namespace file from
  * the runtime (`ip netns add`, in /run/netns); after ADD that file is web's namespace: same eth0, same
  * addresses, and web's services on 127.0.0.1 answer a client started through it. DEL gives the runtime its
@@ -209,7 +209,7 @@ test('a container can join one that joined: both end up in web\'s namespace', as
 test('the joiner\'s own loopback attachment (netplumb-none through the joined file) does not take web\'s lo down at DEL', async () => {
   const netns = await runtimeNetns();
   assert.is((await exec('ADD', conf(), { netns, id: 'lojoin' })).exitCode, 0);
-  // podman runs its loopback network for every container, through the same CNI_NETNS
+  // runtimes commonly run a loopback network for every container, through the same CNI_NETNS
   const lo = { cniVersion: '1.1.0', name: 'lo', type: 'netplumb-none' };
   assert.is((await cniExec(host, 'ADD', 'netplumb-none', lo, { containerId: 'lojoin', netns, ifname: 'lo' })).exitCode, 0);
   assert.is((await cniExec(host, 'DEL', 'netplumb-none', lo, { containerId: 'lojoin', netns, ifname: 'lo' })).exitCode, 0);
