@@ -193,6 +193,23 @@ test('bridge port options travel as slave data: hairpin, learning, flood, isolat
   assert.is(sd.hairpin, false);
 });
 
+test('ports enslaved as they are created start disabled while their peer is down', async () => {
+  // The kernel reports a fresh link's operstate as "unknown" (counted as up) until its link watch runs; a port
+  // enslaved before then would be put in forwarding state without a carrier. The library syncs first.
+  await createLink(h, { kind: 'bridge', name: 'br0', up: true });
+  await Promise.all([0, 1, 2, 3, 4].map((i) => createVethPair(h, { name: `p${i}`, master: 'br0', up: true, peer: { name: `q${i}` } })));
+  const ports = (await host.exec(['bridge', '-j', 'link', 'show'])).stdout;
+  assert.equal(JSON.parse(ports).map((p: any) => [p.ifname, p.master, p.state]), [0, 1, 2, 3, 4].map((i) => [`p${i}`, 'br0', 'disabled']));
+  // and a port whose peer comes up starts forwarding (STP is off)
+  await setLinkUp(h, 'q0');
+  let state = '';
+  for (let i = 0; i < 100 && state !== 'forwarding'; i++) {
+    state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state;
+    if (state !== 'forwarding') await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.is(state, 'forwarding');
+});
+
 test('macvlan and vxlan, with their parameters', async () => {
   await createVethPair(h, { name: 'up0', peer: { name: 'up1' } });
   await createLink(h, { kind: 'macvlan', name: 'mv0', parent: 'up0', mode: 'bridge', mac: '02:00:00:00:01:01' });
