@@ -37,39 +37,72 @@ export interface EchoServer {
   stop(): Promise<void>;
 }
 
-/** Starts a TCP echo server inside `where` and resolves once it listens. */
-export async function startEchoServer(where: NetnsHolder, port: number, host = '::'): Promise<EchoServer> {
-  const [file, ...args] = inNetns(where.netnsPath, [process.execPath, TCP_ECHO, 'serve', '--port', String(port), '--host', host]) as [
-    string,
-    ...string[],
-  ];
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [RUN_ID_ENV]: runId() } });
+export interface UdpServer extends EchoServer {
+  /** datagrams received so far: sender address, port and message */
+  received(): { from: string; port: number; message: string }[];
+}
+
+/** Starts `tcp-echo ARGS` inside `where` and resolves once it prints "listening"; `lines` gets the rest. */
+async function startServer(where: NetnsHolder, args: string[], what: string, lines: (line: string) => void = () => undefined) {
+  const [file, ...argv] = inNetns(where.netnsPath, [process.execPath, TCP_ECHO, ...args]) as [string, ...string[]];
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [RUN_ID_ENV]: runId() } });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`echo server in ${where.name} did not start within 5 s: ${stderr}`));
+      reject(new Error(`${what} in ${where.name} did not start within 5 s: ${stderr}`));
     }, 5000);
+    let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('listening')) {
-        clearTimeout(timer);
-        resolve();
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line === 'listening') {
+          clearTimeout(timer);
+          // A server a failed test forgot to stop must not keep the process alive (its output still
+          // arrives: unref only stops it from holding the event loop).
+          child.unref();
+          (child.stdout as unknown as { unref(): void }).unref();
+          child.stderr!.destroy();
+          resolve();
+        } else lines(line);
       }
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`echo server in ${where.name} exited (${code}): ${stderr}`));
+      reject(new Error(`${what} in ${where.name} exited (${code}): ${stderr}`));
     });
   });
-  return {
-    port,
-    async stop() {
-      child.kill('SIGKILL');
-      await exited;
-    },
+  return async () => {
+    child.ref();
+    child.kill('SIGKILL');
+    await exited;
   };
+}
+
+/**
+ * Starts a TCP echo server inside `where` and resolves once it listens. With `whoami`, it answers every
+ * connection with the client's address as the server sees it (to observe NAT) instead of echoing.
+ */
+export async function startEchoServer(where: NetnsHolder, port: number, host = '::', opts: { whoami?: boolean } = {}): Promise<EchoServer> {
+  const stop = await startServer(where, ['serve', '--port', String(port), '--host', host, ...(opts.whoami ? ['--whoami'] : [])], 'echo server');
+  return { port, stop };
+}
+
+/**
+ * Starts a UDP server inside `where`: it records every datagram (`received()`) and answers it with the same
+ * bytes, or with the sender's address as seen here when `whoami`.
+ */
+export async function startUdpServer(where: NetnsHolder, port: number, host = '::', opts: { whoami?: boolean } = {}): Promise<UdpServer> {
+  const received: { from: string; port: number; message: string }[] = [];
+  const stop = await startServer(where, ['udp-serve', '--port', String(port), '--host', host, ...(opts.whoami ? ['--whoami'] : [])], 'UDP server', (line) => {
+    const m = /^recv (\S+) (\d+) (.*)$/.exec(line);
+    if (m) received.push({ from: m[1]!, port: Number(m[2]), message: m[3]! });
+  });
+  return { port, stop, received: () => [...received] };
 }
 
 export interface EchoResult {
@@ -78,13 +111,22 @@ export interface EchoResult {
   error: string;
 }
 
-/** Connects from inside `from` to address:port, sends `message` and returns what came back. */
-export async function tcpSend(from: NetnsHolder, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
+async function send(mode: 'send' | 'udp-send', from: NetnsHolder, address: string, port: number, message: string, timeoutMs: number): Promise<EchoResult> {
   const r = await run(
-    [process.execPath, TCP_ECHO, 'send', '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)],
+    [process.execPath, TCP_ECHO, mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)],
     { netns: from.netnsPath, check: false, timeoutMs: timeoutMs + 5000 },
   );
   return { ok: r.exitCode === 0 && r.stdout === message, reply: r.stdout, error: r.stderr.trim() };
+}
+
+/** Connects from inside `from` to address:port, sends `message` and returns what came back. */
+export function tcpSend(from: NetnsHolder, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
+  return send('send', from, address, port, message, timeoutMs);
+}
+
+/** Sends one UDP datagram from inside `from` to address:port and waits for one answer. */
+export function udpSend(from: NetnsHolder, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
+  return send('udp-send', from, address, port, message, timeoutMs);
 }
 
 /** A whole TCP round trip: echo server in `server`, client in `client` connecting to `address`. */

@@ -72,7 +72,10 @@ export class NetnsHolder {
 
   /** Kills the holder; the namespace goes when nothing else holds it. */
   async destroy(): Promise<void> {
-    if (!this.#exited) this.process.kill('SIGKILL');
+    if (!this.#exited) {
+      this.process.ref(); // so that waiting for the exit keeps the event loop alive
+      this.process.kill('SIGKILL');
+    }
     await this.#exit;
   }
 
@@ -97,6 +100,8 @@ export class NetnsHolder {
         /* not yet visible */
       }
       if (comm === 'sleep') {
+        // Holders never keep a finished (or failed) test alive; they die with the sandbox anyway.
+        child.unref();
         if (loopbackUp) await run(['ip', 'link', 'set', 'lo', 'up'], { netns: `/proc/${child.pid}/ns/net` });
         return child;
       }

@@ -1,6 +1,19 @@
 export { sandboxed, inSandbox, assertSandbox, spawnSandboxed, sandboxArgv, SANDBOX_ENV, type SandboxOptions } from './sandbox.js';
 export { Host, Container, NetnsHolder, createHost, destroyAll, type HolderOptions } from './holder.js';
 export { run, ipJson, inNetns, RunError, type RunOptions, type RunResult } from './exec.js';
-export { ping, tcpSend, tcpRoundTrip, startEchoServer, type PingResult, type EchoResult, type EchoServer } from './connectivity.js';
+export {
+  ping,
+  tcpSend,
+  tcpRoundTrip,
+  startEchoServer,
+  startUdpServer,
+  udpSend,
+  type PingResult,
+  type EchoResult,
+  type EchoServer,
+  type UdpServer,
+} from './connectivity.js';
+export { ethernetFrame, arpFrame, udpFrame, sendRawFrames } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
+export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';

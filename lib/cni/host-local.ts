@@ -1,0 +1,113 @@
+/**
+ * netplumb-host-local: lib/ipam behind the CNI contract. The same object serves the executable
+ * (plugins/netplumb-host-local.ts → runPlugin) and the in-process fast path of IPAM delegation, so both
+ * behave identically.
+ *
+ * ADD allocates one address per range set; DEL releases the attachment's addresses (needing only the
+ * network name and dataDir, so a config whose ranges changed or broke still releases); CHECK verifies that
+ * the attachment holds an address in every range set and every prevResult address of its ranges; GC
+ * releases everything not held by a valid attachment; STATUS reports an exhausted range set (error 50).
+ */
+import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
+import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';
+import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
+import { rangeFor } from '../ipam/range.js';
+import { readResolvConf } from '../ipam/resolv.js';
+import { cniArgsValues } from './env.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from './errors.js';
+import { HOST_LOCAL_TYPE } from './delegate.js';
+import type { CniRequest } from './request.js';
+import type { CniPlugin } from './skeleton.js';
+import type { CniResult } from './types.js';
+import { CURRENT_VERSION } from './version.js';
+
+function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
+  let envIp: string | undefined;
+  if (withArgs) {
+    envIp = cniArgsValues(req.args, ['IP']).get('IP');
+    if (envIp !== undefined && parseIp(envIp) === undefined) {
+      throw invalidEnv(['CNI_ARGS'], `CNI_ARGS: IP=${envIp} is not an IP address`);
+    }
+  }
+  return parseIpamConfig(req.config, { envIp });
+}
+
+/** Where the store is, from the config alone (for DEL and GC, which must work even if ranges are broken). */
+function storeRef(req: CniRequest): { dataDir: string; name: string } {
+  const ipam = req.config.ipam;
+  if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam)) throw invalidConfig("IPAM config missing 'ipam' key", 'ipam');
+  const d = ipam.dataDir;
+  const dataDir = d === undefined || d === null || d === '' ? DEFAULT_DATA_DIR : d;
+  if (typeof dataDir !== 'string' || !dataDir.startsWith('/') || dataDir.includes('\0')) {
+    throw invalidConfig(`ipam.dataDir must be an absolute path, not ${JSON.stringify(d)}`, 'dataDir');
+  }
+  return { dataDir, name: req.name };
+}
+
+export const hostLocal: CniPlugin = {
+  name: HOST_LOCAL_TYPE,
+  about: 'netplumb-host-local: IPAM compatible with host-local (config and store), with GC and STATUS',
+
+  async add(req): Promise<CniResult> {
+    const conf = ipamConfig(req);
+    const dns = conf.resolvConf !== undefined ? readResolvConf(conf.resolvConf) : undefined;
+    const ips = await allocate(conf, { containerId: req.containerId, ifname: req.ifname });
+    const result: CniResult = {
+      cniVersion: CURRENT_VERSION,
+      ips: ips.map((a) => ({ address: a.cidr, gateway: formatIp(a.gateway) })),
+    };
+    if (conf.routes.length > 0) result.routes = conf.routes.map((r) => ({ ...r }));
+    if (dns !== undefined) result.dns = dns;
+    return result;
+  },
+
+  async del(req): Promise<void> {
+    await release(storeRef(req), { containerId: req.containerId, ifname: req.ifname });
+  },
+
+  async check(req): Promise<void> {
+    const conf = ipamConfig(req, false);
+    const who = `${req.containerId}/${req.ifname}`;
+    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => parseIp(n)!);
+    conf.rangeSets.forEach((set, i) => {
+      if (!held.some((ip) => rangeFor(set, ip))) {
+        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
+          object: who,
+        });
+      }
+    });
+    for (const ip of req.prevResult?.ips ?? []) {
+      const c = parseCidr(ip.address);
+      if (c === undefined) continue;
+      const addr = { family: c.family, value: c.ip };
+      if (!conf.rangeSets.some((set) => rangeFor(set, addr))) continue;
+      if (!held.some((h) => h.family === addr.family && h.value === addr.value)) {
+        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
+          object: formatIp(addr),
+        });
+      }
+    }
+  },
+
+  async gc(req): Promise<void> {
+    await gc(storeRef(req), req.validAttachments ?? []);
+  },
+
+  async status(req): Promise<void> {
+    const conf = ipamConfig(req, false);
+    let sets;
+    try {
+      sets = await status(conf);
+    } catch (e) {
+      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('IPAM_')) throw e;
+      throw new CniError(CNI_ERR.NOT_AVAILABLE, `ipam store of network "${conf.name}" is not usable: ${(e as Error).message}`, { cause: e });
+    }
+    for (const s of sets) {
+      if (s.used >= s.size) {
+        throw new CniError(CNI_ERR.NOT_AVAILABLE, `range set ${s.rangeSet} (${s.text}) of network "${conf.name}" is exhausted: ${s.used} of ${s.size} addresses allocated`, {
+          object: conf.name,
+        });
+      }
+    }
+  },
+};

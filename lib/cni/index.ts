@@ -1,0 +1,52 @@
+/**
+ * The CNI contract shared by netplumb's plugins: environment and stdin parsing with the spec's rules,
+ * error codes, Result types with version conversion, the plugin skeleton, IPAM delegation (exec from
+ * CNI_PATH or netplumb-host-local in process) and rollback. Importing this module loads neither netlink
+ * nor koffi nor execa: those are loaded on the paths that need them.
+ */
+export { runPlugin, handle, type CniPlugin, type Outcome, type HandleOptions } from './skeleton.js';
+export { parseRequest, readStdin, checkNetns, MAX_STDIN_BYTES, type CniRequest, type NetConf, type GcAttachment } from './request.js';
+export { parseEnv, parseCniArgs, cniArgsValues, isCommand, COMMANDS, type CniEnv, type CniCommand } from './env.js';
+export {
+  CniError,
+  CNI_ERR,
+  NETPLUMB_ERR,
+  cniCodeName,
+  toCniError,
+  unsupportedField,
+  invalidEnv,
+  invalidConfig,
+  type CniErrorJson,
+  type CniErrorInit,
+} from './errors.js';
+export {
+  parseResult,
+  convertResult,
+  formatResult,
+  type CniResult,
+  type CniInterface,
+  type CniIpConfig,
+  type CniRoute,
+  type CniDns,
+  type ParseResultOptions,
+} from './types.js';
+export {
+  SUPPORTED_VERSIONS,
+  CURRENT_VERSION,
+  isSupportedVersion,
+  compareVersions,
+  versionAtLeast,
+  MIN_VERSION_FOR,
+  type CniVersion,
+} from './version.js';
+export {
+  delegate,
+  execPlugin,
+  findInPath,
+  delegateEnv,
+  validatePluginType,
+  HOST_LOCAL_TYPE,
+  type DelegateOptions,
+  type ExecPluginOptions,
+} from './delegate.js';
+export { ipamType, ipamExec, ipamAdd, ipamDel, ipamCheck, ipamGc, ipamStatus, UndoStack, withRollback } from './ipam.js';

@@ -1,0 +1,474 @@
+/**
+ * What the bridge plugin asks of nftables, as whole operations: each ADD, DEL or GC is one transaction.
+ *
+ * ADD first tries a transaction that needs no reading: skeleton + bridge + `create` of the container's chains
+ * + its elements. `create` fails if the chains exist (a repeated ADD), and adding a key that another
+ * container holds fails too; then the state is read and one reconciling transaction replaces exactly this
+ * attachment's objects (no duplicates, stale keys of its own removed). DEL, GC and that fallback read first
+ * and delete by name and key; each element deletion is preceded by an `add` of the element as it was read,
+ * which is a no-op when unchanged and fails the whole transaction if someone changed it in between — a
+ * compare-and-delete — after which the operation reads again and retries (bounded).
+ */
+import { parsePrefix, canonicalIp, ipFamily } from './addr.js';
+import {
+  attachmentTag,
+  bridgeChain,
+  bridgeCommands,
+  chainRules,
+  cmd,
+  desiredState,
+  MAPS,
+  networkHash,
+  parseContainerChain,
+  parseRuleComment,
+  PORT_MAPS,
+  skeleton,
+  type DesiredState,
+  type MapName,
+  type NormalizedMapping,
+  type NormalizedSpec,
+} from './layout.js';
+import { FirewallError, nftBackend, type FirewallOptions, type NftBackend, type NftCommand } from './nft.js';
+import { writeSysctl } from './netns.js';
+import { byTag, chainKey, readState, type Observed, type ObservedElement } from './state.js';
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  /** default `tcp` */
+  protocol?: 'tcp' | 'udp' | 'sctp' | undefined;
+  /** publish only on this local address; `0.0.0.0` = every IPv4 address, `::` = every IPv6 address; default both */
+  hostIP?: string | undefined;
+}
+
+export interface NetworkFirewall {
+  /** CNI network name */
+  network: string;
+  bridge: string;
+  /** drop traffic between this bridge and other netplumb bridges (default true), except `allowBridges` */
+  isolate?: boolean | undefined;
+  /** bridges this one may exchange traffic with although isolated (both sides must allow if both isolate) */
+  allowBridges?: readonly string[] | undefined;
+}
+
+export interface ContainerFirewall extends NetworkFirewall {
+  containerId: string;
+  /** the interface name inside the container (CNI_IFNAME) */
+  ifname: string;
+  /** the container's addresses with their subnet's prefix length, as in a CNI result: `10.88.0.2/16` */
+  ips: readonly string[];
+  /** masquerade traffic leaving the network (not to its own subnets, not to multicast); default false */
+  masquerade?: boolean | undefined;
+  portMappings?: readonly PortMapping[] | undefined;
+  /** let the container's veth send only frames with its own MAC and addresses (needs hostVeth and mac) */
+  spoofCheck?: boolean | undefined;
+  /** host end of the container's veth */
+  hostVeth?: string | undefined;
+  /** the container interface's MAC */
+  mac?: string | undefined;
+  /**
+   * make 127.0.0.1:hostPort reach the container: sets net.ipv4.conf.<bridge>.route_localnet=1 when a mapping
+   * covers 127.0.0.1 (default true)
+   */
+  localhostPorts?: boolean | undefined;
+}
+
+export interface AttachmentRef {
+  containerId: string;
+  ifname: string;
+  network: string;
+}
+
+/** One attachment's state as found in the tables. */
+export interface FirewallAttachment {
+  tag: string;
+  /** from the rules' comments; undefined when no rule carries one (or truncated for very long names) */
+  containerId: string | undefined;
+  ifname: string | undefined;
+  network: string | undefined;
+  chains: string[];
+  /** source addresses dispatched to this attachment's NAT chain */
+  addresses: string[];
+  ports: { protocol: string; hostPort: number; hostIP: string | undefined; family: 4 | 6 | undefined }[];
+  hostVeth: string | undefined;
+}
+
+const MAX_ATTEMPTS = 8;
+
+function invalid(field: string, value: unknown, why: string): FirewallError {
+  return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code: 'EINVAL', op: 'firewall', object: field });
+}
+
+function checkName(field: string, v: unknown, max = 1024): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw invalid(field, v, `must be a non-empty string of at most ${max} characters`);
+  return v;
+}
+
+function checkIfname(field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > 15 || v === '.' || v === '..' || /[/:\s]/.test(v)) {
+    throw invalid(field, v, 'must be an interface name (1-15 bytes, no "/", ":" or whitespace)');
+  }
+  return v;
+}
+
+function checkPort(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw invalid(field, v, 'must be an integer 1-65535');
+  return v;
+}
+
+function normalizeNetwork(n: NetworkFirewall) {
+  const allow = n.allowBridges ?? [];
+  if (!Array.isArray(allow)) throw invalid('allowBridges', allow, 'must be a list of bridge names');
+  return {
+    network: checkName('network', n.network),
+    bridge: checkIfname('bridge', n.bridge),
+    isolate: n.isolate ?? true,
+    allowBridges: allow.map((b) => checkIfname('allowBridges[]', b)),
+  };
+}
+
+function normalizeMappings(list: readonly PortMapping[]): NormalizedMapping[] {
+  if (!Array.isArray(list)) throw invalid('portMappings', list, 'must be a list');
+  const out: NormalizedMapping[] = [];
+  const seen = new Map<string, number>();
+  for (const m of list) {
+    const protocol = (m.protocol ?? 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') throw invalid('portMappings[].protocol', m.protocol, 'must be tcp, udp or sctp');
+    const hostPort = checkPort('portMappings[].hostPort', m.hostPort);
+    const containerPort = checkPort('portMappings[].containerPort', m.containerPort);
+    let hostIP: string | undefined;
+    let hostFamily: 4 | 6 | undefined;
+    if (m.hostIP !== undefined && m.hostIP !== '') {
+      hostIP = canonicalIp(m.hostIP);
+      if (hostIP === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address');
+      hostFamily = ipFamily(hostIP);
+      if (hostIP === '0.0.0.0' || hostIP === '::') hostIP = undefined; // every address of that family
+    }
+    // The same host port of one family mapped twice: harmless if identical, ambiguous otherwise.
+    const families = hostFamily === undefined ? [4, 6] : [hostFamily];
+    const keys = families.map((f) => `${protocol}/${hostPort}/${hostIP ?? '*'}/${f}`);
+    const earlier = keys.map((k) => seen.get(k)).filter((x): x is number => x !== undefined);
+    if (earlier.some((p) => p !== containerPort)) throw invalid('portMappings', m, `host port ${protocol}/${hostPort} is mapped twice`);
+    for (const k of keys) seen.set(k, containerPort);
+    if (earlier.length === keys.length) continue;
+    out.push({ protocol, hostPort, containerPort, hostIP, hostFamily });
+  }
+  return out;
+}
+
+function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typeof normalizeNetwork>; localhostPorts: boolean } {
+  const net = normalizeNetwork(s);
+  if (!Array.isArray(s.ips)) throw invalid('ips', s.ips, 'must be a list of addresses');
+  const ips = s.ips.map((text) => {
+    const p = typeof text === 'string' ? parsePrefix(text) : undefined;
+    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16');
+    return p;
+  });
+  let spoof: NormalizedSpec['spoof'];
+  if (s.spoofCheck) {
+    const mac = typeof s.mac === 'string' ? s.mac.toLowerCase() : '';
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === '00:00:00:00:00:00') {
+      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface');
+    }
+    spoof = { hostVeth: checkIfname('hostVeth', s.hostVeth), mac };
+  }
+  return {
+    containerId: checkName('containerId', s.containerId),
+    ifname: checkName('ifname', s.ifname, 64),
+    network: net.network,
+    bridge: net.bridge,
+    ips,
+    masquerade: s.masquerade ?? false,
+    portMappings: normalizeMappings(s.portMappings ?? []),
+    spoof,
+    net,
+    localhostPorts: s.localhostPorts ?? true,
+  };
+}
+
+function tagOfRef(r: AttachmentRef): string {
+  return attachmentTag(checkName('network', r.network), checkName('ifname', r.ifname, 64), checkName('containerId', r.containerId));
+}
+
+// ── transactions ──────────────────────────────────────────────────────────────────────────────────────
+
+/** Errors a concurrent writer can cause; anything else is final. */
+function isRace(e: unknown): boolean {
+  return e instanceof FirewallError && ['EEXIST', 'ENOENT', 'EBUSY', 'EINTR', 'EAGAIN', 'ENOBUFS'].includes(e.code);
+}
+
+/**
+ * Read, build, apply; on a race, read again (bounded). `build` returns null when there is nothing to do.
+ */
+async function readModifyWrite(
+  b: NftBackend,
+  netns: string | undefined,
+  what: string,
+  build: (st: Observed) => NftCommand[] | null,
+  attempts = MAX_ATTEMPTS,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const st = await readState(b, netns);
+    const cmds = build(st);
+    if (cmds === null || cmds.length === 0) return;
+    try {
+      await b.apply(cmds, netns);
+      return;
+    } catch (e) {
+      if (!isRace(e) || attempt >= attempts) throw withContext(what, e);
+      await new Promise((r) => setTimeout(r, attempt * 3 + Math.random() * 5));
+    }
+  }
+}
+
+function withContext(what: string, e: unknown): unknown {
+  if (!(e instanceof FirewallError)) return e;
+  return new FirewallError(`${what}: ${e.message}`, { code: e.code, op: e.op, object: e.object, nftError: e.nftError, cause: e });
+}
+
+/** Compare-and-delete of an element as read: fails the transaction if it changed since. */
+function deleteObservedElement(e: ObservedElement): NftCommand[] {
+  const family = MAPS[e.map].family;
+  return [cmd.addMapElement(e.map, e.key, e.chain), cmd.deleteElement(family, e.map, e.key)];
+}
+
+function deleteAttachmentCommands(elements: ObservedElement[], chains: { family: 'inet' | 'bridge'; name: string }[]): NftCommand[] {
+  return [...elements.flatMap(deleteObservedElement), ...chains.map((c) => cmd.deleteChain(c.family, c.name))];
+}
+
+function describeOwner(st: Observed, chain: string): string {
+  for (const c of st.chains.values()) {
+    if (c.name !== chain) continue;
+    const info = parseRuleComment(c.rules[0]?.comment);
+    if (info?.containerId) return `container ${info.containerId} (interface ${info.ifname}, network ${info.network})`;
+  }
+  return `another attachment (${chain})`;
+}
+
+function describeKey(map: MapName, key: unknown): string {
+  const k = (key as { concat?: unknown[] }).concat;
+  if (k && PORT_MAPS.includes(map)) {
+    const [where, proto, port] = k as [string, string, number];
+    return map === 'ports' ? `${proto}/${port} (every ${where} address)` : `${proto}/${port} on ${where}`;
+  }
+  return `${map} ${String(key)}`;
+}
+
+function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftCommand[] {
+  const out = [...prefix];
+  const ours = st.elements.filter((e) => parseContainerChain(e.chain)?.tag === d.tag);
+  const wanted = new Set(d.elements.map((e) => `${e.map} ${e.keyId}`));
+  for (const e of ours) if (!wanted.has(`${e.map} ${e.keyId}`)) out.push(...deleteObservedElement(e));
+  for (const e of d.elements) {
+    const held = st.elements.find((o) => o.map === e.map && o.keyId === e.keyId);
+    if (!held || held.chain === e.chain) continue;
+    if (PORT_MAPS.includes(e.map)) {
+      throw new FirewallError(`host port ${describeKey(e.map, e.key)} is already published by ${describeOwner(st, held.chain)}`, {
+        code: 'EADDRINUSE',
+        op: 'publish port',
+        object: describeKey(e.map, e.key),
+      });
+    }
+    // An address or veth name now belongs to this attachment (the IPAM or the kernel says so): the old
+    // owner's dispatch entry is stale.
+    out.push(...deleteObservedElement(held));
+  }
+  const desiredChains = new Set(d.chains.map((c) => chainKey(c.family, c.name)));
+  for (const c of st.chains.values()) {
+    if (parseContainerChain(c.name)?.tag === d.tag && !desiredChains.has(chainKey(c.family, c.name))) out.push(cmd.deleteChain(c.family, c.name));
+  }
+  for (const c of d.chains) out.push(cmd.addChain(c.family, c.name), cmd.flushChain(c.family, c.name), ...chainRules(c));
+  for (const e of d.elements) out.push(cmd.addMapElement(e.map, e.key, e.chain));
+  return out;
+}
+
+function coversLoopback(m: NormalizedMapping): boolean {
+  return m.hostIP === undefined ? m.hostFamily !== 6 : m.hostIP.startsWith('127.');
+}
+
+// ── public operations ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Creates netplumb's tables if needed and registers `bridge` with its isolation settings. Idempotent; one
+ * transaction. (addContainerRules does the same within its own transaction.)
+ */
+export async function ensureNetworkFirewall(net: NetworkFirewall, opts: FirewallOptions = {}): Promise<void> {
+  const n = normalizeNetwork(net);
+  const b = nftBackend(opts.backend);
+  await b.apply([...skeleton(), ...bridgeCommands(n)], opts.netns);
+}
+
+/**
+ * Installs one attachment's rules — masquerade, hairpin, published ports, spoof check — and (re)applies its
+ * bridge's isolation, in one transaction. Repeating it replaces the attachment's previous rules (no
+ * duplicates). Throws FirewallError `EADDRINUSE` when a host port is published by another attachment.
+ */
+export async function addContainerRules(spec: ContainerFirewall, opts: FirewallOptions = {}): Promise<void> {
+  const s = normalize(spec);
+  const d = desiredState(s);
+  const b = nftBackend(opts.backend);
+  if (s.localhostPorts && s.portMappings.some(coversLoopback) && s.ips.some((p) => p.family === 4)) {
+    writeSysctl(`net/ipv4/conf/${s.bridge}/route_localnet`, '1', opts.netns);
+  }
+  const prefix = [...skeleton(), ...bridgeCommands(s.net)];
+  const what = `firewall ADD ${s.containerId}/${s.ifname}`;
+  try {
+    await b.apply(
+      [
+        ...prefix,
+        ...d.chains.flatMap((c) => [cmd.createChain(c.family, c.name), ...chainRules(c)]),
+        ...d.elements.map((e) => cmd.addMapElement(e.map, e.key, e.chain)),
+      ],
+      opts.netns,
+    );
+    return;
+  } catch (e) {
+    if (!isRace(e)) throw withContext(what, e);
+  }
+  await readModifyWrite(b, opts.netns, what, (st) => reconcile(st, d, prefix));
+}
+
+/**
+ * Removes everything of one attachment, found by container ID, interface and network alone (no address,
+ * no namespace needed). Idempotent: returns false when there was nothing to remove.
+ */
+export async function removeContainerRules(ref: AttachmentRef, opts: FirewallOptions = {}): Promise<boolean> {
+  return removeTag(nftBackend(opts.backend), opts.netns, tagOfRef(ref), `firewall DEL ${ref.containerId}/${ref.ifname}`);
+}
+
+async function removeTag(b: NftBackend, netns: string | undefined, tag: string, what: string): Promise<boolean> {
+  let removed = false;
+  await readModifyWrite(b, netns, what, (st) => {
+    const mine = byTag(st).get(tag);
+    removed = mine !== undefined;
+    return mine ? deleteAttachmentCommands(mine.elements, mine.chains) : null;
+  });
+  return removed;
+}
+
+/** Every attachment that has state in the tables. */
+export async function listContainerRules(opts: FirewallOptions = {}): Promise<FirewallAttachment[]> {
+  const st = await readState(nftBackend(opts.backend), opts.netns);
+  return [...byTag(st)].map(([tag, { chains, elements }]) => describe(tag, chains, elements));
+}
+
+function describe(tag: string, chains: { name: string; rules: { comment: string | undefined }[] }[], elements: ObservedElement[]): FirewallAttachment {
+  const info = chains.map((c) => parseRuleComment(c.rules[0]?.comment)).find((i) => i?.containerId !== undefined);
+  const ports: FirewallAttachment['ports'] = [];
+  const addresses: string[] = [];
+  let hostVeth: string | undefined;
+  for (const e of elements) {
+    if (e.map === 'masq4' || e.map === 'masq6') addresses.push(String(e.key));
+    else if (e.map === 'spoof') hostVeth = String(e.key);
+    else if (PORT_MAPS.includes(e.map)) {
+      const [where, protocol, hostPort] = (e.key as { concat: [string, string, number] }).concat;
+      if (e.map === 'ports') ports.push({ protocol, hostPort, hostIP: undefined, family: where === 'ipv4' ? 4 : 6 });
+      else ports.push({ protocol, hostPort, hostIP: where, family: e.map === 'hostports4' ? 4 : 6 });
+    }
+  }
+  return {
+    tag,
+    containerId: info?.containerId,
+    ifname: info?.ifname,
+    network: info?.network,
+    chains: chains.map((c) => c.name).sort(),
+    addresses,
+    ports,
+    hostVeth,
+  };
+}
+
+/**
+ * CNI CHECK: compares the attachment's rules with what `spec` asks for. Returns the differences found
+ * (empty when in order): missing or changed chains, missing, foreign or stale map entries, bridge not set up.
+ */
+export async function checkContainerRules(spec: ContainerFirewall, opts: FirewallOptions = {}): Promise<string[]> {
+  const s = normalize(spec);
+  const d = desiredState(s);
+  const st = await readState(nftBackend(opts.backend), opts.netns);
+  const problems: string[] = [];
+  if (!st.tables.has('inet') || !st.tables.has('bridge')) problems.push(`table netplumb missing (have: ${[...st.tables].join(', ') || 'none'})`);
+  if (!st.sets.get(chainKey('inet', 'bridges'))?.has(s.bridge)) problems.push(`bridge ${s.bridge} is not registered in set bridges`);
+  for (const dir of ['from', 'to'] as const) {
+    const el = st.elements.find((e) => e.map === `isolation_${dir}` && e.key === s.bridge);
+    if (el?.chain !== bridgeChain(s.bridge, dir)) problems.push(`isolation_${dir} has no entry for bridge ${s.bridge}`);
+  }
+  for (const c of d.chains) {
+    const have = st.chains.get(chainKey(c.family, c.name));
+    if (!have) {
+      problems.push(`chain ${c.family} ${c.name} (${c.kind}) missing`);
+      continue;
+    }
+    const stale = have.rules.length !== c.rules.length || have.rules.some((r) => parseRuleComment(r.comment)?.digest !== c.digest);
+    if (stale) problems.push(`chain ${c.family} ${c.name} (${c.kind}) has ${have.rules.length} rules not matching the configuration (want ${c.rules.length}, digest ${c.digest})`);
+  }
+  const mine = byTag(st).get(d.tag);
+  for (const c of mine?.chains ?? []) {
+    if (!d.chains.some((x) => x.name === c.name)) problems.push(`unexpected chain ${c.family} ${c.name}`);
+  }
+  for (const e of d.elements) {
+    const held = st.elements.find((o) => o.map === e.map && o.keyId === e.keyId);
+    if (!held) problems.push(`${describeKey(e.map, e.key)} missing from map ${e.map}`);
+    else if (held.chain !== e.chain) problems.push(`${describeKey(e.map, e.key)} in map ${e.map} belongs to ${describeOwner(st, held.chain)}`);
+  }
+  for (const e of mine?.elements ?? []) {
+    if (!d.elements.some((x) => x.map === e.map && x.keyId === e.keyId)) problems.push(`stale ${describeKey(e.map, e.key)} in map ${e.map}`);
+  }
+  return problems;
+}
+
+/**
+ * CNI GC: removes every attachment of `network` that is not in `valid`, in one transaction (or, when
+ * concurrent DELs keep invalidating it, one transaction per attachment). Returns what was removed.
+ */
+export async function gcFirewall(network: string, valid: readonly { containerId: string; ifname: string }[], opts: FirewallOptions = {}): Promise<FirewallAttachment[]> {
+  const keep = new Set(valid.map((v) => tagOfRef({ ...v, network })));
+  const netPrefix = `${networkHash(checkName('network', network))}-`;
+  const b = nftBackend(opts.backend);
+  const staleOf = (st: Observed) => [...byTag(st)].filter(([tag]) => tag.startsWith(netPrefix) && !keep.has(tag));
+  let removed: FirewallAttachment[] = [];
+  try {
+    await readModifyWrite(
+      b,
+      opts.netns,
+      `firewall GC ${network}`,
+      (st) => {
+        const stale = staleOf(st);
+        removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
+        return stale.flatMap(([, { chains, elements }]) => deleteAttachmentCommands(elements, chains));
+      },
+      3,
+    );
+    return removed;
+  } catch (e) {
+    if (!isRace(e)) throw e;
+  }
+  // Concurrent DELs keep changing what a whole-network sweep would delete: go one attachment at a time.
+  const stale = staleOf(await readState(b, opts.netns));
+  removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
+  for (const [tag] of stale) await removeTag(b, opts.netns, tag, `firewall GC ${network}`);
+  return removed;
+}
+
+/** Forgets a bridge: its isolation chains and its entry in the bridges set (its containers' rules stay). */
+export async function removeNetworkFirewall(bridge: string, opts: FirewallOptions = {}): Promise<void> {
+  checkIfname('bridge', bridge);
+  const b = nftBackend(opts.backend);
+  await readModifyWrite(b, opts.netns, `firewall remove bridge ${bridge}`, (st) => {
+    if (!st.tables.has('inet')) return null;
+    const out: NftCommand[] = [];
+    if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
+    for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
+    for (const dir of ['from', 'to'] as const) {
+      const name = bridgeChain(bridge, dir);
+      if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
+    }
+    return out;
+  });
+}
+
+/** Deletes netplumb's tables altogether (every container's rules with them). */
+export async function deleteFirewall(opts: FirewallOptions = {}): Promise<void> {
+  const b = nftBackend(opts.backend);
+  await readModifyWrite(b, opts.netns, 'firewall delete tables', (st) => [...st.tables].map((f) => cmd.deleteTable(f)));
+}

@@ -1,0 +1,346 @@
+/**
+ * The nftables layout netplumb owns, and the JSON commands that build it.
+ *
+ *   table inet netplumb                                   table bridge netplumb
+ *     map masq4/masq6      saddr            → jump c-…-post     map spoof   iifname (host veth) → jump c-…-spoof
+ *     map ports            nfproto.l4proto.dport → jump c-…-dnat chain prerouting  filter, prio -300: iifname vmap @spoof
+ *     map hostports4/6     daddr.l4proto.dport   → jump c-…-dnat chain c-<tag>-spoof   (one per container)
+ *     map isolation_from/_to  bridge        → jump b-…-from/-to
+ *     set bridges          every netplumb bridge
+ *     chain prerouting / output   nat, dstnat: published ports
+ *     chain postrouting           nat, srcnat: localhost SNAT, masquerade, hairpin
+ *     chain forward               filter: isolation between bridges
+ *     chain guard                 filter, prerouting -300: no 127/8 from a bridge (CVE-2020-8558)
+ *     chain c-<tag>-post / c-<tag>-dnat   one pair per container attachment
+ *     chain b-<hash>-from / b-<hash>-to   one pair per bridge
+ *
+ * Every per-container object is named by the attachment's tag, `<hash of network>-<hash of ifname+container
+ * ID>`, and dispatch is by verdict-map elements whose data (`jump c-<tag>-…`) names their owner. So a DEL
+ * needs nothing but the container ID, interface and network to find exactly its own elements and chains, and
+ * the kernel refuses to delete a chain that an element still points at.
+ */
+import { createHash } from 'node:crypto';
+import type { IpPrefix } from './addr.js';
+import type { NftCommand } from './nft.js';
+
+export const TABLE = 'netplumb';
+export type Family = 'inet' | 'bridge';
+
+/** Verdict maps and what keys they hold. */
+export const MAPS = {
+  masq4: { family: 'inet', type: 'ipv4_addr' },
+  masq6: { family: 'inet', type: 'ipv6_addr' },
+  ports: { family: 'inet', type: ['nf_proto', 'inet_proto', 'inet_service'] },
+  hostports4: { family: 'inet', type: ['ipv4_addr', 'inet_proto', 'inet_service'] },
+  hostports6: { family: 'inet', type: ['ipv6_addr', 'inet_proto', 'inet_service'] },
+  isolation_from: { family: 'inet', type: 'ifname' },
+  isolation_to: { family: 'inet', type: 'ifname' },
+  spoof: { family: 'bridge', type: 'ifname' },
+} as const satisfies Record<string, { family: Family; type: string | readonly string[] }>;
+export type MapName = keyof typeof MAPS;
+/** Maps whose keys are published ports: a key held by another container is a conflict, never taken over. */
+export const PORT_MAPS: readonly MapName[] = ['ports', 'hostports4', 'hostports6'];
+
+export type ChainKind = 'post' | 'dnat' | 'spoof';
+export const CHAIN_FAMILY: Record<ChainKind, Family> = { post: 'inet', dnat: 'inet', spoof: 'bridge' };
+
+function hex(text: string, len: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, len);
+}
+
+export function networkHash(network: string): string {
+  return hex(`network\0${network}`, 12);
+}
+
+/** The tag that names every object of one attachment (network, interface, container). */
+export function attachmentTag(network: string, ifname: string, containerId: string): string {
+  return `${networkHash(network)}-${hex(`attachment\0${ifname}\0${containerId}`, 16)}`;
+}
+
+export function containerChain(tag: string, kind: ChainKind): string {
+  return `c-${tag}-${kind}`;
+}
+
+const CONTAINER_CHAIN = /^c-([0-9a-f]{12}-[0-9a-f]{16})-(post|dnat|spoof)$/;
+
+/** The tag and kind of a per-container chain name, or undefined for any other chain. */
+export function parseContainerChain(name: string): { tag: string; kind: ChainKind } | undefined {
+  const m = CONTAINER_CHAIN.exec(name);
+  return m ? { tag: m[1]!, kind: m[2] as ChainKind } : undefined;
+}
+
+export function bridgeChain(bridge: string, dir: 'from' | 'to'): string {
+  return `b-${hex(`bridge\0${bridge}`, 12)}-${dir}`;
+}
+
+export function digest(value: unknown): string {
+  return hex(JSON.stringify(value), 8);
+}
+
+/** Rule comment: `np:<digest of the chain's rules> id=… if=… net=…`, printable ASCII, at most 127 bytes. */
+export function ruleComment(chainDigest: string, ids: { containerId: string; ifname: string; network: string }): string {
+  const text = `np:${chainDigest} id=${ids.containerId} if=${ids.ifname} net=${ids.network}`.replace(/[^\x20-\x7e]/g, '?');
+  return text.slice(0, 127);
+}
+
+export function parseRuleComment(comment: string | undefined): { digest: string; containerId?: string; ifname?: string; network?: string } | undefined {
+  const m = /^np:([0-9a-f]{8})(?: id=(\S*))?(?: if=(\S*))?(?: net=(.*))?$/.exec(comment ?? '');
+  if (!m) return undefined;
+  return { digest: m[1]!, containerId: m[2], ifname: m[3], network: m[4] };
+}
+
+// ── expressions (nftables JSON) ───────────────────────────────────────────────────────────────────────
+
+export type Expr = Record<string, unknown>;
+const meta = (key: string): Expr => ({ meta: { key } });
+const payload = (protocol: string, field: string): Expr => ({ payload: { protocol, field } });
+const match = (left: Expr, right: unknown, op: '==' | '!=' | 'in' = '=='): Expr => ({ match: { op, left, right } });
+const set = (items: unknown[]): Expr => ({ set: items });
+const prefix = (p: { network: string; prefix: number }): Expr => ({ prefix: { addr: p.network, len: p.prefix } });
+const vmap = (key: Expr, map: MapName): Expr => ({ vmap: { key, data: `@${map}` } });
+const concat = (...items: Expr[]): Expr => ({ concat: items });
+const ctDnat = match({ ct: { key: 'status' } }, 'dnat', 'in');
+const RETURN: Expr = { return: null };
+const DROP: Expr = { drop: null };
+const COUNTER: Expr = { counter: null };
+const MASQUERADE: Expr = { masquerade: null };
+const ipOf = (f: 4 | 6) => (f === 4 ? 'ip' : 'ip6');
+
+// ── commands ──────────────────────────────────────────────────────────────────────────────────────────
+
+const obj = (family: Family, extra: Record<string, unknown>) => ({ family, table: TABLE, ...extra });
+export const cmd = {
+  addTable: (family: Family): NftCommand => ({ add: { table: { family, name: TABLE } } }),
+  deleteTable: (family: Family): NftCommand => ({ delete: { table: { family, name: TABLE } } }),
+  addChain: (family: Family, name: string): NftCommand => ({ add: { chain: obj(family, { name }) } }),
+  createChain: (family: Family, name: string): NftCommand => ({ create: { chain: obj(family, { name }) } }),
+  flushChain: (family: Family, name: string): NftCommand => ({ flush: { chain: obj(family, { name }) } }),
+  deleteChain: (family: Family, name: string): NftCommand => ({ delete: { chain: obj(family, { name }) } }),
+  addRule: (family: Family, chain: string, expr: Expr[], comment?: string): NftCommand => ({
+    add: { rule: obj(family, { chain, expr, ...(comment === undefined ? {} : { comment }) }) },
+  }),
+  addMapElement: (map: MapName, key: unknown, chain: string): NftCommand => ({
+    add: { element: obj(MAPS[map].family, { name: map, elem: [[key, { jump: { target: chain } }]] }) },
+  }),
+  deleteElement: (family: Family, name: string, key: unknown): NftCommand => ({ delete: { element: obj(family, { name, elem: [key] }) } }),
+  addSetElement: (family: Family, name: string, key: unknown): NftCommand => ({ add: { element: obj(family, { name, elem: [key] }) } }),
+};
+
+function baseChain(family: Family, name: string, type: 'nat' | 'filter', hook: string, prio: number): NftCommand {
+  return { add: { chain: obj(family, { name, type, hook, prio, policy: 'accept' }) } };
+}
+
+/**
+ * Tables, maps, sets and base chains with their fixed rules. Idempotent and self-repairing: every ADD sends it
+ * in its own transaction (`add` of what exists is a no-op; base chains are flushed and refilled atomically).
+ */
+export function skeleton(): NftCommand[] {
+  const out: NftCommand[] = [cmd.addTable('inet'), cmd.addTable('bridge')];
+  for (const [name, m] of Object.entries(MAPS)) {
+    out.push({ add: { map: obj(m.family, { name, type: m.type, map: 'verdict' }) } });
+  }
+  out.push({ add: { set: obj('inet', { name: 'bridges', type: 'ifname' }) } });
+
+  const portDispatch = [
+    [vmap(concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'hostports4')],
+    [vmap(concat(payload('ip6', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'hostports6')],
+    [match({ fib: { result: 'type', flags: ['daddr'] } }, 'local'), vmap(concat(meta('nfproto'), meta('l4proto'), payload('th', 'dport')), 'ports')],
+  ];
+  const base: [Family, string, 'nat' | 'filter', string, number, Expr[][]][] = [
+    ['inet', 'prerouting', 'nat', 'prerouting', -100, portDispatch],
+    ['inet', 'output', 'nat', 'output', -100, portDispatch],
+    [
+      'inet', 'postrouting', 'nat', 'postrouting', 100,
+      [
+        // 127.0.0.1:hostPort DNATed to a container keeps its loopback source: give it the bridge's address.
+        [ctDnat, match(meta('oifname'), '@bridges'), match(payload('ip', 'saddr'), prefix({ network: '127.0.0.0', prefix: 8 })), MASQUERADE],
+        [vmap(payload('ip', 'saddr'), 'masq4')],
+        [vmap(payload('ip6', 'saddr'), 'masq6')],
+      ],
+    ],
+    [
+      'inet', 'forward', 'filter', 'forward', 0,
+      [
+        // Published ports are public: reaching one through the host's address crosses bridges by design.
+        [ctDnat, RETURN],
+        [vmap(meta('iifname'), 'isolation_from')],
+        [vmap(meta('oifname'), 'isolation_to')],
+      ],
+    ],
+    [
+      // route_localnet (needed for 127.0.0.1 published ports) would otherwise let a container reach the
+      // host's loopback services (CVE-2020-8558); priority raw sees the packet before NAT.
+      'inet', 'guard', 'filter', 'prerouting', -300,
+      [[match(meta('iifname'), '@bridges'), match(payload('ip', 'daddr'), prefix({ network: '127.0.0.0', prefix: 8 })), COUNTER, DROP]],
+    ],
+    ['bridge', 'prerouting', 'filter', 'prerouting', -300, [[vmap(meta('iifname'), 'spoof')]]],
+  ];
+  for (const [family, name, type, hook, prio, rules] of base) {
+    out.push(baseChain(family, name, type, hook, prio), cmd.flushChain(family, name));
+    for (const r of rules) out.push(cmd.addRule(family, name, r));
+  }
+  return out;
+}
+
+// ── per-bridge isolation ──────────────────────────────────────────────────────────────────────────────
+
+export interface BridgeIsolation {
+  network: string;
+  bridge: string;
+  isolate: boolean;
+  allowBridges: readonly string[];
+}
+
+/** Registers a bridge and (re)writes its isolation chains. Idempotent: element data is fixed per bridge. */
+export function bridgeCommands(b: BridgeIsolation): NftCommand[] {
+  const out: NftCommand[] = [cmd.addSetElement('inet', 'bridges', b.bridge)];
+  const peers = [b.bridge, ...b.allowBridges.filter((x) => x !== b.bridge)];
+  for (const [dir, map, side] of [['from', 'isolation_from', 'oifname'], ['to', 'isolation_to', 'iifname']] as const) {
+    const chain = bridgeChain(b.bridge, dir);
+    const comment = `np:bridge ${b.bridge} net=${b.network}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 127);
+    out.push(cmd.addChain('inet', chain), cmd.flushChain('inet', chain));
+    if (b.isolate) {
+      out.push(cmd.addRule('inet', chain, [match(meta(side), set(peers)), RETURN], comment));
+      out.push(cmd.addRule('inet', chain, [match(meta(side), '@bridges'), COUNTER, DROP], comment));
+    }
+    out.push(cmd.addMapElement(map, b.bridge, chain));
+  }
+  return out;
+}
+
+// ── per-container state ───────────────────────────────────────────────────────────────────────────────
+
+export interface ChainSpec {
+  family: Family;
+  name: string;
+  kind: ChainKind;
+  rules: Expr[][];
+  digest: string;
+  comment: string;
+}
+
+export interface ElementSpec {
+  map: MapName;
+  key: unknown;
+  /** canonical text of the key, comparable with a listed one */
+  keyId: string;
+  chain: string;
+}
+
+export interface DesiredState {
+  tag: string;
+  chains: ChainSpec[];
+  elements: ElementSpec[];
+}
+
+export interface NormalizedMapping {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  hostPort: number;
+  containerPort: number;
+  /** canonical host address, or undefined for every local address of `families` */
+  hostIP: string | undefined;
+  hostFamily: 4 | 6 | undefined;
+}
+
+export interface NormalizedSpec {
+  containerId: string;
+  ifname: string;
+  network: string;
+  bridge: string;
+  ips: IpPrefix[];
+  masquerade: boolean;
+  portMappings: NormalizedMapping[];
+  spoof: { hostVeth: string; mac: string } | undefined;
+}
+
+export function keyId(key: unknown): string {
+  return JSON.stringify(key);
+}
+
+export function desiredState(s: NormalizedSpec): DesiredState {
+  const tag = attachmentTag(s.network, s.ifname, s.containerId);
+  const ids = { containerId: s.containerId, ifname: s.ifname, network: s.network };
+  const chains: ChainSpec[] = [];
+  const elements: ElementSpec[] = [];
+  const addChain = (kind: ChainKind, rules: Expr[][]) => {
+    const d = digest(rules);
+    chains.push({ family: CHAIN_FAMILY[kind], name: containerChain(tag, kind), kind, rules, digest: d, comment: ruleComment(d, ids) });
+  };
+  const addElement = (map: MapName, key: unknown, kind: ChainKind) => {
+    const id = keyId(key);
+    if (!elements.some((e) => e.map === map && e.keyId === id)) elements.push({ map, key, keyId: id, chain: containerChain(tag, kind) });
+  };
+  const first = (f: 4 | 6) => s.ips.find((p) => p.family === f);
+
+  // Source NAT: hairpin always (replies to a container that reached a published port through the host must
+  // come back through the host), masquerade of traffic leaving the network when asked.
+  const post: Expr[][] = [
+    [ctDnat, match(meta('oifname'), s.bridge), MASQUERADE],
+    [match(meta('oifname'), s.bridge), RETURN],
+  ];
+  if (s.masquerade) {
+    for (const f of [4, 6] as const) {
+      const seen = new Set<string>();
+      for (const p of s.ips.filter((x) => x.family === f)) {
+        const k = `${p.network}/${p.prefix}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        post.push([match(payload(ipOf(f), 'daddr'), prefix(p)), RETURN]);
+      }
+      post.push([match(payload(ipOf(f), 'daddr'), prefix(f === 4 ? { network: '224.0.0.0', prefix: 4 } : { network: 'ff00::', prefix: 8 })), RETURN]);
+    }
+    post.push([MASQUERADE]);
+  }
+  if (s.ips.length > 0) {
+    addChain('post', post);
+    for (const p of s.ips) addElement(p.family === 4 ? 'masq4' : 'masq6', p.address, 'post');
+  }
+
+  const dnat: Expr[][] = [];
+  for (const m of s.portMappings) {
+    for (const f of [4, 6] as const) {
+      const target = first(f);
+      if (target === undefined) continue;
+      if (m.hostFamily !== undefined && m.hostFamily !== f) continue;
+      const nfproto = f === 4 ? 'ipv4' : 'ipv6';
+      const rule: Expr[] = [match(meta('nfproto'), nfproto)];
+      if (m.hostIP !== undefined) rule.push(match(payload(ipOf(f), 'daddr'), m.hostIP));
+      rule.push(match(meta('l4proto'), m.protocol), match(payload('th', 'dport'), m.hostPort));
+      rule.push({ dnat: { family: ipOf(f), addr: target.address, port: m.containerPort } });
+      dnat.push(rule);
+      if (m.hostIP !== undefined) addElement(f === 4 ? 'hostports4' : 'hostports6', { concat: [m.hostIP, m.protocol, m.hostPort] }, 'dnat');
+      else addElement('ports', { concat: [nfproto, m.protocol, m.hostPort] }, 'dnat');
+    }
+  }
+  if (dnat.length > 0) addChain('dnat', dnat);
+
+  if (s.spoof !== undefined) {
+    const { mac, hostVeth } = s.spoof;
+    const v4 = s.ips.filter((p) => p.family === 4).map((p) => p.address);
+    const v6 = s.ips.filter((p) => p.family === 6).map((p) => p.address);
+    const etherType = (t: string) => match(payload('ether', 'type'), t);
+    const spoof: Expr[][] = [
+      [match(payload('ether', 'saddr'), mac, '!='), COUNTER, DROP],
+      [etherType('arp'), match(payload('arp', 'saddr ether'), mac, '!='), COUNTER, DROP],
+    ];
+    if (v4.length > 0) {
+      // 0.0.0.0 is the sender of ARP probes (address conflict detection), harmless to caches.
+      spoof.push([etherType('arp'), match(payload('arp', 'saddr ip'), set([...v4, '0.0.0.0']), '!='), COUNTER, DROP]);
+      spoof.push([etherType('ip'), match(payload('ip', 'saddr'), set(v4), '!='), COUNTER, DROP]);
+    }
+    if (v6.length > 0) {
+      // '::' is the source of duplicate address detection; link-local addresses are the kernel's own choice.
+      spoof.push([etherType('ip6'), match(payload('ip6', 'saddr'), set([...v6, '::', { prefix: { addr: 'fe80::', len: 10 } }]), '!='), COUNTER, DROP]);
+    }
+    // A VLAN tag would hide the inner addresses from the checks above.
+    spoof.push([match(payload('ether', 'type'), set(['vlan', '8021ad'])), COUNTER, DROP]);
+    addChain('spoof', spoof);
+    addElement('spoof', hostVeth, 'spoof');
+  }
+  return { tag, chains, elements };
+}
+
+/** Commands that write a chain's rules (after `add`/`create` of the chain). */
+export function chainRules(c: ChainSpec): NftCommand[] {
+  return c.rules.map((r) => cmd.addRule(c.family, c.name, r, c.comment));
+}

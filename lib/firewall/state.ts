@@ -1,0 +1,89 @@
+/** What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles). */
+import { keyId, MAPS, parseContainerChain, TABLE, type Family, type MapName } from './layout.js';
+import type { NftBackend, NftObject } from './nft.js';
+
+export interface ObservedRule {
+  handle: number;
+  comment: string | undefined;
+}
+
+export interface ObservedChain {
+  family: Family;
+  name: string;
+  rules: ObservedRule[];
+}
+
+export interface ObservedElement {
+  map: MapName;
+  key: unknown;
+  keyId: string;
+  /** the chain the element jumps to ('' for any other verdict) */
+  chain: string;
+}
+
+export interface Observed {
+  tables: Set<Family>;
+  /** keyed `family name` */
+  chains: Map<string, ObservedChain>;
+  elements: ObservedElement[];
+  /** named sets' elements, keyed `family name` */
+  sets: Map<string, Set<string>>;
+}
+
+export const chainKey = (family: Family, name: string) => `${family} ${name}`;
+
+/** A listed element key without the `{elem: {val, comment}}` wrapper nft adds for annotated elements. */
+function unwrap(key: unknown): unknown {
+  if (key !== null && typeof key === 'object' && 'elem' in key) return (key as { elem: { val: unknown } }).elem.val;
+  return key;
+}
+
+function absorb(into: Observed, family: Family, objects: NftObject[]): void {
+  into.tables.add(family);
+  for (const o of objects) {
+    if (o.chain && o.chain.table === TABLE) {
+      into.chains.set(chainKey(family, o.chain.name), { family, name: o.chain.name, rules: [] });
+    }
+  }
+  for (const o of objects) {
+    if (o.rule && o.rule.table === TABLE) {
+      into.chains.get(chainKey(family, o.rule.chain))?.rules.push({ handle: o.rule.handle, comment: o.rule.comment });
+    } else if (o.map && o.map.table === TABLE && o.map.name in MAPS && MAPS[o.map.name as MapName].family === family) {
+      for (const pair of (o.map.elem ?? []) as [unknown, Record<string, any>][]) {
+        const key = unwrap(pair[0]);
+        const verdict = pair[1] ?? {};
+        const chain: string = verdict.jump?.target ?? verdict.goto?.target ?? '';
+        into.elements.push({ map: o.map.name as MapName, key, keyId: keyId(key), chain });
+      }
+    } else if (o.set && o.set.table === TABLE) {
+      into.sets.set(chainKey(family, o.set.name), new Set(((o.set.elem ?? []) as unknown[]).map((k) => String(unwrap(k)))));
+    }
+  }
+}
+
+export async function readState(b: NftBackend, netns: string | undefined): Promise<Observed> {
+  const [inet, bridge] = await Promise.all([b.listTable('inet', TABLE, netns), b.listTable('bridge', TABLE, netns)]);
+  const st: Observed = { tables: new Set(), chains: new Map(), elements: [], sets: new Map() };
+  if (inet) absorb(st, 'inet', inet);
+  if (bridge) absorb(st, 'bridge', bridge);
+  return st;
+}
+
+/** Per-container chains and elements grouped by attachment tag. */
+export function byTag(st: Observed): Map<string, { chains: ObservedChain[]; elements: ObservedElement[] }> {
+  const out = new Map<string, { chains: ObservedChain[]; elements: ObservedElement[] }>();
+  const entry = (tag: string) => {
+    let e = out.get(tag);
+    if (!e) out.set(tag, (e = { chains: [], elements: [] }));
+    return e;
+  };
+  for (const c of st.chains.values()) {
+    const p = parseContainerChain(c.name);
+    if (p) entry(p.tag).chains.push(c);
+  }
+  for (const el of st.elements) {
+    const p = parseContainerChain(el.chain);
+    if (p) entry(p.tag).elements.push(el);
+  }
+  return out;
+}

@@ -1,0 +1,407 @@
+/**
+ * The on-disk store, byte for byte host-local's:
+ *
+ *   <dataDir>/<network>/            directory, 0755
+ *   <dataDir>/<network>/lock        taken with flock(LOCK_EX) around every operation
+ *   <dataDir>/<network>/<ip>        one file per reserved address: `<containerID>\r\n<ifname>`
+ *   <dataDir>/<network>/last_reserved_ip.<N>   the last address handed out from range set N
+ *
+ * so that netplumb and the reference plugin can share one store at the same time. What netplumb adds:
+ *  - a reservation is written to a temporary file, fsynced, then hard-linked to its name: link(2) fails
+ *    when the name exists (O_EXCL semantics, two allocators never both win) and the name never points at
+ *    a torn or empty file, even after SIGKILL or a power cut; last_reserved_ip is replaced by rename(2);
+ *    the directory is fsynced before the lock is released. A crash can leave only a `.netplumb-tmp.*`
+ *    file, which the next operation removes.
+ *  - nothing is followed: the network directory and the lock must not be symlinks, files are opened
+ *    O_NOFOLLOW|O_NONBLOCK and must be regular, names are validated so nothing leaves the directory.
+ *  - files are created 0600 (host-local 1.1.1 uses 0644, newer host-local 0600).
+ *
+ * Inside a lock everything is synchronous: the critical section is a handful of small files, and holding
+ * a cross-process lock across event-loop turns would only make everyone else wait longer.
+ */
+import {
+  closeSync,
+  constants as FS,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { IpamError } from './errors.js';
+import { formatIp, parseIp, type Ip } from './ip.js';
+import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
+
+export const LOCK_FILE = 'lock';
+export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
+export const TEMP_PREFIX = '.netplumb-tmp.';
+export const LINE_BREAK = '\r\n';
+const MAX_FILE_BYTES = 4096;
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o755;
+
+/** Who holds an address. `ifname` is undefined for the legacy format (container ID only). */
+export interface Owner {
+  containerId: string;
+  ifname: string | undefined;
+}
+
+/** The content of a reservation file: host-local's `<containerID>\r\n<ifname>`. */
+export function formatOwner(containerId: string, ifname: string): string {
+  return `${containerId.trim()}${LINE_BREAK}${ifname}`;
+}
+
+/** Parses a reservation file's content the way host-local matches it (trimmed), or says what is wrong. */
+export function parseOwner(content: string): Owner | { problem: string } {
+  const t = content.trim();
+  if (t === '') return { problem: 'empty' };
+  const i = t.indexOf(LINE_BREAK);
+  const containerId = i === -1 ? t : t.slice(0, i);
+  const ifname = i === -1 ? undefined : t.slice(i + LINE_BREAK.length);
+  if (!isValidContainerId(containerId)) return { problem: `invalid container ID ${JSON.stringify(containerId)}` };
+  if (ifname !== undefined && !isValidIfname(ifname)) return { problem: `invalid interface name ${JSON.stringify(ifname)}` };
+  return { containerId, ifname };
+}
+
+export function isProblem(o: Owner | { problem: string }): o is { problem: string } {
+  return 'problem' in o;
+}
+
+/** True if `owner` is the attachment (containerID, ifname), counting legacy files by container ID alone. */
+export function ownedBy(owner: Owner, containerId: string, ifname: string, legacy = true): boolean {
+  if (owner.containerId !== containerId.trim()) return false;
+  return owner.ifname === undefined ? legacy : owner.ifname === ifname;
+}
+
+export type EntryKind = 'reservation' | 'last-reserved' | 'lock' | 'temp' | 'foreign';
+
+export interface StoreEntry {
+  name: string;
+  kind: EntryKind;
+  /** the address a reservation is for, or a last_reserved_ip file holds */
+  ip?: Ip;
+  owner?: Owner;
+  /** set when the entry is not well formed */
+  problem?: string;
+}
+
+function errCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | null)?.code;
+}
+
+function unsafe(message: string, object: string, cause?: unknown): IpamError {
+  return new IpamError('IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
+}
+
+let libc: typeof import('../sys/libc.js') | undefined;
+
+export interface LockOptions {
+  /** give up (IPAM_BUSY, CNI "try again later") after this long; default 60 s */
+  timeoutMs?: number;
+}
+
+export class Store {
+  /** `<dataDir>/<network>` */
+  readonly dir: string;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly network: string,
+  ) {
+    this.dir = join(dataDir, network);
+  }
+
+  /**
+   * The store of one network. Validates the name (a single safe path component) and, with `create`, makes
+   * the directories as host-local does (0755). Refuses a network directory that is a symlink.
+   */
+  static open(dataDir: string, network: string, opts: { create?: boolean } = {}): Store {
+    if (!isValidNetworkName(network)) {
+      throw new IpamError('IPAM_CONFIG', `invalid network name ${JSON.stringify(network)}`, 'open ipam store', network);
+    }
+    if (typeof dataDir !== 'string' || !dataDir.startsWith('/') || dataDir.includes('\0')) {
+      throw new IpamError('IPAM_CONFIG', `dataDir must be an absolute path, not ${JSON.stringify(dataDir)}`, 'open ipam store', dataDir);
+    }
+    const s = new Store(dataDir, network);
+    if (opts.create ?? true) {
+      if (!s.checkDir()) {
+        mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
+        try {
+          mkdirSync(s.dir, { mode: DIR_MODE });
+        } catch (e) {
+          if (errCode(e) !== 'EEXIST') throw e;
+        }
+        s.checkDir();
+      }
+    }
+    return s;
+  }
+
+  /** True if the directory exists (and is a real directory); throws if it is anything else. */
+  checkDir(): boolean {
+    let st;
+    try {
+      st = lstatSync(this.dir);
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') return false;
+      throw e;
+    }
+    if (st.isSymbolicLink()) throw unsafe(`ipam store ${this.dir} is a symbolic link; refusing to follow it`, this.dir);
+    if (!st.isDirectory()) throw unsafe(`ipam store ${this.dir} is not a directory`, this.dir);
+    return true;
+  }
+
+  /**
+   * Runs `fn` holding the store's flock. The wait polls LOCK_NB with a growing, jittered pause (≤ 10 ms),
+   * so it never blocks the event loop or a thread and is bounded by `timeoutMs`. The directory is fsynced
+   * before the lock is released if `fn` changed anything.
+   */
+  async locked<T>(fn: (tx: StoreTx) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
+    libc ??= await import('../sys/libc.js');
+    const { flockSync, LOCK_EX, LOCK_NB } = libc;
+    this.checkDir();
+    const lockPath = join(this.dir, LOCK_FILE);
+    let fd: number;
+    try {
+      fd = openSync(lockPath, FS.O_RDONLY | FS.O_CREAT | FS.O_NOFOLLOW | FS.O_NONBLOCK, FILE_MODE);
+    } catch (e) {
+      if (errCode(e) === 'ELOOP') throw unsafe(`${lockPath} is a symbolic link; refusing to follow it`, lockPath, e);
+      throw e;
+    }
+    try {
+      if (!fstatSync(fd).isFile()) throw unsafe(`${lockPath} is not a regular file`, lockPath);
+      const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+      for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
+        try {
+          flockSync(fd, LOCK_EX | LOCK_NB, lockPath);
+          break;
+        } catch (e) {
+          if (errCode(e) !== 'EAGAIN') throw e;
+        }
+        if (Date.now() >= deadline) {
+          throw new IpamError('IPAM_BUSY', `ipam store ${this.dir} is locked by another process; try again later`, 'flock', lockPath);
+        }
+        await sleep(pause * (0.5 + Math.random()));
+      }
+      const tx = new StoreTx(this.dir);
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        try {
+          tx.commit(); // whatever fn changed before failing is made durable too
+        } catch {
+          /* the original error matters more */
+        }
+        throw e;
+      }
+      tx.commit();
+      return result;
+    } finally {
+      closeSync(fd); // releases the flock
+    }
+  }
+
+  /** Every entry of the store with its kind and, for malformed ones, the problem. Reads without locking. */
+  inspect(): StoreEntry[] {
+    if (!this.checkDir()) return [];
+    return new StoreTx(this.dir).inspect();
+  }
+}
+
+interface Listed {
+  name: string;
+  file: boolean;
+}
+
+/** Operations on a store whose lock is held. Obtained only through Store.locked(). */
+export class StoreTx {
+  #changed = false;
+  #tempSeq = 0;
+
+  constructor(readonly dir: string) {}
+
+  /** The directory's entries; `file` is true for regular files (d_type, no stat). */
+  list(): Listed[] {
+    return readdirSync(this.dir, { withFileTypes: true }).map((d) => ({ name: d.name, file: d.isFile() }));
+  }
+
+  /**
+   * Reservation files by canonical address text. A name that parses as an address counts even when it is
+   * not canonical or not a regular file: the address is taken either way.
+   */
+  reservations(listing = this.list()): Map<string, Listed & { ip: Ip }> {
+    const out = new Map<string, Listed & { ip: Ip }>();
+    for (const l of listing) {
+      const ip = parseIp(l.name);
+      if (ip !== undefined) out.set(formatIp(ip), { ...l, ip });
+    }
+    return out;
+  }
+
+  /** A small regular file's content; undefined if missing, not regular, a symlink or too large. */
+  read(name: string): string | undefined {
+    let fd: number;
+    try {
+      fd = openSync(join(this.dir, name), FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK);
+    } catch {
+      return undefined;
+    }
+    try {
+      if (!fstatSync(fd).isFile()) return undefined;
+      const buf = Buffer.allocUnsafe(MAX_FILE_BYTES + 1);
+      let n = 0;
+      for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+      return n > MAX_FILE_BYTES ? undefined : buf.toString('utf8', 0, n);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Who holds the reservation file `name`, or the problem with it. */
+  owner(name: string): Owner | { problem: string } {
+    const content = this.read(name);
+    if (content === undefined) return { problem: 'not a readable regular file' };
+    return parseOwner(content);
+  }
+
+  #writeTemp(content: string): string {
+    for (;;) {
+      const tmp = join(this.dir, `${TEMP_PREFIX}${process.pid}.${++this.#tempSeq}.${Math.random().toString(36).slice(2, 10)}`);
+      let fd: number;
+      try {
+        fd = openSync(tmp, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, FILE_MODE);
+      } catch (e) {
+        if (errCode(e) === 'EEXIST') continue;
+        throw e;
+      }
+      try {
+        writeSync(fd, content);
+        fsyncSync(fd);
+      } catch (e) {
+        closeSync(fd);
+        this.#unlink(tmp);
+        throw e;
+      }
+      closeSync(fd);
+      return tmp;
+    }
+  }
+
+  #unlink(path: string): boolean {
+    try {
+      unlinkSync(path);
+      return true;
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** Reserves `ip` for the attachment; false if the address is already taken. */
+  reserve(ip: Ip, containerId: string, ifname: string): boolean {
+    if (!isValidContainerId(containerId)) throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
+    if (!isValidIfname(ifname)) throw new IpamError('IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
+    const tmp = this.#writeTemp(formatOwner(containerId, ifname));
+    try {
+      linkSync(tmp, join(this.dir, formatIp(ip)));
+    } catch (e) {
+      if (errCode(e) === 'EEXIST') return false;
+      throw e;
+    } finally {
+      this.#unlink(tmp);
+    }
+    this.#changed = true;
+    return true;
+  }
+
+  /** Removes the entry `name` (never follows a link). True if it existed. */
+  remove(name: string): boolean {
+    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad store entry name ${name}`);
+    const gone = this.#unlink(join(this.dir, name));
+    if (gone) this.#changed = true;
+    return gone;
+  }
+
+  /** The address recorded in last_reserved_ip.<rangeSet>, if readable. */
+  lastReserved(rangeSet: number): Ip | undefined {
+    const t = this.read(`${LAST_RESERVED_PREFIX}${rangeSet}`);
+    return t === undefined ? undefined : parseIp(t.trim());
+  }
+
+  setLastReserved(rangeSet: number, ip: Ip): void {
+    const tmp = this.#writeTemp(formatIp(ip));
+    try {
+      renameSync(tmp, join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSet}`));
+    } catch (e) {
+      this.#unlink(tmp);
+      throw e;
+    }
+    this.#changed = true;
+  }
+
+  /** Removes temporary files left by a crashed netplumb process (none can be in flight: we hold the lock). */
+  removeStaleTemps(listing = this.list()): number {
+    let n = 0;
+    for (const l of listing) if (l.name.startsWith(TEMP_PREFIX) && this.remove(l.name)) n++;
+    return n;
+  }
+
+  /** fsyncs the directory if anything changed. Called by Store.locked() before the lock is released. */
+  commit(): void {
+    if (!this.#changed) return;
+    const fd = openSync(this.dir, FS.O_RDONLY | FS.O_DIRECTORY);
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.#changed = false;
+  }
+
+  inspect(): StoreEntry[] {
+    const out: StoreEntry[] = [];
+    for (const l of this.list()) {
+      const e: StoreEntry = { name: l.name, kind: 'foreign' };
+      const ip = parseIp(l.name);
+      if (l.name === LOCK_FILE) {
+        e.kind = 'lock';
+        if (!l.file) e.problem = 'not a regular file';
+      } else if (l.name.startsWith(TEMP_PREFIX)) {
+        e.kind = 'temp';
+      } else if (l.name.startsWith(LAST_RESERVED_PREFIX)) {
+        e.kind = 'last-reserved';
+        const t = l.file ? this.read(l.name) : undefined;
+        const lip = t === undefined ? undefined : parseIp(t);
+        if (!/^[0-9]+$/.test(l.name.slice(LAST_RESERVED_PREFIX.length))) e.problem = 'bad range set index';
+        else if (lip === undefined) e.problem = `content is not an address: ${JSON.stringify(t)}`;
+        else if (formatIp(lip) !== t) e.problem = `address not in canonical form: ${JSON.stringify(t)}`;
+        else e.ip = lip;
+      } else if (ip !== undefined) {
+        e.kind = 'reservation';
+        e.ip = ip;
+        if (formatIp(ip) !== l.name) e.problem = 'name is not the canonical form of its address';
+        else if (!l.file) e.problem = 'not a regular file';
+        else {
+          const o = this.owner(l.name);
+          if (isProblem(o)) e.problem = o.problem;
+          else e.owner = o;
+        }
+      }
+      out.push(e);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+}
+
+/** A pause (node:timers/promises costs a few ms of start-up in every plugin exec). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
