@@ -6,7 +6,8 @@ import { sandboxed, createHost, ping, type Host, type Container } from '../../ne
 import {
   openHandle, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
   setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
-  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetns, type Handle,
+  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetns, getNetnsId, setNetnsId,
+  type Handle,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -45,6 +46,28 @@ test('a veth pair whose peer is created inside the container with its name and M
   assert.is(l.linkNetnsId, hostSide.link_netnsid);
   assert.is(l.operstate, hostSide.operstate.toLowerCase());
   assert.ok(l.stats !== undefined && typeof l.stats.rxPackets === 'number');
+  // the namespace id the host gives the container: the one the veth reports, and iproute2's
+  assert.is(await getNetnsId(h, { pid: c1.pid }), l.linkNetnsId);
+  const ids = (await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout;
+  assert.ok(JSON.parse(ids).some((x: any) => x.nsid === l.linkNetnsId));
+});
+
+test('namespace ids: none until assigned, then the one asked for', async () => {
+  const c2 = await host.createContainer('c2');
+  assert.is(await getNetnsId(h, { pid: c2.pid }), undefined);
+  assert.is(await setNetnsId(h, { pid: c2.pid }, 42), 42);
+  assert.is(await getNetnsId(h, { path: c2.netnsPath }), 42);
+  const c3 = await host.createContainer('c3');
+  const auto = await setNetnsId(h, { pid: c3.pid });
+  assert.ok(auto >= 0 && auto !== 42);
+  const listed = JSON.parse((await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout).map((x: any) => x.nsid).sort((a: number, b: number) => a - b);
+  assert.equal(listed, [auto, 42].sort((a, b) => a - b));
+  try {
+    await setNetnsId(h, { pid: c2.pid }, 43);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as NetlinkError).code, 'EEXIST');
+  }
 });
 
 test('creating an existing link is EEXIST and deleting a missing one ENODEV, naming the link', async () => {
