@@ -176,35 +176,48 @@ export function readAttachment(k: AttachmentKey): AttachmentRecord | undefined {
   return r;
 }
 
-/** Every record of one container (any network, interface or mode). */
-export function containerAttachments(containerId: string): AttachmentRecord[] {
+/**
+ * The records of one container. `tolerant`: an unsafe entry is skipped instead of being error 106 (when
+ * looking through every container: an entry under another container's name is no record of ours, and it
+ * must not make every other container's operations fail).
+ */
+function recordsOf(containerId: string, tolerant: boolean): AttachmentRecord[] {
   const dir = containerDir(containerId);
-  if (!safeDir(ATTACHMENTS_DIR) || !safeDir(dir)) return [];
   let names: string[];
   try {
-    names = readdirSync(dir);
+    if (!safeDir(ATTACHMENTS_DIR) || !safeDir(dir)) return [];
+    names = readdirSync(dir).sort();
   } catch (e) {
-    if (errCode(e) === 'ENOENT') return [];
+    if (tolerant || errCode(e) === 'ENOENT') return [];
     throw e;
   }
   const out: AttachmentRecord[] = [];
-  for (const n of names.sort()) {
+  for (const n of names) {
     if (n.startsWith('.')) continue;
-    const r = readRecordFile(`${dir}/${n}`);
+    let r: AttachmentRecord | undefined;
+    try {
+      r = readRecordFile(`${dir}/${n}`);
+    } catch (e) {
+      if (tolerant) continue;
+      throw e;
+    }
     if (r && r.containerId === containerId && recordName(r) === n) out.push(r);
   }
   return out;
 }
 
-/** Every record netplumb holds. */
+/** Every record of one container (any network, interface or mode); 106 if any entry is unsafe. */
+export function containerAttachments(containerId: string): AttachmentRecord[] {
+  return recordsOf(containerId, false);
+}
+
+/** Every record netplumb holds, unsafe entries skipped. */
 export function allAttachments(): AttachmentRecord[] {
   if (!safeDir(ATTACHMENTS_DIR)) return [];
-  const out: AttachmentRecord[] = [];
-  for (const id of readdirSync(ATTACHMENTS_DIR).sort()) {
-    if (!isValidContainerId(id)) continue;
-    out.push(...containerAttachments(id));
-  }
-  return out;
+  return readdirSync(ATTACHMENTS_DIR)
+    .filter(isValidContainerId)
+    .sort()
+    .flatMap((id) => recordsOf(id, true));
 }
 
 /** Writes (or replaces) the record of an attachment, atomically. */
@@ -264,7 +277,11 @@ export function staleAttachments(network: string, mode: AttachmentMode, valid: r
   const now = Date.now();
   for (const id of readdirSync(ATTACHMENTS_DIR)) {
     const dir = `${ATTACHMENTS_DIR}/${id}`;
-    if (!isValidContainerId(id) || !safeDir(dir)) continue;
+    try {
+      if (!isValidContainerId(id) || !safeDir(dir)) continue;
+    } catch {
+      continue; // unsafe: not ours to clean
+    }
     for (const n of readdirSync(dir)) {
       if (!n.startsWith(TEMP_PREFIX)) continue;
       try {

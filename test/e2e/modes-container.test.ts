@@ -301,6 +301,16 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     assert.equal([netns, joined, busy].map(nsId), ids, `${what}: no namespace file changed`);
   }
   assert.is(nsId(netns), ownId);
+  // unsafe entries under other names stop no one else: netplumb-none's DEL looks through every record
+  const bystander = await host.createContainer('bystander');
+  const lo = { cniVersion: '1.1.0', name: 'lo', type: 'netplumb-none' };
+  const inv = { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'lo' };
+  assert.is((await cniExec(host, 'ADD', 'netplumb-none', lo, inv)).exitCode, 0);
+  const d = await cniExec(host, 'DEL', 'netplumb-none', lo, inv);
+  assert.equal([d.exitCode, d.stdout], [0, ''], d.stdout);
+  const [bystanderLo] = await bystander.ip<any[]>('link', 'show', 'dev', 'lo');
+  assert.not.ok(bystanderLo.flags.includes('UP'), 'its DEL did its work');
+  await bystander.destroy();
   assert.is((await exec('DEL', conf(), { netns: joined, id: 'busy' })).exitCode, 0);
   for (const p of [netns, joined, busy]) await removeNetns(p);
   rmSync('/run/netns/a-link');
