@@ -111,7 +111,13 @@ export interface EchoResult {
   error: string;
 }
 
-async function send(mode: 'send' | 'udp-send', from: NetnsHolder, address: string, port: number, message: string, timeoutMs: number): Promise<EchoResult> {
+/**
+ * Where a client runs: a holder, or any namespace file — e.g. a CNI_NETNS a plugin made refer to another
+ * namespace, entered the way a runtime enters it (`{ netnsPath: '/run/netns/ctr-1' }`).
+ */
+export type ClientNetns = Pick<NetnsHolder, 'netnsPath'>;
+
+async function send(mode: 'send' | 'udp-send', from: ClientNetns, address: string, port: number, message: string, timeoutMs: number): Promise<EchoResult> {
   const r = await run(
     [process.execPath, TCP_ECHO, mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)],
     { netns: from.netnsPath, check: false, timeoutMs: timeoutMs + 5000 },
@@ -119,13 +125,13 @@ async function send(mode: 'send' | 'udp-send', from: NetnsHolder, address: strin
   return { ok: r.exitCode === 0 && r.stdout === message, reply: r.stdout, error: r.stderr.trim() };
 }
 
-/** Connects from inside `from` to address:port, sends `message` and returns what came back. */
-export function tcpSend(from: NetnsHolder, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
+/** Connects from inside `from` (a holder or a namespace file) to address:port, sends `message` and returns what came back. */
+export function tcpSend(from: ClientNetns, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
   return send('send', from, address, port, message, timeoutMs);
 }
 
 /** Sends one UDP datagram from inside `from` to address:port and waits for one answer. */
-export function udpSend(from: NetnsHolder, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
+export function udpSend(from: ClientNetns, address: string, port: number, message = 'netplumb', timeoutMs = 3000): Promise<EchoResult> {
   return send('udp-send', from, address, port, message, timeoutMs);
 }
 

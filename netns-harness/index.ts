@@ -9,6 +9,7 @@ export {
   startUdpServer,
   udpSend,
   type PingResult,
+  type ClientNetns,
   type EchoResult,
   type EchoServer,
   type UdpServer,

@@ -1,9 +1,12 @@
 /**
- * netplumb-container: Docker's `--net=container:<id>`. The container joins the network stack of a container
- * that netplumb attached: same interfaces, same addresses, same 127.0.0.1. The target is named by `container` in
- * the configuration, or per invocation by `NETPLUMB_CONTAINER=<id>` in CNI_ARGS (which wins), and found through
- * netplumb's attachment records (lib/modes/state.ts): the recorded namespace path must still open to the
- * recorded namespace (same inode), and that namespace must not be the host's.
+ * netplumb-container: Docker's `--net=container:<id>` and podman's `--net=ns:PATH`. The container joins the
+ * network stack of another: same interfaces, same addresses, same 127.0.0.1. The target is named by
+ * `container` in the configuration, or per invocation by `NETPLUMB_CONTAINER` in CNI_ARGS (which wins), in one
+ * of three forms (lib/modes/target.ts): a container netplumb attached (`web`, `id:web`), found through the
+ * attachment records (lib/modes/state.ts) — the recorded namespace path must still open to the recorded
+ * namespace (same inode); a live process (`pid:1234`); or a network namespace file (`ns:/run/netns/web`).
+ * Whatever the form, the target's namespace is opened once and used through that descriptor, and it must
+ * not be the host's (the plugin's own, or PID 1's).
  *
  * A runtime creates a namespace for every container before it calls CNI and starts the container in whatever
  * CNI_NETNS names afterwards. So ADD makes CNI_NETNS name the target's namespace:
@@ -14,12 +17,14 @@
  *   - anything else (a /proc/PID/ns/net of a running process, a symlink, a namespace that already has
  *     interfaces of another network) is refused (8): it cannot be made to join, or joining would hide a network.
  *
- *   ADD    as above (7 with a prevResult; 121 if this attachment already joined another container); records the
+ *   ADD    as above (7 with a prevResult; 121 if this attachment already joined another target, or the same one
+ *          when it had another namespace); records the
  *          attachment before mounting, so that DEL and GC can undo a half-done ADD; Result: the target's
  *          interfaces (all but loopback) and addresses, and its default routes, each interface's sandbox being
  *          CNI_NETNS. It creates no interface and changes nothing in the shared namespace.
  *   CHECK  the attachment is recorded, joined the configured target, CNI_NETNS is the namespace it joined, and
- *          the target's namespace is still that one (120 otherwise).
+ *          the target's namespace is still that one, by inode — for a process, the same process, still alive
+ *          (120 otherwise).
  *   DEL    unmounts the bind mount ADD made — only if it is still the topmost mount on the recorded path and it
  *          is the target's namespace — and forgets the attachment. Never touches the shared interfaces.
  *          Idempotent; works with CNI_NETNS empty or vanished (the record names the path).
@@ -33,9 +38,11 @@ import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
 import { withRollback } from '../cni/ipam.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
-import { isValidContainerId } from '../ipam/names.js';
 import type { Netns } from '../net/ns.js';
 import { MODES_ERR, netnsIdOf, nsLabel, refusePrevResult } from './common.js';
+import {
+  describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
+} from './target.js';
 import {
   ATTACHMENTS_DIR, checkStateUsable, containerAttachments, readAttachment, removeAttachment, staleAttachments, writeAttachment,
   type AttachmentKey, type AttachmentRecord,
@@ -51,8 +58,6 @@ function sys(): Promise<Sys> {
 
 /** Where runtimes keep bind-mounted namespace files (`/var/run` is normally a link to `/run`). */
 const NETNS_DIRS = ['/run/netns', '/var/run/netns'];
-const O_PATH = 0o10000000;
-const O_CLOEXEC = 0o2000000;
 /** the CNI_ARGS key that names the target per invocation */
 export const TARGET_ARG = 'NETPLUMB_CONTAINER';
 
@@ -63,31 +68,42 @@ const key = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): Attachme
   mode: 'container',
 });
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
+/** How a recorded target reads in messages. */
+const recordedLabel = (s: string) => {
+  const t = parseRecordedTarget(s);
+  return t ? describeTarget(t) : s;
+};
 
-/** The target's container ID: CNI_ARGS NETPLUMB_CONTAINER, else the configuration's `container`. */
-export function targetOf(req: CniRequest): string {
+/** Keys a configuration might use for a target, which netplumb-container does not read: refused, not ignored. */
+const OTHER_TARGET_KEYS = ['containerPid', 'containerNetns'];
+
+/** The target: CNI_ARGS NETPLUMB_CONTAINER, else the configuration's `container` (error 7 naming the key). */
+export function targetOf(req: CniRequest): TargetSpec {
   const fromArgs = cniArgsValues(req.args, [TARGET_ARG]).get(TARGET_ARG);
   const raw: unknown = fromArgs ?? req.config.container;
   const where = fromArgs !== undefined ? `CNI_ARGS ${TARGET_ARG}` : '"container"';
+  for (const k of OTHER_TARGET_KEYS) {
+    if (k in req.config) {
+      throw invalidConfig(`netplumb-container reads its target from "container" only (a container ID, "pid:<PID>" or "ns:<path>"); "${k}" is ambiguous next to it: remove it`, k);
+    }
+  }
   if (raw === undefined || raw === null || raw === '') {
-    throw invalidConfig(`netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<id> in CNI_ARGS`, 'container');
+    throw invalidConfig(`netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<id|pid:PID|ns:PATH> in CNI_ARGS`, 'container');
   }
-  if (typeof raw !== 'string' || !isValidContainerId(raw)) {
-    throw invalidConfig(`${where} must be the ID of a container netplumb attached ([a-zA-Z0-9][a-zA-Z0-9_.-]*), not ${JSON.stringify(raw)}`, 'container');
-  }
-  if (raw === req.containerId) throw invalidConfig(`container ${raw} cannot join its own network`, 'container');
-  return raw;
+  const t = parseTarget(raw, where);
+  if (t.kind === 'container' && t.id === req.containerId) throw invalidConfig(`container ${t.id} cannot join its own network`, where);
+  return t;
 }
 
 /**
  * Opens the network namespace of container `id` through netplumb's records: a recorded path that still
- * opens to the recorded namespace. Error 3 when there is none; 8 when it is the host's namespace.
+ * opens to the recorded namespace. Error 3 when there is none.
  */
-export async function openTarget(id: string): Promise<{ ns: Netns; record: AttachmentRecord }> {
-  const { openNetns, currentNetnsId } = await sys();
+async function openRecorded(id: string): Promise<Netns> {
+  const { openNetns } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached`, {
+    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or "pid:<PID>", "ns:<path>")`, {
       object: id,
     });
   }
@@ -105,15 +121,26 @@ export async function openTarget(id: string): Promise<{ ns: Netns; record: Attac
       ns.close();
       continue;
     }
-    if (ns.id === currentNetnsId()) {
-      ns.close();
-      throw new CniError(CNI_ERR.INVALID_NETNS, `container ${id}'s network namespace (${record.netns}) is the host's; refusing to give a container the host's network through container mode (use netplumb-host for that)`, {
-        object: id,
-      });
-    }
-    return { ns, record };
+    return ns;
   }
   throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id}'s network namespace is gone (${seen.join('; ')})`, { object: id });
+}
+
+/**
+ * Opens the target's network namespace, once: through the records (a container), /proc/PID (a process) or
+ * the path (a namespace file). Error 3 when it is gone; 8 when it is not a network namespace, or is the
+ * host's.
+ */
+export async function openTarget(t: TargetSpec): Promise<OpenedNetns> {
+  const opened = t.kind === 'container' ? { ns: await openRecorded(t.id) } : t.kind === 'pid' ? await openProcessNetns(t.pid) : await openPathNetns(t.path);
+  try {
+    const where = t.kind === 'container' ? `container ${t.id}'s network namespace` : `the network namespace of ${describeTarget(t)}`;
+    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsId(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
+  } catch (e) {
+    opened.ns.close();
+    throw e;
+  }
+  return opened;
 }
 
 interface MountEntry {
@@ -219,27 +246,35 @@ export const containerPlugin: CniPlugin = {
   netns: 'foreign',
 
   async add(req) {
-    const target = targetOf(req);
+    const spec = targetOf(req);
+    const target = formatTarget(spec);
+    const label = describeTarget(spec);
     refusePrevResult(req, 'netplumb-container');
     const prior = readAttachment(key(req));
     if (prior?.joined && prior.joined.container !== target) {
-      throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined container ${prior.joined.container}; DEL it before joining ${target}`, {
+      throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${label}`, {
         object: req.containerId,
       });
     }
     const s = await sys();
-    const { ns } = await openTarget(target);
+    const { ns, pidStart } = await openTarget(spec);
     try {
+      if (prior?.joined && prior.joined.netnsId !== ns.id) {
+        throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(ns.id)} now (${prior.joined.pidStart !== undefined && prior.joined.pidStart !== pidStart ? 'another process' : 'replaced'}); DEL it before joining again`, {
+          object: req.containerId,
+        });
+      }
+      const joinedBy = { container: target, ...(pidStart !== undefined ? { pidStart } : {}) };
       const currentId = netnsIdOf(req.netns);
       await withRollback(async (undo) => {
         if (currentId === ns.id) {
           // already the target's namespace: by the runtime, or by an earlier ADD of this attachment
-          writeAttachment({ ...key(req), netns: req.netns, netnsId: ns.id, joined: { container: target, netnsId: ns.id, mounted: prior?.joined?.mounted ?? false, ...(prior?.joined?.originalNetnsId ? { originalNetnsId: prior.joined.originalNetnsId } : {}) } });
+          writeAttachment({ ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: prior?.joined?.mounted ?? false, ...(prior?.joined?.originalNetnsId ? { originalNetnsId: prior.joined.originalNetnsId } : {}) } });
           return;
         }
         const why = notJoinable(req.netns);
         if (why !== undefined) {
-          throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} cannot be made to join container ${target}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`, {
+          throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} cannot be made to join ${label}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`, {
             object: req.netns,
           });
         }
@@ -248,19 +283,19 @@ export const containerPlugin: CniPlugin = {
         try {
           const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
           if (others.length > 0) {
-            throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} already has interfaces (${others.join(', ')}) of another network; joining container ${target} would hide them`, {
+            throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} already has interfaces (${others.join(', ')}) of another network; joining ${label} would hide them`, {
               object: req.netns,
             });
           }
         } finally {
           own.close();
         }
-        const rec: AttachmentRecord = { ...key(req), netns: req.netns, netnsId: ns.id, joined: { container: target, netnsId: ns.id, mounted: true, originalNetnsId: currentId } };
+        const rec: AttachmentRecord = { ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: true, originalNetnsId: currentId } };
         // recorded before mounting, so that DEL or GC finds a mount left by a plugin killed halfway
         writeAttachment(rec);
         undo.push('forget the attachment', () => removeAttachment(key(req)));
         mountOver(s, ns, req.netns, currentId);
-        undo.push(`unmount container ${target}'s namespace from ${req.netns}`, () => undoJoin(rec));
+        undo.push(`unmount the namespace of ${label} from ${req.netns}`, () => undoJoin(rec));
         const now = netnsIdOf(req.netns);
         if (now !== ns.id) {
           throw new CniError(999, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
@@ -279,22 +314,27 @@ export const containerPlugin: CniPlugin = {
   },
 
   async check(req) {
-    const target = targetOf(req);
+    const spec = targetOf(req);
+    const target = formatTarget(spec);
+    const label = describeTarget(spec);
     const rec = readAttachment(key(req));
     const fail = (msg: string) => new CniError(MODES_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
     if (!rec?.joined) throw fail('no attachment is recorded (was ADD run?)');
-    if (rec.joined.container !== target) throw fail(`it joined container ${rec.joined.container}, not ${target}`);
+    const j = rec.joined;
+    if (j.container !== target) throw fail(`it joined ${recordedLabel(j.container)}, not ${label}`);
     const now = netnsIdOf(req.netns);
-    if (now !== rec.joined.netnsId) throw fail(`CNI_NETNS ${req.netns} is ${nsLabel(now)}, not container ${target}'s ${nsLabel(rec.joined.netnsId)}`);
-    let targetNow: string;
+    if (now !== j.netnsId) throw fail(`CNI_NETNS ${req.netns} is ${nsLabel(now)}, not ${label}'s ${nsLabel(j.netnsId)}`);
+    let t: OpenedNetns;
     try {
-      const t = await openTarget(target);
-      targetNow = t.ns.id;
-      t.ns.close();
+      t = await openTarget(spec);
     } catch (e) {
-      throw fail(`container ${target}: ${(e as Error).message}`);
+      throw fail(`${(e as Error).message}; this container still has ${label}'s old namespace ${nsLabel(j.netnsId)}`);
     }
-    if (targetNow !== rec.joined.netnsId) throw fail(`container ${target} now has namespace ${nsLabel(targetNow)}; this container still has its old one ${nsLabel(rec.joined.netnsId)}`);
+    t.ns.close();
+    if (j.pidStart !== undefined && t.pidStart !== j.pidStart) {
+      throw fail(`${label} is another process now (started at ${t.pidStart ?? '?'}, not ${j.pidStart}): the process joined has exited; this container still has its namespace ${nsLabel(j.netnsId)}`);
+    }
+    if (t.ns.id !== j.netnsId) throw fail(`${label} now has namespace ${nsLabel(t.ns.id)}; this container still has its old one ${nsLabel(j.netnsId)}`);
   },
 
   async del(req) {

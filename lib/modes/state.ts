@@ -21,6 +21,7 @@ import {
 import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
 import type { GcAttachment } from '../cni/request.js';
 import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
+import { parseRecordedTarget } from './target.js';
 
 export const STATE_ROOT = '/run/netplumb';
 export const ATTACHMENTS_DIR = `${STATE_ROOT}/attachments`;
@@ -35,8 +36,13 @@ const MODES: readonly AttachmentMode[] = ['none', 'container', 'bridge'];
 
 /** What netplumb-container did to join another container's namespace. */
 export interface JoinState {
-  /** the target's container ID */
+  /**
+   * the target as it was named (lib/modes/target.ts, formatTarget): a container ID, `pid:N` or `ns:PATH`
+   * (the key keeps its name: records written before the other forms existed hold a container ID)
+   */
   container: string;
+  /** for a process's namespace (`pid:N`, `ns:/proc/N/ns/net`): its start time, to tell a reused PID */
+  pidStart?: string;
   /** `dev:ino` of the target's namespace when it was joined */
   netnsId: string;
   /** true when ADD bind-mounted the target's namespace over CNI_NETNS (DEL unmounts it) */
@@ -124,8 +130,9 @@ function isRecord(v: unknown): v is AttachmentRecord {
   if (!str(r.netns) || !/^\d+:\d+$/.test(r.netnsId)) return false;
   if (r.joined !== undefined) {
     const j = r.joined;
-    if (typeof j !== 'object' || j === null || !isValidContainerId(j.container) || !/^\d+:\d+$/.test(j.netnsId) || typeof j.mounted !== 'boolean') return false;
+    if (typeof j !== 'object' || j === null || !parseRecordedTarget(j.container) || !/^\d+:\d+$/.test(j.netnsId) || typeof j.mounted !== 'boolean') return false;
     if (j.originalNetnsId !== undefined && !/^\d+:\d+$/.test(j.originalNetnsId)) return false;
+    if (j.pidStart !== undefined && !/^\d+$/.test(j.pidStart)) return false;
   }
   return true;
 }

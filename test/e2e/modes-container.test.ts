@@ -10,23 +10,22 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, ping, run, startEchoServer, type Container, type Host, type NetworkConfigList,
+  sandboxed, createHost, CniRuntime, ipJson, ping, run, startEchoServer, tcpSend, type Container, type Host, type NetworkConfigList,
 } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
-import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState, mountsAt, nsId } from '../fixtures/modes.js';
+import {
+  VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
+} from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
 
 const PLUGIN = 'netplumb-container';
-const TCP_ECHO = fileURLToPath(new URL('../../netns-harness/tcp-echo.js', import.meta.url));
 let host: Host;
 let web: Container;
 let webIp: string;
 let rt: CniRuntime;
-let seq = 0;
 
 const loList: NetworkConfigList = { cniVersion: '1.1.0', name: 'lo', plugins: [{ type: 'netplumb-none' }] };
 const bridgeList: NetworkConfigList = {
@@ -38,21 +37,7 @@ const conf = (cniVersion = '1.1.0', extra: Record<string, unknown> = {}) => ({ c
 const exec = (command: string, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
   cniExec(host, command, (config as { type?: string }).type ?? PLUGIN, config, { containerId: c.id ?? 'side', netns: c.netns, ifname: 'eth0', args: c.args });
 
-/** A namespace file the way a runtime makes one for a new container. */
-async function runtimeNetns(): Promise<string> {
-  const name = `ctr-${++seq}`;
-  await run(['ip', 'netns', 'add', name]);
-  return `/run/netns/${name}`;
-}
-/** The runtime removes its namespace file (after DEL). */
-async function removeNetns(path: string): Promise<void> {
-  await run(['ip', 'netns', 'delete', path.split('/').pop()!]);
-}
 const linkNames = async (netns: string) => (await ipJson<any[]>(['link', 'show'], netns)).map((l) => l.ifname).sort();
-/** Connects to 127.0.0.1:port from a process started through the namespace file `netns`. */
-const sendVia = (netns: string, port: number, message: string) =>
-  run([process.execPath, TCP_ECHO, 'send', '--host', '127.0.0.1', '--port', String(port), '--message', message], { netns, check: false });
-
 test.before(async () => {
   host = await createHost('ctrhost');
   web = await host.createContainer('web');
@@ -93,9 +78,9 @@ for (const v of VERSIONS) {
     assert.equal(await addrView(netns), await addrView(web), 'the same links and addresses, seen through CNI_NETNS');
     assert.is(mountsAt(netns).length, 2, 'web\'s namespace is mounted on top of the runtime\'s');
     const srv = await startEchoServer(web, 7000, '127.0.0.1');
-    const echo = await sendVia(netns, 7000, `hello from ${id}`);
+    const echo = await tcpSend({ netnsPath: netns }, '127.0.0.1', 7000, `hello from ${id}`);
     await srv.stop();
-    assert.equal([echo.exitCode, echo.stdout], [0, `hello from ${id}`], echo.stderr);
+    assert.equal([echo.ok, echo.reply], [true, `hello from ${id}`], echo.error);
     const gw = await run(['ping', '-n', '-c', '1', '-W', '2', '10.77.0.1'], { netns, check: false });
     assert.is(gw.exitCode, 0, `web's gateway through CNI_NETNS: ${gw.stdout}`);
     assert.equal(await addrView(web), webBefore, 'web itself is unchanged');
@@ -263,14 +248,14 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
 
   const cases: Array<[string, string, unknown, Parameters<typeof exec>[2], number, RegExp]> = [
     ['no container', 'ADD', conf('1.1.0', { container: undefined }), { netns }, 7, /needs the container to join/],
-    ['a path as container', 'ADD', conf('1.1.0', { container: '../../etc' }), { netns }, 7, /must be the ID of a container/],
-    ['a slash in container', 'ADD', conf('1.1.0', { container: 'web/../web2' }), { netns }, 7, /must be the ID of a container/],
-    ['a number as container', 'ADD', conf('1.1.0', { container: 42 }), { netns }, 7, /must be the ID of a container/],
-    ['hostile CNI_ARGS target', 'ADD', conf(), { netns, args: 'NETPLUMB_CONTAINER=../web' }, 7, /CNI_ARGS NETPLUMB_CONTAINER must be the ID/],
+    ['a path as container', 'ADD', conf('1.1.0', { container: '../../etc' }), { netns }, 7, /"container" must be a container ID .*"\.\.\/\.\.\/etc" is not a container ID/],
+    ['a slash in container', 'ADD', conf('1.1.0', { container: 'web/../web2' }), { netns }, 7, /"container" must be .*is not a container ID/],
+    ['a number as container', 'ADD', conf('1.1.0', { container: 42 }), { netns }, 7, /"container" must be .*42 is not a string/],
+    ['hostile CNI_ARGS target', 'ADD', conf(), { netns, args: 'NETPLUMB_CONTAINER=../web' }, 7, /CNI_ARGS NETPLUMB_CONTAINER must be a container ID/],
     ['unknown CNI_ARGS', 'ADD', conf(), { netns, args: 'NETPLUMB_CONTAINER=web;FOO=1' }, 4, /unknown args/],
     ['joining itself', 'ADD', conf('1.1.0', { container: 'side' }), { netns }, 7, /cannot join its own network/],
     ['an unknown container', 'ADD', conf('1.1.0', { container: 'ghost' }), { netns }, 3, /container ghost has no network attached by netplumb/],
-    ['a target in the host\'s namespace', 'ADD', conf('1.1.0', { container: 'evil' }), { netns }, 8, /is the host's; refusing/],
+    ['a target in the host\'s namespace', 'ADD', conf('1.1.0', { container: 'evil' }), { netns }, 8, /container evil's network namespace \(net:\[\d+\]\) is the host's \(the plugin's own, net:\[\d+\]\); refusing/],
     ['a target whose namespace is gone', 'ADD', conf('1.1.0', { container: 'stale' }), { netns }, 3, /network namespace is gone/],
     ['a target path reused by another namespace', 'ADD', conf('1.1.0', { container: 'reused' }), { netns }, 3, /is now net:\[\d+\], not net:\[4026530001\]/],
     ['a torn record', 'ADD', conf('1.1.0', { container: 'garbage' }), { netns }, 106, /not a JSON record/],
@@ -283,8 +268,8 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     ['CNI_NETNS the host\'s', 'ADD', conf(), { netns: host.netnsPath }, 8, /plugin's own network namespace/],
     ['CNI_NETNS missing', 'ADD', conf(), { netns: '/run/netns/nowhere' }, 3, /does not exist/],
     ['after another plugin', 'ADD', conf('1.1.0', { prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] } }), { netns }, 7, /must be the first plugin/],
-    ['already joined another container', 'ADD', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 121, /already joined container web; DEL it before joining web2/],
-    ['CHECK against another target', 'CHECK', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 120, /joined container web, not web2/],
+    ['already joined another container', 'ADD', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 121, /already joined container web; DEL it before joining container web2/],
+    ['CHECK against another target', 'CHECK', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 120, /joined container web, not container web2/],
   ];
   for (const [what, command, config, inv, code, re] of cases) {
     const state = modesState();
