@@ -1,9 +1,13 @@
 /**
  * The main demo: a throwaway host with a bridge and two containers on it, who then talk.
- * Runs inside a netns-harness sandbox, so the machine's own network is never touched and everything is
- * gone when it exits.
+ * The network is built with netplumb (no `ip` commands); the harness supplies the throwaway host, the
+ * containers and the ping. Runs inside a netns-harness sandbox, so the machine's own network is never touched
+ * and everything is gone when it exits.
  */
 import { sandboxed, createHost, ping, tcpRoundTrip } from '../netns-harness/index.js';
+import {
+  openHandle, ensureBridge, createVethPair, addAddress, addRoute, setLinkUp, getLink, listAddresses, waitForOperUp,
+} from '../lib/index.js';
 
 await sandboxed();
 
@@ -11,27 +15,29 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const host = await createHost('demo-host');
 say(`host namespace: ${host.netnsId} (pid ${host.pid})`);
 
-// TODO(issue 3): build the bridge and the veth pairs with the library instead of iproute2.
-await host.exec(['ip', 'link', 'add', 'netplumb0', 'type', 'bridge']);
-await host.exec(['ip', 'addr', 'add', '10.88.0.1/24', 'dev', 'netplumb0']);
-await host.exec(['ip', 'link', 'set', 'netplumb0', 'up']);
+const h = openHandle({ pid: host.pid });
+await ensureBridge(h, 'netplumb0', { address: '10.88.0.1/24', up: true });
 say('bridge netplumb0 10.88.0.1/24 up');
 
 const containers = [];
 for (const [i, name] of ['web', 'client'].entries()) {
   const c = await host.createContainer(name);
   const address = `10.88.0.${i + 2}`;
-  await host.exec(['ip', 'link', 'add', `veth-${name}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(c.pid)]);
-  await host.exec(['ip', 'link', 'set', `veth-${name}`, 'master', 'netplumb0', 'up']);
-  await c.exec(['ip', 'link', 'set', 'lo', 'up']);
-  await c.exec(['ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
-  await c.exec(['ip', 'link', 'set', 'eth0', 'up']);
-  await c.exec(['ip', 'route', 'add', 'default', 'via', '10.88.0.1']);
-  const [eth0] = await c.ip<any[]>('addr', 'show', 'dev', 'eth0');
-  const v4 = eth0.addr_info.find((a: any) => a.family === 'inet');
-  say(`container ${name} (pid ${c.pid}): eth0 ${eth0.address} ${v4.local}/${v4.prefixlen}`);
+  const hc = openHandle({ pid: c.pid });
+  // the container's end is created directly inside its namespace, already named eth0
+  await createVethPair(h, { name: `veth-${name}`, master: 'netplumb0', up: true, peer: { name: 'eth0', netns: hc } });
+  await setLinkUp(hc, 'lo');
+  await addAddress(hc, 'eth0', `${address}/24`);
+  await setLinkUp(hc, 'eth0');
+  await addRoute(hc, { dst: 'default', gateway: '10.88.0.1' });
+  await waitForOperUp(hc, 'eth0');
+  const eth0 = await getLink(hc, 'eth0');
+  const v4 = (await listAddresses(hc, { link: eth0.index, family: 4 }))[0]!;
+  say(`container ${name} (pid ${c.pid}): eth0 ${eth0.mac} ${v4.cidr}`);
+  hc.close();
   containers.push({ c, address });
 }
+h.close();
 
 const [web, client] = containers as [(typeof containers)[0], (typeof containers)[0]];
 const p = await ping(client.c, web.address, { count: 3, interval: 0.2 });

@@ -5,6 +5,8 @@ for (const [name, value] of Object.entries(osConstants.errno)) {
   // EWOULDBLOCK aliases EAGAIN and EDEADLOCK aliases EDEADLK: keep the name people grep for.
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
+// ENOTSUP and EOPNOTSUPP are one value on Linux; the kernel's sources (and its messages) say EOPNOTSUPP.
+if (osConstants.errno.EOPNOTSUPP !== undefined) errnoNames.set(osConstants.errno.EOPNOTSUPP, 'EOPNOTSUPP');
 
 /** The symbolic name of an errno value (`17` → `EEXIST`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {

@@ -34,6 +34,13 @@ interface Libc {
   umount2: (target: string, flags: number) => number;
   flock: KoffiFunc<(fd: number, op: number) => number>;
   gettid: () => number;
+  socket: (domain: number, type: number, protocol: number) => number;
+  close: (fd: number) => number;
+  getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
+  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  strerror: (errno: number) => string;
+  ioctl: (fd: number, request: number, arg: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -49,6 +56,13 @@ function load(): Libc {
       umount2: lib.func('int umount2(const char *target, int flags)'),
       flock: lib.func('int flock(int fd, int op)') as Libc['flock'],
       gettid: lib.func('int gettid(void)'),
+      socket: lib.func('int socket(int domain, int type, int protocol)'),
+      close: lib.func('int close(int fd)'),
+      getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
+      setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      sendto: lib.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
+      strerror: lib.func('const char *strerror(int errnum)'),
+      ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
     };
   }
   return libc;
@@ -99,4 +113,58 @@ export async function flock(fd: number, op: number, what?: string): Promise<void
 /** flock(2) that may block the calling thread; for short critical sections in synchronous code. */
 export function flockSync(fd: number, op: number, what?: string): void {
   check(load().flock(fd, op), 'flock', what);
+}
+
+/** Loads libc now, so that a later setns window does not pay for (or run) the loader inside it. */
+export function preloadLibc(): void {
+  load();
+}
+
+export const SOCK_CLOEXEC = 0o2000000;
+
+/** socket(2); the caller owns the returned fd and must close it. */
+export function socket(domain: number, type: number, protocol: number, what?: string): number {
+  const fd = load().socket(domain, type | SOCK_CLOEXEC, protocol);
+  check(fd, 'socket', what);
+  return fd;
+}
+
+export function closeFd(fd: number): void {
+  load().close(fd);
+}
+
+/** getsockname(2) into a buffer of `size` bytes; returns the bytes the kernel filled. */
+export function getsockname(fd: number, size: number): Buffer {
+  const addr = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size);
+  check(load().getsockname(fd, addr, len), 'getsockname');
+  return addr.subarray(0, Math.min(size, len.readUInt32LE()));
+}
+
+/** setsockopt(2) with an int value. */
+export function setsockoptInt(fd: number, level: number, name: number, value: number, what?: string): void {
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value);
+  check(load().setsockopt(fd, level, name, v, 4), 'setsockopt', what);
+}
+
+/** sendto(2); returns the bytes sent. */
+export function sendto(fd: number, data: Buffer, addr: Buffer, what?: string): number {
+  const n = Number(load().sendto(fd, data, data.length, 0, addr, addr.length));
+  check(n, 'sendto', what);
+  return n;
+}
+
+/** strerror(3): the C library's text for an errno (`File exists`). */
+export function strerror(errno: number): string {
+  return load().strerror(errno);
+}
+
+const NS_GET_NSTYPE = 0xb703;
+
+/** The CLONE_NEW* type of a namespace fd (ioctl NS_GET_NSTYPE), or undefined if `fd` is no namespace. */
+export function namespaceType(fd: number): number | undefined {
+  const r = load().ioctl(fd, NS_GET_NSTYPE, 0);
+  return r === -1 ? undefined : r;
 }

@@ -1,0 +1,25 @@
+/** The library's half of links.bench: N veth pairs, host side up on br0, a /32 on the peer. */
+import { openHandle } from '../lib/net/handle.js';
+import { createVethPair, getLink } from '../lib/net/link.js';
+import { addAddress } from '../lib/net/addr.js';
+import { batch } from '../lib/net/batch.js';
+
+export const pairAddress = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
+
+/** Builds the pairs in the namespace of `pid` the way a caller of the library would: one batch. */
+export async function buildPairs(pid: number, n: number): Promise<void> {
+  const h = openHandle({ pid });
+  try {
+    const br = (await getLink(h, 'br0')).index;
+    await batch(
+      Array.from({ length: n }, (_, i) => async () => {
+        // the new link comes back with its peer's index: no lookup by name needed
+        const vh = await createVethPair(h, { name: `vh${i}`, master: br, up: true, peer: { name: `vc${i}` } });
+        await addAddress(h, vh.linkIndex!, pairAddress(i));
+      }),
+      { concurrency: 1024 },
+    );
+  } finally {
+    h.close();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * netplumb's public API. Each module can also be imported on its own (`netplumb/dist/lib/net/link.js`) by
+ * programs that must load little, such as CNI plugins.
+ */
+export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
+export { NetlinkError, type RequestInfo } from './netlink/errors.js';
+export {
+  Netns, NETNS_RUN_DIR, openNetns, currentNetns, currentNetnsId, isSameNetns, netnsPath, createNamedNetns,
+  deleteNamedNetns, listNamedNetns, attachNetns, removeStaleNetns,
+  type NetnsRef, type OpenNetnsOptions, type NamedNetns, type AttachOptions,
+} from './net/ns.js';
+export { Handle, openHandle } from './net/handle.js';
+export {
+  listLinks, getLink, findLink, linkIndex, createLink, createVethPair, deleteLink, setLink, setLinkUp, setLinkDown,
+  setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
+  setBridgePort, setHairpin, parseLink,
+} from './net/link.js';
+export type * from './net/link-types.js';
+export { ensureBridge, type EnsureBridgeOptions } from './net/bridge.js';
+export {
+  addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
+  type Address, type AddressOptions, type Scope,
+} from './net/addr.js';
+export { addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, type Route, type RouteSpec, type RouteType, type NextHop } from './net/route.js';
+export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleAction } from './net/rule.js';
+export {
+  addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
+} from './net/neigh.js';
+export { sendGratuitousArp } from './net/garp.js';
+export {
+  readSysctl, writeSysctl, setIpForward, getIpForward, setAcceptRa, setDisableIpv6, setRpFilter, setRouteLocalnet,
+  setArpNotify, setAcceptDad, setArpAccept,
+} from './net/sysctl.js';
+export { watch, waitForOperUp, type NetEvent, type WatchOptions } from './net/events.js';
+export { batch, batchSettled, type BatchOptions } from './net/batch.js';

@@ -1,0 +1,180 @@
+/** IPv4 and IPv6 addresses: add, replace, delete, list, flush. */
+import {
+  AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
+  IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
+  IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
+} from '../netlink/constants.js';
+import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import type { Handle } from './handle.js';
+import { linkIndex } from './link.js';
+import type { LinkRef } from './link-types.js';
+
+export type Scope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
+const SCOPES: Record<Scope, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+export function scopeName(n: number): Scope | `${number}` {
+  return (Object.entries(SCOPES).find(([, v]) => v === n)?.[0] as Scope | undefined) ?? `${n}`;
+}
+export function scopeNumber(s: Scope | number): number {
+  return typeof s === 'number' ? s : SCOPES[s];
+}
+
+export interface AddressOptions {
+  /** IPv4 broadcast address, or true to compute it from the prefix (`brd +`) */
+  broadcast?: string | true;
+  scope?: Scope | number;
+  /** IPv4 label (`eth0:1`); must start with the link's name */
+  label?: string;
+  /** skip duplicate address detection (IPv6): usable at once */
+  nodad?: boolean;
+  /** do not add the prefix route */
+  noprefixroute?: boolean;
+}
+
+export interface Address {
+  index: number;
+  family: 4 | 6;
+  /** the address without prefix */
+  address: string;
+  prefix: number;
+  /** `address/prefix` */
+  cidr: string;
+  /** the peer of a point-to-point address, when it differs */
+  peer: string | undefined;
+  broadcast: string | undefined;
+  scope: Scope | `${number}`;
+  label: string | undefined;
+  /** raw IFA_F_* flags */
+  flags: number;
+  secondary: boolean;
+  permanent: boolean;
+  tentative: boolean;
+  dadfailed: boolean;
+  deprecated: boolean;
+  nodad: boolean;
+  noprefixroute: boolean;
+  /** seconds; 0xffffffff = forever */
+  validLifetime: number | undefined;
+  preferredLifetime: number | undefined;
+}
+
+export function parseAddress(m: NlMessage): Address {
+  const d = m.data;
+  const fam = d.readUInt8(0);
+  const prefix = d.readUInt8(1);
+  const a = parseAttrs(d, 8);
+  const flags = getU32(a[IFA_FLAGS]) ?? d.readUInt8(2);
+  const local = a[IFA_LOCAL] ? bytesToIp(a[IFA_LOCAL]!) : undefined;
+  const addr = a[IFA_ADDRESS] ? bytesToIp(a[IFA_ADDRESS]!) : undefined;
+  const address = local ?? addr ?? '';
+  const ci = a[IFA_CACHEINFO];
+  return {
+    index: d.readUInt32LE(4),
+    family: fam === AF_INET6 ? 6 : 4,
+    address,
+    prefix,
+    cidr: `${address}/${prefix}`,
+    peer: local !== undefined && addr !== undefined && addr !== local ? addr : undefined,
+    broadcast: a[IFA_BROADCAST] ? bytesToIp(a[IFA_BROADCAST]!) : undefined,
+    scope: scopeName(d.readUInt8(3)),
+    label: getStr(a[IFA_LABEL]),
+    flags,
+    secondary: (flags & IFA_F_SECONDARY) !== 0,
+    permanent: (flags & IFA_F_PERMANENT) !== 0,
+    tentative: (flags & IFA_F_TENTATIVE) !== 0,
+    dadfailed: (flags & IFA_F_DADFAILED) !== 0,
+    deprecated: (flags & IFA_F_DEPRECATED) !== 0,
+    nodad: (flags & IFA_F_NODAD) !== 0,
+    noprefixroute: (flags & IFA_F_NOPREFIXROUTE) !== 0,
+    preferredLifetime: ci && ci.length >= 8 ? ci.readUInt32LE(0) : undefined,
+    validLifetime: ci && ci.length >= 8 ? ci.readUInt32LE(4) : undefined,
+  };
+}
+
+function broadcastOf(address: string, prefix: number): string {
+  const b = ipToBytes(address);
+  const n = (b.readUInt32BE(0) | (prefix === 32 ? 0 : 0xffffffff >>> prefix)) >>> 0;
+  return bytesToIp(Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
+}
+
+/** The request for an address change, by index; exposed for batching. */
+export function addressMessage(type: number, flags: number, index: number, cidr: string, opts: AddressOptions = {}): Buffer {
+  const { address, prefix, family } = parseCidr(cidr);
+  const w = new MessageWriter(type, flags);
+  const s = w.struct(8);
+  s.writeUInt8(family === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(prefix, 1);
+  let f = 0;
+  if (opts.nodad) f |= IFA_F_NODAD;
+  if (opts.noprefixroute) f |= IFA_F_NOPREFIXROUTE;
+  s.writeUInt8(f & 0xff, 2);
+  s.writeUInt8(opts.scope === undefined ? 0 : scopeNumber(opts.scope), 3);
+  s.writeUInt32LE(index, 4);
+  const bytes = ipToBytes(address);
+  w.attr(IFA_LOCAL, bytes);
+  w.attr(IFA_ADDRESS, bytes);
+  if (opts.broadcast !== undefined && family === 4) {
+    w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? broadcastOf(address, prefix) : opts.broadcast));
+  }
+  if (opts.label !== undefined) w.str(IFA_LABEL, opts.label);
+  if (f > 0xff) w.u32(IFA_FLAGS, f);
+  return w.finish();
+}
+
+const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
+
+/** Adds `cidr` (`10.0.0.2/24`, `fd00::2/64`) to a link; EEXIST if it is already there. */
+export async function addAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await linkIndex(h, link), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what: `add address ${cidr} to ${refText(link)}`, object: cidr });
+}
+
+/** Adds or updates `cidr` on a link (no error if present). */
+export async function replaceAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await linkIndex(h, link), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what: `replace address ${cidr} on ${refText(link)}`, object: cidr });
+}
+
+/** Removes `cidr` from a link; EADDRNOTAVAIL if it is not there. */
+export async function deleteAddress(h: Handle, link: LinkRef, cidr: string): Promise<void> {
+  const msg = addressMessage(RTM_DELADDR, 0, await linkIndex(h, link), cidr);
+  await h.request(msg, { op: 'RTM_DELADDR', what: `delete address ${cidr} from ${refText(link)}`, object: cidr });
+}
+
+/** Addresses of the namespace, or of one link, or of one family. */
+export async function listAddresses(h: Handle, filter: { link?: LinkRef; family?: 4 | 6 } = {}): Promise<Address[]> {
+  const index = filter.link === undefined ? 0 : await linkIndex(h, filter.link);
+  const w = new MessageWriter(RTM_GETADDR, 0);
+  const s = w.struct(8);
+  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  s.writeUInt32LE(index, 4); // with strict checking the kernel filters by link itself
+  const what = `list addresses${filter.link === undefined ? '' : ` of ${refText(filter.link)}`} in ${h.label}`;
+  const replies = await h.dump(w.finish(), { op: 'RTM_GETADDR', what });
+  return replies
+    .filter((m) => m.type === RTM_NEWADDR)
+    .map(parseAddress)
+    .filter((a) => (index === 0 || a.index === index) && (filter.family === undefined || a.family === filter.family));
+}
+
+/** Removes every address of a link (of one family if given), like `ip addr flush dev X`. Returns what went. */
+export async function flushAddresses(h: Handle, link: LinkRef, opts: { family?: 4 | 6 } = {}): Promise<Address[]> {
+  const addrs = await listAddresses(h, { link, ...(opts.family ? { family: opts.family } : {}) });
+  // Primaries first would take their secondaries with them (and their deletes would fail): delete secondaries first.
+  addrs.sort((a, b) => Number(b.secondary) - Number(a.secondary));
+  const gone: Address[] = [];
+  await Promise.all(
+    addrs.map(async (a) => {
+      try {
+        await h.request(addressMessage(RTM_DELADDR, 0, a.index, a.cidr), {
+          op: 'RTM_DELADDR',
+          what: `delete address ${a.cidr} from ${refText(link)}`,
+          object: a.cidr,
+        });
+        gone.push(a);
+      } catch (e) {
+        // a primary's removal may already have taken this secondary
+        if ((e as { code?: string }).code !== 'EADDRNOTAVAIL') throw e;
+      }
+    }),
+  );
+  return gone;
+}

@@ -1,0 +1,457 @@
+/**
+ * Links: list, get, create (every kind in LinkConfig), delete, and change (up/down, MTU, MAC, name, master,
+ * namespace, alias, promiscuity, bridge port options). One request per operation; requests issued together
+ * travel together (see NetlinkSocket), so creating hundreds of links costs a few syscalls.
+ */
+import {
+  AF_UNSPEC, IFF_LOOPBACK, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, IFLA_ADDRESS, IFLA_BR_AGEING_TIME,
+  IFLA_BR_FORWARD_DELAY, IFLA_BR_PRIORITY, IFLA_BR_STP_STATE, IFLA_BR_VLAN_FILTERING, IFLA_BRPORT_COST,
+  IFLA_BRPORT_ISOLATED, IFLA_BRPORT_LEARNING, IFLA_BRPORT_MODE, IFLA_BRPORT_PRIORITY, IFLA_BRPORT_STATE,
+  IFLA_BRPORT_UNICAST_FLOOD, IFLA_BROADCAST, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_DATA, IFLA_INFO_SLAVE_KIND, IFLA_IPVLAN_MODE, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
+  IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NET_NS_PID, IFLA_OPERSTATE, IFLA_STATS64,
+  IFLA_TXQLEN, IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL, IFLA_VXLAN_GROUP, IFLA_VXLAN_GROUP6, IFLA_VXLAN_ID,
+  IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL,
+  NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
+} from '../netlink/constants.js';
+import {
+  bytesToIp, bytesToMac, familyOf, getBe16, getS32, getStr, getU16, getU32, getU8, ipToBytes, macToBytes,
+  MessageWriter, parseAttrs, type NlMessage,
+} from '../netlink/encoding.js';
+import { NetlinkError } from '../netlink/errors.js';
+import { Handle, openHandle } from './handle.js';
+import { openNetns, Netns } from './ns.js';
+import type {
+  BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
+  MacvlanMode, NetnsTarget, OperState, VethConfig, VethPeerConfig,
+} from './link-types.js';
+
+export type * from './link-types.js';
+
+const OPERSTATES: OperState[] = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
+const MACVLAN_MODES: Record<number, MacvlanMode> = { 1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source' };
+const IPVLAN_MODES: IpvlanMode[] = ['l2', 'l3', 'l3s'];
+
+const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
+
+// ---------------------------------------------------------------- decoding
+
+function parseStats(b: Buffer | undefined): LinkStats | undefined {
+  if (!b || b.length < 80) return undefined;
+  const n = (i: number) => Number(b.readBigUInt64LE(i * 8));
+  return {
+    rxPackets: n(0), txPackets: n(1), rxBytes: n(2), txBytes: n(3), rxErrors: n(4),
+    txErrors: n(5), rxDropped: n(6), txDropped: n(7), multicast: n(8), collisions: n(9),
+  };
+}
+
+function parseBridgePort(b: Buffer): BridgePortInfo {
+  const a = parseAttrs(b);
+  return {
+    hairpin: getU8(a[IFLA_BRPORT_MODE]) === 1,
+    learning: getU8(a[IFLA_BRPORT_LEARNING]) === 1,
+    flood: getU8(a[IFLA_BRPORT_UNICAST_FLOOD]) === 1,
+    isolated: getU8(a[IFLA_BRPORT_ISOLATED]) === 1,
+    cost: getU32(a[IFLA_BRPORT_COST]) ?? 0,
+    priority: getU16(a[IFLA_BRPORT_PRIORITY]) ?? 0,
+    state: getU8(a[IFLA_BRPORT_STATE]) ?? 0,
+  };
+}
+
+/** Decodes an RTM_NEWLINK message (a dump entry, a GET reply, or an event). */
+export function parseLink(m: NlMessage): Link {
+  const d = m.data;
+  const index = d.readInt32LE(4);
+  const flags = d.readUInt32LE(8);
+  const a = parseAttrs(d, 16);
+  let infoKind: string | undefined;
+  let info: Buffer | undefined;
+  let bridgePort: BridgePortInfo | undefined;
+  if (a[IFLA_LINKINFO]) {
+    const li = parseAttrs(a[IFLA_LINKINFO]!);
+    infoKind = getStr(li[IFLA_INFO_KIND]);
+    info = li[IFLA_INFO_DATA];
+    if (getStr(li[IFLA_INFO_SLAVE_KIND]) === 'bridge' && li[IFLA_INFO_SLAVE_DATA]) bridgePort = parseBridgePort(li[IFLA_INFO_SLAVE_DATA]!);
+  }
+  const linkIndex = getS32(a[IFLA_LINK]);
+  const base: LinkBase = {
+    index,
+    name: getStr(a[IFLA_IFNAME]) ?? '',
+    infoKind,
+    flags,
+    up: (flags & IFF_UP) !== 0,
+    lowerUp: (flags & IFF_LOWER_UP) !== 0,
+    promisc: (flags & IFF_PROMISC) !== 0,
+    operstate: OPERSTATES[getU8(a[IFLA_OPERSTATE]) ?? 0] ?? 'unknown',
+    mtu: getU32(a[IFLA_MTU]) ?? 0,
+    mac: a[IFLA_ADDRESS]?.length ? bytesToMac(a[IFLA_ADDRESS]!) : undefined,
+    broadcast: a[IFLA_BROADCAST]?.length ? bytesToMac(a[IFLA_BROADCAST]!) : undefined,
+    txqlen: getU32(a[IFLA_TXQLEN]),
+    masterIndex: getU32(a[IFLA_MASTER]) || undefined,
+    alias: getStr(a[IFLA_IFALIAS]) || undefined,
+    linkIndex,
+    linkNetnsId: getS32(a[IFLA_LINK_NETNSID]),
+    bridgePort,
+    stats: parseStats(a[IFLA_STATS64]),
+  };
+  const k = info ? parseAttrs(info) : [];
+  switch (infoKind) {
+    case 'veth':
+      return { ...base, kind: 'veth', peerIndex: base.linkIndex };
+    case 'bridge':
+      return {
+        ...base,
+        kind: 'bridge',
+        bridge: {
+          stp: (getU32(k[IFLA_BR_STP_STATE]) ?? 0) !== 0,
+          forwardDelay: (getU32(k[IFLA_BR_FORWARD_DELAY]) ?? 0) / 100,
+          ageingTime: (getU32(k[IFLA_BR_AGEING_TIME]) ?? 0) / 100,
+          vlanFiltering: getU8(k[IFLA_BR_VLAN_FILTERING]) === 1,
+          priority: getU16(k[IFLA_BR_PRIORITY]) ?? 0,
+        },
+      };
+    case 'macvlan':
+      return { ...base, kind: 'macvlan', parentIndex: base.linkIndex, mode: MACVLAN_MODES[getU32(k[IFLA_MACVLAN_MODE]) ?? 0] };
+    case 'ipvlan':
+      return { ...base, kind: 'ipvlan', parentIndex: base.linkIndex, mode: IPVLAN_MODES[getU16(k[IFLA_IPVLAN_MODE]) ?? -1] };
+    case 'vlan': {
+      const proto = getBe16(k[IFLA_VLAN_PROTOCOL]);
+      return {
+        ...base,
+        kind: 'vlan',
+        parentIndex: base.linkIndex,
+        vlanId: getU16(k[IFLA_VLAN_ID]),
+        protocol: proto === 0x88a8 ? '802.1ad' : proto === 0x8100 ? '802.1Q' : undefined,
+      };
+    }
+    case 'vxlan': {
+      const group = k[IFLA_VXLAN_GROUP] ?? k[IFLA_VXLAN_GROUP6];
+      const local = k[IFLA_VXLAN_LOCAL] ?? k[IFLA_VXLAN_LOCAL6];
+      return {
+        ...base,
+        kind: 'vxlan',
+        vxlan: {
+          vni: getU32(k[IFLA_VXLAN_ID]) ?? 0,
+          port: getBe16(k[IFLA_VXLAN_PORT]),
+          group: group ? bytesToIp(group) : undefined,
+          local: local ? bytesToIp(local) : undefined,
+          devIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
+          ttl: getU8(k[IFLA_VXLAN_TTL]),
+          learning: k[IFLA_VXLAN_LEARNING] ? getU8(k[IFLA_VXLAN_LEARNING]) === 1 : undefined,
+        },
+      };
+    }
+    case 'dummy':
+      return { ...base, kind: 'dummy' };
+    default:
+      return infoKind === undefined && flags & IFF_LOOPBACK ? { ...base, kind: 'loopback' } : { ...base, kind: 'other' };
+  }
+}
+
+// ---------------------------------------------------------------- encoding helpers
+
+/** Writes an ifinfomsg; `up` sets or clears IFF_UP (undefined: leave alone). */
+function ifinfo(w: MessageWriter, index: number, up?: boolean, promisc?: boolean, family = AF_UNSPEC): void {
+  const s = w.struct(16);
+  s.writeUInt8(family, 0);
+  s.writeInt32LE(index, 4);
+  let flags = 0;
+  let change = 0;
+  if (up !== undefined) {
+    change |= IFF_UP;
+    if (up) flags |= IFF_UP;
+  }
+  if (promisc !== undefined) {
+    change |= IFF_PROMISC;
+    if (promisc) flags |= IFF_PROMISC;
+  }
+  s.writeUInt32LE(flags, 8);
+  s.writeUInt32LE(change, 12);
+}
+
+/** Starts a message about an existing link: by index, or by name (IFLA_IFNAME) when given a name. */
+function linkMessage(type: number, ref: LinkRef, flags = 0, up?: boolean, promisc?: boolean): MessageWriter {
+  const w = new MessageWriter(type, flags);
+  ifinfo(w, typeof ref === 'number' ? ref : 0, up, promisc);
+  if (typeof ref === 'string') w.str(IFLA_IFNAME, ref);
+  return w;
+}
+
+/** An fd for a namespace target, and how to let it go after the request. */
+interface NsFd {
+  fd?: number;
+  pid?: number;
+  release(): void;
+}
+function targetFd(target: NetnsTarget | { pid: number }): NsFd {
+  if (target instanceof Handle) return { fd: target.netns.fd, release() {} };
+  if (target instanceof Netns) return { fd: target.fd, release() {} };
+  const ns = openNetns(target);
+  return { fd: ns.fd, release: () => ns.close() };
+}
+
+/** The index of a link given by name or index (a name costs one request). */
+export async function linkIndex(h: Handle, ref: LinkRef): Promise<number> {
+  return typeof ref === 'number' ? ref : (await getLink(h, ref)).index;
+}
+
+// ---------------------------------------------------------------- queries
+
+/** Every link of the handle's namespace, optionally only one kind or one master's ports. */
+export async function listLinks(h: Handle, filter: { kind?: string; master?: LinkRef } = {}): Promise<Link[]> {
+  const master = filter.master === undefined ? undefined : await linkIndex(h, filter.master);
+  const w = new MessageWriter(RTM_GETLINK, 0);
+  ifinfo(w, 0);
+  // With strict checking on, the kernel filters by master and kind itself; we filter again for old kernels.
+  if (master !== undefined) w.u32(IFLA_MASTER, master);
+  if (filter.kind !== undefined) {
+    const li = w.nest(IFLA_LINKINFO);
+    w.str(IFLA_INFO_KIND, filter.kind);
+    w.end(li);
+  }
+  const replies = await h.dump(w.finish(), { op: 'RTM_GETLINK', what: `list links in ${h.label}` });
+  const links: Link[] = [];
+  for (const m of replies) {
+    if (m.type !== RTM_NEWLINK) continue;
+    const l = parseLink(m);
+    if (master !== undefined && l.masterIndex !== master) continue;
+    if (filter.kind !== undefined && l.infoKind !== filter.kind) continue;
+    links.push(l);
+  }
+  return links;
+}
+
+/** One link by name or index; rejects with NetlinkError ENODEV when there is none. */
+export async function getLink(h: Handle, ref: LinkRef): Promise<Link> {
+  const w = linkMessage(RTM_GETLINK, ref);
+  const replies = await h.request(w.finish(), { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
+  const m = replies.find((r) => r.type === RTM_NEWLINK);
+  if (!m) throw new NetlinkError(19, { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
+  return parseLink(m);
+}
+
+/** Like getLink, but undefined instead of ENODEV. */
+export async function findLink(h: Handle, ref: LinkRef): Promise<Link | undefined> {
+  try {
+    return await getLink(h, ref);
+  } catch (e) {
+    if ((e as NetlinkError).code === 'ENODEV') return undefined;
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- creation
+
+function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: NsFd[]): void {
+  const p = w.nest(VETH_INFO_PEER);
+  // No IFF_UP here: the kernel opens the peer before pairing it, and veth_open then fails with ENOTCONN.
+  // createLink brings the peer up with a second request instead.
+  ifinfo(w, 0);
+  w.str(IFLA_IFNAME, peer.name);
+  if (peer.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(peer.mac));
+  if (peer.mtu !== undefined) w.u32(IFLA_MTU, peer.mtu);
+  if (peer.netns !== undefined) {
+    const t = targetFd(peer.netns);
+    fds.push(t);
+    w.u32(IFLA_NET_NS_FD, t.fd!);
+  }
+  w.end(p);
+}
+
+async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: NsFd[]): Promise<void> {
+  // Parents are attributes outside IFLA_LINKINFO, so they go first.
+  if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
+  const vxlanDev = cfg.kind === 'vxlan' && cfg.dev !== undefined ? await linkIndex(h, cfg.dev) : undefined;
+  const li = w.nest(IFLA_LINKINFO);
+  w.str(IFLA_INFO_KIND, cfg.kind);
+  const data = w.nest(IFLA_INFO_DATA);
+  switch (cfg.kind) {
+    case 'veth':
+      writePeer(w, cfg.peer, fds);
+      break;
+    case 'bridge':
+      if (cfg.forwardDelay !== undefined) w.u32(IFLA_BR_FORWARD_DELAY, Math.round(cfg.forwardDelay * 100));
+      if (cfg.ageingTime !== undefined) w.u32(IFLA_BR_AGEING_TIME, Math.round(cfg.ageingTime * 100));
+      if (cfg.stp !== undefined) w.u32(IFLA_BR_STP_STATE, cfg.stp ? 1 : 0);
+      if (cfg.priority !== undefined) w.u16(IFLA_BR_PRIORITY, cfg.priority);
+      if (cfg.vlanFiltering !== undefined) w.u8(IFLA_BR_VLAN_FILTERING, cfg.vlanFiltering ? 1 : 0);
+      break;
+    case 'macvlan': {
+      const mode = Object.entries(MACVLAN_MODES).find(([, v]) => v === (cfg.mode ?? 'bridge'))![0];
+      w.u32(IFLA_MACVLAN_MODE, Number(mode));
+      break;
+    }
+    case 'ipvlan':
+      w.u16(IFLA_IPVLAN_MODE, IPVLAN_MODES.indexOf(cfg.mode ?? 'l2'));
+      break;
+    case 'vlan':
+      w.u16(IFLA_VLAN_ID, cfg.id);
+      if (cfg.protocol !== undefined) w.be16(IFLA_VLAN_PROTOCOL, cfg.protocol === '802.1ad' ? 0x88a8 : 0x8100);
+      break;
+    case 'vxlan':
+      w.u32(IFLA_VXLAN_ID, cfg.vni);
+      if (cfg.group !== undefined) w.attr(familyOf(cfg.group) === 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, ipToBytes(cfg.group));
+      if (cfg.local !== undefined) w.attr(familyOf(cfg.local) === 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, ipToBytes(cfg.local));
+      if (vxlanDev !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanDev);
+      if (cfg.ttl !== undefined) w.u8(IFLA_VXLAN_TTL, cfg.ttl);
+      if (cfg.learning !== undefined) w.u8(IFLA_VXLAN_LEARNING, cfg.learning ? 1 : 0);
+      if (cfg.port !== undefined) w.be16(IFLA_VXLAN_PORT, cfg.port);
+      break;
+    case 'dummy':
+      break;
+  }
+  w.end(data);
+  w.end(li);
+}
+
+/** The request that creates a link, for callers that batch; `createLink` sends it. */
+export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[]): Promise<Buffer> {
+  // NLM_F_ECHO: the kernel answers with the new link (index, MAC, a veth's peer index), saving a lookup.
+  const w = new MessageWriter(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  ifinfo(w, 0, cfg.up ? true : undefined);
+  w.str(IFLA_IFNAME, cfg.name);
+  if (cfg.mtu !== undefined) w.u32(IFLA_MTU, cfg.mtu);
+  if (cfg.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(cfg.mac));
+  if (cfg.txqlen !== undefined) w.u32(IFLA_TXQLEN, cfg.txqlen);
+  if (cfg.alias !== undefined) w.str(IFLA_IFALIAS, cfg.alias);
+  if (cfg.master !== undefined) w.u32(IFLA_MASTER, await linkIndex(h, cfg.master));
+  if (cfg.netns !== undefined) {
+    const t = targetFd(cfg.netns);
+    fds.push(t);
+    w.u32(IFLA_NET_NS_FD, t.fd!);
+  }
+  await writeKind(h, w, cfg, fds);
+  return w.finish();
+}
+
+/**
+ * Creates a link of any kind and resolves with it as the kernel reported it on creation (for a veth,
+ * `peerIndex` is the peer's index, in the peer's namespace). Fails with EEXIST if the name is taken (in the
+ * namespace it is created in). `up` and `master` are applied by the same request.
+ */
+export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
+  const fds: NsFd[] = [];
+  try {
+    const msg = await createLinkMessage(h, cfg, fds);
+    const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
+    const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
+    if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
+    const echo = replies.find((m) => m.type === RTM_NEWLINK);
+    // A link created in another namespace is echoed from there (or, on old kernels, not at all).
+    if (echo && cfg.netns === undefined) return parseLink(echo);
+    return cfg.netns === undefined ? getLink(h, cfg.name) : inNamespace(cfg.netns, (hh) => getLink(hh, cfg.name));
+  } finally {
+    for (const f of fds) f.release();
+  }
+}
+
+async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>): Promise<T> {
+  if (target instanceof Handle) return fn(target);
+  const hh = openHandle(target);
+  try {
+    return await fn(hh);
+  } finally {
+    hh.close();
+  }
+}
+
+/** Brings a just-created veth peer up, in whatever namespace it was created in. */
+async function peerUp(h: Handle, peer: VethPeerConfig): Promise<void> {
+  if (peer.netns === undefined) return setLink(h, peer.name, { up: true });
+  return inNamespace(peer.netns, (hh) => setLink(hh, peer.name, { up: true }));
+}
+
+/** A veth pair; the peer may be created directly inside another namespace with its final name and MAC. */
+export function createVethPair(h: Handle, cfg: Omit<VethConfig, 'kind'>): Promise<Link> {
+  return createLink(h, { ...cfg, kind: 'veth' });
+}
+
+// ---------------------------------------------------------------- changes
+
+/** Deletes a link (a veth takes its peer with it). ENODEV when there is none. */
+export async function deleteLink(h: Handle, ref: LinkRef): Promise<void> {
+  const w = linkMessage(RTM_DELLINK, ref);
+  await h.request(w.finish(), { op: 'RTM_DELLINK', what: `delete link ${refText(ref)}`, object: refText(ref) });
+}
+
+function describeChanges(c: LinkChanges): string {
+  const parts: string[] = [];
+  if (c.up !== undefined) parts.push(c.up ? 'up' : 'down');
+  if (c.mtu !== undefined) parts.push(`mtu ${c.mtu}`);
+  if (c.mac !== undefined) parts.push(`address ${c.mac}`);
+  if (c.name !== undefined) parts.push(`name ${c.name}`);
+  if (c.master !== undefined) parts.push(c.master === null ? 'nomaster' : `master ${refText(c.master)}`);
+  if (c.alias !== undefined) parts.push(c.alias === null ? 'no alias' : `alias ${c.alias}`);
+  if (c.promisc !== undefined) parts.push(`promisc ${c.promisc ? 'on' : 'off'}`);
+  if (c.txqlen !== undefined) parts.push(`txqlen ${c.txqlen}`);
+  if (c.netns !== undefined) parts.push('netns');
+  return parts.join(' ');
+}
+
+/** Changes an existing link; everything asked is sent in one request (one ACK, all or nothing for most). */
+export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<void> {
+  // Renaming a link named by its name needs its index: the name attribute can't both find and rename.
+  const target = c.name !== undefined && typeof ref === 'string' ? await linkIndex(h, ref) : ref;
+  const w = linkMessage(RTM_NEWLINK, target, 0, c.up, c.promisc);
+  if (c.name !== undefined) w.str(IFLA_IFNAME, c.name);
+  if (c.mtu !== undefined) w.u32(IFLA_MTU, c.mtu);
+  if (c.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(c.mac));
+  if (c.txqlen !== undefined) w.u32(IFLA_TXQLEN, c.txqlen);
+  if (c.alias !== undefined) w.str(IFLA_IFALIAS, c.alias ?? '');
+  if (c.master !== undefined) w.u32(IFLA_MASTER, c.master === null ? 0 : await linkIndex(h, c.master));
+  let ns: NsFd | undefined;
+  try {
+    if (c.netns !== undefined) {
+      if (!(c.netns instanceof Handle) && !(c.netns instanceof Netns) && 'pid' in c.netns) w.u32(IFLA_NET_NS_PID, c.netns.pid);
+      else {
+        ns = targetFd(c.netns);
+        w.u32(IFLA_NET_NS_FD, ns.fd!);
+      }
+    }
+    await h.request(w.finish(), {
+      op: 'RTM_NEWLINK',
+      what: `set link ${refText(ref)} ${describeChanges(c)}`,
+      object: refText(ref),
+    });
+  } finally {
+    ns?.release();
+  }
+}
+
+export const setLinkUp = (h: Handle, ref: LinkRef) => setLink(h, ref, { up: true });
+export const setLinkDown = (h: Handle, ref: LinkRef) => setLink(h, ref, { up: false });
+export const setLinkMtu = (h: Handle, ref: LinkRef, mtu: number) => setLink(h, ref, { mtu });
+export const setLinkMac = (h: Handle, ref: LinkRef, mac: string) => setLink(h, ref, { mac });
+export const renameLink = (h: Handle, ref: LinkRef, name: string) => setLink(h, ref, { name });
+export const setLinkMaster = (h: Handle, ref: LinkRef, master: LinkRef) => setLink(h, ref, { master });
+export const setLinkNoMaster = (h: Handle, ref: LinkRef) => setLink(h, ref, { master: null });
+export const setLinkAlias = (h: Handle, ref: LinkRef, alias: string | null) => setLink(h, ref, { alias });
+export const setLinkPromisc = (h: Handle, ref: LinkRef, on: boolean) => setLink(h, ref, { promisc: on });
+
+/** Moves a link into another namespace (by handle, open Netns, name, path or PID), optionally renaming it there. */
+export const moveLink = (h: Handle, ref: LinkRef, netns: NetnsTarget | { pid: number }, opts: { name?: string } = {}) =>
+  setLink(h, ref, { netns, ...(opts.name !== undefined ? { name: opts.name } : {}) });
+
+/**
+ * Sets bridge port options of a link that is a bridge port. They must travel as IFLA_INFO_SLAVE_DATA in an
+ * RTM_NEWLINK: through RTM_SETLINK the kernel acknowledges and ignores them.
+ */
+export async function setBridgePort(h: Handle, ref: LinkRef, cfg: BridgePortConfig): Promise<void> {
+  const w = linkMessage(RTM_NEWLINK, ref);
+  const li = w.nest(IFLA_LINKINFO);
+  w.str(IFLA_INFO_SLAVE_KIND, 'bridge');
+  const sd = w.nest(IFLA_INFO_SLAVE_DATA);
+  if (cfg.hairpin !== undefined) w.u8(IFLA_BRPORT_MODE, cfg.hairpin ? 1 : 0);
+  if (cfg.learning !== undefined) w.u8(IFLA_BRPORT_LEARNING, cfg.learning ? 1 : 0);
+  if (cfg.flood !== undefined) w.u8(IFLA_BRPORT_UNICAST_FLOOD, cfg.flood ? 1 : 0);
+  if (cfg.isolated !== undefined) w.u8(IFLA_BRPORT_ISOLATED, cfg.isolated ? 1 : 0);
+  if (cfg.cost !== undefined) w.u32(IFLA_BRPORT_COST, cfg.cost);
+  if (cfg.priority !== undefined) w.u16(IFLA_BRPORT_PRIORITY, cfg.priority);
+  w.end(sd);
+  w.end(li);
+  const opts = Object.entries(cfg).map(([k, v]) => `${k} ${v}`).join(' ');
+  await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge port ${refText(ref)} ${opts}`, object: refText(ref) });
+}
+
+/** Hairpin mode of a bridge port (what the CNI bridge plugin's hairpinMode sets). */
+export const setHairpin = (h: Handle, ref: LinkRef, on: boolean) => setBridgePort(h, ref, { hairpin: on });

@@ -1,0 +1,92 @@
+/** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete. */
+import { AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
+import { bytesToIp, bytesToMac, familyOf, ipToBytes, macToBytes, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
+import type { Handle } from './handle.js';
+import { linkIndex } from './link.js';
+import type { LinkRef } from './link-types.js';
+
+export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
+const STATES: [NeighState, number][] = [
+  ['incomplete', 0x01], ['reachable', 0x02], ['stale', 0x04], ['delay', 0x08],
+  ['probe', 0x10], ['failed', 0x20], ['noarp', 0x40], ['permanent', 0x80],
+];
+const NTF_PROXY = 0x08;
+const NTF_ROUTER = 0x80;
+
+export interface NeighbourSpec {
+  dev: LinkRef;
+  /** the IP address */
+  address: string;
+  /** the link-layer address, `aa:bb:cc:dd:ee:ff` */
+  lladdr?: string;
+  /** default permanent */
+  state?: NeighState;
+  /** an IPv6 router */
+  router?: boolean;
+}
+
+export interface Neighbour {
+  index: number;
+  family: 4 | 6;
+  address: string;
+  lladdr: string | undefined;
+  /** the states set (usually one) */
+  state: NeighState[];
+  router: boolean;
+  proxy: boolean;
+}
+
+export function parseNeighbour(m: NlMessage): Neighbour {
+  const d = m.data;
+  const a = parseAttrs(d, 12);
+  const st = d.readUInt16LE(8);
+  const flags = d.readUInt8(10);
+  return {
+    index: d.readInt32LE(4),
+    family: d.readUInt8(0) === AF_INET6 ? 6 : 4,
+    address: a[NDA_DST] ? bytesToIp(a[NDA_DST]!) : '',
+    lladdr: a[NDA_LLADDR]?.length === 6 ? bytesToMac(a[NDA_LLADDR]!) : undefined,
+    state: STATES.filter(([, v]) => st & v).map(([n]) => n),
+    router: (flags & NTF_ROUTER) !== 0,
+    proxy: (flags & NTF_PROXY) !== 0,
+  };
+}
+
+async function neighMessage(h: Handle, type: number, flags: number, n: NeighbourSpec): Promise<Buffer> {
+  const w = new MessageWriter(type, flags);
+  const s = w.struct(12);
+  s.writeUInt8(familyOf(n.address) === 4 ? AF_INET : AF_INET6, 0);
+  s.writeInt32LE(await linkIndex(h, n.dev), 4);
+  s.writeUInt16LE(type === RTM_DELNEIGH ? 0 : STATES.find(([k]) => k === (n.state ?? 'permanent'))![1], 8);
+  s.writeUInt8(n.router ? NTF_ROUTER : 0, 10);
+  w.attr(NDA_DST, ipToBytes(n.address));
+  if (n.lladdr !== undefined) w.attr(NDA_LLADDR, macToBytes(n.lladdr));
+  return w.finish();
+}
+
+const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${n.dev}`;
+
+export async function addNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
+  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n), { op: 'RTM_NEWNEIGH', what: `add neighbour ${text(n)}`, object: n.address });
+}
+
+export async function replaceNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
+  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n), { op: 'RTM_NEWNEIGH', what: `replace neighbour ${text(n)}`, object: n.address });
+}
+
+export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'dev' | 'address'>): Promise<void> {
+  await h.request(await neighMessage(h, RTM_DELNEIGH, 0, n), { op: 'RTM_DELNEIGH', what: `delete neighbour ${text(n)}`, object: n.address });
+}
+
+/** The neighbour tables (ARP and NDP), optionally of one link or family. */
+export async function listNeighbours(h: Handle, filter: { dev?: LinkRef; family?: 4 | 6 } = {}): Promise<Neighbour[]> {
+  const index = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev);
+  const w = new MessageWriter(RTM_GETNEIGH, 0);
+  const s = w.struct(12);
+  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
+  return replies
+    .filter((m) => m.type === RTM_NEWNEIGH)
+    .map(parseNeighbour)
+    .filter((n) => (index === undefined || n.index === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
+}

@@ -1,0 +1,135 @@
+/** Policy routing rules (`ip rule`): list, add, delete. */
+import {
+  AF_INET, AF_INET6, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
+  FRA_TABLE, NLM_F_CREATE, NLM_F_EXCL, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE,
+} from '../netlink/constants.js';
+import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import type { Handle } from './handle.js';
+
+export type RuleAction = 'table' | 'goto' | 'nop' | 'blackhole' | 'unreachable' | 'prohibit';
+const ACTIONS: Record<RuleAction, number> = { table: 1, goto: 2, nop: 3, blackhole: 6, unreachable: 7, prohibit: 8 };
+const FIB_RULE_INVERT = 0x2;
+
+export interface RuleSpec {
+  family?: 4 | 6;
+  priority?: number;
+  /** lookup table (action `table`, the default) */
+  table?: number | 'main' | 'local' | 'default';
+  action?: RuleAction;
+  /** priority to jump to (action `goto`) */
+  goto?: number;
+  /** `from` prefix */
+  src?: string;
+  /** `to` prefix */
+  dst?: string;
+  iif?: string;
+  oif?: string;
+  fwmark?: number;
+  fwmask?: number;
+  /** `not`: match what the selectors do not */
+  invert?: boolean;
+}
+
+export interface Rule {
+  family: 4 | 6;
+  priority: number | undefined;
+  table: number;
+  action: RuleAction | `${number}`;
+  src: string | undefined;
+  dst: string | undefined;
+  iif: string | undefined;
+  oif: string | undefined;
+  fwmark: number | undefined;
+  fwmask: number | undefined;
+  goto: number | undefined;
+  invert: boolean;
+}
+
+const TABLES = { default: 253, main: 254, local: 255 } as const;
+
+export function parseRule(m: NlMessage): Rule {
+  const d = m.data;
+  const a = parseAttrs(d, 12);
+  const act = d.readUInt8(7);
+  const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
+  return {
+    family: fam,
+    priority: getU32(a[FRA_PRIORITY]),
+    table: getU32(a[FRA_TABLE]) ?? d.readUInt8(4),
+    action: (Object.entries(ACTIONS).find(([, v]) => v === act)?.[0] as RuleAction | undefined) ?? `${act}`,
+    src: a[FRA_SRC] ? `${bytesToIp(a[FRA_SRC]!)}/${d.readUInt8(2)}` : undefined,
+    dst: a[FRA_DST] ? `${bytesToIp(a[FRA_DST]!)}/${d.readUInt8(1)}` : undefined,
+    iif: getStr(a[FRA_IIFNAME]),
+    oif: getStr(a[FRA_OIFNAME]),
+    fwmark: getU32(a[FRA_FWMARK]),
+    fwmask: getU32(a[FRA_FWMASK]),
+    goto: getU32(a[FRA_GOTO]),
+    invert: (d.readUInt32LE(8) & FIB_RULE_INVERT) !== 0,
+  };
+}
+
+function ruleMessage(type: number, flags: number, r: RuleSpec): Buffer {
+  const fam = r.family ?? (r.src ? parseCidr(r.src).family : r.dst ? parseCidr(r.dst).family : 4);
+  const w = new MessageWriter(type, flags);
+  const s = w.struct(12);
+  s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+  const action = r.action ?? (r.goto !== undefined ? 'goto' : type === RTM_DELRULE && r.table === undefined ? undefined : 'table');
+  s.writeUInt8(action === undefined ? 0 : ACTIONS[action], 7);
+  s.writeUInt32LE(r.invert ? FIB_RULE_INVERT : 0, 8);
+  if (r.table !== undefined) {
+    const t = typeof r.table === 'number' ? r.table : TABLES[r.table];
+    s.writeUInt8(t < 256 ? t : 0, 4);
+    w.u32(FRA_TABLE, t);
+  }
+  if (r.priority !== undefined) w.u32(FRA_PRIORITY, r.priority);
+  if (r.src) {
+    const c = parseCidr(r.src);
+    s.writeUInt8(c.prefix, 2);
+    w.attr(FRA_SRC, ipToBytes(c.address));
+  }
+  if (r.dst) {
+    const c = parseCidr(r.dst);
+    s.writeUInt8(c.prefix, 1);
+    w.attr(FRA_DST, ipToBytes(c.address));
+  }
+  if (r.iif) w.str(FRA_IIFNAME, r.iif);
+  if (r.oif) w.str(FRA_OIFNAME, r.oif);
+  if (r.fwmark !== undefined) w.u32(FRA_FWMARK, r.fwmark);
+  if (r.fwmask !== undefined) w.u32(FRA_FWMASK, r.fwmask);
+  if (r.goto !== undefined) w.u32(FRA_GOTO, r.goto);
+  return w.finish();
+}
+
+function describe(r: RuleSpec): string {
+  const p: string[] = [];
+  if (r.priority !== undefined) p.push(`priority ${r.priority}`);
+  if (r.invert) p.push('not');
+  if (r.src) p.push(`from ${r.src}`);
+  if (r.dst) p.push(`to ${r.dst}`);
+  if (r.iif) p.push(`iif ${r.iif}`);
+  if (r.oif) p.push(`oif ${r.oif}`);
+  if (r.fwmark !== undefined) p.push(`fwmark ${r.fwmark}`);
+  if (r.table !== undefined) p.push(`lookup ${r.table}`);
+  if (r.action && r.action !== 'table') p.push(r.action);
+  return p.join(' ');
+}
+
+export async function addRule(h: Handle, r: RuleSpec): Promise<void> {
+  await h.request(ruleMessage(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r), { op: 'RTM_NEWRULE', what: `add rule ${describe(r)}`, object: describe(r) });
+}
+
+/** Deletes the first rule matching the selectors given (ENOENT when none does). */
+export async function deleteRule(h: Handle, r: RuleSpec): Promise<void> {
+  await h.request(ruleMessage(RTM_DELRULE, 0, r), { op: 'RTM_DELRULE', what: `delete rule ${describe(r)}`, object: describe(r) });
+}
+
+export async function listRules(h: Handle, filter: { family?: 4 | 6 } = {}): Promise<Rule[]> {
+  const out: Rule[] = [];
+  for (const fam of filter.family ? [filter.family] : ([4, 6] as const)) {
+    const w = new MessageWriter(RTM_GETRULE, 0);
+    w.struct(12).writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+    const replies = await h.dump(w.finish(), { op: 'RTM_GETRULE', what: `list IPv${fam} rules in ${h.label}` });
+    for (const m of replies) if (m.type === RTM_NEWRULE) out.push(parseRule(m));
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+/** Namespaces: named ones like `ip netns add`, by PID, identity, the own-namespace guard, stale entries. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, lstatSync, openSync, closeSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { sandboxed, createHost, run, ipJson } from '../../netns-harness/index.js';
+import {
+  createNamedNetns, deleteNamedNetns, listNamedNetns, openNetns, currentNetns, isSameNetns, attachNetns,
+  removeStaleNetns, openHandle, createVethPair, NetplumbError, NETNS_RUN_DIR,
+} from '../../lib/index.js';
+
+await sandboxed();
+
+const mountsAt = (path: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === path);
+
+test('createNamedNetns makes what `ip netns` sees, bind-mounted in the sandbox only', async () => {
+  const before = readlinkSync('/proc/self/ns/net');
+  const ns = createNamedNetns('np-a');
+  try {
+    assert.is(readlinkSync('/proc/self/ns/net'), before, 'the process is back in its own namespace');
+    const listed = (await run(['ip', 'netns', 'list'])).stdout;
+    assert.match(listed, /^np-a\b/m);
+    // a namespace of its own: only lo, and not the sandbox's
+    const links = await ipJson<any[]>(['link', 'show'], `${NETNS_RUN_DIR}/np-a`);
+    assert.equal(links.map((l) => l.ifname), ['lo']);
+    assert.is.not(readlinkSync(`/proc/self/fd/${ns.fd}`), before);
+    // `ip netns exec` can use it
+    const r = await run(['ip', 'netns', 'exec', 'np-a', 'ip', '-j', 'link', 'show']);
+    assert.equal(JSON.parse(r.stdout).map((l: any) => l.ifname), ['lo']);
+    // The bind mount is in this (sandbox) mount namespace, on the sandbox's private /run tmpfs; /run/netns
+    // is a shared mount (as iproute2 makes it) under that private tmpfs, so nothing propagates to the machine.
+    const m = mountsAt('/run/netns/np-a');
+    assert.is(m.length, 1, 'one nsfs bind mount on the file');
+    assert.match(m[0]!, / - nsfs /);
+    const runMount = mountsAt('/run');
+    assert.ok(runMount.some((l) => / - tmpfs /.test(l)), '/run is a tmpfs in the sandbox');
+    assert.match(mountsAt('/run/netns')[0]!, /shared:/);
+    // /run's parent is the sandbox's own mount: the tmpfs was mounted by the sandbox in its private mount
+    // namespace (the runner's before/after snapshot of the machine's mounts and /var/run/netns checks the rest).
+    const runId = runMount.find((l) => / - tmpfs /.test(l))!.split(' ')[0];
+    assert.is(mountsAt('/run/netns')[0]!.split(' ')[1], runId, '/run/netns sits on the sandbox\'s /run tmpfs');
+  } finally {
+    ns.close();
+  }
+  try {
+    createNamedNetns('np-a');
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as NetplumbError).code, 'EEXIST');
+  }
+  deleteNamedNetns('np-a');
+  assert.not.ok(existsSync('/run/netns/np-a'));
+  assert.equal(mountsAt('/run/netns/np-a'), []);
+  assert.not.match((await run(['ip', 'netns', 'list'])).stdout, /np-a/);
+});
+
+test('a namespace made by `ip netns add` opens by name, and the library lists it', async () => {
+  await run(['ip', 'netns', 'add', 'np-b']);
+  try {
+    const ns = openNetns({ name: 'np-b' });
+    const byPath = openNetns({ path: '/var/run/netns/np-b' });
+    try {
+      assert.ok(ns.isSame(byPath));
+      assert.is(ns.name, 'np-b');
+    } finally {
+      ns.close();
+      byPath.close();
+    }
+    const e = listNamedNetns().find((x) => x.name === 'np-b');
+    assert.ok(e && e.alive && !e.symlink);
+  } finally {
+    await run(['ip', 'netns', 'del', 'np-b']);
+  }
+});
+
+test('identity by inode: a PID, its /proc path and an fd are the same namespace; others are not', async () => {
+  const host = await createHost('h');
+  try {
+    assert.ok(isSameNetns({ pid: host.pid }, { path: host.netnsPath }));
+    const fd = openSync(host.netnsPath, 'r');
+    try {
+      assert.ok(isSameNetns({ fd }, { pid: host.pid }));
+    } finally {
+      closeSync(fd);
+    }
+    const c = await host.createContainer('c');
+    assert.not.ok(isSameNetns({ pid: host.pid }, { pid: c.pid }));
+    const cur = currentNetns();
+    try {
+      assert.is(`net:[${cur.ino}]`, readlinkSync('/proc/self/ns/net'));
+      assert.ok(isSameNetns(cur, { pid: process.pid }));
+    } finally {
+      cur.close();
+    }
+  } finally {
+    await host.destroy();
+  }
+});
+
+test('asking for another namespace that is the caller\'s own is refused, unless allowed', async () => {
+  for (const ref of [{ pid: process.pid }, { path: '/proc/self/ns/net' }]) {
+    try {
+      openHandle(ref);
+      assert.unreachable(`${JSON.stringify(ref)} must be refused`);
+    } catch (e) {
+      assert.is((e as NetplumbError).code, 'ENETNS_SELF');
+    }
+  }
+  const h = openHandle({ pid: process.pid }, { allowCurrent: true });
+  h.close();
+  try {
+    openNetns({ path: '/etc/hostname' });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as NetplumbError).code, 'EINVAL');
+    assert.match((e as Error).message, /not a network namespace/);
+  }
+  try {
+    openNetns({ name: '../etc' });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as NetplumbError).code, 'EINVAL');
+  }
+});
+
+test('attach a PID\'s namespace by bind mount and by symlink; stale entries are removed', async () => {
+  // a process started outside the library, like a container runtime would
+  const proc = spawn('unshare', ['-n', 'sleep', '600'], { stdio: 'ignore' });
+  const exited = new Promise((r) => proc.once('exit', r));
+  for (let i = 0; i < 200 && readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+  const bound = attachNetns('np-bound', proc.pid!);
+  const linked = attachNetns(String(proc.pid), proc.pid!, { symlink: true });
+  try {
+    assert.ok(bound.isSame(linked));
+    assert.is(readlinkSync(`/var/run/netns/${proc.pid}`), `/proc/${proc.pid}/ns/net`);
+    assert.ok(lstatSync(`/var/run/netns/${proc.pid}`).isSymbolicLink());
+    // the library can build in it, and iproute2 sees it through the symlink
+    const h = openHandle({ name: String(proc.pid) });
+    try {
+      await createVethPair(h, { name: 'a0', peer: { name: 'b0' } });
+    } finally {
+      h.close();
+    }
+    const links = await ipJson<any[]>(['-n', String(proc.pid), 'link', 'show']);
+    assert.equal(links.map((l) => l.ifname).sort(), ['a0', 'b0', 'lo']);
+  } finally {
+    bound.close();
+    linked.close();
+  }
+  // a plain file with nothing mounted on it is stale as well
+  writeFileSync('/var/run/netns/np-empty', '');
+  proc.kill('SIGKILL');
+  await exited;
+  const entries = Object.fromEntries(listNamedNetns().map((e) => [e.name, e.alive]));
+  assert.equal(entries, { 'np-bound': true, [String(proc.pid)]: false, 'np-empty': false }, 'the bind mount keeps the namespace alive, the symlink dangles');
+  assert.equal(removeStaleNetns().sort(), [String(proc.pid), 'np-empty'].sort());
+  // the guide's check: nothing dangling is left
+  const dangling = await run(['find', '-L', '/var/run/netns', '-type', 'l']);
+  assert.is(dangling.stdout.trim(), '');
+  deleteNamedNetns('np-bound');
+  assert.equal(listNamedNetns(), []);
+});
+
+test.run();

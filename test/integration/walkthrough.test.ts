@@ -1,0 +1,127 @@
+/**
+ * The --net=none walkthrough on a process started outside the project (`unshare -n sleep 600` inside a harness
+ * host), run as a program the way a user runs it; checked with `ip -j` and a ping to the gateway.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sandboxed, createHost, ipJson, run, inNetns, type Host } from '../../netns-harness/index.js';
+
+await sandboxed();
+
+const WALKTHROUGH = fileURLToPath(new URL('../../examples/net-none-walkthrough.js', import.meta.url));
+
+let host: Host;
+let proc: ChildProcess;
+let pid: number;
+
+/** A process that unshared its own network namespace, started with plain util-linux tools in the host. */
+async function startOutsider(where: Host): Promise<ChildProcess> {
+  const [file, ...args] = inNetns(where.netnsPath, ['unshare', '-n', 'sleep', '600']) as [string, ...string[]];
+  const child = spawn(file, args, { stdio: 'ignore' });
+  // nsenter and unshare exec in turn, so the PID ends up being sleep's
+  for (let i = 0; i < 400; i++) {
+    try {
+      if (readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') return child;
+    } catch {
+      /* not yet */
+    }
+    await sleep(5);
+  }
+  throw new Error('unshare -n sleep did not start');
+}
+
+/** Runs the walkthrough in the host's namespace, which plays the machine. */
+const walk = (...args: string[]) => host.exec([process.execPath, WALKTHROUGH, ...args], { check: false, timeoutMs: 60_000 });
+
+test.before(async () => {
+  host = await createHost('machine');
+  proc = await startOutsider(host);
+  pid = proc.pid!;
+  assert.is.not(readlinkSync(`/proc/${pid}/ns/net`), host.netnsId, 'the process has a namespace of its own');
+});
+test.after(async () => {
+  proc.kill('SIGKILL');
+  await host.destroy();
+});
+
+test('the guide\'s steps, printed and done', async () => {
+  const r = await walk('--pid', String(pid));
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  const lines = r.stdout;
+  for (const expected of [
+    `$ ln -s /proc/${pid}/ns/net /var/run/netns/${pid}`,
+    '$ ip link add docker0 type bridge',
+    '$ ip link add A type veth peer name B',
+    '$ ip link set A master docker0',
+    '$ ip link set A up',
+    `$ ip link set B netns ${pid}`,
+    `$ ip netns exec ${pid} ip link set dev B name eth0`,
+    `$ ip netns exec ${pid} ip link set eth0 up`,
+    `$ ip netns exec ${pid} ip addr add 172.17.42.99/16 dev eth0`,
+    `$ ip netns exec ${pid} ip route add default via 172.17.42.1`,
+  ]) {
+    assert.ok(lines.includes(expected), `prints ${expected}\n${lines}`);
+  }
+  // the oracle: iproute2 in the host and in the process's namespace
+  assert.is(readlinkSync(`/var/run/netns/${pid}`), `/proc/${pid}/ns/net`);
+  const [br] = await host.ip<any[]>('-d', 'addr', 'show', 'dev', 'docker0');
+  assert.is(br.linkinfo.info_kind, 'bridge');
+  assert.equal(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.17.42.1/16']);
+  const [a] = await host.ip<any[]>('link', 'show', 'dev', 'A');
+  assert.is(a.master, 'docker0');
+  assert.ok(a.flags.includes('UP'));
+  assert.is((await host.ip<any[]>('link', 'show')).find((l) => l.ifname === 'B'), undefined, 'B left the host');
+  const ns = `/proc/${pid}/ns/net`;
+  const [eth0] = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], ns);
+  assert.ok(eth0.flags.includes('UP'));
+  assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.42.99/16']);
+  const routes = await ipJson<any[]>(['route', 'show', 'default'], ns);
+  assert.equal(routes.map((x) => [x.gateway, x.dev]), [['172.17.42.1', 'eth0']]);
+  // and `ip netns` finds it under the PID
+  const viaName = await ipJson<any[]>(['-n', String(pid), 'link', 'show', 'eth0']);
+  assert.is(viaName[0].ifname, 'eth0');
+  // the container reaches the gateway
+  const p = await run(['ping', '-c', '2', '-i', '0.2', '-W', '2', '172.17.42.1'], { netns: ns, check: false });
+  assert.is(p.exitCode, 0, p.stdout + p.stderr);
+  assert.match(p.stdout, /2 packets transmitted, 2 received/);
+});
+
+test('running it again reports it is already done and changes nothing', async () => {
+  const before = JSON.stringify([await host.ip('addr', 'show'), await ipJson(['addr', 'show'], `/proc/${pid}/ns/net`)]);
+  const r = await walk('--pid', String(pid));
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`${pid} is already done`));
+  assert.not.match(r.stdout, /\$ ip link add/);
+  const after = JSON.stringify([await host.ip('addr', 'show'), await ipJson(['addr', 'show'], `/proc/${pid}/ns/net`)]);
+  assert.is(after, before);
+});
+
+test('a PID in the host\'s own namespace is refused before anything is done', async () => {
+  const r = await walk('--pid', String(host.pid));
+  assert.is.not(r.exitCode, 0);
+  assert.match(r.stderr, /own network namespace/);
+});
+
+test('--cleanup removes the link once the process is gone, as find -L … -delete does', async () => {
+  proc.kill('SIGKILL');
+  await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r)));
+  assert.ok(existsSync(`/var/run/netns/${pid}`) === false, 'the link dangles (existsSync follows it)');
+  const r = await walk('--cleanup');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`removed /var/run/netns/${pid}`));
+  assert.is((await run(['ls', '-A', '/var/run/netns'])).stdout.trim(), '');
+  // with the namespace gone, A (whose peer died with it) goes from the host as well; the kernel tears a
+  // namespace down in a work queue, so give it a moment
+  let a: unknown = true;
+  for (let i = 0; i < 100 && a; i++) {
+    a = (await host.ip<any[]>('link', 'show')).find((l) => l.ifname === 'A');
+    if (a) await sleep(20);
+  }
+  assert.is(a, undefined);
+});
+
+test.run();
