@@ -360,6 +360,7 @@ async function add(req: CniRequest): Promise<CniResult> {
         if (families.has(4)) await setLink(c, ctrIndex, { mac });
         mark('garp');
       }
+      fault('garp');
 
       const fw = firewallSpec(req, conf, p.ips, hostVeth, mac);
       try {
