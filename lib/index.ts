@@ -10,6 +10,7 @@ export {
   type NetnsRef, type OpenNetnsOptions, type NamedNetns, type AttachOptions,
 } from './net/ns.js';
 export { Handle, openHandle } from './net/handle.js';
+export { getNetnsId, setNetnsId } from './net/nsid.js';
 export {
   listLinks, getLink, findLink, linkIndex, createLink, createVethPair, deleteLink, setLink, setLinkUp, setLinkDown,
   setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,

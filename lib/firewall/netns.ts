@@ -5,33 +5,15 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { SyscallError } from '../errors.js';
-import { CLONE_NEWNET, setns } from '../sys/libc.js';
+import { inNetnsSync as inNetnsWindow } from '../sys/netns-window.js';
 
 export function inNetnsSync<T>(netns: string | undefined, fn: () => T): T {
   if (netns === undefined) return fn();
   const target = openSync(netns, 'r');
-  let home: number;
   try {
-    home = openSync('/proc/thread-self/ns/net', 'r');
-  } catch (e) {
-    closeSync(target);
-    throw e;
-  }
-  try {
-    setns(target, CLONE_NEWNET, netns);
-    try {
-      return fn();
-    } finally {
-      try {
-        setns(home, CLONE_NEWNET, 'the original namespace');
-      } catch (e) {
-        // Continuing would run everything else in the wrong namespace.
-        process.stderr.write(`netplumb: cannot return from ${netns}: ${(e as Error).message}; aborting\n`);
-        process.abort();
-      }
-    }
+    // the window itself (enter, run, return or abort) is lib/sys/netns-window's, shared with lib/net
+    return inNetnsWindow(target, netns, fn);
   } finally {
-    closeSync(home);
     closeSync(target);
   }
 }

@@ -4,8 +4,9 @@
  * on every byte of a file name. Strict where Go is strict (no leading zeros in IPv4 fields, no zones),
  * IPv4-mapped IPv6 addresses are IPv4 (Go's `To4()`), IPv6 is printed in RFC 5952 form.
  *
- * No dependency: this runs in every plugin exec, and the tests check it against `ip-cidr` as an oracle.
+ * No package dependency (only netplumb's own address printing from lib/netlink/encoding): this runs in every plugin exec, and the tests check it against `ip-cidr` as an oracle.
  */
+import { formatIpv6Groups } from '../netlink/encoding.js';
 
 export type Family = 4 | 6;
 
@@ -137,24 +138,7 @@ export function formatIp(ip: Ip): string {
   if (ip.value >> 32n === 0xffffn) return formatIp({ family: 4, value: ip.value & 0xffffffffn });
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
-  if (bestStart === -1) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return formatIpv6Groups(groups);
 }
 
 export function formatCidr(ip: Ip, prefix: number): string {

@@ -39,10 +39,12 @@ export class Handle {
     return this.#foreign ? inNetnsSync(this.netns.fd, `${this.netns.label} (${what})`, fn) : fn();
   }
 
+  /** Low level (for lib/net's modules): one encoded request, answered by its replies. */
   request(msg: Buffer, info: RequestInfo): Promise<NlMessage[]> {
     return this.sock.request(msg, info);
   }
 
+  /** Low level (for lib/net's modules): one encoded dump request, serialized with the socket's other dumps. */
   dump(msg: Buffer, info: RequestInfo): Promise<NlMessage[]> {
     return this.sock.dump(msg, info);
   }

@@ -332,7 +332,8 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[])
 export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
   const fds: NsFd[] = [];
   try {
-    const msg = await createLinkMessage(h, cfg, fds);
+    // The master is set by a second request, once the kernel has caught up with the new link (see below).
+    const msg = await createLinkMessage(h, { ...cfg, master: undefined }, fds);
     const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
     const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
     if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
@@ -343,8 +344,15 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
     }
     const echo = replies.find((m) => m.type === RTM_NEWLINK);
     // A link created in another namespace is echoed from there (or, on old kernels, not at all).
-    if (echo && cfg.netns === undefined) return parseLink(echo);
-    return cfg.netns === undefined ? getLink(h, cfg.name) : inNamespace(cfg.netns, (hh) => getLink(hh, cfg.name));
+    const created = echo && cfg.netns === undefined ? parseLink(echo) : undefined;
+    if (created && cfg.master === undefined) return created;
+    return await inNamespace(cfg.netns ?? h, async (th) => {
+      const index = created?.index ?? (await getLink(th, cfg.name)).index;
+      if (cfg.master === undefined) return getLink(th, index);
+      const master = await linkIndex(th, cfg.master);
+      await setLink(th, index, { master });
+      return created ? { ...created, masterIndex: master } : getLink(th, index);
+    });
   } finally {
     for (const f of fds) f.release();
   }
@@ -413,11 +421,16 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
         w.u32(IFLA_NET_NS_FD, ns.fd!);
       }
     }
-    await h.request(w.finish(), {
-      op: 'RTM_NEWLINK',
-      what: `set link ${refText(ref)} ${describeChanges(c)}`,
-      object: refText(ref),
-    });
+    const info = { op: 'RTM_NEWLINK', what: `set link ${refText(ref)} ${describeChanges(c)}`, object: refText(ref) };
+    if (c.master === undefined && c.up === undefined) await h.request(w.finish(), info);
+    else {
+      // A link's operstate stays "unknown" (which counts as up) until the kernel's link watch has seen its
+      // carrier: a fresh link given to a bridge, or brought up as a port, before then is enabled as a port
+      // (STP, multicast timers: work over every port) only to be disabled moments later. RTM_GETLINK on the
+      // link syncs the link watch first (iproute2's lookup by name before `ip link set` does the same);
+      // both requests leave together, in this order.
+      await Promise.all([getLink(h, target), h.request(w.finish(), info)]);
+    }
   } finally {
     ns?.release();
   }

@@ -220,6 +220,11 @@ export function bytesToIp(b: Uint8Array): string {
   for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
   // IPv4-mapped addresses print as ::ffff:a.b.c.d
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  return formatIpv6Groups(g);
+}
+
+/** Eight 16-bit groups → RFC 5952 text: lower case, the longest run of two or more zero groups as `::`. */
+export function formatIpv6Groups(g: readonly number[]): string {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {

@@ -6,7 +6,8 @@ import { sandboxed, createHost, ping, type Host, type Container } from '../../ne
 import {
   openHandle, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
   setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
-  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetns, type Handle,
+  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetns, getNetnsId, setNetnsId,
+  type Handle,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -46,6 +47,28 @@ test('a veth pair whose peer is created inside the container with its name and M
   assert.is(l.linkNetnsId, hostSide.link_netnsid);
   assert.is(l.operstate, hostSide.operstate.toLowerCase());
   assert.ok(l.stats !== undefined && typeof l.stats.rxPackets === 'number');
+  // the namespace id the host gives the container: the one the veth reports, and iproute2's
+  assert.is(await getNetnsId(h, { pid: c1.pid }), l.linkNetnsId);
+  const ids = (await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout;
+  assert.ok(JSON.parse(ids).some((x: any) => x.nsid === l.linkNetnsId));
+});
+
+test('namespace ids: none until assigned, then the one asked for', async () => {
+  const c2 = await host.createContainer('c2');
+  assert.is(await getNetnsId(h, { pid: c2.pid }), undefined);
+  assert.is(await setNetnsId(h, { pid: c2.pid }, 42), 42);
+  assert.is(await getNetnsId(h, { path: c2.netnsPath }), 42);
+  const c3 = await host.createContainer('c3');
+  const auto = await setNetnsId(h, { pid: c3.pid });
+  assert.ok(auto >= 0 && auto !== 42);
+  const listed = JSON.parse((await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout).map((x: any) => x.nsid).sort((a: number, b: number) => a - b);
+  assert.equal(listed, [auto, 42].sort((a, b) => a - b));
+  try {
+    await setNetnsId(h, { pid: c2.pid }, 43);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as NetlinkError).code, 'EEXIST');
+  }
 });
 
 test('creating an existing link is EEXIST and deleting a missing one ENODEV, naming the link', async () => {
@@ -199,6 +222,23 @@ test('bridge port options travel as slave data: hairpin, learning, flood, isolat
   await setHairpin(h, 'p0', false);
   sd = (await ipLink(host, 'p0')).linkinfo.info_slave_data;
   assert.is(sd.hairpin, false);
+});
+
+test('ports enslaved as they are created start disabled while their peer is down', async () => {
+  // The kernel reports a fresh link's operstate as "unknown" (counted as up) until its link watch runs; a port
+  // enslaved before then would be put in forwarding state without a carrier. The library syncs first.
+  await createLink(h, { kind: 'bridge', name: 'br0', up: true });
+  await Promise.all([0, 1, 2, 3, 4].map((i) => createVethPair(h, { name: `p${i}`, master: 'br0', up: true, peer: { name: `q${i}` } })));
+  const ports = (await host.exec(['bridge', '-j', 'link', 'show'])).stdout;
+  assert.equal(JSON.parse(ports).map((p: any) => [p.ifname, p.master, p.state]), [0, 1, 2, 3, 4].map((i) => [`p${i}`, 'br0', 'disabled']));
+  // and a port whose peer comes up starts forwarding (STP is off)
+  await setLinkUp(h, 'q0');
+  let state = '';
+  for (let i = 0; i < 100 && state !== 'forwarding'; i++) {
+    state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state;
+    if (state !== 'forwarding') await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.is(state, 'forwarding');
 });
 
 test('macvlan and vxlan, with their parameters', async () => {

@@ -124,4 +124,13 @@ test('--cleanup removes the link once the process is gone, as find -L … -delet
   assert.is(a, undefined);
 });
 
+test('without --pid it shows itself on a harness container and pings the gateway', async () => {
+  const r = await run([process.execPath, WALKTHROUGH], { check: false, timeoutMs: 60_000 });
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\$ ip link add A type veth peer name B/);
+  assert.match(r.stdout, /is already done/, 'the second pass finds everything in place');
+  assert.match(r.stdout, /3 packets transmitted, 3 received, 0% packet loss/);
+  assert.match(r.stdout, /# removed \/var\/run\/netns\/\d+/);
+});
+
 test.run();
