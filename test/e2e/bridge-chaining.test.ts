@@ -7,18 +7,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { createHost, ping, run, sandboxed, startEchoServer, tcpSend, type Host } from '../../netns-harness/index.js';
-import { bridgeConf, links, must, reservations, runtime, sysctl, vethNames } from '../fixtures/bridge-env.js';
+import { ping, run, sandboxed, startEchoServer, tcpSend } from '../../netns-harness/index.js';
+import { bridgeConf, links, must, reservations, runtime, sysctl, vethNames, hostPerTest } from '../fixtures/bridge-env.js';
 
 await sandboxed();
 
-let host: Host;
-test.before.each(async () => {
-  host = await createHost('host');
-});
-test.after.each(async () => {
-  await host.destroy();
-});
+const host = hostPerTest(test);
 
 for (const version of ['0.4.0', '1.0.0']) {
   test(`netplumb-bridge → portmap → tuning → bandwidth in one list (${version})`, async () => {

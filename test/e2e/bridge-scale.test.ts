@@ -9,19 +9,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { createHost, run, sandboxed, type Host } from '../../netns-harness/index.js';
+import { run, sandboxed, type Host } from '../../netns-harness/index.js';
 import { pool, treeSnapshot } from '../fixtures/cni-runtime.js';
-import { bridgeConf, failure, links, must, nftAttachments, nftRuleset, reservations, runtime, vethNames } from '../fixtures/bridge-env.js';
+import { bridgeConf, failure, links, must, nftAttachments, nftRuleset, reservations, runtime, vethNames, hostPerTest } from '../fixtures/bridge-env.js';
 
 await sandboxed();
 
-let host: Host;
-test.before.each(async () => {
-  host = await createHost('host');
-});
-test.after.each(async () => {
-  await host.destroy();
-});
+const host = hostPerTest(test);
 
 const N = 50;
 

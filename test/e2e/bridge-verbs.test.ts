@@ -8,20 +8,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, sandboxed, type Host } from '../../netns-harness/index.js';
+import { sandboxed } from '../../netns-harness/index.js';
 import {
   bridgeConf, failure, links, must, nftAttachments, reservations, runtime, sysctl, vethNames, VERSIONS,
+  hostPerTest,
 } from '../fixtures/bridge-env.js';
 
 await sandboxed();
 
-let host: Host;
-test.before.each(async () => {
-  host = await createHost('host');
-});
-test.after.each(async () => {
-  await host.destroy();
-});
+const host = hostPerTest(test);
 
 const HEX8 = /^veth[0-9a-f]{8}$/;
 
