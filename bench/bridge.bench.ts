@@ -6,6 +6,7 @@
  *
  *   node dist/bench/run.js bridge            (NETPLUMB_BENCH_N=… iterations, default 30)
  */
+import { createRequire } from 'node:module';
 import { createHost, run, sandboxed, type Host } from '../netns-harness/index.js';
 import { CniRuntime } from '../netns-harness/cni-runtime.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
@@ -22,12 +23,17 @@ interface Variant {
   ipam: string;
   env?: Record<string, string>;
   subnet: string;
+  ipMasq?: boolean;
 }
 
+// The first two are the comparison; the others say where the time goes (the reference without masquerade:
+// what its iptables execs cost; netplumb with the reference host-local: what an exec'd IPAM costs).
 const VARIANTS: Variant[] = [
   { label: 'reference bridge + host-local', type: 'bridge', ipam: 'host-local', subnet: '10.10.0.0/16' },
   { label: 'netplumb-bridge + netplumb-host-local', type: 'netplumb-bridge', ipam: 'netplumb-host-local', subnet: '10.11.0.0/16', env: { NETPLUMB_TIMING: '1' } },
   { label: 'netplumb-bridge + host-local (exec)', type: 'netplumb-bridge', ipam: 'host-local', subnet: '10.12.0.0/16', env: { NETPLUMB_TIMING: '1' } },
+  { label: 'reference, ipMasq: false', type: 'bridge', ipam: 'host-local', subnet: '10.13.0.0/16', ipMasq: false },
+  { label: 'netplumb, ipMasq: false', type: 'netplumb-bridge', ipam: 'netplumb-host-local', subnet: '10.14.0.0/16', ipMasq: false, env: { NETPLUMB_TIMING: '1' } },
 ];
 
 const median = (xs: number[]) => {
@@ -55,7 +61,7 @@ for (const [i, v] of VARIANTS.entries()) {
     type: v.type,
     bridge: 'br-bench',
     isGateway: true,
-    ipMasq: true,
+    ipMasq: v.ipMasq ?? true,
     ipam: { type: v.ipam, dataDir: `/run/bench-ipam-${i}`, ranges: [[{ subnet: v.subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
   };
   runs.set(v, { host, rt, conf, add: [], del: [], phases: { ADD: {}, DEL: {} }, seq: 0 });
@@ -110,6 +116,9 @@ const floor = async (argv: string[]) => {
 };
 const floorTrue = await floor(['true']);
 const floorNode = await floor([process.execPath, '-e', '0']);
+const koffiPath = createRequire(import.meta.url).resolve('koffi');
+const netlinkPath = createRequire(import.meta.url).resolve('netlink/dist/raw.js');
+const floorNatives = await floor([process.execPath, '-e', `require(${JSON.stringify(koffiPath)}); require(${JSON.stringify(netlinkPath)})`]);
 
 const f = (x: number) => x.toFixed(1).padStart(7);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -124,8 +133,9 @@ for (const v of VARIANTS) {
   out(`${v.label.padEnd(42)}${f(median(r.add))}${f(median(r.del))}${f(c)}  ${(c / refCycle).toFixed(2)}×`);
 }
 out('');
-out(`floor: nsenter + true ${floorTrue.toFixed(1)} ms; nsenter + node -e 0 ${floorNode.toFixed(1)} ms (Node's own start-up, paid by every netplumb exec)`);
-for (const v of VARIANTS.slice(1)) {
+out(`floor of one exec: nsenter + true ${floorTrue.toFixed(1)} ms; nsenter + node -e 0 ${floorNode.toFixed(1)} ms (Node's own start-up and exit);`);
+out(`  nsenter + node loading koffi and netlink ${floorNatives.toFixed(1)} ms (the least any netplumb process that touches the kernel pays)`);
+for (const v of VARIANTS.filter((x) => x.env?.NETPLUMB_TIMING)) {
   const r = runs.get(v)!;
   out('');
   out(`where ${v.label} spends its time (medians, ms; node = process start to the plugin's first line, exec+exit = the rest outside it):`);
