@@ -11,6 +11,9 @@
 // file in this "type": "module" package would be ESM). Without esbuild, netplumb-X is the two-line ES module
 // wrapper `import './netplumb-X.js'`.
 //
+// The shebangs drop NODE_EXTRA_CA_CERTS: with it set, Node parses the CA bundle while starting (about 30 ms
+// of a ~45 ms start here), and a plugin never opens a TLS connection.
+//
 // Every file is written under a temporary name and renamed, so a plugin being executed meanwhile (tests run
 // this concurrently) is never seen half written. `--if-stale` skips the work when every bundle is newer than
 // every compiled file it could contain.
@@ -19,6 +22,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url).pathname;
+const SHEBANG = '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node';
 const dir = join(dist, 'plugins');
 const tmp = (p) => `${p}.${process.pid}.tmp`;
 
@@ -47,7 +51,7 @@ function replace(path, write) {
 }
 
 function wrapper(bin, js) {
-  const body = `#!/usr/bin/env node\nimport './${js}';\n`;
+  const body = `${SHEBANG}\nimport './${js}';\n`;
   if (existsSync(bin) && !isLink(bin) && readFileSync(bin, 'utf8') === body) return;
   replace(bin, (t) => {
     writeFileSync(t, body);
@@ -66,7 +70,7 @@ function isLink(p) {
 // The loader: compiles the bundle as Node's CommonJS loader would (same wrapper, same require), with V8's code
 // cache for this verb when there is a valid one, and leaves a fresh cache behind when there was none. Dynamic
 // import() in the bundle (execa) goes through Node's own loader.
-const LOADER = `#!/usr/bin/env node
+const LOADER = `${SHEBANG}
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
