@@ -1,0 +1,5 @@
+/** netplumb-container: the CNI plugin. All logic is in lib/modes/container.ts. */
+import { containerPlugin } from '../lib/modes/container.js';
+import { runPlugin } from '../lib/cni/skeleton.js';
+
+await runPlugin(containerPlugin);

@@ -1,0 +1,5 @@
+/** netplumb-host: the CNI plugin. All logic is in lib/modes/host.ts. */
+import { hostPlugin } from '../lib/modes/host.js';
+import { runPlugin } from '../lib/cni/skeleton.js';
+
+await runPlugin(hostPlugin);

@@ -1,0 +1,5 @@
+/** netplumb-none: the CNI plugin. All logic is in lib/modes/none.ts. */
+import { nonePlugin } from '../lib/modes/none.js';
+import { runPlugin } from '../lib/cni/skeleton.js';
+
+await runPlugin(nonePlugin);
