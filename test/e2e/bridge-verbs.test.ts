@@ -6,11 +6,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandboxed } from '../../netns-harness/index.js';
 import {
-  bridgeConf, dataDir, failure, links, must, nftAttachments, reservations, runtime, sysctl, vethNames, VERSIONS,
+  bridgeConf, failure, links, must, nftAttachments, reservations, runtime, sysctl, vethNames, VERSIONS,
   hostPerTest,
 } from '../fixtures/bridge-env.js';
 
@@ -344,27 +344,6 @@ test('GC releases what no valid attachment holds (IPAM, rules, host veths); STAT
   assert.is(st.code, 50, st.msg);
   const full = failure(await rt.exec('ADD', conf, await att('s5')));
   assert.is(full.code, 100, full.msg);
-});
-
-test('examples/netplumb-bridge.conflist works as a runtime uses it: ADD with a published port and a MAC, CHECK, DEL', async () => {
-  const list = JSON.parse(readFileSync(new URL('../../../examples/netplumb-bridge.conflist', import.meta.url), 'utf8'));
-  list.plugins[0].ipam.dataDir = dataDir(); // never the machine's /var/lib/cni
-  const rt = runtime(host);
-  const ctr = await host.createContainer('c');
-  const att = {
-    containerId: 'example',
-    netns: ctr.netnsPath,
-    ifname: 'eth0',
-    capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], mac: '02:89:00:00:00:02' },
-  };
-  const r = await rt.add(list, att);
-  assert.is(r.ips[0].address, '10.89.0.2/16');
-  assert.is(r.interfaces[2].mac, '02:89:00:00:00:02');
-  assert.ok((await nftAttachments(host)).elements.some((e) => e.startsWith('ports ')));
-  await rt.check(list, att);
-  await rt.del(list, att);
-  assert.equal(await vethNames(host), []);
-  assert.equal(await nftAttachments(host), { chains: [], rules: 0, elements: [] });
 });
 
 test.run();
