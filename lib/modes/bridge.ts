@@ -403,8 +403,11 @@ async function add(req: CniRequest): Promise<CniResult> {
 
 /** Deletes the host veth of an attachment if it is there and is ours (its alias names the attachment). */
 async function deleteHostVeth(h: Handle, network: string, containerId: string, ifname: string): Promise<boolean> {
-  const link = await findLink(h, hostVethName(containerId, ifname));
-  if (!link || link.kind !== 'veth' || link.alias !== vethAlias(network, containerId, ifname)) return false;
+  const alias = vethAlias(network, containerId, ifname);
+  let link = await findLink(h, hostVethName(containerId, ifname));
+  // Not under its name (gone with the namespace, usually; or renamed by someone): look for its alias.
+  if (!link) link = (await listLinks(h, { kind: 'veth' })).find((l) => l.alias === alias);
+  if (!link || link.kind !== 'veth' || link.alias !== alias) return false;
   await deleteLink(h, link.index).catch(ignoreMissing);
   return true;
 }
