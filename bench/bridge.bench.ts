@@ -144,5 +144,17 @@ for (const v of VARIANTS.filter((x) => x.env?.NETPLUMB_TIMING)) {
     const parts = Object.entries(p).map(([k, xs]) => `${k} ${median(xs).toFixed(1)}`);
     out(`  ${verb}: ${parts.join(', ')}`);
   }
+  // The same, grouped by what the time is spent on (sums of the phases' medians).
+  const group = (names: string[]) =>
+    (['ADD', 'DEL'] as const).reduce((sum, verb) => sum + names.reduce((s2, n) => s2 + (r.phases[verb][n] ? median(r.phases[verb][n]!) : 0), 0), 0);
+  const groups: [string, string[]][] = [
+    ['Node start-up and exit', ['node', 'exec+exit']],
+    ['module loading', ['modules']],
+    ['IPAM', ['ipam']],
+    ['netlink and sysctls (kernel included)', ['bridge', 'veth', 'host', 'container', 'port-up', 'garp']],
+    ['nftables', ['firewall']],
+    ['CNI parsing and the Result', ['parse', 'result', 'other']],
+  ];
+  out(`  per cycle: ${groups.map(([label, names]) => `${label} ${group(names).toFixed(1)}`).join(', ')}`);
 }
 for (const r of runs.values()) await r.host.destroy();

@@ -24,7 +24,9 @@ test.before.each(async () => {
   await host.exec(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(outside.pid)]);
   await host.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'up0']);
   await host.exec(['ip', 'link', 'set', 'up0', 'up']);
+  await host.exec(['ip', 'addr', 'add', '2001:db8:ff::1/64', 'dev', 'up0', 'nodad']);
   await outside.exec(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
+  await outside.exec(['ip', 'addr', 'add', '2001:db8:ff::2/64', 'dev', 'eth0', 'nodad']);
   await outside.exec(['ip', 'link', 'set', 'eth0', 'up']);
 });
 test.after.each(async () => {
@@ -40,18 +42,20 @@ async function attach(conf: any, name: string, extra: Record<string, unknown> = 
 }
 const ipOf = (r: any) => r.ips[0].address.split('/')[0];
 
-test('two containers on one bridge reach each other and the gateway; the outside sees the host through masquerade', async () => {
-  const conf = bridgeConf({ isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }], subnet: ['10.77.0.0/24', 'fd77::/64'] });
+test('two containers on one bridge reach each other and the gateway; the outside sees the host through masquerade (IPv4 and IPv6)', async () => {
+  const conf = bridgeConf({ isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], subnet: ['10.77.0.0/24', 'fd77::/64'] });
   const a = await attach(conf, 'a');
   const b = await attach(conf, 'b');
   assert.ok((await ping(a.ctr, ipOf(b.result), { count: 2, interval: 0.2 })).ok, 'a → b');
   assert.ok((await ping(b.ctr, ipOf(a.result), { count: 2, interval: 0.2 })).ok, 'b → a');
   assert.ok((await ping(a.ctr, '10.77.0.1')).ok, 'a → gateway');
   assert.ok((await ping(b.ctr, 'fd77::2')).ok, 'b → a over IPv6');
-  const who = await startEchoServer(outside, 9000, '0.0.0.0', { whoami: true });
+  const who = await startEchoServer(outside, 9000, '::', { whoami: true });
   try {
     const seen = await tcpSend(a.ctr, '192.0.2.2', 9000, 'hello');
     assert.is(seen.reply, '192.0.2.1', `the outside sees the host's address, not the container's: ${seen.reply} ${seen.error}`);
+    const seen6 = await tcpSend(b.ctr, '2001:db8:ff::2', 9000, 'hello');
+    assert.is(seen6.reply, '2001:db8:ff::1', `IPv6 too: ${seen6.reply} ${seen6.error}`);
   } finally {
     await who.stop();
   }
