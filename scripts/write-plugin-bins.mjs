@@ -17,11 +17,14 @@
 // Every file is written under a temporary name and renamed, so a plugin being executed meanwhile (tests run
 // this concurrently) is never seen half written. `--if-stale` skips the work when every bundle is newer than
 // every compiled file it could contain.
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const dist = new URL('../dist/', import.meta.url).pathname;
+const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const SHEBANG = '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node';
 const dir = join(dist, 'plugins');
 const tmp = (p) => `${p}.${process.pid}.tmp`;
@@ -182,7 +185,7 @@ export async function writePluginBins({ ifStale = false } = {}) {
   return made;
 }
 
-if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   const made = await writePluginBins({ ifStale: process.argv.includes('--if-stale') });
   if (process.argv.includes('--verbose')) for (const m of made) process.stdout.write(`${m}\n`);
 }
