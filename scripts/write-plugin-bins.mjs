@@ -115,7 +115,8 @@ const IMPORT_SHIM = {
       const text = readFileSync(args.path, 'utf8');
       const re = /\bimport\((['"])(execa)\1\)/g;
       if (!re.test(text)) return undefined;
-      return { contents: text.replace(re, 'globalThis.__netplumbImport("$2")'), loader: 'js' };
+      // (run outside the loader, the bundle is a plain CommonJS module, where import() works)
+      return { contents: text.replace(re, '(globalThis.__netplumbImport ?? ((s) => import(s)))("$2")'), loader: 'js' };
     });
   },
 };
@@ -143,17 +144,17 @@ export async function writePluginBins({ ifStale = false } = {}) {
       let r;
       try {
         r = await esbuild.build({
-        entryPoints: [join(dir, js)],
-        outfile: t,
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node20',
-        external: ['koffi', 'netlink', 'execa'],
-        logLevel: 'silent',
-        write: true,
-        plugins: [IMPORT_SHIM],
-      });
+          entryPoints: [join(dir, js)],
+          outfile: t,
+          bundle: true,
+          platform: 'node',
+          format: 'cjs',
+          target: 'node20',
+          external: ['koffi', 'netlink', 'execa'],
+          logLevel: 'silent',
+          write: true,
+          plugins: [IMPORT_SHIM],
+        });
       } catch (e) {
         r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
       }
@@ -169,7 +170,15 @@ export async function writePluginBins({ ifStale = false } = {}) {
         continue;
       }
       renameSync(t, bundle);
-      for (const f of readdirSync(dir)) if (f.startsWith(`${name}.bundle.cjs.`) && f.endsWith('.cache')) unlinkSync(join(dir, f));
+      // Caches of the old bundle: V8 would reject them anyway (another run of this script may be removing them too).
+      for (const f of readdirSync(dir)) {
+        if (!f.startsWith(`${name}.bundle.cjs.`) || !f.endsWith('.cache')) continue;
+        try {
+          unlinkSync(join(dir, f));
+        } catch {
+          /* gone already */
+        }
+      }
       replace(loader, (lt) => {
         writeFileSync(lt, LOADER.replace('BUNDLE', JSON.stringify(`${name}.bundle.cjs`)));
         chmodSync(lt, 0o755);
