@@ -117,28 +117,18 @@ test('DEL is idempotent: twice, with an empty CNI_NETNS, and after the namespace
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], []);
 });
 
-test('DEL finds a renamed host veth by its alias', async () => {
-  const rt = runtime(host);
-  const conf = bridgeConf({ isGateway: true });
-  const ctr = await host.createContainer('c');
-  const att = { containerId: 'renamed', netns: ctr.netnsPath, ifname: 'eth0' };
-  const r = must(await rt.exec('ADD', conf, att)).json;
-  await host.exec(['ip', 'link', 'set', r.interfaces[1].name, 'name', 'someone-else']);
-  must(await rt.exec('DEL', conf, { ...att, netns: '' }));
-  assert.equal(await vethNames(host), []);
-  assert.equal((await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
-});
-
-test('DEL removes only what is its own: a veth of another network with the same derived name stays', async () => {
+test('DEL removes exactly its own veth: found by its alias when renamed, never another network\'s', async () => {
   const rt = runtime(host);
   const conf = bridgeConf({ isGateway: true });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'mine', netns: ctr.netnsPath, ifname: 'eth0' };
   const r = must(await rt.exec('ADD', conf, att)).json;
   must(await rt.exec('DEL', { ...conf, name: 'someone-else' }, att));
-  assert.equal(await vethNames(host), [r.interfaces[1].name]);
-  must(await rt.exec('DEL', conf, att));
-  assert.equal(await vethNames(host), []);
+  assert.equal(await vethNames(host), [r.interfaces[1].name], 'another network\'s DEL of the same container and interface');
+  await host.exec(['ip', 'link', 'set', r.interfaces[1].name, 'name', 'renamed0']);
+  must(await rt.exec('DEL', conf, { ...att, netns: '' }));
+  assert.equal(await vethNames(host), [], 'renamed, found by its alias');
+  assert.equal((await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
 });
 
 test('CHECK reports drift: addresses, routes, bridge port, interfaces, firewall rules, sysctls', async () => {
