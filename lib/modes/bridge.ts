@@ -342,7 +342,9 @@ async function add(req: CniRequest): Promise<CniResult> {
         ...p.ips.map((ip) => addAddress(c, ctrIndex, ip.address)),
       ]);
       if (conf.enabledad && families.has(6)) await settleAddresses(c, ctrIndex);
-      await Promise.all(p.routes.map((r) => appendRoute(c, routeSpec(r, ctrIndex, p))));
+      // Two routes that end up the same (isDefaultGateway's and an IPAM default route without `gw`) go in once.
+      const specs = new Map(p.routes.map((r) => routeSpec(r, ctrIndex, p)).map((r) => [JSON.stringify(r), r]));
+      await Promise.all([...specs.values()].map((r) => appendRoute(c, r)));
       mark('container');
       fault('container');
 

@@ -288,6 +288,11 @@ test('options: mtu, MAC (CNI_ARGS, args, capability), hairpin, promisc, port iso
   const r3 = must(await rt.exec('ADD', conf2, { containerId: 'o3', netns: c3.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:00:00:00:00:0c' } })).json;
   assert.is(r3.interfaces[2].mac, '02:00:00:00:00:0a');
   assert.equal(r3.routes ?? [], [], 'isGateway alone adds no default route');
+  // isDefaultGateway and an IPAM default route without gw are one route (the reference fails with EEXIST)
+  const c4 = await host.createContainer('c4');
+  const conf4 = bridgeConf({ bridge: 'br-dflt', isDefaultGateway: true, subnet: '10.83.0.0/24', name: 'net4', routes: [{ dst: '0.0.0.0/0' }] });
+  must(await rt.exec('ADD', conf4, { containerId: 'o4', netns: c4.netnsPath, ifname: 'eth0' }));
+  assert.equal((await c4.ip<any[]>('-4', 'route', 'show', 'default')).map((x) => x.gateway), ['10.83.0.1']);
 });
 
 test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
