@@ -4,13 +4,14 @@
  * `container` in the configuration, or per invocation by `NETPLUMB_CONTAINER` in CNI_ARGS (which wins), in one
  * of three forms (lib/modes/target.ts): a container netplumb attached (`web`, `id:web`), found through the
  * attachment records (lib/modes/state.ts) — the recorded namespace path must still open to the recorded
- * namespace (same inode); a live process (`pid:1234`); or a network namespace file (`ns:/run/netns/web`).
- * Whatever the form, the target's namespace is opened once and used through that descriptor, and it must
- * not be the host's (the plugin's own, or PID 1's).
+ * namespace (same inode); a live process (`1234`, `pid:1234`); or a network namespace file (`/run/netns/web`,
+ * `ns:/run/netns/web`). Whatever the form, the target's namespace is opened once and used through that
+ * descriptor; it must not be the host's (the plugin's own, or PID 1's: 8) nor be named by CNI_NETNS itself (7).
  *
  * A runtime creates a namespace for every container before it calls CNI and starts the container in whatever
  * CNI_NETNS names afterwards. So ADD makes CNI_NETNS name the target's namespace:
- *   - CNI_NETNS already is the target's namespace (the runtime passed the target's path): nothing to do;
+ *   - CNI_NETNS already is the target's namespace (the runtime passed the target's path, and the target is
+ *     named otherwise): nothing to do;
  *   - CNI_NETNS is a bind-mounted namespace file in /run/netns (what `ip netns add`, podman and containerd
  *     create), whose namespace has no interface but lo: the target's namespace is bind-mounted on top of it.
  *     The runtime's own namespace stays underneath, unchanged, and comes back when DEL unmounts ours;
@@ -74,25 +75,33 @@ const recordedLabel = (s: string) => {
   return t ? describeTarget(t) : s;
 };
 
-/** Keys a configuration might use for a target, which netplumb-container does not read: refused, not ignored. */
-const OTHER_TARGET_KEYS = ['containerPid', 'containerNetns'];
-
 /** The target: CNI_ARGS NETPLUMB_CONTAINER, else the configuration's `container` (error 7 naming the key). */
 export function targetOf(req: CniRequest): TargetSpec {
   const fromArgs = cniArgsValues(req.args, [TARGET_ARG]).get(TARGET_ARG);
   const raw: unknown = fromArgs ?? req.config.container;
   const where = fromArgs !== undefined ? `CNI_ARGS ${TARGET_ARG}` : '"container"';
-  for (const k of OTHER_TARGET_KEYS) {
-    if (k in req.config) {
-      throw invalidConfig(`netplumb-container reads its target from "container" only (a container ID, "pid:<PID>" or "ns:<path>"); "${k}" is ambiguous next to it: remove it`, k);
-    }
-  }
   if (raw === undefined || raw === null || raw === '') {
-    throw invalidConfig(`netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<id|pid:PID|ns:PATH> in CNI_ARGS`, 'container');
+    throw invalidConfig(`netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<ID|PID|path> in CNI_ARGS`, 'container');
   }
   const t = parseTarget(raw, where);
   if (t.kind === 'container' && t.id === req.containerId) throw invalidConfig(`container ${t.id} cannot join its own network`, where);
   return t;
+}
+
+/**
+ * Error 7 when the target is named by CNI_NETNS itself (the same file, or the same process's /proc entry):
+ * the container would "join" its own fresh namespace and get nothing. A target named otherwise whose
+ * namespace is CNI_NETNS's is the runtime having passed the target's namespace: accepted (verified).
+ */
+function refuseSelfTarget(t: TargetSpec, netns: string, where: string): void {
+  const own = canonical(netns);
+  if (own === undefined) return;
+  const self =
+    (t.kind === 'path' && canonical(t.path) === own) ||
+    (t.kind === 'pid' && own === `/proc/${t.pid}/ns/net`);
+  if (self) {
+    throw invalidConfig(`${where} ${describeTarget(t)} is CNI_NETNS (${netns}) itself: a container cannot join its own network namespace`, where);
+  }
 }
 
 /**
@@ -103,7 +112,7 @@ async function openRecorded(id: string): Promise<Netns> {
   const { openNetns } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or "pid:<PID>", "ns:<path>")`, {
+    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`, {
       object: id,
     });
   }
@@ -249,6 +258,7 @@ export const containerPlugin: CniPlugin = {
     const spec = targetOf(req);
     const target = formatTarget(spec);
     const label = describeTarget(spec);
+    refuseSelfTarget(spec, req.netns, 'the target');
     refusePrevResult(req, 'netplumb-container');
     const prior = readAttachment(key(req));
     if (prior?.joined && prior.joined.container !== target) {

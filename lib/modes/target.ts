@@ -1,13 +1,15 @@
 /**
  * The three ways netplumb-container's target can be named (`container` in the configuration, or
- * NETPLUMB_CONTAINER in CNI_ARGS), as podman's `--net=container:ID` and `--net=ns:PATH` users expect:
+ * NETPLUMB_CONTAINER in CNI_ARGS), as Docker's `--net=container:ID` and podman's `--net=ns:PATH` users expect:
  *
- *   "web" or "id:web"        a container netplumb attached (found through the attachment records)
- *   "pid:1234"               the network namespace of a live process (as the plugin's /proc numbers it)
- *   "ns:/run/netns/web"      a network namespace file: an absolute, normalised path
+ *   "web", "id:web"                     a container netplumb attached (found through the attachment records)
+ *   "1234", "pid:1234"                  the network namespace of a live process (as the plugin's /proc numbers it)
+ *   "/run/netns/web", "ns:/run/netns/web"   a network namespace file: an absolute, normalised path
  *
- * A container ID never contains `:`, so the prefixed forms cannot be read as IDs; a bare number is refused
- * as ambiguous (a container ID, or a PID?) unless written `id:1234` or `pid:1234`.
+ * The ambiguity rule: a value of digits only is always a PID, whatever records exist (so the meaning of a
+ * configuration never depends on state someone else wrote); a container whose ID is all digits is named
+ * `id:1234`. A value starting with `/` is always a path. A container ID never contains `:` or `/`, so the
+ * prefixed forms and paths cannot be read as IDs.
  *
  * Parsing loads no native code; opening a process's or a path's namespace (openProcessNetns, openPathNetns)
  * loads lib/net/ns.js on first use. Both open the namespace once and return it open: everything after that
@@ -55,7 +57,18 @@ export function describeTarget(t: TargetSpec): string {
 }
 
 /** The forms, for messages. */
-const FORMS = 'a container ID netplumb attached ("web", or "id:1234" for an all-digit ID), "pid:<PID>" or "ns:<absolute path>"';
+const FORMS = 'a container ID netplumb attached ("web", or "id:1234" for an all-digit ID), a PID ("1234" or "pid:1234") or an absolute namespace path ("/run/netns/web" or "ns:/run/netns/web")';
+
+function parsePid(v: string, bad: (why: string) => CniError): TargetSpec {
+  if (!/^[1-9][0-9]*$/.test(v) || Number(v) > PID_MAX) throw bad(`${JSON.stringify(v)} is not a PID (an integer from 1 to ${PID_MAX}, no sign, no leading zero)`);
+  return { kind: 'pid', pid: Number(v) };
+}
+
+function parsePath(p: string, bad: (why: string) => CniError): TargetSpec {
+  const why = nsPathProblem(p);
+  if (why !== undefined) throw bad(`the namespace path ${JSON.stringify(p)} ${why}`);
+  return { kind: 'path', path: p };
+}
 
 /**
  * Reads a target as the configuration (or CNI_ARGS) writes it. `where` names the key for messages. Error 7
@@ -65,25 +78,18 @@ export function parseTarget(raw: unknown, where: string): TargetSpec {
   const bad = (why: string) => invalidConfig(`${where} must be ${FORMS}; ${why}`, where);
   if (typeof raw !== 'string') throw bad(`${JSON.stringify(raw)} is not a string`);
   const v = raw;
-  if (v.startsWith('pid:')) {
-    const n = v.slice(4);
-    if (!/^[1-9][0-9]*$/.test(n) || Number(n) > PID_MAX) throw bad(`${JSON.stringify(v)} is not a PID (an integer from 1 to ${PID_MAX}, no sign, no leading zero)`);
-    return { kind: 'pid', pid: Number(n) };
-  }
-  if (v.startsWith('ns:')) {
-    const p = v.slice(3);
-    const why = nsPathProblem(p);
-    if (why !== undefined) throw bad(`the path of ${JSON.stringify(v)} ${why}`);
-    return { kind: 'path', path: p };
-  }
+  if (v.startsWith('pid:')) return parsePid(v.slice(4), bad);
+  if (v.startsWith('ns:')) return parsePath(v.slice(3), bad);
+  if (v.startsWith('/')) return parsePath(v, bad);
   if (v.startsWith('id:')) {
     const id = v.slice(3);
     if (!isValidContainerId(id)) throw bad(`${JSON.stringify(id)} is not a container ID ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
     return { kind: 'container', id };
   }
-  if (v.startsWith('/')) throw bad(`${JSON.stringify(v)} is a path: write "ns:${v}" to join the namespace at a path`);
+  // the ambiguity rule (above): digits only are a PID
+  if (/^[0-9]+$/.test(v)) return parsePid(v, bad);
   if (v.includes(':')) throw bad(`${JSON.stringify(v)} has an unknown prefix "${v.slice(0, v.indexOf(':') + 1)}"`);
-  if (/^[0-9]+$/.test(v)) throw bad(`${JSON.stringify(v)} is ambiguous (a container ID or a PID?): write "pid:${v}" for the process or "id:${v}" for the container`);
+  if (v.includes('/')) throw bad(`${JSON.stringify(v)} is not a container ID, and as a path it is not absolute`);
   if (!isValidContainerId(v)) throw bad(`${JSON.stringify(v)} is not a container ID ([a-zA-Z0-9][a-zA-Z0-9_.-]*: no path, no traversal)`);
   return { kind: 'container', id: v };
 }
