@@ -11,7 +11,10 @@
  * DEL needs neither the container's namespace nor its addresses: the rules are found by attachment, the host
  * veth by its derived name (and checked by its alias), the IPAM by container ID. It never deletes the bridge.
  * CHECK compares the kernel, the IPAM and nftables with prevResult and the configuration and lists the drift.
- * GC collects IPAM reservations, firewall state and host veths of attachments the runtime no longer knows.
+ * GC collects IPAM reservations, firewall state, host veths and attachment records of attachments the runtime
+ * no longer knows.
+ * Every attachment is recorded (lib/modes/state.ts, mode "bridge": the container's namespace path and inode), so
+ * that netplumb-container can join a bridge-attached container by its ID (Docker's --net=container:<id>).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, withRollback, type UndoStack } from '../cni/ipam.js';
@@ -37,6 +40,7 @@ import {
   BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
+import { readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { mark } from './timing.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
@@ -47,6 +51,12 @@ const DAD_TIMEOUT_MS = 10_000;
 type Json = Record<string, unknown>;
 
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
+const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => ({
+  containerId: req.containerId,
+  network: req.name,
+  ifname: req.ifname,
+  mode: 'bridge',
+});
 const canonical = (cidr: string) => {
   const [a, p] = cidr.split('/');
   return `${bytesToIp(ipToBytes(a!))}/${p}`;
@@ -374,6 +384,10 @@ async function add(req: CniRequest): Promise<CniResult> {
       }
       undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
       mark('firewall');
+      // Last, so that a record always stands for a complete attachment: netplumb-container trusts it.
+      writeAttachment({ ...recordKey(req), netns: req.netns, netnsId: ctr.netnsId });
+      undo.push('forget the attachment record', () => removeAttachment(recordKey(req)));
+      mark('record');
       fault('firewall');
 
       // The bridge's MAC may have changed as our port joined if someone else created it without a fixed one.
@@ -438,6 +452,7 @@ async function del(req: CniRequest): Promise<void> {
     }
   });
   if (hasIpam(req.config as Json)) await attempt('ipam', () => ipamDel(req));
+  await attempt('record', async () => removeAttachment(recordKey(req)));
   if (failures.length > 0) {
     const first = failures[0];
     if (failures.length === 1) throw first;
@@ -522,6 +537,9 @@ async function check(req: CniRequest): Promise<void> {
       if (fams.has(4) && readSysctl(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
       if (fams.has(6) && readSysctl(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
     }
+    const rec = readAttachment(recordKey(req));
+    if (!rec) drift.push('no attachment record (netplumb-container cannot find this container)');
+    else if (rec.netnsId !== ctr.netnsId) drift.push(`the attachment record names namespace ${rec.netns} (${rec.netnsId}), not CNI_NETNS (${ctr.netnsId})`);
     const fwDrift = await checkContainerRules(firewallSpec(req, conf, ours, hostVeth, c?.mac ?? ctrIf?.mac ?? ''));
     drift.push(...fwDrift.map((d) => `firewall: ${d}`));
   } finally {
@@ -564,6 +582,9 @@ async function gc(req: CniRequest): Promise<void> {
     }
   });
   if (hasIpam(req.config as Json)) await attempt(() => ipamGc(req));
+  await attempt(async () => {
+    for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
+  });
   if (failures.length > 0) throw failures[0];
 }
 
