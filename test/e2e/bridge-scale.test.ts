@@ -4,7 +4,8 @@
  *    leave no veth, no container address, no per-container nftables state, no IPAM file;
  *  - DEL after the container's namespace was deleted (a named one, removed with `ip netns del`) releases all;
  *  - a failed ADD leaves nothing behind: an exhausted range, and a fault injected after each step
- *    (NETPLUMB_FAULT), compared as snapshots of links, addresses, routes, the IPAM store and the nft ruleset.
+ *    (NETPLUMB_FAULT), compared as snapshots of links, addresses, routes, the IPAM store, the nft ruleset and
+ *    the attachment records.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,6 +19,8 @@ await sandboxed();
 const host = hostPerTest(test);
 
 const N = 50;
+/** netplumb's attachment records (lib/modes/state.ts) */
+const RECORDS = '/run/netplumb/attachments';
 
 test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addresses, then nothing left`, async () => {
   const rt = runtime(host);
@@ -39,6 +42,7 @@ test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addres
     assert.equal(a, [addrs[i]]);
   }
   assert.is(reservations(join(conf.ipam.dataDir, 'npnet')).size, N);
+  assert.is(Object.keys(treeSnapshot(RECORDS)).filter((k) => k.startsWith('par-') && k.endsWith('/bridge:npnet:eth0')).length, N, 'one attachment record each');
   const fw = await nftAttachments(host);
   assert.is(fw.elements.filter((e) => e.startsWith('masq4')).length, N);
   assert.is(fw.elements.filter((e) => e.startsWith('ports')).length, N, 'one published port per container (IPv4 only)');
@@ -53,6 +57,7 @@ test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addres
   assert.equal(hostAddrs.sort(), ['lo 127.0.0.1', 'netplumb0 10.40.0.1'], 'no address but the gateway');
   assert.equal(await nftAttachments(host), { chains: [], rules: 0, elements: [] }, 'no per-container nft state');
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], [], 'no IPAM file');
+  assert.equal(Object.keys(treeSnapshot(RECORDS)).filter((k) => k.startsWith('par-')), [], 'no attachment record');
   const nat = await nftRuleset(host);
   assert.not.ok(nat.some((o) => o.rule && o.rule.table === 'netplumb' && JSON.stringify(o.rule).includes('par-')), 'no rule names a container');
 });
@@ -72,7 +77,7 @@ test('DEL after the container\'s named namespace was deleted succeeds and releas
   must(await rt.exec('DEL', conf, att));
 });
 
-/** Everything a failed ADD could have left: links, addresses, routes, the IPAM store, the nft ruleset. */
+/** Everything a failed ADD could have left: links, addresses, routes, the IPAM store, the nft ruleset, attachment records. */
 async function snapshot(h: Host, dataDir: string): Promise<any> {
   const l = (await links(h)).map((x) => ({ name: x.ifname, kind: x.linkinfo?.info_kind, master: x.master, up: x.flags.includes('UP') }));
   const a = (await h.ip<any[]>('addr', 'show')).map((x) => ({ name: x.ifname, addrs: x.addr_info.filter((y: any) => y.scope !== 'link').map((y: any) => `${y.local}/${y.prefixlen}`) }));
@@ -84,7 +89,7 @@ async function snapshot(h: Host, dataDir: string): Promise<any> {
   // The store's bookkeeping (its directory, `lock`, `last_reserved_ip.N`, which host-local advances on purpose so
   // that a released address is not handed out again at once) is not a leftover; every other file is.
   const ipam = Object.fromEntries(Object.entries(treeSnapshot(dataDir)).filter(([f]) => !/^[^/]+\/(lock|last_reserved_ip\.\d+)?$/.test(f)));
-  return { links: l, addresses: a, routes: r, ipam, nft };
+  return { links: l, addresses: a, routes: r, ipam, nft, records: treeSnapshot(RECORDS) };
 }
 
 test('a failed ADD leaves nothing behind: exhausted range, and a fault after every step', async () => {
