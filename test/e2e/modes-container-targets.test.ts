@@ -20,7 +20,7 @@ import {
   sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, type Container, type Host,
 } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
-import { addrView, cniExec, errorOf, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
+import { addrView, cniExec, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -229,11 +229,7 @@ test('refused targets get their code, exit 1, and change nothing', async () => {
     const state = modesState();
     const plainBefore = await addrView(plain);
     const r = await exec('ADD', conf(target), 'refused', netns);
-    const err = errorOf(r);
-    assert.ok(err, `${what}: exit ${r.exitCode} ${r.stdout}`);
-    assert.is(err!.code, code, `${what}: ${r.stdout}`);
-    assert.match(err!.msg, re, `${what}: ${err!.msg}`);
-    assert.match(r.stderr, /netplumb-container/, `${what}: logged on stderr`);
+    assertRefused(what, r, PLUGIN, code, re);
     assert.equal(modesState(), state, `${what}: no record and no mount changed`);
     assert.is(nsId(netns), ownId, `${what}: CNI_NETNS unchanged`);
     assert.equal(await addrView(plain), plainBefore, `${what}: the target unchanged`);

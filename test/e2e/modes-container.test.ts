@@ -15,7 +15,7 @@ import {
 } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
 import {
-  VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
+  VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, assertRefused, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
 } from '../fixtures/modes.js';
 
 await sandboxed();
@@ -276,11 +276,7 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     const webBefore = await addrView(web);
     const ids = [netns, joined, busy].map(nsId);
     const r = await exec(command, config, { id: 'side', ...inv });
-    const err = errorOf(r);
-    assert.ok(err, `${what}: exit ${r.exitCode} ${r.stdout}`);
-    assert.is(err!.code, code, `${what}: ${r.stdout}`);
-    assert.match(err!.msg, re, `${what}: ${err!.msg}`);
-    assert.match(r.stderr, /netplumb-container/, `${what}: logged on stderr`);
+    assertRefused(what, r, PLUGIN, code, re);
     assert.equal(modesState(), state, `${what}: no record and no mount changed`);
     assert.equal(await addrView(web), webBefore, `${what}: web unchanged`);
     assert.equal([netns, joined, busy].map(nsId), ids, `${what}: no namespace file changed`);
