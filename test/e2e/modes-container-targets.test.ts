@@ -95,6 +95,15 @@ async function joinAndLeave(id: string, target: string, holder: Container, port:
   return record;
 }
 
+/** Waits (bounded) until the host has no link `name`: the kernel dismantles a freed namespace in a work queue. */
+async function hostLinkGone(name: string): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (!(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === name)) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
 test.before(async () => {
   host = await createHost('tgthost');
   rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
@@ -150,7 +159,7 @@ test('an all-digit value is a PID even when a container has that ID; id: names t
   await digits.destroy();
 });
 
-test('DEL after the target is gone succeeds and undoes only the mount (PID, path and recorded targets)', async () => {
+test('DEL after the target is gone succeeds and undoes only the mount (PID, recorded and path targets)', async () => {
   // a process target that exits while joined: its namespace lives on through the mount until DEL
   const doomed = await plainContainer('doomed', '10.82.0.2/24');
   const netns = await runtimeNetns('tgt');
@@ -167,14 +176,24 @@ test('DEL after the target is gone succeeds and undoes only the mount (PID, path
     assert.is(nsId(netns), own);
   }
   // the last reference to doomed's namespace went with the mount, and with it the veth pair
-  // (the kernel dismantles a freed namespace in a work queue: wait for it, bounded)
-  let peerLeft = true;
-  for (let i = 0; i < 100 && peerLeft; i++) {
-    peerLeft = (await host.ip<any[]>('link', 'show')).some((l) => l.ifname === 'vdoomed');
-    if (peerLeft) await sleep(50);
-  }
-  assert.not.ok(peerLeft, 'doomed\'s namespace is freed');
+  assert.ok(await hostLinkGone('vdoomed'), 'doomed\'s namespace is freed');
   await removeNetns(netns);
+
+  // a namespace file deleted (`ip netns delete`) while joined by path
+  await run(['ip', 'netns', 'add', 'gone-ns']);
+  await host.exec(['ip', 'link', 'add', 'vgonens', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'gone-ns']);
+  const p = await runtimeNetns('tgt');
+  const ownP = nsId(p);
+  assert.is((await exec('ADD', conf('/run/netns/gone-ns'), 'j-gone3', p)).exitCode, 0);
+  await removeNetns('/run/netns/gone-ns');
+  assert.ok((await ipJson<any[]>(['link', 'show'], p)).some((l) => l.ifname === 'eth0'), 'the joined namespace outlives its file');
+  for (let i = 0; i < 2; i++) {
+    const del = await exec('DEL', conf('/run/netns/gone-ns'), 'j-gone3', p);
+    assert.equal([del.exitCode, del.stdout], [0, ''], del.stdout);
+    assert.is(nsId(p), ownP);
+  }
+  assert.ok(await hostLinkGone('vgonens'), 'the namespace is freed with the mount');
+  await removeNetns(p);
 
   // a bridge-attached target removed (bridge DEL, process gone) before the joiner's DEL
   const gone = await host.createContainer('gone', { loopbackUp: true });
