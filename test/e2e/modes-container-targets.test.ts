@@ -138,6 +138,13 @@ test('joins a namespace by path (/run/netns, /var/run/netns, ns:, /proc/PID/ns/n
   await run(['ip', 'netns', 'attach', 'plain-ns', String(plain.pid)]);
   const paths = ['/run/netns/plain-ns', '/var/run/netns/plain-ns', 'ns:/run/netns/plain-ns', `/proc/${plain.pid}/ns/net`];
   for (const [i, target] of paths.entries()) await joinAndLeave(`j-path${i}`, target, plain, 7120 + i);
+  // per invocation, as a runtime names it in CNI_ARGS (which wins over "container")
+  const netns = await runtimeNetns('tgt');
+  const inv = { containerId: 'j-args', netns, ifname: 'eth0', args: 'IgnoreUnknown=1;NETPLUMB_CONTAINER=/run/netns/plain-ns' };
+  assert.is((await cniExec(host, 'ADD', PLUGIN, conf('nb'), inv)).exitCode, 0);
+  assert.is(nsId(netns), nsId(plain.netnsPath));
+  assert.is((await cniExec(host, 'DEL', PLUGIN, conf('nb'), inv)).exitCode, 0);
+  await removeNetns(netns);
   await removeNetns('/run/netns/plain-ns');
 });
 
