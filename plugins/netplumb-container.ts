@@ -2,4 +2,4 @@
 import { containerPlugin } from '../lib/modes/container.js';
 import { runPlugin } from '../lib/cni/skeleton.js';
 
-await runPlugin(containerPlugin);
+void runPlugin(containerPlugin); // no top-level await: scripts/write-plugin-bins.mjs bundles it

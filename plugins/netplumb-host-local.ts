@@ -1,5 +1,8 @@
-/** netplumb-host-local: the CNI IPAM plugin (host-local compatible). All logic is in lib/cni/host-local.ts. */
+/**
+ * netplumb-host-local: the CNI IPAM plugin (host-local compatible). All logic is in lib/cni/host-local.ts. No
+ * top-level await, so that scripts/write-plugin-bins.mjs can bundle it into one CommonJS file.
+ */
 import { hostLocal } from '../lib/cni/host-local.js';
 import { runPlugin } from '../lib/cni/skeleton.js';
 
-await runPlugin(hostLocal);
+void runPlugin(hostLocal);

@@ -2,4 +2,4 @@
 import { hostPlugin } from '../lib/modes/host.js';
 import { runPlugin } from '../lib/cni/skeleton.js';
 
-await runPlugin(hostPlugin);
+void runPlugin(hostPlugin); // no top-level await: scripts/write-plugin-bins.mjs bundles it

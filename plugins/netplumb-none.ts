@@ -2,4 +2,4 @@
 import { nonePlugin } from '../lib/modes/none.js';
 import { runPlugin } from '../lib/cni/skeleton.js';
 
-await runPlugin(nonePlugin);
+void runPlugin(nonePlugin); // no top-level await: scripts/write-plugin-bins.mjs bundles it

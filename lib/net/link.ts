@@ -337,6 +337,11 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
     const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
     const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
     if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
+    // The kernel applies IFLA_IFALIAS to existing links only (rtnl_create_link ignores it): set it now.
+    if (cfg.alias !== undefined) {
+      const alias = cfg.alias;
+      await (cfg.netns === undefined ? setLink(h, cfg.name, { alias }) : inNamespace(cfg.netns, (hh) => setLink(hh, cfg.name, { alias })));
+    }
     const echo = replies.find((m) => m.type === RTM_NEWLINK);
     // A link created in another namespace is echoed from there (or, on old kernels, not at all).
     const created = echo && cfg.netns === undefined ? parseLink(echo) : undefined;

@@ -34,6 +34,7 @@ test('a veth pair whose peer is created inside the container with its name and M
   const eth0 = await ipLink(c1, 'eth0');
   assert.is(eth0.address, '02:42:ac:11:00:02');
   assert.is(eth0.linkinfo.info_kind, 'veth');
+  assert.is(eth0.ifalias, undefined);
   assert.ok(eth0.flags.includes('UP'));
   const hostSide = await ipLink(host, 'veth-c1');
   assert.ok(hostSide.flags.includes('UP'));
@@ -123,6 +124,13 @@ test('bridge options as created, checked with ip -d', async () => {
     assert.is((e as NetlinkError).code, 'EOPNOTSUPP');
     console.log(`  skip: bridge vlan_filtering not supported by this kernel (${(e as Error).message})`);
   }
+});
+
+test('an alias given at creation is set (the kernel ignores IFLA_IFALIAS in a create request)', async () => {
+  await createVethPair(h, { name: 'va', alias: 'netplumb test', peer: { name: 'vb' } });
+  assert.is((await ipLink(host, 'va')).ifalias, 'netplumb test');
+  await createLink(h, { kind: 'bridge', name: 'br0', alias: 'a bridge', netns: { pid: c1.pid } });
+  assert.is((await ipLink(c1, 'br0')).ifalias, 'a bridge');
 });
 
 test('up, down, MTU, MAC, alias, promisc, rename, master and nomaster', async () => {
