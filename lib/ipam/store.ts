@@ -35,6 +35,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { faultPoint } from '../sys/fault.js';
 import { IpamError } from './errors.js';
 import { formatIp, parseIp, type Ip } from './ip.js';
 import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
@@ -282,6 +283,7 @@ export class StoreTx {
         if (errCode(e) === 'EEXIST') continue;
         throw e;
       }
+      faultPoint('ipam-open'); // an empty temporary file exists
       try {
         writeSync(fd, content);
         fsyncSync(fd);
@@ -312,6 +314,7 @@ export class StoreTx {
     const tmp = this.#writeTemp(formatOwner(containerId, ifname));
     try {
       linkSync(tmp, join(this.dir, formatIp(ip)));
+      faultPoint('ipam-link'); // the reservation exists, and so does its temporary file
     } catch (e) {
       if (errCode(e) === 'EEXIST') return false;
       throw e;
@@ -327,6 +330,7 @@ export class StoreTx {
     if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad store entry name ${name}`);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
+    faultPoint('ipam-remove');
     return gone;
   }
 
@@ -339,6 +343,7 @@ export class StoreTx {
   setLastReserved(rangeSet: number, ip: Ip): void {
     const tmp = this.#writeTemp(formatIp(ip));
     try {
+      faultPoint('ipam-last'); // the new last_reserved_ip is written, not yet in place
       renameSync(tmp, join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSet}`));
     } catch (e) {
       this.#unlink(tmp);

@@ -19,6 +19,7 @@ import {
   MessageWriter, parseAttrs, type NlMessage,
 } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
+import { faultPoint } from '../sys/fault.js';
 import { Handle, openHandle } from './handle.js';
 import { openNetns, Netns } from './ns.js';
 import type {
@@ -336,6 +337,7 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
     const msg = await createLinkMessage(h, { ...cfg, master: undefined }, fds);
     const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
     const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
+    faultPoint('link-created'); // the link exists, without its alias and master yet
     if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
     // The kernel applies IFLA_IFALIAS to existing links only (rtnl_create_link ignores it): set it now.
     if (cfg.alias !== undefined) {
