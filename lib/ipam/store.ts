@@ -283,8 +283,8 @@ export class StoreTx {
         if (errCode(e) === 'EEXIST') continue;
         throw e;
       }
-      faultPoint('ipam-open'); // an empty temporary file exists
       try {
+        faultPoint('ipam-open'); // an empty temporary file exists
         writeSync(fd, content);
         fsyncSync(fd);
       } catch (e) {
@@ -312,16 +312,25 @@ export class StoreTx {
     if (!isValidContainerId(containerId)) throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
     if (!isValidIfname(ifname)) throw new IpamError('IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
     const tmp = this.#writeTemp(formatOwner(containerId, ifname));
+    const name = join(this.dir, formatIp(ip));
     try {
-      linkSync(tmp, join(this.dir, formatIp(ip)));
-      faultPoint('ipam-link'); // the reservation exists, and so does its temporary file
+      linkSync(tmp, name);
     } catch (e) {
+      this.#unlink(tmp);
       if (errCode(e) === 'EEXIST') return false;
       throw e;
-    } finally {
-      this.#unlink(tmp);
     }
     this.#changed = true;
+    // The address is reserved now: a failure before reserve() returns must give it back, or nobody would
+    // (the caller releases only what reserve() reported as made).
+    try {
+      faultPoint('ipam-link'); // the reservation exists, and so does its temporary file
+      this.#unlink(tmp);
+    } catch (e) {
+      this.#unlink(name);
+      this.#unlink(tmp);
+      throw e;
+    }
     return true;
   }
 

@@ -97,6 +97,20 @@ test('ADD killed at every fault point: no torn IPAM file, and DEL leaves exactly
   }
 });
 
+test('ADD failing (not killed) at every fault point rolls back by itself: no DEL needed', async () => {
+  for (const point of ADD_POINTS) {
+    const id = `fail-${point}`;
+    const r = await add(victim, id, { NETPLUMB_FAULT: point });
+    try {
+      assert.ok(!r.ok && !r.killed && /fault injected/.test(r.stdout), `ADD failed at ${point} (exit ${r.exitCode}, ${r.stdout})`);
+      assert.equal(pictureDiff(baseline, await picture()), [], `ADD failed at ${point}: the host holds exactly the survivors' state`);
+      assert.equal(await containerLinks(victim), [], `ADD failed at ${point}: nothing in the victim's namespace`);
+    } finally {
+      ok(await del(victim, id), `DEL after the failure at ${point}`); // so a failure here does not spill into the next tests
+    }
+  }
+});
+
 test('DEL killed at every fault point: the next DEL succeeds and leaves exactly the survivors', async () => {
   for (const point of DEL_POINTS) {
     const id = `del-${point}`;
