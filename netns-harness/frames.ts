@@ -92,3 +92,39 @@ export function udpFrame(u: { src: string; dst: string; srcIp: string; dstIp: st
 export async function sendRawFrames(from: NetnsHolder, dev: string, frames: Buffer[]): Promise<void> {
   await from.exec([process.execPath, RAW_FRAME, '--dev', dev, ...frames.map((f) => f.toString('hex'))]);
 }
+
+/** An ICMPv6 message (`body` after type, code and checksum) in IPv6 with hop limit 255, as neighbour discovery wants. */
+export function icmpv6Frame(f: { src: string; dst: string; srcIp: string; dstIp: string; type: number; code?: number; body: Buffer }): Buffer {
+  const icmp = Buffer.concat([Buffer.from([f.type, f.code ?? 0, 0, 0]), f.body]);
+  const ip = Buffer.alloc(40);
+  ip.writeUInt32BE(0x60000000, 0);
+  ip.writeUInt16BE(icmp.length, 4);
+  ip[6] = 58;
+  ip[7] = 255;
+  ipv6(f.srcIp).copy(ip, 8);
+  ipv6(f.dstIp).copy(ip, 24);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(icmp.length);
+  icmp.writeUInt16BE(checksum(ip.subarray(8, 40), len, Buffer.from([0, 0, 0, 58]), icmp), 2);
+  return ethernetFrame({ dst: f.dst, src: f.src, type: 0x86dd, payload: Buffer.concat([ip, icmp]) });
+}
+
+/**
+ * A router advertisement (ICMPv6 134) to all nodes (ff02::1) from link-local `srcIp`: default router for
+ * `routerLifetime` seconds, and `prefix`/64 on-link and for SLAAC (flags L and A), with the sender's MAC.
+ */
+export function routerAdvertFrame(r: { src: string; srcIp: string; prefix: string; routerLifetime?: number }): Buffer {
+  const head = Buffer.alloc(12);
+  head[0] = 64; // current hop limit
+  head.writeUInt16BE(r.routerLifetime ?? 1800, 2);
+  const slla = Buffer.concat([Buffer.from([1, 1]), mac(r.src)]); // source link-layer address option
+  const pio = Buffer.alloc(32); // prefix information option
+  pio[0] = 3;
+  pio[1] = 4;
+  pio[2] = 64;
+  pio[3] = 0xc0; // on-link, autonomous
+  pio.writeUInt32BE(86400, 4);
+  pio.writeUInt32BE(14400, 8);
+  ipv6(r.prefix).copy(pio, 16);
+  return icmpv6Frame({ src: r.src, dst: '33:33:00:00:00:01', srcIp: r.srcIp, dstIp: 'ff02::1', type: 134, body: Buffer.concat([head, slla, pio]) });
+}

@@ -14,7 +14,7 @@ export {
   type EchoServer,
   type UdpServer,
 } from './connectivity.js';
-export { ethernetFrame, arpFrame, udpFrame, sendRawFrames } from './frames.js';
+export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, sendRawFrames } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
 export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';

@@ -10,9 +10,9 @@ import { RUN_ID_ENV } from './run-id.js';
 
 export type Snapshot = Record<string, string>;
 
-async function tryRun(argv: string[]): Promise<string> {
+async function tryRun(argv: string[], netns?: string): Promise<string> {
   try {
-    const r = await run(argv, { check: false, timeoutMs: 20_000 });
+    const r = await run(argv, { check: false, timeoutMs: 20_000, netns });
     return r.exitCode === 0 ? r.stdout : `(unavailable: ${argv[0]} exited ${r.exitCode}: ${r.stderr.trim()})`;
   } catch (e) {
     return `(unavailable: ${(e as Error).message})`;
@@ -49,7 +49,13 @@ export function taggedProcesses(id: string): string[] {
   return found;
 }
 
-export async function takeSnapshot(): Promise<Snapshot> {
+/**
+ * The snapshot of the caller's network namespace, or of the one at `opts.netns` (a harness Host's
+ * `netnsPath`): links, addresses, routes and rules come from that namespace; named namespaces and mounts
+ * from the caller's mount namespace, which nsenter --net shares.
+ */
+export async function takeSnapshot(opts: { netns?: string } = {}): Promise<Snapshot> {
+  const ns = opts.netns;
   const lifetimes = ['valid_life_time', 'preferred_life_time', 'expires'];
   let netns = '';
   try {
@@ -68,13 +74,13 @@ export async function takeSnapshot(): Promise<Snapshot> {
     .sort()
     .join('\n');
   const [links, addrs, routes4, routes6, rules4, rules6, nft] = await Promise.all([
-    tryRun(['ip', '-j', '-d', 'link', 'show']),
-    tryRun(['ip', '-j', 'addr', 'show']),
-    tryRun(['ip', '-j', '-4', 'route', 'show', 'table', 'all']),
-    tryRun(['ip', '-j', '-6', 'route', 'show', 'table', 'all']),
-    tryRun(['ip', '-j', '-4', 'rule', 'show']),
-    tryRun(['ip', '-j', '-6', 'rule', 'show']),
-    tryRun(['nft', '-s', 'list', 'ruleset']),
+    tryRun(['ip', '-j', '-d', 'link', 'show'], ns),
+    tryRun(['ip', '-j', 'addr', 'show'], ns),
+    tryRun(['ip', '-j', '-4', 'route', 'show', 'table', 'all'], ns),
+    tryRun(['ip', '-j', '-6', 'route', 'show', 'table', 'all'], ns),
+    tryRun(['ip', '-j', '-4', 'rule', 'show'], ns),
+    tryRun(['ip', '-j', '-6', 'rule', 'show'], ns),
+    tryRun(['nft', '-s', 'list', 'ruleset'], ns),
   ]);
   return {
     links: dropKeys(links, []),

@@ -33,7 +33,7 @@ function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
 }
 
 /** Where the store is, from the config alone (for DEL and GC, which must work even if ranges are broken). */
-function storeRef(req: CniRequest): { dataDir: string; name: string } {
+export function storeRef(req: CniRequest): { dataDir: string; name: string } {
   const ipam = req.config.ipam;
   if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam)) throw invalidConfig("IPAM config missing 'ipam' key", 'ipam');
   const d = ipam.dataDir;

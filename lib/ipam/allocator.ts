@@ -206,6 +206,20 @@ export async function lookup(ref: StoreRef, att: Attachment, opts: LockOptions =
   }, opts);
 }
 
+/**
+ * The attachments holding addresses in the store, read without the lock (a snapshot for GC's callers,
+ * which must name what an attachment left besides its addresses before the IPAM's GC releases them).
+ * Files in the legacy format (container ID only) name no attachment and are left out.
+ */
+export function holders(ref: StoreRef): Attachment[] {
+  const seen = new Map<string, Attachment>();
+  for (const e of Store.open(ref.dataDir, ref.name, { create: false }).inspect()) {
+    if (e.kind !== 'reservation' || e.owner?.ifname === undefined) continue;
+    seen.set(`${e.owner.containerId}\0${e.owner.ifname}`, { containerId: e.owner.containerId, ifname: e.owner.ifname });
+  }
+  return [...seen.values()];
+}
+
 function isValid(owner: Owner, valid: readonly Attachment[]): boolean {
   return valid.some((a) => ownedBy(owner, a.containerId, a.ifname, true));
 }

@@ -35,6 +35,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { faultPoint } from '../sys/fault.js';
 import { IpamError } from './errors.js';
 import { formatIp, parseIp, type Ip } from './ip.js';
 import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
@@ -283,6 +284,7 @@ export class StoreTx {
         throw e;
       }
       try {
+        faultPoint('ipam-open'); // an empty temporary file exists
         writeSync(fd, content);
         fsyncSync(fd);
       } catch (e) {
@@ -310,15 +312,25 @@ export class StoreTx {
     if (!isValidContainerId(containerId)) throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
     if (!isValidIfname(ifname)) throw new IpamError('IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
     const tmp = this.#writeTemp(formatOwner(containerId, ifname));
+    const name = join(this.dir, formatIp(ip));
     try {
-      linkSync(tmp, join(this.dir, formatIp(ip)));
+      linkSync(tmp, name);
     } catch (e) {
+      this.#unlink(tmp);
       if (errCode(e) === 'EEXIST') return false;
       throw e;
-    } finally {
-      this.#unlink(tmp);
     }
     this.#changed = true;
+    // The address is reserved now: a failure before reserve() returns must give it back, or nobody would
+    // (the caller releases only what reserve() reported as made).
+    try {
+      faultPoint('ipam-link'); // the reservation exists, and so does its temporary file
+      this.#unlink(tmp);
+    } catch (e) {
+      this.#unlink(name);
+      this.#unlink(tmp);
+      throw e;
+    }
     return true;
   }
 
@@ -327,6 +339,7 @@ export class StoreTx {
     if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad store entry name ${name}`);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
+    faultPoint('ipam-remove');
     return gone;
   }
 
@@ -339,6 +352,7 @@ export class StoreTx {
   setLastReserved(rangeSet: number, ip: Ip): void {
     const tmp = this.#writeTemp(formatIp(ip));
     try {
+      faultPoint('ipam-last'); // the new last_reserved_ip is written, not yet in place
       renameSync(tmp, join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSet}`));
     } catch (e) {
       this.#unlink(tmp);

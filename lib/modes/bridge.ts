@@ -41,6 +41,7 @@ import {
   type BridgeConf,
 } from './bridge-config.js';
 import { readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
+import { faultPoint } from '../sys/fault.js';
 import { mark } from './timing.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
@@ -62,12 +63,14 @@ const canonical = (cidr: string) => {
   return `${bytesToIp(ipToBytes(a!))}/${p}`;
 };
 
-/** `NETPLUMB_FAULT=<step>` makes ADD fail right after that step (tests of the rollback; like the reference's debugPostIPAMError). */
+/**
+ * `NETPLUMB_FAULT=<step>` makes ADD fail right after that step (tests of the rollback; like the reference's
+ * debugPostIPAMError); `NETPLUMB_FAULT=kill:<step>` kills the plugin there (tests of crash safety).
+ * lib/sys/fault.ts; steps of DEL and GC are `del-…` and `gc-…`.
+ */
 function faultInjector(req: CniRequest): (step: string) => void {
   const want = req.env.NETPLUMB_FAULT;
-  return (step) => {
-    if (want === step) throw new CniError(999, `fault injected after step "${step}" (NETPLUMB_FAULT)`);
-  };
+  return (step) => faultPoint(step, want);
 }
 
 // ── addresses and routes from the IPAM result ───────────────────────────────────────────────────────────
@@ -339,6 +342,7 @@ async function add(req: CniRequest): Promise<CniResult> {
         if (families.has(6)) writeHostSysctl(host, 'net/ipv6/conf/all/forwarding', 1, false);
       }
       mark('host');
+      fault('host');
 
       // Container side: sysctls, then up and addresses in one batch, then routes in another.
       const sysctls: [string, number][] = [[`net/ipv6/conf/${req.ifname}/accept_dad`, conf.enabledad ? 1 : 0]];
@@ -417,19 +421,40 @@ async function add(req: CniRequest): Promise<CniResult> {
 
 // ── DEL ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Deletes the host veth of an attachment if it is there and is ours (its alias names the attachment). */
+/**
+ * Deletes the host veth of an attachment if it is there and is ours: its alias names the attachment, or it
+ * has no alias at all under the attachment's derived name — an ADD killed between creating the pair and
+ * naming it (the kernel takes an alias only after creation) left it, and the name, a hash of container ID and
+ * interface, says whose it is. (Two networks cannot both have one, as its peer is CNI_IFNAME in the container.)
+ */
 async function deleteHostVeth(h: Handle, network: string, containerId: string, ifname: string): Promise<boolean> {
   const alias = vethAlias(network, containerId, ifname);
-  let link = await findLink(h, hostVethName(containerId, ifname));
+  const name = hostVethName(containerId, ifname);
+  let link = await findLink(h, name);
   // Not under its name (gone with the namespace, usually; or renamed by someone): look for its alias.
   if (!link) link = (await listLinks(h, { kind: 'veth' })).find((l) => l.alias === alias);
-  if (!link || link.kind !== 'veth' || link.alias !== alias) return false;
+  if (!link || link.kind !== 'veth') return false;
+  if (link.alias !== alias && !(link.alias === undefined && link.name === name)) return false;
   await deleteLink(h, link.index).catch(ignoreMissing);
   return true;
 }
 
+/**
+ * The derived host veth names of attachments of this network that still hold an address but are not valid,
+ * when the IPAM is a host-local store: how GC recognises a veth left without its alias by a killed ADD (the
+ * ADD took its address first). Read before the IPAM's own GC releases those addresses.
+ */
+async function staleHolderVeths(req: CniRequest, keep: Set<string>): Promise<Set<string>> {
+  const type = (req.config.ipam as Json | undefined)?.type;
+  if (type !== 'netplumb-host-local' && type !== 'host-local') return new Set();
+  const [{ storeRef }, { holders }] = await Promise.all([import('../cni/host-local.js'), import('../ipam/allocator.js')]);
+  const names = holders(storeRef(req)).map((a) => hostVethName(a.containerId, a.ifname));
+  return new Set(names.filter((n) => !keep.has(n)));
+}
+
 async function del(req: CniRequest): Promise<void> {
   const network = req.name;
+  const fault = faultInjector(req);
   const failures: unknown[] = [];
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
     try {
@@ -443,6 +468,7 @@ async function del(req: CniRequest): Promise<void> {
   // Rules first (plugins#810: they go even without a namespace), then the veth, then the addresses, so an
   // address is never handed out again while the old interface or its rules still exist.
   await attempt('firewall', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network }));
+  fault('del-firewall');
   await attempt('veth', async () => {
     const h = openHandle();
     try {
@@ -451,7 +477,9 @@ async function del(req: CniRequest): Promise<void> {
       h.close();
     }
   });
+  fault('del-veth');
   if (hasIpam(req.config as Json)) await attempt('ipam', () => ipamDel(req));
+  fault('del-ipam');
   await attempt('record', async () => removeAttachment(recordKey(req)));
   if (failures.length > 0) {
     const first = failures[0];
@@ -558,6 +586,7 @@ async function check(req: CniRequest): Promise<void> {
 async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
   const valid = req.validAttachments ?? [];
+  const fault = faultInjector(req);
   const failures: unknown[] = [];
   const attempt = async (fn: () => Promise<unknown>) => {
     try {
@@ -567,11 +596,17 @@ async function gc(req: CniRequest): Promise<void> {
     }
   };
   await attempt(() => gcFirewall(network, valid));
+  fault('gc-firewall');
   await attempt(async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
+    const halfMade = await staleHolderVeths(req, keep);
     const h = openHandle();
     try {
       for (const l of await listLinks(h, { kind: 'veth' })) {
+        if (l.alias === undefined && halfMade.has(l.name)) {
+          await deleteLink(h, l.index).catch(ignoreMissing);
+          continue;
+        }
         const owner = parseVethAlias(l.alias);
         if (owner?.network !== network || keep.has(l.name)) continue;
         if (l.name !== hostVethName(owner.containerId, owner.ifname)) continue; // an alias cut short, or not ours
@@ -581,6 +616,7 @@ async function gc(req: CniRequest): Promise<void> {
       h.close();
     }
   });
+  fault('gc-veth');
   if (hasIpam(req.config as Json)) await attempt(() => ipamGc(req));
   await attempt(async () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);

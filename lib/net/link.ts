@@ -19,6 +19,7 @@ import {
   MessageWriter, parseAttrs, type NlMessage,
 } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
+import { faultPoint } from '../sys/fault.js';
 import { Handle, openHandle } from './handle.js';
 import { openNetns, Netns } from './ns.js';
 import type {
@@ -336,23 +337,31 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
     const msg = await createLinkMessage(h, { ...cfg, master: undefined }, fds);
     const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
     const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
-    if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
-    // The kernel applies IFLA_IFALIAS to existing links only (rtnl_create_link ignores it): set it now.
-    if (cfg.alias !== undefined) {
-      const alias = cfg.alias;
-      await (cfg.netns === undefined ? setLink(h, cfg.name, { alias }) : inNamespace(cfg.netns, (hh) => setLink(hh, cfg.name, { alias })));
+    // All or nothing: a link that did not get its alias or master is not the one asked for, and only this
+    // call knows it exists — delete it before reporting the failure (a veth takes its peer with it).
+    try {
+      faultPoint('link-created'); // the link exists, without its alias and master yet
+      if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
+      // The kernel applies IFLA_IFALIAS to existing links only (rtnl_create_link ignores it): set it now.
+      if (cfg.alias !== undefined) {
+        const alias = cfg.alias;
+        await (cfg.netns === undefined ? setLink(h, cfg.name, { alias }) : inNamespace(cfg.netns, (hh) => setLink(hh, cfg.name, { alias })));
+      }
+      const echo = replies.find((m) => m.type === RTM_NEWLINK);
+      // A link created in another namespace is echoed from there (or, on old kernels, not at all).
+      const created = echo && cfg.netns === undefined ? parseLink(echo) : undefined;
+      if (created && cfg.master === undefined) return created;
+      return await inNamespace(cfg.netns ?? h, async (th) => {
+        const index = created?.index ?? (await getLink(th, cfg.name)).index;
+        if (cfg.master === undefined) return getLink(th, index);
+        const master = await linkIndex(th, cfg.master);
+        await setLink(th, index, { master });
+        return created ? { ...created, masterIndex: master } : getLink(th, index);
+      });
+    } catch (e) {
+      await inNamespace(cfg.netns ?? h, (th) => deleteLink(th, cfg.name)).catch(() => undefined);
+      throw e;
     }
-    const echo = replies.find((m) => m.type === RTM_NEWLINK);
-    // A link created in another namespace is echoed from there (or, on old kernels, not at all).
-    const created = echo && cfg.netns === undefined ? parseLink(echo) : undefined;
-    if (created && cfg.master === undefined) return created;
-    return await inNamespace(cfg.netns ?? h, async (th) => {
-      const index = created?.index ?? (await getLink(th, cfg.name)).index;
-      if (cfg.master === undefined) return getLink(th, index);
-      const master = await linkIndex(th, cfg.master);
-      await setLink(th, index, { master });
-      return created ? { ...created, masterIndex: master } : getLink(th, index);
-    });
   } finally {
     for (const f of fds) f.release();
   }
