@@ -348,6 +348,10 @@ async function add(req: CniRequest): Promise<CniResult> {
       const sysctls: [string, number][] = [[`net/ipv6/conf/${req.ifname}/accept_dad`, conf.enabledad ? 1 : 0]];
       if (conf.enabledad) sysctls.push([`net/ipv6/conf/${req.ifname}/enhanced_dad`, 1]);
       sysctls.push([`net/ipv4/conf/${req.ifname}/arp_notify`, 1]);
+      // The plugin alone configures the container's addresses and routes: a router advertisement another
+      // container floods over the bridge must not add a SLAAC address or a default route (CVE-2020-10749's
+      // attack, aimed at the neighbours rather than the host).
+      sysctls.push([`net/ipv6/conf/${req.ifname}/accept_ra`, 0]);
       if (families.has(6)) sysctls.push(['net/ipv6/conf/lo/disable_ipv6', 0], [`net/ipv6/conf/${req.ifname}/disable_ipv6`, 0]);
       writeContainerSysctls(ctr, sysctls);
       const c = ctr;
