@@ -280,6 +280,12 @@ async function add(req: CniRequest): Promise<CniResult> {
     if (await findLink(host, hostVeth)) {
       throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
     }
+    // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
+    // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
+    const named = await findLink(host, conf.bridge);
+    if (named && named.kind !== 'bridge') {
+      throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+    }
     return await withRollback(async (undo) => {
       let ipam: CniResult | undefined;
       if (conf.hasIpam) {
