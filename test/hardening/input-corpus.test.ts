@@ -11,8 +11,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import { run, sandboxed } from '../../netns-harness/index.js';
+import { sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, pool } from '../fixtures/cni-runtime.js';
 import {
   assertRefused, diffWorld, execRaw, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
@@ -212,8 +211,7 @@ function ipamCases(plugin: PluginName): Case[] {
   return cases;
 }
 
-const FIFO = join(lab.directory, 'fifo');
-await run(['mkfifo', FIFO]);
+const FIFO = lab.fifo;
 
 test('IPAM configuration: invalid CIDRs and ranges, IPv4/IPv6 mixes, dataDir, routes, resolvConf (host-local and bridge)', async () => {
   await runBatch('ipam', [...ipamCases('netplumb-host-local'), ...ipamCases('netplumb-bridge')]);
