@@ -581,6 +581,7 @@ export const bridgePlugin: CniPlugin = {
   name: 'netplumb-bridge',
   about: 'netplumb-bridge: Docker-style bridge networking (veth, IPAM, masquerade, published ports, isolation)',
   netns: 'foreign',
+  capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
   add,
   del,
   check,

@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { sandboxed, type Snapshot } from '../../netns-harness/index.js';
 import { ensurePluginBins } from '../fixtures/cni-runtime.js';
 import {
-  diffWorld, execRaw, inputLab, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
+  diffWorld, execRaw, inputLab, settled, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
 } from '../fixtures/hardening.js';
 
 await sandboxed();
@@ -153,20 +153,6 @@ function persistent(s: Snapshot): Snapshot {
 
 let baseline: Snapshot;
 
-/**
- * A snapshot once the kernel has settled: after a DEL, a bridge loses carrier and IPv6 addresses finish
- * DAD a little later, by themselves. Snapshots until two in a row agree (at most 20, 50 ms apart).
- */
-async function settledSnapshot(): Promise<Snapshot> {
-  let prev = await lab.snapshot();
-  for (let i = 0; i < 20; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const next = await lab.snapshot();
-    if (diffWorld(prev, next).length === 0) return next;
-    prev = next;
-  }
-  return prev;
-}
 const stats = { runs: 0, refused: 0, succeeded: 0, codes: new Map<number, number>() };
 
 async function check(input: Input): Promise<void> {
@@ -194,7 +180,7 @@ async function check(input: Input): Promise<void> {
     const del = await execRaw({ plugin: input.plugin, env: { ...env, CNI_COMMAND: 'DEL' }, stdin, timeoutMs: 15_000 });
     assert.is(del.exitCode, 0, `${what}: ADD succeeded but DEL failed: ${del.stdout} ${del.stderr}`);
   }
-  const after = await settledSnapshot();
+  const after = await settled(lab.snapshot);
   const d = diffWorld(persistent(baseline), persistent(after));
   assert.ok(d.length === 0, `${what}: succeeded (${r.stdout.slice(0, 300)}), but after DEL the world is not as before:\n${d.join('\n')}`);
   baseline = after;
@@ -215,7 +201,7 @@ test(`fuzz: every plugin and verb, mutated configurations and environments (seed
     const r = await execRaw({ plugin: 'netplumb-none', env: lab.env('netplumb-none', verb), stdin: JSON.stringify(lab.config('netplumb-none')) });
     assert.is(r.exitCode, 0, `warm-up none ${verb}: ${r.stdout} ${r.stderr}`);
   }
-  baseline = await settledSnapshot();
+  baseline = await settled(lab.snapshot);
   console.log(`  fuzz: seed=${SEED} runs=${RUNS} (replay: NETPLUMB_FUZZ_SEED=${SEED} NETPLUMB_FUZZ_RUNS=${RUNS})`);
   try {
     // No shrinking: every step is a real exec; the failing input is printed whole instead.
