@@ -286,7 +286,12 @@ async function add(req: CniRequest): Promise<CniResult> {
     if (named && named.kind !== 'bridge') {
       throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
     }
+    // Entering the container's namespace fails when the plugin lacks the privilege there (a namespace of
+    // another user namespace, rootless): find out before the IPAM or the bridge are touched.
+    const ctrNs = openHandle({ path: req.netns });
+    ctr = ctrNs;
     return await withRollback(async (undo) => {
+      const ctr = ctrNs; // narrowed for the steps below; the outer `ctr` is for closing
       let ipam: CniResult | undefined;
       if (conf.hasIpam) {
         ipam = await ipamAdd(req, undo);
@@ -301,7 +306,6 @@ async function add(req: CniRequest): Promise<CniResult> {
       fault('bridge');
 
       // The veth pair: one request creates both ends, the host end up on the bridge, the peer inside the container.
-      ctr = openHandle({ path: req.netns });
       const mac = conf.mac ?? randomMac();
       const mtu = conf.mtu ? { mtu: conf.mtu } : {};
       let veth: Link;

@@ -146,7 +146,7 @@ test('a /proc/PID/ns/net of a process with more capabilities cannot be opened (p
   const h = await createHost('privileged-holder');
   const ctr = await h.createContainer('c');
   const r = await exec('netplumb-bridge', 'ADD', bridgeConf({ bridge: 'nopriv1' }), { id: 'cap-p', netns: ctr.netnsPath });
-  assertRefused(r, [3, 4, 5], /CNI_NETNS|namespace|permission|CAP_SYS_PTRACE/i, 'bridge ADD into a more privileged process\'s namespace');
+  assertRefused(r, 107, /CNI_NETNS .* cannot be opened \(EACCES\)/, 'bridge ADD into a more privileged process\'s namespace');
   await h.destroy();
 });
 
