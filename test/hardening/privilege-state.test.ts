@@ -61,14 +61,20 @@ test('modes: IPAM store directory 0700 and files 0600, never looser than the ref
   assert.is((await exec('netplumb-none', 'DEL', none, 'm-2')).exitCode, 0);
 });
 
-test('IPAM store: a planted link under an address\'s name is not followed — the address counts as taken, GC removes the link', async () => {
-  const dataDir = join(root, 'plant-ip');
+/** A store (in `<root>/<dir>`) with `entry` planted as a link to the victim, then a successful ADD of `id`. */
+async function addWithPlanted(dir: string, entry: string, id: string): Promise<{ dataDir: string; store: string; address: string }> {
+  const dataDir = join(root, dir);
   const store = join(dataDir, 'statenet');
   mkdirSync(store, { recursive: true, mode: 0o700 });
-  symlinkSync(victim, join(store, '10.94.0.2'));
-  const r = await exec('netplumb-host-local', 'ADD', ipamConf(dataDir), 'p-1');
+  symlinkSync(victim, join(store, entry));
+  const r = await exec('netplumb-host-local', 'ADD', ipamConf(dataDir), id);
   assert.is(r.exitCode, 0, r.stdout);
-  assert.is(JSON.parse(r.stdout).ips[0].address, '10.94.0.3/24', 'the planted name is taken, not overwritten');
+  return { dataDir, store, address: JSON.parse(r.stdout).ips[0].address };
+}
+
+test('IPAM store: a planted link under an address\'s name is not followed — the address counts as taken, GC removes the link', async () => {
+  const { dataDir, store, address } = await addWithPlanted('plant-ip', '10.94.0.2', 'p-1');
+  assert.is(address, '10.94.0.3/24', 'the planted name is taken, not overwritten');
   assert.is(victimState(), victimBefore);
   assert.is((await exec('netplumb-host-local', 'DEL', ipamConf(dataDir), 'p-1')).exitCode, 0);
   const gc = await exec('netplumb-host-local', 'GC', ipamConf(dataDir), '', { 'cni.dev/valid-attachments': [] });
@@ -78,13 +84,8 @@ test('IPAM store: a planted link under an address\'s name is not followed — th
 });
 
 test('IPAM store: a planted last_reserved_ip.0 link is not read and is replaced (rename), not written through', async () => {
-  const dataDir = join(root, 'plant-last');
-  const store = join(dataDir, 'statenet');
-  mkdirSync(store, { recursive: true, mode: 0o700 });
-  symlinkSync(victim, join(store, 'last_reserved_ip.0'));
-  const r = await exec('netplumb-host-local', 'ADD', ipamConf(dataDir), 'p-2');
-  assert.is(r.exitCode, 0, r.stdout);
-  assert.is(JSON.parse(r.stdout).ips[0].address, '10.94.0.2/24', 'the link\'s target was not read as an address');
+  const { store, address } = await addWithPlanted('plant-last', 'last_reserved_ip.0', 'p-2');
+  assert.is(address, '10.94.0.2/24', 'the link\'s target was not read as an address');
   assert.ok(lstatSync(join(store, 'last_reserved_ip.0')).isFile(), 'the link was replaced by a regular file');
   assert.is(readFileSync(join(store, 'last_reserved_ip.0'), 'utf8'), '10.94.0.2');
   assert.is(victimState(), victimBefore);
