@@ -4,7 +4,7 @@
  * may come without CNI_NETNS; VERSION, STATUS and GC need only the command) and its syntax rules, each
  * violation an error 4 that names the variables.
  */
-import { ifnameProblem, isValidContainerId } from '../ipam/names.js';
+import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../ipam/names.js';
 import { invalidEnv } from './errors.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
@@ -54,7 +54,7 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   const why: string[] = [];
   if (needsAttachment && !isValidContainerId(containerId)) {
     bad.push('CNI_CONTAINERID');
-    why.push(`CNI_CONTAINERID ${JSON.stringify(containerId)} has characters outside [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+    why.push(`CNI_CONTAINERID ${JSON.stringify(containerId.slice(0, 64))}${containerId.length > 64 ? '…' : ''} is longer than ${MAX_CONTAINER_ID_BYTES} characters or has characters outside [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
   }
   const p = needsAttachment ? ifnameProblem(ifname) : undefined;
   if (p !== undefined) {

@@ -29,6 +29,7 @@ export const NETPLUMB_ERR = {
   PLUGIN_NOT_FOUND: 104,
   DELEGATE_FAILED: 105,
   UNSAFE_STATE: 106,
+  NOT_PERMITTED: 107,
   INTERNAL: 999,
 } as const;
 
@@ -106,10 +107,14 @@ const BY_NETPLUMB_CODE: Record<string, number> = {
   IPAM_BUSY: CNI_ERR.TRY_AGAIN_LATER,
 };
 
+/** What an EPERM means for a plugin, said where the runtime's user reads it. */
+export const PRIVILEGE_HINT =
+  'not permitted: netplumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN over the network namespaces it changes; they are missing, or the namespace belongs to a user namespace the plugin has no privilege in';
+
 /** errno names that mean "try again" rather than "broken". */
 const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'ETXTBSY', 'ENOBUFS']);
 /** errno names of file-system failures (disk full, read-only, permission, missing file, device errors …). */
-const IO = new Set(['EIO', 'ENOSPC', 'EROFS', 'EACCES', 'EPERM', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EFBIG', 'ENAMETOOLONG']);
+const IO = new Set(['EIO', 'ENOSPC', 'EROFS', 'EACCES', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EFBIG', 'ENAMETOOLONG']);
 
 /**
  * Any thrown value → a CniError: CniError as is; netplumb codes mapped (docs/CNI.md); transient errno
@@ -124,6 +129,7 @@ export function toCniError(e: unknown): CniError {
     const object = (e as { object?: string }).object;
     if (mapped !== undefined) return new CniError(mapped, message, { cause: e, object });
     if (TRANSIENT.has(code)) return new CniError(CNI_ERR.TRY_AGAIN_LATER, message, { cause: e, object });
+    if (code === 'EPERM') return new CniError(NETPLUMB_ERR.NOT_PERMITTED, `${message} (${PRIVILEGE_HINT})`, { cause: e, object });
     if (IO.has(code)) return new CniError(CNI_ERR.IO_FAILURE, message, { cause: e, object });
   }
   return new CniError(NETPLUMB_ERR.INTERNAL, message, { cause: e });

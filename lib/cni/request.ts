@@ -4,8 +4,8 @@
  * Every failure is a CniError with the spec's code, raised before any plugin code runs.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
-import { isValidNetworkName } from '../ipam/names.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv } from './errors.js';
+import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, PRIVILEGE_HINT } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';
 import { isSupportedVersion, MIN_VERSION_FOR, SUPPORTED_VERSIONS, versionAtLeast, type CniVersion } from './version.js';
@@ -86,6 +86,25 @@ export async function readStdin(limit = MAX_STDIN_BYTES, fd = 0, timeoutMs = 30_
   return Buffer.concat(chunks, total);
 }
 
+/**
+ * How deep a configuration may nest. Real ones nest 5 or 6 levels (a prevResult's route in a list of a
+ * chained plugin's config); a hostile one nested 100 000 levels parses fine but overflows the stack of any
+ * recursive code that later touches it (JSON.stringify in an error message, Result conversion, delegation).
+ */
+export const MAX_CONFIG_DEPTH = 64;
+
+/** The top-level key under which `v` nests deeper than `max` levels, or undefined. Iterative: no recursion. */
+function deeperThan(v: Record<string, unknown>, max: number): string | undefined {
+  const stack: Array<[unknown, number, string]> = Object.entries(v).map(([k, x]) => [x, 1, k]);
+  while (stack.length > 0) {
+    const [x, depth, top] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (depth >= max) return top;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) stack.push([y, depth + 1, top]);
+  }
+  return undefined;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -100,6 +119,10 @@ export function parseRequest(envVars: Readonly<Record<string, string | undefined
   }
   if (!isObject(config)) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, 'error decoding network config: not a JSON object', { object: 'stdin' });
+  }
+  const tooDeep = deeperThan(config, MAX_CONFIG_DEPTH);
+  if (tooDeep !== undefined) {
+    throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: "${tooDeep}" is nested deeper than ${MAX_CONFIG_DEPTH} levels`, { object: tooDeep });
   }
   const v = config.cniVersion;
   if (v !== undefined && typeof v !== 'string') {
@@ -122,9 +145,10 @@ export function parseRequest(envVars: Readonly<Record<string, string | undefined
   const name = config.name;
   if (name === undefined || name === null || name === '') throw invalidConfig('missing network name', 'name');
   if (typeof name !== 'string' || !isValidNetworkName(name)) {
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, 'invalid characters found in network name', {
+    const tooLong = typeof name === 'string' && name.length > MAX_NETWORK_NAME_BYTES;
+    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, tooLong ? `network name is longer than ${MAX_NETWORK_NAME_BYTES} characters` : 'invalid characters found in network name', {
       object: 'name',
-      details: String(typeof name === 'string' ? name : JSON.stringify(name)),
+      details: String(typeof name === 'string' ? name.slice(0, 80) : JSON.stringify(name)),
     });
   }
   let prevResult: CniResult | undefined;
@@ -171,7 +195,12 @@ export function checkNetns(netns: string, mode: 'exists' | 'foreign'): void {
   try {
     st = statSync(netns);
   } catch (e) {
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist (${errCode(e) ?? 'error'})`, {
+    const c = errCode(e);
+    if (c === 'EACCES' || c === 'EPERM') {
+      // /proc/PID/ns/net of a process with more privilege (the kernel's ptrace access check) or in another user namespace
+      throw new CniError(NETPLUMB_ERR.NOT_PERMITTED, `CNI_NETNS ${netns} cannot be opened (${c}): ${PRIVILEGE_HINT}`, { object: netns, cause: e });
+    }
+    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist (${c ?? 'error'})`, {
       object: netns,
       cause: e,
     });

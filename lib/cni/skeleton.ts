@@ -6,6 +6,7 @@
  *
  *   await runPlugin({ name: 'netplumb-x', netns: 'foreign', add, del, check, gc, status });
  */
+import { checkCapabilities, type Capability } from './caps.js';
 import { toCniError, type CniError, type CniErrorJson } from './errors.js';
 import { parseEnv } from './env.js';
 import { checkNetns, parseRequest, readStdin, type CniRequest } from './request.js';
@@ -22,6 +23,12 @@ export interface CniPlugin {
    * IPAM plugins), an existing namespace file (`exists`), or one that is not the plugin's own (`foreign`).
    */
   netns?: 'ignore' | 'exists' | 'foreign';
+  /**
+   * Capabilities ADD, CHECK, DEL and GC cannot work without: checked in the effective set before the handler
+   * runs, so a plugin started without them fails at once with error 107 naming them, before touching anything
+   * (the IPAM store included). In a user namespace the set is the one held there.
+   */
+  capabilities?: readonly Capability[];
   add(req: CniRequest): Promise<CniResult>;
   del(req: CniRequest): Promise<void>;
   check(req: CniRequest): Promise<void>;
@@ -73,6 +80,7 @@ export async function handle(plugin: CniPlugin, envVars: Readonly<Record<string,
     const req = parseRequest(envVars, stdin, env);
     const mode = plugin.netns ?? 'ignore';
     if (mode !== 'ignore' && (req.command === 'ADD' || req.command === 'CHECK')) checkNetns(req.netns, mode);
+    if (req.command !== 'STATUS') checkCapabilities(plugin.name, plugin.capabilities ?? []);
     switch (req.command) {
       case 'ADD': {
         const result = await plugin.add(req);

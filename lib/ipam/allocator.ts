@@ -56,6 +56,24 @@ function allocated(set: number, r: Range, ip: Ip, existing: boolean): AllocatedI
 }
 
 /**
+ * A requested address in no range set, or the gateway of its range, can never be granted: refused before
+ * the store is created or locked, so such an ADD leaves no trace at all (the same errors as under the lock).
+ */
+function refuseImpossibleRequests(conf: IpamConfig): void {
+  for (const ip of conf.requestedIps) {
+    const text = formatIp(ip);
+    const idx = conf.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
+    if (idx === -1) {
+      throw new IpamError('IPAM_UNAVAILABLE', `failed to allocate all requested IPs: ${text} (in no range set of network "${conf.name}")`, 'allocate', text);
+    }
+    const set = conf.rangeSets[idx]!;
+    if (ip.value === rangeFor(set, ip)!.gateway) {
+      throw new IpamError('IPAM_UNAVAILABLE', `requested address ${text} is the gateway of range set ${idx} (${rangeSetText(set)}) of network "${conf.name}"`, 'allocate', text);
+    }
+  }
+}
+
+/**
  * Allocates one address from every range set of `conf` for the attachment, in one critical section.
  * A requested address (conf.requestedIps) is taken from the range set that contains it; every requested
  * address must be satisfied. On any failure, the addresses this call reserved are released again.
@@ -66,6 +84,7 @@ function allocated(set: number, r: Range, ip: Ip, existing: boolean): AllocatedI
  */
 export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOptions = {}): Promise<AllocatedIp[]> {
   checkAttachment(att, 'allocate');
+  refuseImpossibleRequests(conf);
   const store = Store.open(conf.dataDir, conf.name);
   return store.locked((tx) => {
     const listing = tx.list();

@@ -6,19 +6,28 @@
 
 const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** CNI_CONTAINERID: an alphanumeric, then alphanumerics, `_`, `.` or `-`. */
+/**
+ * Length limits libcni does not have. Runtimes use 64 hex digits for container IDs and short network names;
+ * unbounded ones fail late and obscurely: a path component longer than 255 bytes (ENAMETOOLONG), a link alias
+ * longer than 255 bytes (`netplumb net=<network> if=<ifname> id=<containerID>`: 13 + 64 + 4 + 15 + 4 + 128 =
+ * 228 at most with these limits; the kernel answers ERANGE beyond).
+ */
+export const MAX_CONTAINER_ID_BYTES = 128;
+export const MAX_NETWORK_NAME_BYTES = 64;
+
+/** CNI_CONTAINERID: an alphanumeric, then alphanumerics, `_`, `.` or `-`; at most 128 characters. */
 export function isValidContainerId(id: string): boolean {
-  return typeof id === 'string' && ID.test(id);
+  return typeof id === 'string' && id.length <= MAX_CONTAINER_ID_BYTES && ID.test(id);
 }
 
-/** A network name as libcni accepts it (same alphabet as container IDs): safe as one path component. */
+/** A network name as libcni accepts it (same alphabet as container IDs), at most 64 characters: safe as one path component. */
 export function isValidNetworkName(name: string): boolean {
-  return typeof name === 'string' && ID.test(name);
+  return typeof name === 'string' && name.length <= MAX_NETWORK_NAME_BYTES && ID.test(name);
 }
 
 /**
  * Why CNI_IFNAME is invalid, or undefined when it is fine: not empty, at most 15 bytes (IFNAMSIZ − 1),
- * not `.` or `..`, no `/`, `:` or whitespace.
+ * not `.` or `..`, no `/`, `:` or whitespace, printable ASCII only.
  */
 export function ifnameProblem(ifname: string): string | undefined {
   if (typeof ifname !== 'string' || ifname === '') return 'is empty';
@@ -26,7 +35,9 @@ export function ifnameProblem(ifname: string): string | undefined {
   if (ifname === '.' || ifname === '..') return `may not be "${ifname}"`;
   if (/[/:]/.test(ifname)) return 'may not contain "/" or ":"';
   if (/\s/u.test(ifname)) return 'may not contain whitespace';
-  if (ifname.includes('\0')) return 'may not contain NUL';
+  // The kernel takes any other byte, but a control character or a look-alike letter ends up in logs, store
+  // files, link aliases and nftables rules where it misleads or breaks the reader (iproute2's JSON, for one)
+  if (/[^\x21-\x7e]/.test(ifname)) return 'may contain only printable ASCII characters';
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 /** host-local's `resolvConf`: the DNS settings of a resolv.conf file, as a CNI `dns` object. */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as FS, fstatSync, openSync, readSync } from 'node:fs';
+import { configError } from './errors.js';
 
 export interface Dns {
   nameservers?: string[];
@@ -33,7 +34,30 @@ export function parseResolvConf(text: string): Dns {
   return dns;
 }
 
-/** Reads and parses a resolv.conf (at most 64 KiB are read). */
+const MAX_RESOLV_CONF_BYTES = 65536;
+
+/**
+ * Reads and parses a resolv.conf: at most 64 KiB of a regular file (links to one are fine: /etc/resolv.conf
+ * often is one). Opened non-blocking and checked before reading, so a FIFO or a device (`/dev/zero`) named by
+ * a hostile configuration neither hangs the plugin nor fills its memory. Any failure is a configuration
+ * error naming `resolvConf`.
+ */
 export function readResolvConf(path: string): Dns {
-  return parseResolvConf(readFileSync(path, 'utf8').slice(0, 65536));
+  const bad = (why: string) => configError(`ipam.resolvConf ${JSON.stringify(path)} ${why}`, 'resolvConf');
+  if (!path.startsWith('/') || path.includes('\0')) throw bad('is not an absolute path');
+  let fd: number;
+  try {
+    fd = openSync(path, FS.O_RDONLY | FS.O_NONBLOCK | FS.O_NOCTTY);
+  } catch (e) {
+    throw bad(`cannot be opened (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw bad('is not a regular file');
+    const buf = Buffer.alloc(MAX_RESOLV_CONF_BYTES);
+    let n = 0;
+    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
+    return parseResolvConf(buf.subarray(0, n).toString('utf8'));
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * The on-disk store, byte for byte host-local's:
  *
- *   <dataDir>/<network>/            directory, 0755
+ *   <dataDir>/<network>/            directory, 0700 (host-local: 0755)
  *   <dataDir>/<network>/lock        taken with flock(LOCK_EX) around every operation
  *   <dataDir>/<network>/<ip>        one file per reserved address: `<containerID>\r\n<ifname>`
  *   <dataDir>/<network>/last_reserved_ip.<N>   the last address handed out from range set N
@@ -46,7 +46,8 @@ export const TEMP_PREFIX = '.netplumb-tmp.';
 export const LINE_BREAK = '\r\n';
 const MAX_FILE_BYTES = 4096;
 const FILE_MODE = 0o600;
-const DIR_MODE = 0o755;
+/** Stricter than host-local's 0755 (the store names every container), and as usable by a root reference plugin. */
+const DIR_MODE = 0o700;
 
 /** Who holds an address. `ifname` is undefined for the legacy format (container ID only). */
 export interface Owner {
@@ -121,7 +122,8 @@ export class Store {
 
   /**
    * The store of one network. Validates the name (a single safe path component) and, with `create`, makes
-   * the directories as host-local does (0755). Refuses a network directory that is a symlink.
+   * the directories (0700; host-local: 0755; existing ones are left as they are). Refuses a network directory
+   * that is a symlink.
    */
   static open(dataDir: string, network: string, opts: { create?: boolean } = {}): Store {
     if (!isValidNetworkName(network)) {

@@ -293,7 +293,18 @@ async function add(req: CniRequest): Promise<CniResult> {
     if (await findLink(host, hostVeth)) {
       throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
     }
+    // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
+    // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
+    const named = await findLink(host, conf.bridge);
+    if (named && named.kind !== 'bridge') {
+      throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+    }
+    // Entering the container's namespace fails when the plugin lacks the privilege there (a namespace of
+    // another user namespace, rootless): find out before the IPAM or the bridge are touched.
+    const ctrNs = openHandle({ path: req.netns });
+    ctr = ctrNs;
     return await withRollback(async (undo) => {
+      const ctr = ctrNs; // narrowed for the steps below; the outer `ctr` is for closing
       let ipam: CniResult | undefined;
       if (conf.hasIpam) {
         ipam = await ipamAdd(req, undo);
@@ -308,7 +319,6 @@ async function add(req: CniRequest): Promise<CniResult> {
       fault('bridge');
 
       // The veth pair: one request creates both ends, the host end up on the bridge, the peer inside the container.
-      ctr = openHandle({ path: req.netns });
       const mac = conf.mac ?? randomMac();
       const mtu = conf.mtu ? { mtu: conf.mtu } : {};
       let veth: Link;
@@ -636,6 +646,7 @@ export const bridgePlugin: CniPlugin = {
   name: 'netplumb-bridge',
   about: 'netplumb-bridge: Docker-style bridge networking (veth, IPAM, masquerade, published ports, isolation)',
   netns: 'foreign',
+  capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
   add,
   del,
   check,

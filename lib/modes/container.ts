@@ -253,6 +253,7 @@ export const containerPlugin: CniPlugin = {
   name: 'netplumb-container',
   about: 'netplumb-container: join another container\'s network stack (Docker\'s --net=container:<id>)',
   netns: 'foreign',
+  capabilities: ['CAP_SYS_ADMIN'],
 
   async add(req) {
     const spec = targetOf(req);

@@ -85,6 +85,7 @@ export const nonePlugin: CniPlugin = {
   name: 'netplumb-none',
   about: 'netplumb-none: loopback only (Docker\'s --net=none)',
   netns: 'foreign',
+  capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
 
   async add(req) {
     const n = await net();

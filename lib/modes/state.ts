@@ -233,7 +233,7 @@ export function writeAttachment(r: AttachmentRecord): void {
   const body = `${JSON.stringify(r, null, 1)}\n`;
   // A DEL of the container's last other record may remove the directory between mkdir and rename: retry.
   for (let attempt = 0; ; attempt++) {
-    ensureDir(STATE_ROOT, 0o755);
+    ensureDir(STATE_ROOT, 0o700);
     ensureDir(ATTACHMENTS_DIR, 0o700);
     const dir = containerDir(r.containerId);
     ensureDir(dir, 0o700);

@@ -47,7 +47,7 @@ test('allocation order: .2 first (the gateway .1 is skipped), then round robin u
   assert.is(formatIp(a[0]!.gateway), '10.1.0.1');
 });
 
-test('store file format is host-local\'s byte for byte; files 0600, directory 0755', async () => {
+test('store file format is host-local\'s byte for byte; files 0600, directory 0700', async () => {
   const c = conf({ ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/120' }]] });
   await allocate(c, att('3f6940ab5ab4', 'net1'));
   assert.equal(files(c), ['10.1.0.2', 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
@@ -57,7 +57,7 @@ test('store file format is host-local\'s byte for byte; files 0600, directory 07
   assert.equal(readFileSync(join(dir(c), 'last_reserved_ip.1'), 'utf8'), 'fd00::2');
   assert.is(readFileSync(join(dir(c), 'lock')).length, 0);
   for (const f of files(c)) assert.is(statSync(join(dir(c), f)).mode & 0o777, 0o600, f);
-  assert.is(statSync(dir(c)).mode & 0o777, 0o755);
+  assert.is(statSync(dir(c)).mode & 0o777, 0o700);
   assert.ok(Store.open(c.dataDir, c.name).inspect().every((e) => e.problem === undefined));
 });
 
@@ -99,7 +99,7 @@ test('requested addresses: taken when free, refused when taken, the gateway or i
   await rejectsWith(allocate(gw, att('c')), 'IPAM_UNAVAILABLE', /10\.6\.0\.1 is the gateway/);
   const out = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { runtimeConfig: { ips: ['10.7.0.5'] } });
   await rejectsWith(allocate(out, att('d')), 'IPAM_UNAVAILABLE', /failed to allocate all requested IPs: 10\.7\.0\.5/);
-  assert.equal(files(out).filter((f) => f.startsWith('10.')), [], 'the address allocated before the check was given back');
+  assert.not.ok(existsSync(dir(out)), 'an address in no range set is refused before the store is even created');
   const both = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, { args: { cni: { ips: ['fd00::99', '10.6.0.99'] } } });
   assert.equal(await addrs(both, 'e'), ['10.6.0.99/24', 'fd00::99/64']);
   const two = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { args: { cni: { ips: ['10.6.0.5', '10.6.0.6'] } } });
