@@ -129,7 +129,7 @@ const notNetns = (msg: string, object: string) => new CniError(CNI_ERR.INVALID_N
  * the lookups through the old directory fail instead of reaching the new process. Error 3 when there is no
  * such process, or it has exited (a zombie has no namespace).
  */
-export async function openProcessNetns(pid: number, label = `process ${pid}`): Promise<OpenedNetns> {
+export async function openProcessNetns(pid: number, label = `container: process ${pid}`): Promise<OpenedNetns> {
   if (!Number.isInteger(pid) || pid <= 0 || pid > PID_MAX) throw invalidConfig(`invalid PID ${pid}`, 'container');
   const { openNetns } = await import('../net/ns.js');
   let dir: number;
@@ -177,7 +177,7 @@ export async function openProcessNetns(pid: number, label = `process ${pid}`): P
  * network namespace.
  */
 export async function openPathNetns(path: string): Promise<OpenedNetns> {
-  const label = `namespace file ${path}`;
+  const label = `container: namespace file ${path}`;
   let dir: string;
   try {
     dir = realpathSync(dirname(path));

@@ -275,8 +275,16 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
 
 test('modes: container names with paths, prevResult where none is allowed', async () => {
   const cases: Case[] = [];
-  for (const target of ['../x', '/run/netns/x', '..', 5, '', 'hostile-1']) {
+  for (const target of ['../x', '/run/netns/../x', 'ns:/run/netns/./x', 'pid:007', '..', 5, '', 'hostile-1']) {
     cases.push({ name: `container ${JSON.stringify(target)}`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 7, field: /container/ });
+  }
+  // Well-formed targets that name nothing: unknown container (3), as for an unknown ID.
+  for (const target of ['/run/netns/x', '4194303']) {
+    cases.push({ name: `container ${JSON.stringify(target)} (nothing there)`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 3, field: /container/ });
+  }
+  // A file that is not a namespace, and the host's own namespace: 8.
+  for (const target of ['/etc/hostname', '/run', '/proc/1/ns/net', '/proc/self/ns/net']) {
+    cases.push({ name: `container ${JSON.stringify(target)} (not a container's namespace)`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 8, field: /container|host/ });
   }
   cases.push({ name: 'NETPLUMB_CONTAINER a path', plugin: 'netplumb-container', verb: 'ADD', env: { CNI_ARGS: 'NETPLUMB_CONTAINER=../../x' }, codes: 7, field: /NETPLUMB_CONTAINER|container/ });
   cases.push({ name: 'container unknown', plugin: 'netplumb-container', verb: 'ADD', codes: 3, field: /target-ctr/ });
