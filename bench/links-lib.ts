@@ -1,8 +1,6 @@
 /** The library's half of links.bench: N veth pairs, host side up on br0, a /32 on the peer. */
-import { openHandle } from '../lib/net/handle.js';
-import { createVethPair, getLink } from '../lib/net/link.js';
-import { addAddress } from '../lib/net/addr.js';
-import { batch } from '../lib/net/batch.js';
+// Through the package's entry, as a program using the library imports it (the `exports` map offers nothing else).
+import { addAddress, batch, createVethPair, getLink, openHandle } from 'netplumb';
 
 export const pairAddress = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
 

@@ -1,6 +1,8 @@
 /**
- * netplumb's public API. Each module can also be imported on its own (`netplumb/dist/lib/net/link.js`) by
- * programs that must load little, such as CNI plugins.
+ * netplumb's public API. The package's entry (`exports["."]`) is dist/lib/index.bundle.js: this module and
+ * everything it imports in one ES module, written by scripts/write-plugin-bins.mjs, so that a program importing
+ * `netplumb` loads one file rather than some thirty (types still come from here). Each module can also be
+ * imported on its own (`dist/lib/net/link.js`) by programs that must load little, such as the CNI plugins.
  */
 export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
 export { NetlinkError, type RequestInfo } from './netlink/errors.js';

@@ -12,6 +12,7 @@ import { parseEnv } from './env.js';
 import { checkNetns, parseRequest, readStdin, type CniRequest } from './request.js';
 import { formatResult, type CniResult } from './types.js';
 import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from './version.js';
+import { exitNow } from '../sys/exit.js';
 
 export interface CniPlugin {
   /** the executable's name, for logs (`netplumb-bridge`) */
@@ -125,5 +126,5 @@ export async function runPlugin(plugin: CniPlugin): Promise<never> {
   if (o.stderr) process.stderr.write(o.stderr);
   // Pipes and files are written synchronously on Linux: exiting right away loses nothing.
   if (o.stdout) process.stdout.write(o.stdout);
-  process.exit(o.exitCode);
+  exitNow(o.exitCode);
 }

@@ -193,7 +193,7 @@ function targetFd(target: NetnsTarget | { pid: number }): NsFd {
 
 /** The index of a link given by name or index (a name costs one request). */
 export async function linkIndex(h: Handle, ref: LinkRef): Promise<number> {
-  return typeof ref === 'number' ? ref : (await getLink(h, ref)).index;
+  return typeof ref === 'number' ? ref : (await lookupLink(h, ref)).data.readInt32LE(4);
 }
 
 // ---------------------------------------------------------------- queries
@@ -224,11 +224,19 @@ export async function listLinks(h: Handle, filter: { kind?: string; master?: Lin
 
 /** One link by name or index; rejects with NetlinkError ENODEV when there is none. */
 export async function getLink(h: Handle, ref: LinkRef): Promise<Link> {
+  return parseLink(await lookupLink(h, ref));
+}
+
+/**
+ * RTM_GETLINK for one link, the kernel's answer undecoded: for callers that need only the index, or only the
+ * request's side effect (setLink), decoding the whole link (stats, link info) is most of the cost.
+ */
+async function lookupLink(h: Handle, ref: LinkRef): Promise<NlMessage> {
   const w = linkMessage(RTM_GETLINK, ref);
   const replies = await h.request(w.finish(), { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
   const m = replies.find((r) => r.type === RTM_NEWLINK);
   if (!m) throw new NetlinkError(19, { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
-  return parseLink(m);
+  return m;
 }
 
 /** Like getLink, but undefined instead of ENODEV. */
@@ -438,7 +446,7 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
       // (STP, multicast timers: work over every port) only to be disabled moments later. RTM_GETLINK on the
       // link syncs the link watch first (iproute2's lookup by name before `ip link set` does the same);
       // both requests leave together, in this order.
-      await Promise.all([getLink(h, target), h.request(w.finish(), info)]);
+      await Promise.all([lookupLink(h, target), h.request(w.finish(), info)]);
     }
   } finally {
     ns?.release();

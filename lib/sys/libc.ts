@@ -4,6 +4,7 @@
  */
 import koffi, { type KoffiFunc } from 'koffi';
 import { SyscallError } from '../errors.js';
+import { offerQuickExit } from './exit.js';
 
 export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWUSER = 0x10000000;
@@ -64,6 +65,7 @@ function load(): Libc {
       strerror: lib.func('const char *strerror(int errnum)'),
       ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
     };
+    offerQuickExit(lib.func('void _exit(int status)'));
   }
   return libc;
 }
