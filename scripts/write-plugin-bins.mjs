@@ -2,7 +2,8 @@
 // CNI_PATH=<repo>/dist/plugins finds `netplumb-bridge` etc. the way a runtime looks plugins up.
 //
 // With esbuild (a devDependency) each plugin is bundled into one CommonJS file, dist/plugins/netplumb-X.bundle.cjs
-// (koffi, netlink and execa stay outside: native code, and execa is loaded only when a plugin execs another).
+// (koffi, netlink and execa stay outside: native code, and execa is loaded only when a plugin execs another —
+// from dist/plugins/execa.bundle.cjs, execa alone bundled into CommonJS, when the loader finds it).
 // netplumb-X.cjs is a small loader that compiles the bundle with V8's code cache (one cache file per CNI verb,
 // netplumb-X.bundle.cjs.<VERB>.cache, written by the first run of that verb that finds none or a stale one, if
 // the directory is writable), and netplumb-X is a symlink to the loader. A plugin is a fresh process for every
@@ -21,7 +22,7 @@ import {
   chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
@@ -99,7 +100,13 @@ if (cachedData === undefined || script.cachedDataRejected) {
   });
 }
 // import() does not work in a vm.Script without --experimental-vm-modules: the bundle's import('execa') calls this.
-globalThis.__netplumbImport = (specifier) => import(specifier);
+// execa comes from its CommonJS bundle next to the plugins when the build made one: one file loads in ~20 ms,
+// execa's ~100 ES modules in 60–80 (a delegated IPAM pays it on every ADD and DEL).
+globalThis.__netplumbImport = (specifier) => {
+  const bundled = specifier === 'execa' ? path.join(__dirname, 'execa.bundle.cjs') : undefined;
+  if (bundled !== undefined && fs.existsSync(bundled)) return Promise.resolve().then(() => require(bundled));
+  return import(specifier);
+};
 const m = new Module(file, module);
 m.filename = file;
 m.paths = Module._nodeModulePaths(path.dirname(file));
@@ -168,6 +175,55 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
   return 'library: re-export of dist/lib/index.js';
 }
 
+/**
+ * dist/plugins/execa.bundle.cjs: execa and its dependencies as one CommonJS file, for the plugins' loader
+ * (above). Removed when esbuild is missing or cannot bundle it faithfully; the loader then imports execa.
+ */
+async function writeExecaBundle(esbuild, { ifStale = false } = {}) {
+  const out = join(dir, 'execa.bundle.cjs');
+  const require = createRequire(import.meta.url);
+  let entry; // execa's exports map hides its package.json: its entry stands for the installed version
+  try {
+    entry = require.resolve('execa');
+  } catch {
+    return undefined;
+  }
+  if (ifStale && existsSync(out) && statSync(out).mtimeMs > statSync(entry).mtimeMs) return 'execa: up to date';
+  if (esbuild) {
+    const t = tmp(out);
+    let r;
+    try {
+      r = await esbuild.build({
+        stdin: { contents: "module.exports = require('execa');", resolveDir: dirname(entry), loader: 'js' },
+        outfile: t,
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node20',
+        logLevel: 'silent',
+        write: true,
+      });
+    } catch (e) {
+      r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
+    }
+    if (r.errors.length === 0 && r.warnings.length === 0) {
+      renameSync(t, out);
+      return 'execa: bundle execa.bundle.cjs';
+    }
+    try {
+      unlinkSync(t);
+    } catch {
+      /* not written */
+    }
+  }
+  try {
+    unlinkSync(out);
+  } catch {
+    /* none */
+  }
+  return 'execa: imported as ES modules';
+}
+
 /** Writes the executables; returns how each was made. */
 export async function writePluginBins({ ifStale = false } = {}) {
   if (!existsSync(dir)) return [];
@@ -176,7 +232,7 @@ export async function writePluginBins({ ifStale = false } = {}) {
     .filter(Boolean);
   const esbuild = loadEsbuild();
   const newest = ifStale ? Math.max(newestJs(join(dist, 'lib'), join(dist, 'lib', 'index.bundle.js')), newestJs(dir)) : Infinity;
-  const made = [];
+  const made = [await writeExecaBundle(esbuild, { ifStale })].filter(Boolean);
   for (const [js, name] of plugins) {
     const bin = join(dir, name);
     const loader = `${bin}.cjs`;
