@@ -129,6 +129,31 @@ const IMPORT_SHIM = {
 };
 
 /**
+ * Bundles with esbuild into `out` (through a temporary file, renamed only on success). Resolves with undefined
+ * when the bundle was written, else with esbuild's complaints: any error or warning means it could not bundle
+ * faithfully (import.meta, top-level await in CommonJS…), and nothing is written.
+ */
+async function bundleTo(esbuild, out, options) {
+  const t = tmp(out);
+  let r;
+  try {
+    r = await esbuild.build({ ...options, outfile: t, bundle: true, platform: 'node', target: 'node20', logLevel: 'silent', write: true });
+  } catch (e) {
+    r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
+  }
+  if (r.errors.length === 0 && r.warnings.length === 0) {
+    renameSync(t, out);
+    return undefined;
+  }
+  try {
+    unlinkSync(t);
+  } catch {
+    /* not written */
+  }
+  return [...r.errors, ...r.warnings].map((m) => m.text).join('; ');
+}
+
+/**
  * The library's own entry, dist/lib/index.bundle.js: dist/lib/index.js and every module it imports in one ES
  * module (koffi and netlink stay outside: native code), which the package's `exports["."]` points to. A program
  * that imports `netplumb` then loads one file instead of some thirty: about 5 ms less per fresh process here
@@ -143,33 +168,8 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
   const fallback = "// esbuild was not available at build time: the unbundled entry.\nexport * from './index.js';\n";
   const esbuild = loadEsbuild();
   if (ifStale && existsSync(out) && statSync(out).mtimeMs > newestJs(join(dist, 'lib'), out)) return 'library: up to date';
-  if (esbuild) {
-    const t = tmp(out);
-    let r;
-    try {
-      r = await esbuild.build({
-        entryPoints: [index],
-        outfile: t,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        external: ['koffi', 'netlink', 'execa', 'ip-cidr'],
-        logLevel: 'silent',
-        write: true,
-      });
-    } catch (e) {
-      r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
-    }
-    if (r.errors.length === 0 && r.warnings.length === 0) {
-      renameSync(t, out);
-      return 'library: bundle dist/lib/index.bundle.js';
-    }
-    try {
-      unlinkSync(t);
-    } catch {
-      /* not written */
-    }
+  if (esbuild && (await bundleTo(esbuild, out, { entryPoints: [index], format: 'esm', external: ['koffi', 'netlink', 'execa', 'ip-cidr'] })) === undefined) {
+    return 'library: bundle dist/lib/index.bundle.js';
   }
   replace(out, (t) => writeFileSync(t, fallback));
   return 'library: re-export of dist/lib/index.js';
@@ -189,33 +189,8 @@ async function writeExecaBundle(esbuild, { ifStale = false } = {}) {
     return undefined;
   }
   if (ifStale && existsSync(out) && statSync(out).mtimeMs > statSync(entry).mtimeMs) return 'execa: up to date';
-  if (esbuild) {
-    const t = tmp(out);
-    let r;
-    try {
-      r = await esbuild.build({
-        stdin: { contents: "module.exports = require('execa');", resolveDir: dirname(entry), loader: 'js' },
-        outfile: t,
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node20',
-        logLevel: 'silent',
-        write: true,
-      });
-    } catch (e) {
-      r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
-    }
-    if (r.errors.length === 0 && r.warnings.length === 0) {
-      renameSync(t, out);
-      return 'execa: bundle execa.bundle.cjs';
-    }
-    try {
-      unlinkSync(t);
-    } catch {
-      /* not written */
-    }
-  }
+  const stdin = { contents: "module.exports = require('execa');", resolveDir: dirname(entry), loader: 'js' };
+  if (esbuild && (await bundleTo(esbuild, out, { stdin, format: 'cjs' })) === undefined) return 'execa: bundle execa.bundle.cjs';
   try {
     unlinkSync(out);
   } catch {
@@ -243,36 +218,13 @@ export async function writePluginBins({ ifStale = false } = {}) {
       continue;
     }
     if (!(ifStale && existsSync(bundle) && existsSync(loader) && isLink(bin) && statSync(bundle).mtimeMs > newest)) {
-      const t = tmp(bundle);
-      let r;
-      try {
-        r = await esbuild.build({
-          entryPoints: [join(dir, js)],
-          outfile: t,
-          bundle: true,
-          platform: 'node',
-          format: 'cjs',
-          target: 'node20',
-          external: ['koffi', 'netlink', 'execa'],
-          logLevel: 'silent',
-          write: true,
-          plugins: [IMPORT_SHIM],
-        });
-      } catch (e) {
-        r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
-      }
-      if (r.errors.length > 0 || r.warnings.length > 0) {
+      const failed = await bundleTo(esbuild, bundle, { entryPoints: [join(dir, js)], format: 'cjs', external: ['koffi', 'netlink', 'execa'], plugins: [IMPORT_SHIM] });
+      if (failed !== undefined) {
         // Something esbuild cannot turn into CommonJS faithfully (import.meta, top-level await): keep ESM.
-        try {
-          unlinkSync(t);
-        } catch {
-          /* not written */
-        }
         wrapper(bin, js);
-        made.push(`${name}: ES module wrapper (esbuild: ${[...r.errors, ...r.warnings].map((m) => m.text).join('; ')})`);
+        made.push(`${name}: ES module wrapper (esbuild: ${failed})`);
         continue;
       }
-      renameSync(t, bundle);
       // Caches of the old bundle: V8 would reject them anyway (another run of this script may be removing them too).
       for (const f of readdirSync(dir)) {
         if (!f.startsWith(`${name}.bundle.cjs.`) || !f.endsWith('.cache')) continue;
