@@ -27,9 +27,10 @@ export interface CniPlugin {
   /**
    * Capabilities ADD, CHECK, DEL and GC cannot work without: checked in the effective set before the handler
    * runs, so a plugin started without them fails at once with error 107 naming them, before touching anything
-   * (the IPAM store included). In a user namespace the set is the one held there.
+   * (the IPAM store included). In a user namespace the set is the one held there. Per verb when they differ
+   * (a CHECK that only reads needs less than the ADD that writes); a verb not named needs none.
    */
-  capabilities?: readonly Capability[];
+  capabilities?: readonly Capability[] | Partial<Record<'ADD' | 'DEL' | 'CHECK' | 'GC', readonly Capability[]>>;
   add(req: CniRequest): Promise<CniResult>;
   del(req: CniRequest): Promise<void>;
   check(req: CniRequest): Promise<void>;
@@ -62,6 +63,14 @@ function errorOutcome(plugin: CniPlugin, e: unknown, version: string, command: s
 }
 
 /** Runs one invocation against `plugin` without touching the process's stdout or exit status. */
+/** What `command` needs of the plugin's declared capabilities (one list for every verb, or a list per verb). */
+function capabilitiesFor(plugin: CniPlugin, command: string): readonly Capability[] {
+  const caps = plugin.capabilities;
+  if (caps === undefined) return [];
+  if (Array.isArray(caps)) return caps as readonly Capability[];
+  return (caps as Partial<Record<string, readonly Capability[]>>)[command] ?? [];
+}
+
 export async function handle(plugin: CniPlugin, envVars: Readonly<Record<string, string | undefined>>, opts: HandleOptions = {}): Promise<Outcome> {
   let version: string = CURRENT_VERSION;
   let command = envVars.CNI_COMMAND ?? '';
@@ -81,7 +90,7 @@ export async function handle(plugin: CniPlugin, envVars: Readonly<Record<string,
     const req = parseRequest(envVars, stdin, env);
     const mode = plugin.netns ?? 'ignore';
     if (mode !== 'ignore' && (req.command === 'ADD' || req.command === 'CHECK')) checkNetns(req.netns, mode);
-    if (req.command !== 'STATUS') checkCapabilities(plugin.name, plugin.capabilities ?? []);
+    if (req.command !== 'STATUS') checkCapabilities(plugin.name, capabilitiesFor(plugin, req.command));
     switch (req.command) {
       case 'ADD': {
         const result = await plugin.add(req);

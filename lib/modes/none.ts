@@ -85,7 +85,8 @@ export const nonePlugin: CniPlugin = {
   name: 'netplumb-none',
   about: 'netplumb-none: loopback only (Docker\'s --net=none)',
   netns: 'foreign',
-  capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+  // CHECK only reads the namespace (setns, then a dump): no CAP_NET_ADMIN.
+  capabilities: { ADD: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'], DEL: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'], CHECK: ['CAP_SYS_ADMIN'], GC: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'] },
 
   async add(req) {
     const n = await net();

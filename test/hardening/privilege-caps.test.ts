@@ -87,6 +87,9 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
   const none = { cniVersion: '1.1.0', name: 'privlo', type: 'netplumb-none' };
   const r = ok(await exec('netplumb-none', 'ADD', none, { id: 'cap-t', netns: target }), 'none ADD');
   ok(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK');
+  // CHECK only reads: CAP_SYS_ADMIN (to enter the namespace) is enough, and without it the refusal names it.
+  ok(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone');
+  assertRefused(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('net_admin')), 107, /CAP_SYS_ADMIN/, 'none CHECK without CAP_SYS_ADMIN');
 
   const join_ = { cniVersion: '1.1.0', name: 'privjoin', type: 'netplumb-container', container: 'cap-t' };
   const rj = ok(await exec('netplumb-container', 'ADD', join_, { id: 'cap-j', netns: joiner }), 'container ADD (a bind mount: CAP_SYS_ADMIN)');
