@@ -1,7 +1,8 @@
 /**
  * The inside of test/hardening/privilege-rootless.test.ts: runs as an unprivileged user who made a user
  * namespace (root there, nobody outside) with its own network and mount namespaces, as rootless podman and
- * rootlesskit do, and prints one JSON report of what the plugins did there. Not a test file itself.
+ * rootlesskit do, and prints one JSON report of what the plugins did there (bridge, container joining the
+ * bridge's container, none). Not a test file itself.
  *
  * argv: <dir with ipam/ and hostns (a bind mount of a namespace the user namespace does not own)>
  */
@@ -48,6 +49,13 @@ if (add) {
   const ping = await run(['ip', 'netns', 'exec', 'rl1', 'ping', '-c', '1', '-W', '2', '10.95.0.1'], { check: false });
   report.ping = { exitCode: ping.exitCode, out: `${ping.stdout}${ping.stderr}`.trim() };
   report.nft = (await run(['nft', 'list', 'ruleset'], { check: false })).stdout.includes('8080');
+  // netplumb-container joins rl-1 (by the ID netplumb-bridge recorded) from a fresh runtime namespace file.
+  await run(['ip', 'netns', 'add', 'rl4']);
+  const join4 = { cniVersion: '1.1.0', name: 'rootless-join', type: 'netplumb-container', container: 'rl-1' };
+  await step('container ADD', 'netplumb-container', 'ADD', join4, 'rl-4', '/run/netns/rl4');
+  const seen = await run(['ip', '-n', 'rl4', '-j', '-4', 'addr', 'show', 'dev', 'eth0'], { check: false });
+  report.joinedSees = seen.exitCode === 0 ? (JSON.parse(seen.stdout) as any[])[0]?.addr_info?.[0]?.local : undefined;
+  await step('container DEL', 'netplumb-container', 'DEL', join4, 'rl-4', '/run/netns/rl4');
   await step('bridge DEL', 'netplumb-bridge', 'DEL', bridge, 'rl-1', '/run/netns/rl1');
   report.vethsAfterDel = (JSON.parse((await run(['ip', '-j', 'link', 'show', 'master', 'rlbr0'])).stdout) as any[]).length;
 }

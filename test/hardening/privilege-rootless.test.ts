@@ -3,6 +3,7 @@
  * (`setpriv --reuid=65534 … unshare --user --map-root-user --net --mount`), as rootless podman and
  * rootlesskit run them. Everything happens inside that namespace (test/hardening/privilege-rootless-inner.ts
  * reports back): netplumb-bridge ADD with masquerade and a published port, CHECK, a ping to the gateway, DEL;
+ * netplumb-container joining that container by its recorded ID (ADD, `ip -j addr` in the joined file, DEL);
  * netplumb-none; and what the kernel refuses there — entering a network namespace owned by the parent user
  * namespace — must be a clear CNI error (107) that changes nothing.
  */
@@ -29,7 +30,7 @@ async function skipWhy(): Promise<string | undefined> {
   return undefined;
 }
 
-test('rootless: bridge ADD/CHECK/DEL with masquerade and a published port, a ping, none; a parent namespace is refused with 107', async () => {
+test('rootless: bridge ADD/CHECK/DEL with masquerade and a published port, a ping, container join, none; a parent namespace is refused with 107', async () => {
   const why = await skipWhy();
   if (why) {
     console.log(`  (skipped: ${why})`);
@@ -47,9 +48,11 @@ test('rootless: bridge ADD/CHECK/DEL with masquerade and a published port, a pin
   assert.is(r.exitCode, 0, `the inner script failed: ${r.stdout} ${r.stderr}`);
   const rep = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.match(rep.uidMap, /^0\s+65534\s+1$/, 'root inside is nobody outside');
-  for (const s of ['bridge ADD', 'bridge CHECK', 'bridge DEL', 'none ADD', 'none DEL']) {
+  for (const s of ['bridge ADD', 'bridge CHECK', 'container ADD', 'container DEL', 'bridge DEL', 'none ADD', 'none DEL']) {
     assert.is(rep[s]?.exitCode, 0, `${s} works rootless: ${JSON.stringify(rep[s])}`);
   }
+  const bridged = JSON.parse(rep['bridge ADD'].stdout).ips[0].address.split('/')[0];
+  assert.is(rep.joinedSees, bridged, 'the joined namespace file shows the bridged container\'s eth0 and address');
   assert.is(rep.ping.exitCode, 0, `the container reaches its gateway: ${rep.ping.out}`);
   assert.ok(rep.nft, 'the published port is in the user namespace\'s nftables');
   assert.is(rep.vethsAfterDel, 0);
