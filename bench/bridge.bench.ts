@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { createHost, run, sandboxed, type Host } from '../netns-harness/index.js';
 import { CniRuntime } from '../netns-harness/cni-runtime.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
+import { median } from './stats.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -36,10 +37,6 @@ const VARIANTS: Variant[] = [
   { label: 'netplumb, ipMasq: false', type: 'netplumb-bridge', ipam: 'netplumb-host-local', subnet: '10.14.0.0/16', ipMasq: false, env: { NETPLUMB_TIMING: '1' } },
 ];
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Run {
   host: Host;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, sandboxed } from '../netns-harness/index.js';
 import { addContainerRules, removeContainerRules, type ContainerFirewall, type NftBackendName } from '../lib/firewall/index.js';
+import { median } from './stats.js';
 
 await sandboxed();
 
@@ -43,7 +44,6 @@ function spec(): ContainerFirewall {
 }
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 const p90 = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length * 0.9)]!;
 
 async function timed(f: () => Promise<unknown>): Promise<number> {

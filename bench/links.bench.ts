@@ -19,6 +19,7 @@ import { sandboxed, createHost, run, type Host } from '../netns-harness/index.js
 import { openHandle } from '../lib/net/handle.js';
 import { createLink } from '../lib/net/link.js';
 import { buildPairs, pairAddress as addr } from './links-lib.js';
+import { median } from './stats.js';
 
 const WORKER = fileURLToPath(new URL('./links-worker.js', import.meta.url));
 
@@ -129,7 +130,6 @@ for (let r = 0; r < ROUNDS; r++) {
     times.get(name)!.push(ms);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const med = new Map([...times].map(([k, v]) => [k, median(v)]));
 for (const [name, xs] of times) {
   process.stdout.write(`${name.padEnd(26)} median ${med.get(name)!.toFixed(0).padStart(6)} ms   (${xs.map((x) => x.toFixed(0)).join(', ')})\n`);

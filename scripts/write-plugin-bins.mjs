@@ -73,7 +73,7 @@ function isLink(p) {
 
 // The loader: compiles the bundle as Node's CommonJS loader would (same wrapper, same require), with V8's code
 // cache for this verb when there is a valid one, and leaves a fresh cache behind when there was none. Dynamic
-// import() in the bundle (execa) goes through Node's own loader.
+// import() in the bundle (execa) goes through __netplumbImport, below.
 const LOADER = `${SHEBANG}
 'use strict';
 const fs = require('node:fs');

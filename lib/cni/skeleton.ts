@@ -62,7 +62,6 @@ function errorOutcome(plugin: CniPlugin, e: unknown, version: string, command: s
   return { exitCode: 1, stdout: `${JSON.stringify(json, null, 4)}\n`, stderr: log, error: err };
 }
 
-/** Runs one invocation against `plugin` without touching the process's stdout or exit status. */
 /** What `command` needs of the plugin's declared capabilities (one list for every verb, or a list per verb). */
 function capabilitiesFor(plugin: CniPlugin, command: string): readonly Capability[] {
   const caps = plugin.capabilities;
@@ -71,6 +70,7 @@ function capabilitiesFor(plugin: CniPlugin, command: string): readonly Capabilit
   return (caps as Partial<Record<string, readonly Capability[]>>)[command] ?? [];
 }
 
+/** Runs one invocation against `plugin` without touching the process's stdout or exit status. */
 export async function handle(plugin: CniPlugin, envVars: Readonly<Record<string, string | undefined>>, opts: HandleOptions = {}): Promise<Outcome> {
   let version: string = CURRENT_VERSION;
   let command = envVars.CNI_COMMAND ?? '';

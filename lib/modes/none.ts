@@ -107,12 +107,15 @@ export const nonePlugin: CniPlugin = {
           addrs = await n.listAddresses(h, { link: lo.index });
         }
         const wanted = [LO4, ...(ipv6Enabled(n, h) ? [LO6] : [])];
+        let added = false;
         for (const cidr of wanted) {
           if (addrs.some((a) => a.cidr === cidr)) continue;
           await n.addAddress(h, lo.index, cidr, { scope: 'host', ...(cidr === LO6 ? { nodad: true } : {}) });
           undo.push(`remove ${cidr} from lo`, () => n.deleteAddress(h, lo.index, cidr));
+          added = true;
         }
-        addrs = await n.listAddresses(h, { link: lo.index });
+        // The Result reports lo's addresses as the kernel has them: read again only if this ADD changed them.
+        if (added) addrs = await n.listAddresses(h, { link: lo.index });
         writeAttachment({ ...key(req), netns: req.netns, netnsId: h.netnsId });
         const prev = req.prevResult;
         const iface = prev?.interfaces?.length ?? 0;

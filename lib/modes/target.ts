@@ -15,12 +15,12 @@
  * loads lib/net/ns.js on first use. Both open the namespace once and return it open: everything after that
  * uses the descriptor, so no path is looked up twice between the checks and the mount.
  */
-import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
 import { isValidContainerId } from '../ipam/names.js';
 import type { Netns } from '../net/ns.js';
-import { nsLabel } from './common.js';
+import { netnsIdOf, nsLabel } from './common.js';
 
 export type TargetSpec = { kind: 'container'; id: string } | { kind: 'pid'; pid: number } | { kind: 'path'; path: string };
 
@@ -219,22 +219,18 @@ export async function openPathNetns(path: string): Promise<OpenedNetns> {
   }
 }
 
-/** `dev:ino` of PID 1's network namespace — the machine's, on a host — or undefined if it cannot be read. */
-function initNetnsId(): string | undefined {
-  try {
-    const st = statSync('/proc/1/ns/net');
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Error 8 when namespace `id` is the host's: the plugin's own (the runtime's) or PID 1's. Joining it would give
  * a container the host's network, which is netplumb-host's job (on purpose, with its own checks).
  */
 export function refuseHostNetns(id: string, own: string, what: string, object: string): void {
-  const init = initNetnsId();
+  // PID 1's namespace is the machine's on a host; unreadable (another PID namespace's view), it is not compared.
+  let init: string | undefined;
+  try {
+    init = netnsIdOf('/proc/1/ns/net');
+  } catch {
+    /* not readable */
+  }
   if (id !== own && id !== init) return;
   const whose = id === own ? `the plugin's own, ${nsLabel(own)}` : `PID 1's, ${nsLabel(id)}`;
   throw new CniError(CNI_ERR.INVALID_NETNS, `${what} is the host's (${whose}); refusing to give a container the host's network through container mode (use netplumb-host for that)`, {

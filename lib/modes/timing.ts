@@ -38,15 +38,3 @@ export function mark(name: string): void {
   else phases.push([name, now - last]);
   last = now;
 }
-
-/** Runs `fn` and marks `name` when it settles. */
-export async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  mark('other');
-  try {
-    return await fn();
-  } finally {
-    mark(name);
-  }
-}
-
-export const timingEnabled = enabled;

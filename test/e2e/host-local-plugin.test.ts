@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniRuntime, sandboxed, type CniCommand, type PluginRun } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot, VERSIONS } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -30,7 +30,6 @@ function cniExec(type: string, inv: Invocation, config: unknown): Promise<Plugin
   const att = Object.fromEntries(Object.entries({ containerId: inv.containerId, netns: inv.netns, ifname: inv.ifname }).filter(([, v]) => v !== undefined));
   return rt.exec(inv.command as CniCommand, config, att, type);
 }
-const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const root = mkdtempSync('/run/np-contract-');
 let seq = 0;
 
@@ -49,7 +48,7 @@ const att = (command: string, containerId = 'c1', more: Partial<Invocation> = {}
 test('VERSION lists the supported versions (no stdin needed)', async () => {
   const o = await cniExec(PLUGIN, { command: 'VERSION' }, '');
   assert.is(o.exitCode, 0);
-  assert.equal(o.json, { cniVersion: '1.1.0', supportedVersions: VERSIONS });
+  assert.equal(o.json, { cniVersion: '1.1.0', supportedVersions: [...VERSIONS] });
 });
 
 for (const v of VERSIONS) {

@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sandboxed, createHost, CniRuntime, run, type Host, type NetworkConfigList } from '../../netns-harness/index.js';
@@ -55,7 +55,6 @@ test('every example conflist parses and is a valid network configuration list', 
 test('installed as the guide says (links into /opt/cni/bin, or the import() wrapper), the plugins answer', async () => {
   mkdirSync(BIN, { recursive: true });
   for (const p of PLUGINS) {
-    if (!existsSync(join(NETPLUMB_BIN, p))) continue; // netplumb-bridge before it is merged
     if (p === 'netplumb-none') {
       // the wrapper of the guide, for a node outside the runtime's PATH
       writeFileSync(join(BIN, p), `#!${process.execPath}\nimport(${JSON.stringify(join(NETPLUMB_BIN, `${p}.js`))});\n`);
@@ -122,7 +121,7 @@ test('the bridge list is a reference bridge configuration (and runs with netplum
   const variants: Array<[string, NetworkConfigList, string[]]> = [
     ['reference bridge + host-local', withStore(list, { 'netplumb-bridge': 'bridge', 'netplumb-host-local': 'host-local' }), [REFERENCE_BIN]],
   ];
-  if (existsSync(join(NETPLUMB_BIN, 'netplumb-bridge'))) variants.push(['netplumb-bridge', withStore(list, {}), [NETPLUMB_BIN, REFERENCE_BIN]]);
+  variants.push(['netplumb-bridge', withStore(list, {}), [NETPLUMB_BIN, REFERENCE_BIN]]);
   for (const [what, l, cniPath] of variants) {
     const rt = new CniRuntime({ cniPath, host });
     const c = await host.createContainer(`br-${what.length}`);

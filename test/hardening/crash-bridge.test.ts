@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { createHost, destroyAll, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
 import { bridgeConf } from '../fixtures/bridge-env.js';
 import { intFrom } from '../fixtures/hardening.js';
-import { containerLinks, execPlugin, hostPicture, ok, pictureDiff, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
+import { ADD_POINTS, containerLinks, DEL_POINTS, execPlugin, hostPicture, ok, pictureDiff, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
 
 await sandboxed();
 
@@ -25,10 +25,6 @@ const rng = seededRng('NETPLUMB_CRASH_SEED', 'crash-bridge');
 /** kills at random moments per ADD/DEL timing test */
 const TIMED_ROUNDS = intFrom('NETPLUMB_CRASH_ROUNDS', 12);
 
-/** Fault points an ADD passes, in order (IPAM store writes, then the steps of lib/modes/bridge.ts). */
-const ADD_POINTS = ['ipam-open', 'ipam-link', 'ipam-last', 'ipam', 'bridge', 'link-created', 'veth', 'host', 'container', 'garp', 'firewall'];
-/** Fault points a DEL passes: the rules are gone; the veth is gone; a reservation file is unlinked; the IPAM is released. */
-const DEL_POINTS = ['del-firewall', 'del-veth', 'ipam-remove', 'del-ipam'];
 
 let host: Host;
 const conf = bridgeConf({

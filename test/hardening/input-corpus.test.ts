@@ -11,10 +11,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sandboxed } from '../../netns-harness/index.js';
+import { diffSnapshots, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, pool } from '../fixtures/cni-runtime.js';
 import {
-  assertRefused, diffWorld, execRaw, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
+  assertRefused, execRaw, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
 } from '../fixtures/hardening.js';
 
 await sandboxed();
@@ -66,7 +66,7 @@ async function runBatch(label: string, cases: Case[]): Promise<void> {
   const outcomes = await pool(cases, 2, runCase);
   outcomes.forEach((o) => o !== undefined && failures.push(o));
   const after = await lab.snapshot();
-  const diff = diffWorld(before, after);
+  const diff = diffSnapshots(before, after);
   if (diff.length > 0) {
     failures.push(`${label}: the batch changed the world:\n${diff.join('\n')}`);
     // files a case added would hide the next case's identical change: remove them before looking one by one
@@ -74,7 +74,7 @@ async function runBatch(label: string, cases: Case[]): Promise<void> {
     for (const c of cases) {
       const b = await lab.snapshot();
       await runCase(c);
-      const d = diffWorld(b, await lab.snapshot());
+      const d = diffSnapshots(b, await lab.snapshot());
       if (d.length > 0) failures.push(`${c.plugin} ${c.verb} ${c.name} changed the world:\n${d.join('\n')}`);
       lab.undoNewFiles(b);
     }

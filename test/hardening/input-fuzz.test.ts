@@ -16,10 +16,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { sandboxed, type Snapshot } from '../../netns-harness/index.js';
+import { diffSnapshots, sandboxed, type Snapshot } from '../../netns-harness/index.js';
 import { ensurePluginBins } from '../fixtures/cni-runtime.js';
 import {
-  diffWorld, execRaw, inputLab, settled, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
+  execRaw, inputLab, settled, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
 } from '../fixtures/hardening.js';
 
 await sandboxed();
@@ -171,7 +171,7 @@ async function check(input: Input): Promise<void> {
     stats.codes.set(code!, (stats.codes.get(code!) ?? 0) + 1);
     assert.ok(code !== 999, `${what}: internal error 999 (an unanticipated failure): ${r.stdout} ${r.stderr.slice(0, 1500)}`);
     assert.ok(r.stderr.trim() !== '', `${what}: nothing logged on stderr`);
-    const d = diffWorld(baseline, await lab.snapshot());
+    const d = diffSnapshots(baseline, await lab.snapshot());
     assert.ok(d.length === 0, `${what}: refused (${r.stdout.trim()}) but changed the world:\n${d.join('\n')}`);
     return;
   }
@@ -181,7 +181,7 @@ async function check(input: Input): Promise<void> {
     assert.is(del.exitCode, 0, `${what}: ADD succeeded but DEL failed: ${del.stdout} ${del.stderr}`);
   }
   const after = await settled(lab.snapshot);
-  const d = diffWorld(persistent(baseline), persistent(after));
+  const d = diffSnapshots(persistent(baseline), persistent(after));
   assert.ok(d.length === 0, `${what}: succeeded (${r.stdout.slice(0, 300)}), but after DEL the world is not as before:\n${d.join('\n')}`);
   baseline = after;
 }

@@ -10,9 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, run, sandboxed } from '../../netns-harness/index.js';
+import { createHost, diffSnapshots, run, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
-import { assertRefused, diffWorld, execRaw, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
+import { assertRefused, execRaw, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -141,7 +141,7 @@ test('without CAP_NET_ADMIN or CAP_SYS_ADMIN: a CNI error that names the missing
   for (const [what, plugin, conf, wrapper] of cases) {
     const r = await exec(plugin, what.includes(' DEL ') ? 'DEL' : 'ADD', conf, { id: 'cap-n', netns: c }, wrapper);
     assertRefused(r, 107, what.includes('NET_ADMIN') ? /CAP_NET_ADMIN/ : /CAP_SYS_ADMIN/, what);
-    assert.equal(diffWorld(before, await world()), [], `${what} changed the world`);
+    assert.equal(diffSnapshots(before, await world()), [], `${what} changed the world`);
   }
 });
 

@@ -20,7 +20,7 @@ import { createHost, destroyAll, ping, sandboxed, type Container, type Host } fr
 import { bridgeConf } from '../fixtures/bridge-env.js';
 import { pool } from '../fixtures/cni-runtime.js';
 import { intFrom } from '../fixtures/hardening.js';
-import { attachmentsOf, containerLinks, execPlugin, ok, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
+import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, execPlugin, ok, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
 
 await sandboxed();
 
@@ -30,8 +30,6 @@ const WIDTH = intFrom('NETPLUMB_STORM_WIDTH', 16);
 const SLOTS_PER_NET = 12;
 const FAULT_RATE = 0.1;
 
-const ADD_FAULTS = ['ipam', 'bridge', 'link-created', 'veth', 'host', 'container', 'garp', 'firewall', 'ipam-open', 'ipam-link', 'ipam-last'];
-const DEL_FAULTS = ['del-firewall', 'del-veth', 'ipam-remove', 'del-ipam'];
 
 interface Net {
   name: string;
@@ -79,7 +77,7 @@ let opMs = 150;
 
 function faultFor(kind: 'ADD' | 'DEL'): { env: Record<string, string>; killAfterMs?: number; label: string } | undefined {
   if (!rng.chance(FAULT_RATE)) return undefined;
-  const points = kind === 'ADD' ? ADD_FAULTS : DEL_FAULTS;
+  const points = kind === 'ADD' ? ADD_POINTS : DEL_POINTS;
   const how = rng.int(3);
   if (how === 2) {
     const ms = 1 + rng.int(opMs);
