@@ -1,7 +1,8 @@
 /** Addresses, routes and rules against the kernel, checked with `ip -j` and ping. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sandboxed, createHost, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, createVethPair, setLinkUp, addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
   addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, addRule, deleteRule, listRules, getLink, createLink,
@@ -15,18 +16,16 @@ let c: Container;
 let h: Handle; // the host
 let hc: Handle; // the container
 
+let lab: NetlinkLab;
+
 test.before.each(async () => {
-  host = await createHost('h');
-  c = await host.createContainer('c');
-  h = openHandle({ pid: host.pid });
-  hc = openHandle({ pid: c.pid });
+  lab = await netlinkLab(['c']);
+  ({ host, h } = lab);
+  c = lab.ctr.c!;
+  hc = lab.hc.c!;
   await createVethPair(h, { name: 'veth0', up: true, peer: { name: 'eth0', netns: hc, up: true } });
 });
-test.after.each(async () => {
-  h.close();
-  hc.close();
-  await host.destroy();
-});
+test.after.each(() => lab.destroy());
 
 const ipAddrs = async (where: Host | Container, dev: string) => (await where.ip<any[]>('addr', 'show', 'dev', dev))[0].addr_info as any[];
 

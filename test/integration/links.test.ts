@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync } from 'node:fs';
-import { sandboxed, createHost, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
   setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
@@ -18,15 +19,14 @@ let h: Handle;
 const ipLink = async (where: Host | Container, name: string) => (await where.ip<any[]>('-d', 'link', 'show', 'dev', name))[0];
 const names = async (where: Host | Container) => (await where.ip<any[]>('link', 'show')).map((l) => l.ifname).sort();
 
+let lab: NetlinkLab;
+
 test.before.each(async () => {
-  host = await createHost('h');
-  c1 = await host.createContainer('c1');
-  h = openHandle({ pid: host.pid });
+  lab = await netlinkLab(['c1']);
+  ({ host, h } = lab);
+  c1 = lab.ctr.c1!;
 });
-test.after.each(async () => {
-  h.close();
-  await host.destroy();
-});
+test.after.each(() => lab.destroy());
 
 test('a veth pair whose peer is created inside the container with its name and MAC', async () => {
   await createVethPair(h, { name: 'veth-c1', up: true, peer: { name: 'eth0', mac: '02:42:ac:11:00:02', netns: { pid: c1.pid }, up: true } });

@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { sandboxed, createHost, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, type Host, type Container } from '../../netns-harness/index.js';
+import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, createVethPair, createLink, setLinkUp, setLinkDown, addAddress, deleteAddress, addRoute, getLink,
   listLinks, listAddresses, addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, sendGratuitousArp,
@@ -19,20 +20,16 @@ let b: Container;
 let ha: Handle;
 let hb: Handle;
 
+let lab: NetlinkLab;
+
 test.before.each(async () => {
-  host = await createHost('h');
-  a = await host.createContainer('a');
-  b = await host.createContainer('b');
-  ha = openHandle({ pid: a.pid });
-  hb = openHandle({ pid: b.pid });
+  lab = await netlinkLab(['a', 'b']);
+  host = lab.host;
+  [a, b, ha, hb] = [lab.ctr.a!, lab.ctr.b!, lab.hc.a!, lab.hc.b!];
   // a direct wire between a and b
   await createVethPair(ha, { name: 'eth0', up: true, peer: { name: 'eth0', netns: hb, up: true } });
 });
-test.after.each(async () => {
-  ha.close();
-  hb.close();
-  await host.destroy();
-});
+test.after.each(() => lab.destroy());
 
 test('neighbours: add, replace, delete, list, ARP and NDP', async () => {
   await addNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:09' });
