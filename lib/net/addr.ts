@@ -6,7 +6,7 @@ import {
 } from '../netlink/constants.js';
 import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
-import { linkIndex } from './link.js';
+import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
 export type Scope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
@@ -119,8 +119,6 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
   if (f > 0xff) w.u32(IFA_FLAGS, f);
   return w.finish();
 }
-
-const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
 
 /** Adds `cidr` (`10.0.0.2/24`, `fd00::2/64`) to a link; EEXIST if it is already there. */
 export async function addAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {

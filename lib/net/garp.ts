@@ -23,9 +23,10 @@ export function gratuitousArpPacket(mac: string, ip: string): Buffer {
   p.writeUInt8(4, 5);
   p.writeUInt16BE(1, 6); // request, as the kernel's own arp_notify sends
   macToBytes(mac).copy(p, 8);
-  ipToBytes(ip).copy(p, 14);
+  const ipb = ipToBytes(ip);
+  ipb.copy(p, 14);
   // target hardware address stays zero
-  ipToBytes(ip).copy(p, 24);
+  ipb.copy(p, 24);
   return p;
 }
 

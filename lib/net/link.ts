@@ -33,7 +33,7 @@ const OPERSTATES: OperState[] = ['unknown', 'notpresent', 'down', 'lowerlayerdow
 const MACVLAN_MODES: Record<number, MacvlanMode> = { 1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source' };
 const IPVLAN_MODES: IpvlanMode[] = ['l2', 'l3', 'l3s'];
 
-const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
+export const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
 
 // ---------------------------------------------------------------- decoding
 
@@ -349,11 +349,14 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
     // call knows it exists — delete it before reporting the failure (a veth takes its peer with it).
     try {
       faultPoint('link-created'); // the link exists, without its alias and master yet
-      if (cfg.kind === 'veth' && cfg.peer.up) await peerUp(h, cfg.peer);
+      if (cfg.kind === 'veth' && cfg.peer.up) {
+        const peer = cfg.peer.name;
+        await inNamespace(cfg.peer.netns ?? h, (hh) => setLink(hh, peer, { up: true }));
+      }
       // The kernel applies IFLA_IFALIAS to existing links only (rtnl_create_link ignores it): set it now.
       if (cfg.alias !== undefined) {
         const alias = cfg.alias;
-        await (cfg.netns === undefined ? setLink(h, cfg.name, { alias }) : inNamespace(cfg.netns, (hh) => setLink(hh, cfg.name, { alias })));
+        await inNamespace(cfg.netns ?? h, (hh) => setLink(hh, cfg.name, { alias }));
       }
       const echo = replies.find((m) => m.type === RTM_NEWLINK);
       // A link created in another namespace is echoed from there (or, on old kernels, not at all).
@@ -383,12 +386,6 @@ async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>
   } finally {
     hh.close();
   }
-}
-
-/** Brings a just-created veth peer up, in whatever namespace it was created in. */
-async function peerUp(h: Handle, peer: VethPeerConfig): Promise<void> {
-  if (peer.netns === undefined) return setLink(h, peer.name, { up: true });
-  return inNamespace(peer.netns, (hh) => setLink(hh, peer.name, { up: true }));
 }
 
 /** A veth pair; the peer may be created directly inside another namespace with its final name and MAC. */

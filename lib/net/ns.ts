@@ -219,8 +219,7 @@ function bindOnto(path: string, name: string, op: string, mountIt: () => void): 
  * Returns the new namespace, open.
  */
 export function createNamedNetns(name: string): Netns {
-  checkName(name);
-  const path = `${NETNS_RUN_DIR}/${name}`;
+  const path = netnsPath({ name });
   return withRunDirLock(() => {
     bindOnto(path, name, 'netns add', () => inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND)));
     return openPath(path, name);
@@ -229,8 +228,7 @@ export function createNamedNetns(name: string): Netns {
 
 /** Deletes a named namespace (unmount and remove the file), like `ip netns delete NAME`. */
 export function deleteNamedNetns(name: string): void {
-  checkName(name);
-  const path = `${NETNS_RUN_DIR}/${name}`;
+  const path = netnsPath({ name });
   withRunDirLock(() => {
     let st;
     try {
@@ -304,8 +302,7 @@ export interface AttachOptions {
  * process exits; a symlink does not (it goes stale, see removeStaleNetns).
  */
 export function attachNetns(name: string, pid: number, opts: AttachOptions = {}): Netns {
-  checkName(name);
-  const path = `${NETNS_RUN_DIR}/${name}`;
+  const path = netnsPath({ name });
   const source = netnsPath({ pid });
   const ns = openPath(source);
   try {

@@ -153,7 +153,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
       hdr.writeUInt8((nh.weight ?? 1) - 1, 3);
       hdr.writeInt32LE(nh.dev === undefined ? 0 : await linkIndex(h, nh.dev), 4);
       if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(nh.gateway));
-      w.buf.writeUInt16LE(w.off - start, start);
+      w.end(start);
     }
     w.end(mp);
   }

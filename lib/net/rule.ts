@@ -115,12 +115,14 @@ function describe(r: RuleSpec): string {
 }
 
 export async function addRule(h: Handle, r: RuleSpec): Promise<void> {
-  await h.request(ruleMessage(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r), { op: 'RTM_NEWRULE', what: `add rule ${describe(r)}`, object: describe(r) });
+  const d = describe(r);
+  await h.request(ruleMessage(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r), { op: 'RTM_NEWRULE', what: `add rule ${d}`, object: d });
 }
 
 /** Deletes the first rule matching the selectors given (ENOENT when none does). */
 export async function deleteRule(h: Handle, r: RuleSpec): Promise<void> {
-  await h.request(ruleMessage(RTM_DELRULE, 0, r), { op: 'RTM_DELRULE', what: `delete rule ${describe(r)}`, object: describe(r) });
+  const d = describe(r);
+  await h.request(ruleMessage(RTM_DELRULE, 0, r), { op: 'RTM_DELRULE', what: `delete rule ${d}`, object: d });
 }
 
 export async function listRules(h: Handle, filter: { family?: 4 | 6 } = {}): Promise<Rule[]> {

@@ -58,18 +58,6 @@ export const RTM_NEWNSID = 88;
 export const RTM_DELNSID = 89;
 export const RTM_GETNSID = 90;
 
-const typeNames: Record<number, string> = {
-  16: 'RTM_NEWLINK', 17: 'RTM_DELLINK', 18: 'RTM_GETLINK', 19: 'RTM_SETLINK',
-  20: 'RTM_NEWADDR', 21: 'RTM_DELADDR', 22: 'RTM_GETADDR',
-  24: 'RTM_NEWROUTE', 25: 'RTM_DELROUTE', 26: 'RTM_GETROUTE',
-  28: 'RTM_NEWNEIGH', 29: 'RTM_DELNEIGH', 30: 'RTM_GETNEIGH',
-  32: 'RTM_NEWRULE', 33: 'RTM_DELRULE', 34: 'RTM_GETRULE',
-  88: 'RTM_NEWNSID', 89: 'RTM_DELNSID', 90: 'RTM_GETNSID',
-};
-export function messageTypeName(type: number): string {
-  return typeNames[type] ?? `RTM_${type}`;
-}
-
 // multicast groups (RTNLGRP_*)
 export const RTNLGRP_LINK = 1;
 export const RTNLGRP_NEIGH = 3;

@@ -56,39 +56,40 @@ export class MessageWriter {
     this.off += 4 + align4(data.length);
     return this;
   }
-  u8(type: number, v: number): this {
+  /**
+   * Reserves an attribute of `size` (≤ 4) bytes, padded to 8, and returns where its value goes. The caller
+   * writes through `this.buf` only after this returns: `ensure` may have replaced the buffer.
+   */
+  private fixed(type: number, size: number): number {
     this.ensure(8);
-    this.header(type, 5);
-    this.buf.writeUInt8(v, this.off + 4);
+    this.header(type, 4 + size);
+    const at = this.off + 4;
     this.off += 8;
+    return at;
+  }
+  u8(type: number, v: number): this {
+    const at = this.fixed(type, 1);
+    this.buf.writeUInt8(v, at);
     return this;
   }
   u16(type: number, v: number): this {
-    this.ensure(8);
-    this.header(type, 6);
-    this.buf.writeUInt16LE(v, this.off + 4);
-    this.off += 8;
+    const at = this.fixed(type, 2);
+    this.buf.writeUInt16LE(v, at);
     return this;
   }
   be16(type: number, v: number): this {
-    this.ensure(8);
-    this.header(type, 6);
-    this.buf.writeUInt16BE(v, this.off + 4);
-    this.off += 8;
+    const at = this.fixed(type, 2);
+    this.buf.writeUInt16BE(v, at);
     return this;
   }
   u32(type: number, v: number): this {
-    this.ensure(8);
-    this.header(type, 8);
-    this.buf.writeUInt32LE(v >>> 0, this.off + 4);
-    this.off += 8;
+    const at = this.fixed(type, 4);
+    this.buf.writeUInt32LE(v >>> 0, at);
     return this;
   }
   s32(type: number, v: number): this {
-    this.ensure(8);
-    this.header(type, 8);
-    this.buf.writeInt32LE(v, this.off + 4);
-    this.off += 8;
+    const at = this.fixed(type, 4);
+    this.buf.writeInt32LE(v, at);
     return this;
   }
   /** A NUL-terminated string attribute (names, kinds, labels). */

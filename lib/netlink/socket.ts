@@ -197,14 +197,14 @@ export class NetlinkSocket {
   #send(msg: Buffer, info: RequestInfo, flags: number): Promise<{ replies: NlMessage[]; interrupted: boolean }> {
     if (this.#closed) return Promise.reject(new Error(`${info.what}: netlink socket closed`));
     return new Promise((resolve, reject) => {
-      const seq = this.#seq;
-      this.#seq = this.#seq >= 0xfffffff0 ? 1 : this.#seq + 1;
+      const seq = this.#nextSeq();
+      const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
       // A dump may be sent again (retry), so it works on its own copy of the header; other requests are sent once.
-      const m = (flags & NLM_F_DUMP) === NLM_F_DUMP ? Buffer.from(msg) : msg;
+      const m = dump ? Buffer.from(msg) : msg;
       m.writeUInt16LE(m.readUInt16LE(6) | flags, 6);
       m.writeUInt32LE(seq, 8);
       m.writeUInt32LE(this.port, 12);
-      const p: Pending = { seq, msg: m, dump: (flags & NLM_F_DUMP) === NLM_F_DUMP, info, replies: [], interrupted: false, resolve, reject };
+      const p: Pending = { seq, msg: m, dump, info, replies: [], interrupted: false, resolve, reject };
       this.#pending.set(seq, p);
       if (this.#pending.size === 1) this.#updateRef();
       if (this.#inFlight < this.#window) {
@@ -265,10 +265,16 @@ export class NetlinkSocket {
     sendChunk();
   }
 
+  /** The next sequence number; wraps before the top of the range, never to 0 (the kernel's own messages). */
+  #nextSeq(): number {
+    const seq = this.#seq;
+    this.#seq = seq >= 0xfffffff0 ? 1 : seq + 1;
+    return seq;
+  }
+
   /** A NOOP request with NLM_F_ACK whose ACK completes `covers`. */
   #barrier(covers: Pending[]): Buffer {
-    const seq = this.#seq;
-    this.#seq = this.#seq >= 0xfffffff0 ? 1 : this.#seq + 1;
+    const seq = this.#nextSeq();
     const m = Buffer.alloc(NLMSG_HDRLEN);
     m.writeUInt32LE(NLMSG_HDRLEN, 0);
     m.writeUInt16LE(NLMSG_NOOP, 4);
