@@ -40,7 +40,7 @@ import {
   BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
-import { readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
+import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { faultPoint } from '../sys/fault.js';
 import { mark } from './timing.js';
 
@@ -52,12 +52,7 @@ const DAD_TIMEOUT_MS = 10_000;
 type Json = Record<string, unknown>;
 
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
-const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => ({
-  containerId: req.containerId,
-  network: req.name,
-  ifname: req.ifname,
-  mode: 'bridge',
-});
+const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => attachmentKey(req, 'bridge');
 const canonical = (cidr: string) => {
   const [a, p] = cidr.split('/');
   return `${bytesToIp(ipToBytes(a!))}/${p}`;

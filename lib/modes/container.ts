@@ -45,7 +45,7 @@ import {
   describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
 } from './target.js';
 import {
-  ATTACHMENTS_DIR, checkStateUsable, containerAttachments, readAttachment, removeAttachment, staleAttachments, writeAttachment,
+  ATTACHMENTS_DIR, attachmentKey, checkStateUsable, containerAttachments, readAttachment, removeAttachment, staleAttachments, writeAttachment,
   type AttachmentKey, type AttachmentRecord,
 } from './state.js';
 
@@ -62,12 +62,7 @@ const NETNS_DIRS = ['/run/netns', '/var/run/netns'];
 /** the CNI_ARGS key that names the target per invocation */
 export const TARGET_ARG = 'NETPLUMB_CONTAINER';
 
-const key = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => ({
-  containerId: req.containerId,
-  network: req.name,
-  ifname: req.ifname,
-  mode: 'container',
-});
+const key = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => attachmentKey(req, 'container');
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
 /** How a recorded target reads in messages. */
 const recordedLabel = (s: string) => {

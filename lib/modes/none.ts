@@ -27,7 +27,7 @@ import type { Handle } from '../net/handle.js';
 import type { Link } from '../net/link.js';
 import { MODES_ERR, netnsIdOf } from './common.js';
 import {
-  allAttachments, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
+  allAttachments, attachmentKey, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
 } from './state.js';
 
 const LO4 = '127.0.0.1/8';
@@ -44,7 +44,7 @@ function net(): Promise<Net> {
   return loading;
 }
 
-const key = (req: CniRequest): AttachmentKey => ({ containerId: req.containerId, network: req.name, ifname: req.ifname, mode: 'none' });
+const key = (req: CniRequest): AttachmentKey => attachmentKey(req, 'none');
 
 async function loopback(n: Net, h: Handle): Promise<Link> {
   const lo = (await n.listLinks(h)).find((l) => l.kind === 'loopback');

@@ -70,6 +70,11 @@ export interface AttachmentKey {
   mode: AttachmentMode;
 }
 
+/** The record key of the attachment a CNI request is about. */
+export function attachmentKey(req: { containerId: string; name: string; ifname: string }, mode: AttachmentMode): AttachmentKey {
+  return { containerId: req.containerId, network: req.name, ifname: req.ifname, mode };
+}
+
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
 
 function unsafe(msg: string, object: string): CniError {

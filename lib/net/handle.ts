@@ -93,3 +93,17 @@ export function openHandle(target?: NetnsRef, opts: OpenNetnsOptions = {}): Hand
   open.set(ns.id, h);
   return h;
 }
+
+/** A namespace's file descriptor for one request, and what to do with it after (close it if it was opened here). */
+export interface BorrowedNetnsFd {
+  fd: number;
+  release(): void;
+}
+
+/** The fd of a handle's or an open namespace (kept open), or of a reference opened for the occasion. */
+export function borrowNetnsFd(target: NetnsRef | Netns | Handle, opts?: OpenNetnsOptions): BorrowedNetnsFd {
+  if (target instanceof Handle) return { fd: target.netns.fd, release() {} };
+  if (target instanceof Netns) return { fd: target.fd, release() {} };
+  const ns = openNetns(target, opts);
+  return { fd: ns.fd, release: () => ns.close() };
+}

@@ -20,8 +20,8 @@ import {
 } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { faultPoint } from '../sys/fault.js';
-import { Handle, openHandle } from './handle.js';
-import { openNetns, Netns } from './ns.js';
+import { borrowNetnsFd, Handle, openHandle, type BorrowedNetnsFd } from './handle.js';
+import { Netns } from './ns.js';
 import type {
   BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
   MacvlanMode, NetnsTarget, OperState, VethConfig, VethPeerConfig,
@@ -179,17 +179,6 @@ function linkMessage(type: number, ref: LinkRef, flags = 0, up?: boolean, promis
 }
 
 /** An fd for a namespace target, and how to let it go after the request. */
-interface NsFd {
-  fd?: number;
-  pid?: number;
-  release(): void;
-}
-function targetFd(target: NetnsTarget | { pid: number }): NsFd {
-  if (target instanceof Handle) return { fd: target.netns.fd, release() {} };
-  if (target instanceof Netns) return { fd: target.fd, release() {} };
-  const ns = openNetns(target);
-  return { fd: ns.fd, release: () => ns.close() };
-}
 
 /** The index of a link given by name or index (a name costs one request). */
 export async function linkIndex(h: Handle, ref: LinkRef): Promise<number> {
@@ -251,7 +240,7 @@ export async function findLink(h: Handle, ref: LinkRef): Promise<Link | undefine
 
 // ---------------------------------------------------------------- creation
 
-function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: NsFd[]): void {
+function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[]): void {
   const p = w.nest(VETH_INFO_PEER);
   // No IFF_UP here: the kernel opens the peer before pairing it, and veth_open then fails with ENOTCONN.
   // createLink brings the peer up with a second request instead.
@@ -260,14 +249,14 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: NsFd[]): void {
   if (peer.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(peer.mac));
   if (peer.mtu !== undefined) w.u32(IFLA_MTU, peer.mtu);
   if (peer.netns !== undefined) {
-    const t = targetFd(peer.netns);
+    const t = borrowNetnsFd(peer.netns);
     fds.push(t);
-    w.u32(IFLA_NET_NS_FD, t.fd!);
+    w.u32(IFLA_NET_NS_FD, t.fd);
   }
   w.end(p);
 }
 
-async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: NsFd[]): Promise<void> {
+async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<void> {
   // Parents are attributes outside IFLA_LINKINFO, so they go first.
   if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
   const vxlanDev = cfg.kind === 'vxlan' && cfg.dev !== undefined ? await linkIndex(h, cfg.dev) : undefined;
@@ -314,7 +303,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: NsFd
 }
 
 /** The request that creates a link, for callers that batch; `createLink` sends it. */
-export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[]): Promise<Buffer> {
+export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<Buffer> {
   // NLM_F_ECHO: the kernel answers with the new link (index, MAC, a veth's peer index), saving a lookup.
   const w = new MessageWriter(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
   ifinfo(w, 0, cfg.up ? true : undefined);
@@ -325,9 +314,9 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[])
   if (cfg.alias !== undefined) w.str(IFLA_IFALIAS, cfg.alias);
   if (cfg.master !== undefined) w.u32(IFLA_MASTER, await linkIndex(h, cfg.master));
   if (cfg.netns !== undefined) {
-    const t = targetFd(cfg.netns);
+    const t = borrowNetnsFd(cfg.netns);
     fds.push(t);
-    w.u32(IFLA_NET_NS_FD, t.fd!);
+    w.u32(IFLA_NET_NS_FD, t.fd);
   }
   await writeKind(h, w, cfg, fds);
   return w.finish();
@@ -339,7 +328,7 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: NsFd[])
  * namespace it is created in). `up` and `master` are applied by the same request.
  */
 export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
-  const fds: NsFd[] = [];
+  const fds: BorrowedNetnsFd[] = [];
   try {
     // The master is set by a second request, once the kernel has caught up with the new link (see below).
     const msg = await createLinkMessage(h, { ...cfg, master: undefined }, fds);
@@ -426,13 +415,13 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
   if (c.txqlen !== undefined) w.u32(IFLA_TXQLEN, c.txqlen);
   if (c.alias !== undefined) w.str(IFLA_IFALIAS, c.alias ?? '');
   if (c.master !== undefined) w.u32(IFLA_MASTER, c.master === null ? 0 : await linkIndex(h, c.master));
-  let ns: NsFd | undefined;
+  let ns: BorrowedNetnsFd | undefined;
   try {
     if (c.netns !== undefined) {
       if (!(c.netns instanceof Handle) && !(c.netns instanceof Netns) && 'pid' in c.netns) w.u32(IFLA_NET_NS_PID, c.netns.pid);
       else {
-        ns = targetFd(c.netns);
-        w.u32(IFLA_NET_NS_FD, ns.fd!);
+        ns = borrowNetnsFd(c.netns);
+        w.u32(IFLA_NET_NS_FD, ns.fd);
       }
     }
     const info = { op: 'RTM_NEWLINK', what: `set link ${refText(ref)} ${describeChanges(c)}`, object: refText(ref) };

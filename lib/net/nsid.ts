@@ -4,14 +4,12 @@
  */
 import { AF_UNSPEC, NETNSA_FD, NETNSA_NSID, NLM_F_CREATE, NLM_F_EXCL, RTM_GETNSID, RTM_NEWNSID } from '../netlink/constants.js';
 import { getS32, MessageWriter, parseAttrs } from '../netlink/encoding.js';
-import { Handle } from './handle.js';
-import { Netns, openNetns, type NetnsRef } from './ns.js';
+import { borrowNetnsFd, Handle } from './handle.js';
+import type { NetnsRef } from './ns.js';
 
 function withFd<T>(target: NetnsRef | Handle, fn: (fd: number) => Promise<T>): Promise<T> {
-  if (target instanceof Handle) return fn(target.netns.fd);
-  if (target instanceof Netns) return fn(target.fd);
-  const ns = openNetns(target, { allowCurrent: true });
-  return fn(ns.fd).finally(() => ns.close());
+  const t = borrowNetnsFd(target, { allowCurrent: true });
+  return fn(t.fd).finally(t.release);
 }
 
 function nsidMessage(type: number, flags: number, fd: number, nsid?: number): Buffer {
