@@ -1,20 +1,23 @@
 /**
- * IPAM for main plugins: delegate every verb to the plugin named by `ipam.type` (executed from CNI_PATH,
- * or netplumb-host-local in process), and make ADD all or nothing with an undo stack: a step that
- * succeeded registers how to undo itself; when a later step fails, the undos run in reverse (IPAM ADD's
- * undo is IPAM DEL) before the error goes back to the runtime.
- *
- *   add: (req) => withRollback(async (undo) => {
- *     const ipam = await ipamAdd(req, undo);      // IPAM DEL is now registered
- *     await createVeth(...); undo.push('delete veth', () => deleteVeth(...));
- *     return { ...ipam, interfaces: [...] };
- *   })
+ * IPAM for the main plugins: every verb delegated to the plugin named by `ipam.type` (lib/cni/delegate.ts:
+ * executed from CNI_PATH), except netplumb-host-local, which runs in process (lib/modes/host-local.ts: same
+ * code as its executable, no exec). ADD registers IPAM DEL as its undo (lib/modes/steps.ts), so a later
+ * failure of the ADD gives the addresses back.
  */
-import { delegate, validatePluginType, type DelegateOptions } from './delegate.js';
-import { CniError, invalidConfig, NETPLUMB_ERR, toCniError } from './errors.js';
-import type { CniCommand } from './env.js';
-import type { CniRequest } from './request.js';
-import type { CniResult } from './types.js';
+import { delegate, validatePluginType, type DelegateOptions, type InProcessPlugins } from '../cni/delegate.js';
+import { CniError, invalidConfig, NETPLUMB_ERR } from '../cni/errors.js';
+import type { CniCommand } from '../cni/env.js';
+import type { CniRequest } from '../cni/request.js';
+import type { CniResult } from '../cni/types.js';
+import type { UndoStack } from './steps.js';
+
+/** The IPAM type served in process instead of by exec. */
+export const HOST_LOCAL_TYPE = 'netplumb-host-local';
+
+/** The IPAM plugins served in process: netplumb's own, loaded only when a request names it. */
+const IN_PROCESS: InProcessPlugins = {
+  [HOST_LOCAL_TYPE]: async () => (await import('./host-local.js')).hostLocal,
+};
 
 /** `ipam.type` of the request's config, validated (error 7 if missing or not a plain plugin name). */
 export function ipamType(req: CniRequest): string {
@@ -25,55 +28,7 @@ export function ipamType(req: CniRequest): string {
 
 /** Delegates `command` to the configured IPAM plugin. */
 export function ipamExec(command: CniCommand, req: CniRequest, opts?: DelegateOptions): Promise<CniResult | undefined> {
-  return delegate(ipamType(req), command, req, opts);
-}
-
-/** Steps to undo, run last-in first-out. */
-export class UndoStack {
-  readonly #steps: Array<{ what: string; undo: () => unknown }> = [];
-
-  get size(): number {
-    return this.#steps.length;
-  }
-
-  push(what: string, undo: () => unknown): void {
-    this.#steps.push({ what, undo });
-  }
-
-  /** Forgets every step (the operation succeeded). */
-  clear(): void {
-    this.#steps.length = 0;
-  }
-
-  /** Runs the undos in reverse order, each even if an earlier one failed; returns what failed. Never throws. */
-  async unwind(): Promise<string[]> {
-    const failed: string[] = [];
-    for (let s = this.#steps.pop(); s !== undefined; s = this.#steps.pop()) {
-      try {
-        await s.undo();
-      } catch (e) {
-        failed.push(`${s.what}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
-    return failed;
-  }
-}
-
-/**
- * Runs `fn` with a fresh UndoStack. If it throws, unwinds the stack and rethrows the original error as a
- * CniError; undos that failed too are named in its details.
- */
-export async function withRollback<T>(fn: (undo: UndoStack) => Promise<T>): Promise<T> {
-  const undo = new UndoStack();
-  try {
-    return await fn(undo);
-  } catch (e) {
-    const failed = await undo.unwind();
-    if (failed.length === 0) throw e;
-    const err = toCniError(e);
-    const details = [err.details, `rollback also failed: ${failed.join('; ')}`].filter(Boolean).join('; ');
-    throw new CniError(err.cniCode, err.message, { details, op: err.op, object: err.object, cause: e });
-  }
+  return delegate(ipamType(req), command, req, { plugins: IN_PROCESS, ...opts });
 }
 
 /**
@@ -92,14 +47,17 @@ export async function ipamDel(req: CniRequest, opts?: DelegateOptions): Promise<
   await ipamExec('DEL', req, opts);
 }
 
+/** IPAM CHECK: the IPAM plugin's own view of the attachment. */
 export async function ipamCheck(req: CniRequest, opts?: DelegateOptions): Promise<void> {
   await ipamExec('CHECK', req, opts);
 }
 
+/** IPAM GC with the request's valid attachments. */
 export async function ipamGc(req: CniRequest, opts?: DelegateOptions): Promise<void> {
   await ipamExec('GC', req, opts);
 }
 
+/** IPAM STATUS: whether the IPAM plugin can serve an ADD. */
 export async function ipamStatus(req: CniRequest, opts?: DelegateOptions): Promise<void> {
   await ipamExec('STATUS', req, opts);
 }

@@ -5,6 +5,8 @@ import {
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
 import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NetplumbError } from '../errors.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
@@ -175,4 +177,29 @@ export async function flushAddresses(h: Handle, link: LinkRef, opts: { family?: 
     }),
   );
   return gone;
+}
+
+/**
+ * Waits until no IPv6 address of a link is tentative any more (duplicate address detection is over, what
+ * `ip -6 addr show dev X tentative` lists is empty), polling every 50 ms for at most `timeoutMs` (default
+ * 10 s, what the reference plugins allow). Rejects with `ERR_DAD_FAILED` naming the address when DAD found a
+ * duplicate, `ETIMEDOUT` when addresses are still tentative at the deadline.
+ */
+export async function waitForAddressesSettled(h: Handle, link: LinkRef, opts: { timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const addrs = await listAddresses(h, { link, family: 6 });
+    const failed = addrs.find((a) => a.dadfailed);
+    if (failed) {
+      throw new NetplumbError(`duplicate address detection failed for ${failed.cidr} on ${refText(link)}`, { code: 'ERR_DAD_FAILED', op: 'wait for DAD', object: failed.cidr });
+    }
+    const tentative = addrs.filter((a) => a.tentative);
+    if (tentative.length === 0) return;
+    if (Date.now() > deadline) {
+      const list = tentative.map((a) => a.cidr).join(', ');
+      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, { code: 'ETIMEDOUT', op: 'wait for DAD', object: refText(link) });
+    }
+    await sleep(50);
+  }
 }

@@ -1,6 +1,6 @@
 /** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route get`). */
 import {
-  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
+  AF_INET, AF_INET6, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
   RTM_NEWROUTE, RTNH_F_ONLINK,
 } from '../netlink/constants.js';
@@ -180,6 +180,16 @@ export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
 export async function replaceRoute(h: Handle, r: RouteSpec): Promise<void> {
   const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
   await h.request(msg, { op: 'RTM_NEWROUTE', what: `replace route ${describe(r)}`, object: r.dst });
+}
+
+/**
+ * Adds a route beside any with the same destination (`ip route append`; NLM_F_APPEND, as the reference's
+ * RouteAddEcmp does): a second interface of one container on the same network gets a default route of its
+ * own instead of EEXIST.
+ */
+export async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
+  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, r);
+  await h.request(msg, { op: 'RTM_NEWROUTE', what: `append route ${describe(r)}`, object: r.dst });
 }
 
 /** Deletes the first route matching what is given (ESRCH when none does). */

@@ -49,6 +49,45 @@ export function writeSysctl(h: Handle, key: string, value: string | number): voi
   }
 }
 
+/** One sysctl setting: its key (`net/ipv6/conf/eth0/accept_ra`, or dotted) and value. */
+export type SysctlSetting = readonly [key: string, value: string | number];
+
+/**
+ * Writes several sysctls of the handle's namespace (`sysctl -w k=v k2=v2`), opening all their files in one
+ * setns window rather than one window each. By default the first key that cannot be opened or written
+ * throws (after the files opened are closed); with `ignoreErrors` such keys are skipped, as the reference
+ * plugins do for settings that may be missing (no IPv6 in the namespace, an interface gone).
+ */
+export function writeSysctls(h: Handle, settings: readonly SysctlSetting[], opts: { ignoreErrors?: boolean } = {}): void {
+  const paths = settings.map(([key]) => sysctlPath(key));
+  const opened = h.inNetns('sysctls', () =>
+    paths.map((path): number | NodeJS.ErrnoException => {
+      try {
+        return openSync(path, fsc.O_WRONLY);
+      } catch (e) {
+        return e as NodeJS.ErrnoException;
+      }
+    }),
+  );
+  let failure: NetplumbError | undefined;
+  opened.forEach((fd, i) => {
+    const [key, value] = settings[i]!;
+    const fail = (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? 'EIO';
+      failure ??= new NetplumbError(`sysctl ${key}=${value} in ${h.label}: ${code}`, { code, op: 'sysctl', object: key, cause: e });
+    };
+    if (typeof fd !== 'number') return fail(fd);
+    try {
+      if (failure === undefined || opts.ignoreErrors) writeSync(fd, `${value}\n`);
+    } catch (e) {
+      fail(e as NodeJS.ErrnoException);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  if (failure !== undefined && !opts.ignoreErrors) throw failure;
+}
+
 const conf = (family: 4 | 6, dev: string, key: string) => `net/${family === 4 ? 'ipv4' : 'ipv6'}/conf/${dev}/${key}`;
 const flag = (on: boolean) => (on ? 1 : 0);
 
