@@ -77,6 +77,7 @@ export interface NftBackend {
   listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- `nft -j` output: untyped JSON, read by shape
 export type NftObject = Record<string, any>;
 
 function parseListing(text: string): NftObject[] {
