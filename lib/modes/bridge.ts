@@ -1,13 +1,14 @@
 /**
  * netplumb-bridge: Docker's bridge network mode as a CNI plugin, configured like the reference `bridge`.
  *
- * ADD (all or nothing; every step registers its undo):
- *   IPAM ADD (first, so an exhausted range fails before anything exists) → bridge (created with a fixed MAC if
- *   missing, up, accept_ra=0, gateway addresses) → veth pair created in one request with the host end
- *   `veth<hash>` up on the bridge and the peer made directly inside the container's namespace as CNI_IFNAME →
- *   host end's bridge port options and accept_ra=0, ip_forward → in the container: accept_dad/arp_notify, up,
- *   addresses, routes → wait for the host port to be up → gratuitous ARP → nftables (masquerade, published
- *   ports, isolation, spoof check) in one transaction → Result.
+ * ADD, all or nothing, as steps (lib/modes/steps.ts: each registers its undo, names a timing phase and a fault
+ * point): parse → preflight (refuse a repeated ADD or a `bridge` that is no bridge; open the container's
+ * namespace) → ipam (before anything exists, so an exhausted range changes nothing) → bridge (created with a
+ * fixed MAC if missing, up, accept_ra=0, gateway addresses) → veth (one request: the host end `veth<hash>` up
+ * on the bridge, the peer made inside the container's namespace as CNI_IFNAME) → host (port options,
+ * accept_ra=0, forwarding) → container (sysctls; up, addresses, routes: lib/cni/configure-iface.ts) → port-up
+ * → garp → firewall (masquerade, published ports, isolation, spoof check: one nftables transaction) → record
+ * → result.
  * DEL needs neither the container's namespace nor its addresses: the rules are found by attachment, the host
  * veth by its derived name (and checked by its alias), the IPAM by container ID. It never deletes the bridge.
  * CHECK compares the kernel, the IPAM and nftables with prevResult and the configuration and lists the drift.
