@@ -7,11 +7,11 @@
 export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
 export { NetlinkError, type RequestInfo } from './netlink/errors.js';
 export {
-  Netns, NETNS_RUN_DIR, openNetns, currentNetns, currentNetnsId, isSameNetns, netnsPath, createNamedNetns,
-  deleteNamedNetns, listNamedNetns, attachNetns, removeStaleNetns,
+  Netns, NETNS_RUN_DIR, openNetnsSync, currentNetnsSync, currentNetnsIdSync, isSameNetnsSync, netnsPath, createNamedNetnsSync,
+  deleteNamedNetnsSync, listNamedNetnsSync, attachNetnsSync, removeStaleNetnsSync,
   type NetnsRef, type OpenNetnsOptions, type NamedNetns, type AttachOptions,
 } from './net/ns.js';
-export { Handle, openHandle } from './net/handle.js';
+export { Handle, openHandleSync } from './net/handle.js';
 export { getNetnsId, setNetnsId } from './net/nsid.js';
 export {
   listLinks, getLink, findLink, linkIndex, createLink, createVethPair, deleteLink, setLink, setLinkUp, setLinkDown,
@@ -22,17 +22,17 @@ export type * from './net/link-types.js';
 export { ensureBridge, type EnsureBridgeOptions } from './net/bridge.js';
 export {
   addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
-  type Address, type AddressOptions, type Scope,
+  type Address, type AddressSpec, type AddressOptions, type Scope,
 } from './net/addr.js';
-export { addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, type Route, type RouteSpec, type RouteType, type NextHop } from './net/route.js';
+export { addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, type Route, type RouteSpec, type RouteQuery, type RouteType, type NextHop } from './net/route.js';
 export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleAction } from './net/rule.js';
 export {
   addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
 } from './net/neigh.js';
-export { sendGratuitousArp } from './net/garp.js';
+export { sendGratuitousArp, type GratuitousArpSpec } from './net/garp.js';
 export {
-  readSysctl, writeSysctl, setIpForward, getIpForward, setAcceptRa, setDisableIpv6, setRpFilter, setRouteLocalnet,
-  setArpNotify, setAcceptDad, setArpAccept,
+  readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setAcceptRaSync, setDisableIpv6Sync, setRpFilterSync, setRouteLocalnetSync,
+  setArpNotifySync, setAcceptDadSync, setArpAcceptSync,
 } from './net/sysctl.js';
 export { watch, waitForOperUp, type NetEvent, type WatchOptions } from './net/events.js';
 export { batch, batchSettled, type BatchOptions } from './net/batch.js';

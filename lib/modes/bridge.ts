@@ -28,11 +28,11 @@ import { bytesToIp, ipToBytes } from '../netlink/encoding.js';
 import { addAddress, deleteAddress, listAddresses, type Address } from '../net/addr.js';
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
-import { openHandle, type Handle } from '../net/handle.js';
+import { openHandleSync, type Handle } from '../net/handle.js';
 import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, setLink, type Link } from '../net/link.js';
 import { NLM_F_APPEND, NLM_F_CREATE, RTM_NEWROUTE } from '../netlink/constants.js';
 import { listRoutes, routeMessage, type RouteSpec } from '../net/route.js';
-import { readSysctl, setAcceptRa, writeSysctl } from '../net/sysctl.js';
+import { readSysctlSync, setAcceptRaSync, writeSysctlSync } from '../net/sysctl.js';
 import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
@@ -108,7 +108,7 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
 function routeSpec(r: CniRoute, dev: number, p: Plan): RouteSpec {
   const c = parseCidr(r.dst)!;
   const gateway = r.gw ?? (c.family === 4 ? p.gw4 : p.gw6);
-  const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, dev };
+  const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, link: dev };
   if (gateway !== undefined) spec.gateway = gateway;
   if (r.priority !== undefined) spec.metric = r.priority;
   if (r.table !== undefined) spec.table = r.table;
@@ -122,7 +122,7 @@ function routeSpec(r: CniRoute, dev: number, p: Plan): RouteSpec {
  */
 async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
   const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev #${String(r.dev)}`, object: r.dst });
+  await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev #${String(r.link)}`, object: r.dst });
 }
 
 // ── the bridge ───────────────────────────────────────────────────────────────────────────────────────────
@@ -156,7 +156,7 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   }
   if (conf.promiscMode && !br.promisc) await setLink(h, br.index, { promisc: true });
   try {
-    setAcceptRa(h, conf.bridge, 0); // we own the routes of this interface (CVE-2020-13401)
+    setAcceptRaSync(h, conf.bridge, 0); // we own the routes of this interface (CVE-2020-13401)
   } catch {
     /* no IPv6 in this namespace */
   }
@@ -172,15 +172,15 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
           if (!conf.forceAddress) {
             throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
-          await deleteAddress(h, br.index, a.cidr).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
+          await deleteAddress(h, { link: br.index, cidr: a.cidr }).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
       }
       try {
         // IPv6 gateways skip DAD: the subnet is ours, and a tentative gateway would drop the first packets.
-        await addAddress(h, br.index, want, w.family === 6 ? { nodad: true } : {});
+        await addAddress(h, { link: br.index, cidr: want, ...(w.family === 6 ? { nodad: true } : {}) });
         if (!r.created) {
           undo.push(`remove address ${want} from bridge ${conf.bridge} unless in use`, async () => {
-            if (!(await hasPorts(h, br.index))) await deleteAddress(h, br.index, want).catch(() => undefined);
+            if (!(await hasPorts(h, br.index))) await deleteAddress(h, { link: br.index, cidr: want }).catch(() => undefined);
           });
         }
       } catch (e) {
@@ -199,7 +199,7 @@ function ignoreMissing(e: unknown): void {
 
 function writeHostSysctl(h: Handle, key: string, value: number, optional: boolean): void {
   try {
-    writeSysctl(h, key, value);
+    writeSysctlSync(h, key, value);
   } catch (e) {
     if (!optional) throw e;
   }
@@ -207,7 +207,7 @@ function writeHostSysctl(h: Handle, key: string, value: number, optional: boolea
 
 /** Opens the files of several sysctls inside the container's namespace in one setns window, then writes them. */
 function writeContainerSysctls(h: Handle, entries: [key: string, value: number][]): void {
-  const fds = h.inNetns('sysctls', () =>
+  const fds = h.inNetnsSync('sysctls', () =>
     entries.map(([key]) => {
       try {
         return openSync(`/proc/sys/${key}`, 'w');
@@ -279,7 +279,7 @@ async function add(req: CniRequest): Promise<CniResult> {
   const conf = parseBridgeConf(req);
   const fault = faultInjector(req);
   mark('parse');
-  const host = openHandle();
+  const host = openHandleSync();
   let ctr: Handle | undefined;
   try {
     const hostVeth = hostVethName(req.containerId, req.ifname);
@@ -296,7 +296,7 @@ async function add(req: CniRequest): Promise<CniResult> {
     }
     // Entering the container's namespace fails when the plugin lacks the privilege there (a namespace of
     // another user namespace, rootless): find out before the IPAM or the bridge are touched.
-    const ctrNs = openHandle({ path: req.netns });
+    const ctrNs = openHandleSync({ path: req.netns });
     ctr = ctrNs;
     return await withRollback(async (undo) => {
       const ctr = ctrNs; // narrowed for the steps below; the outer `ctr` is for closing
@@ -362,7 +362,7 @@ async function add(req: CniRequest): Promise<CniResult> {
       const c = ctr;
       await Promise.all([
         ...(conf.disableContainerInterface ? [] : [setLink(c, ctrIndex, { up: true })]),
-        ...p.ips.map((ip) => addAddress(c, ctrIndex, ip.address)),
+        ...p.ips.map((ip) => addAddress(c, { link: ctrIndex, cidr: ip.address })),
       ]);
       if (conf.enabledad && families.has(6)) await settleAddresses(c, ctrIndex);
       // Two routes that end up the same (isDefaultGateway's and an IPAM default route without `gw`) go in once.
@@ -479,7 +479,7 @@ async function del(req: CniRequest): Promise<void> {
   await attempt('firewall', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network }));
   fault('del-firewall');
   await attempt('veth', async () => {
-    const h = openHandle();
+    const h = openHandleSync();
     try {
       await deleteHostVeth(h, network, req.containerId, req.ifname);
     } finally {
@@ -516,8 +516,8 @@ async function check(req: CniRequest): Promise<void> {
   if (!ctrIf) drift.push(`prevResult has no interface ${req.ifname} in sandbox ${req.netns}`);
   if (!vethIf) drift.push(`prevResult has no host interface ${hostVeth}`);
 
-  const host = openHandle();
-  const ctr = openHandle({ path: req.netns });
+  const host = openHandleSync();
+  const ctr = openHandleSync({ path: req.netns });
   try {
     const br = await findLink(host, conf.bridge);
     if (!br) drift.push(`bridge ${conf.bridge} not found`);
@@ -571,8 +571,8 @@ async function check(req: CniRequest): Promise<void> {
     }
     if (p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0) {
       const fams = new Set(ours.map((i) => parseCidr(i.address)!.family));
-      if (fams.has(4) && readSysctl(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
-      if (fams.has(6) && readSysctl(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
+      if (fams.has(4) && readSysctlSync(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
+      if (fams.has(6) && readSysctlSync(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
     }
     const rec = readAttachment(recordKey(req));
     if (!rec) drift.push('no attachment record (netplumb-container cannot find this container)');
@@ -609,7 +609,7 @@ async function gc(req: CniRequest): Promise<void> {
   await attempt(async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
     const halfMade = await staleHolderVeths(req, keep);
-    const h = openHandle();
+    const h = openHandleSync();
     try {
       for (const l of await listLinks(h, { kind: 'veth' })) {
         if (l.alias === undefined && halfMade.has(l.name)) {

@@ -104,7 +104,7 @@ function refuseSelfTarget(t: TargetSpec, netns: string, where: string): void {
  * opens to the recorded namespace. Error 3 when there is none.
  */
 async function openRecorded(id: string): Promise<Netns> {
-  const { openNetns } = await sys();
+  const { openNetnsSync } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
     throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`, {
@@ -115,7 +115,7 @@ async function openRecorded(id: string): Promise<Netns> {
   for (const record of records) {
     let ns: Netns;
     try {
-      ns = openNetns({ path: record.netns }, { allowCurrent: true });
+      ns = openNetnsSync({ path: record.netns }, { allowCurrent: true });
     } catch (e) {
       seen.push(`${record.netns}: ${errCode(e) ?? (e as Error).message}`);
       continue;
@@ -139,7 +139,7 @@ export async function openTarget(t: TargetSpec): Promise<OpenedNetns> {
   const opened = t.kind === 'container' ? { ns: await openRecorded(t.id) } : t.kind === 'pid' ? await openProcessNetns(t.pid) : await openPathNetns(t.path);
   try {
     const where = t.kind === 'container' ? `container ${t.id}'s network namespace` : `the network namespace of ${describeTarget(t)}`;
-    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsId(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
+    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsIdSync(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
   } catch (e) {
     opened.ns.close();
     throw e;
@@ -284,8 +284,8 @@ export const containerPlugin: CniPlugin = {
             object: req.netns,
           });
         }
-        const [{ openHandle }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
-        const own = openHandle({ path: req.netns });
+        const [{ openHandleSync }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
+        const own = openHandleSync({ path: req.netns });
         try {
           const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
           if (others.length > 0) {
@@ -307,8 +307,8 @@ export const containerPlugin: CniPlugin = {
           throw new CniError(999, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
         }
       });
-      const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
-      const h = openHandle(ns);
+      const [{ openHandleSync }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
+      const h = openHandleSync(ns);
       try {
         return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
       } finally {

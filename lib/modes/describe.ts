@@ -34,11 +34,11 @@ export async function describeNamespace(h: Handle, sandbox: string): Promise<Nam
   const position = new Map(links.map((l, i) => [l.index, i]));
   const ips: CniIpConfig[] = [];
   for (const a of addrs) {
-    const i = position.get(a.index);
+    const i = position.get(a.linkIndex);
     if (i === undefined || (a.scope !== 'universe' && a.scope !== 'site') || a.tentative || a.dadfailed) continue;
     const net = parseCidr(a.cidr);
     const gw = defaults.find((r) => {
-      if (r.family !== a.family || r.gateway === undefined || r.dev !== a.index || !net) return false;
+      if (r.family !== a.family || r.gateway === undefined || r.linkIndex !== a.linkIndex || !net) return false;
       const ip = parseIp(r.gateway);
       return ip !== undefined && cidrContains(net, ip);
     })?.gateway;

@@ -40,8 +40,8 @@ export const hostPlugin: CniPlugin = {
     assertHostNetns(req);
     refusePrevResult(req, 'netplumb-host');
     // netlink only on the path that needs it: DEL, GC, STATUS and VERSION start without it
-    const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
-    const h = openHandle();
+    const [{ openHandleSync }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
+    const h = openHandleSync();
     try {
       return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
     } finally {

@@ -42,7 +42,7 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
     const want = parseCidr(address);
     const canonical = `${bytesToIp(ipToBytes(want.address))}/${want.prefix}`; // fd00:0::1 and fd00::1 are one address
     const have = await listAddresses(h, { link: link.index, family: want.family });
-    if (!have.some((a) => a.cidr === canonical)) await addAddress(h, link.index, address);
+    if (!have.some((a) => a.cidr === canonical)) await addAddress(h, { link: link.index, cidr: address });
   }
   return { link, created };
 }

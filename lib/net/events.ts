@@ -61,7 +61,7 @@ export function watch(h: Handle, opts: WatchOptions = {}): AsyncIterableIterator
   if (all || opts.address) groups.push(RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR);
   if (all || opts.route) groups.push(RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE);
   if (all || opts.neighbour) groups.push(RTNLGRP_NEIGH);
-  const sock = h.inNetns('subscribe', () => NetlinkSocket.open({ groups }));
+  const sock = h.inNetnsSync('subscribe', () => NetlinkSocket.open({ groups }));
   sock.keepAlive(true);
   const max = opts.maxQueue ?? 10000;
   const queue: NetEvent[] = [];

@@ -7,7 +7,7 @@ import { NetlinkSocket } from '../netlink/socket.js';
 import type { RequestInfo } from '../netlink/errors.js';
 import type { NlMessage } from '../netlink/encoding.js';
 import { inNetnsSync } from '../sys/netns-window.js';
-import { currentNetns, Netns, openNetns, type NetnsRef, type OpenNetnsOptions } from './ns.js';
+import { currentNetnsSync, Netns, openNetnsSync, type NetnsRef, type OpenNetnsOptions } from './ns.js';
 
 const open = new Map<string, Handle>();
 
@@ -15,7 +15,7 @@ export class Handle {
   #refs = 1;
   readonly #foreign: boolean;
 
-  /** @internal use openHandle */
+  /** @internal use openHandleSync */
   constructor(
     readonly netns: Netns,
     readonly sock: NetlinkSocket,
@@ -35,7 +35,7 @@ export class Handle {
   }
 
   /** Runs a synchronous function inside the handle's namespace (a setns window when it is not the caller's). */
-  inNetns<T>(what: string, fn: () => T): T {
+  inNetnsSync<T>(what: string, fn: () => T): T {
     return this.#foreign ? inNetnsSync(this.netns.fd, `${this.netns.label} (${what})`, fn) : fn();
   }
 
@@ -74,8 +74,8 @@ export class Handle {
  * `target` (name, path, PID, fd or an open Netns). Handles on the same namespace share one socket.
  * Asking for another namespace that turns out to be the caller's own is refused unless `allowCurrent`.
  */
-export function openHandle(target?: NetnsRef, opts: OpenNetnsOptions = {}): Handle {
-  const ns = target === undefined ? currentNetns() : openNetns(target, opts);
+export function openHandleSync(target?: NetnsRef, opts: OpenNetnsOptions = {}): Handle {
+  const ns = target === undefined ? currentNetnsSync() : openNetnsSync(target, opts);
   const existing = open.get(ns.id);
   if (existing) {
     ns.close();
@@ -101,9 +101,9 @@ export interface BorrowedNetnsFd {
 }
 
 /** The fd of a handle's or an open namespace (kept open), or of a reference opened for the occasion. */
-export function borrowNetnsFd(target: NetnsRef | Netns | Handle, opts?: OpenNetnsOptions): BorrowedNetnsFd {
+export function borrowNetnsFdSync(target: NetnsRef | Netns | Handle, opts?: OpenNetnsOptions): BorrowedNetnsFd {
   if (target instanceof Handle) return { fd: target.netns.fd, release() {} };
   if (target instanceof Netns) return { fd: target.fd, release() {} };
-  const ns = openNetns(target, opts);
+  const ns = openNetnsSync(target, opts);
   return { fd: ns.fd, release: () => ns.close() };
 }

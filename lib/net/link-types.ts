@@ -78,8 +78,8 @@ export interface VxlanConfig extends LinkCommon {
   /** multicast group or (unicast) remote */
   group?: string;
   local?: string;
-  /** underlying device */
-  dev?: LinkRef;
+  /** the link underneath (`dev`), by name or index */
+  parent?: LinkRef;
   ttl?: number;
   learning?: boolean;
 }
@@ -137,7 +137,8 @@ export interface VxlanInfo {
   port?: number;
   group?: string;
   local?: string;
-  devIndex?: number;
+  /** index of the link underneath */
+  parentIndex?: number;
   ttl?: number;
   learning?: boolean;
 }

@@ -20,7 +20,7 @@ import {
 } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { faultPoint } from '../sys/fault.js';
-import { borrowNetnsFd, Handle, openHandle, type BorrowedNetnsFd } from './handle.js';
+import { borrowNetnsFdSync, Handle, openHandleSync, type BorrowedNetnsFd } from './handle.js';
 import { Netns } from './ns.js';
 import type {
   BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
@@ -136,7 +136,7 @@ export function parseLink(m: NlMessage): Link {
           port: getBe16(k[IFLA_VXLAN_PORT]),
           group: group ? bytesToIp(group) : undefined,
           local: local ? bytesToIp(local) : undefined,
-          devIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
+          parentIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
           ttl: getU8(k[IFLA_VXLAN_TTL]),
           learning: k[IFLA_VXLAN_LEARNING] ? getU8(k[IFLA_VXLAN_LEARNING]) === 1 : undefined,
         },
@@ -249,7 +249,7 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
   if (peer.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(peer.mac));
   if (peer.mtu !== undefined) w.u32(IFLA_MTU, peer.mtu);
   if (peer.netns !== undefined) {
-    const t = borrowNetnsFd(peer.netns);
+    const t = borrowNetnsFdSync(peer.netns);
     fds.push(t);
     w.u32(IFLA_NET_NS_FD, t.fd);
   }
@@ -259,7 +259,7 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
 async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<void> {
   // Parents are attributes outside IFLA_LINKINFO, so they go first.
   if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
-  const vxlanDev = cfg.kind === 'vxlan' && cfg.dev !== undefined ? await linkIndex(h, cfg.dev) : undefined;
+  const vxlanParent = cfg.kind === 'vxlan' && cfg.parent !== undefined ? await linkIndex(h, cfg.parent) : undefined;
   const li = w.nest(IFLA_LINKINFO);
   w.str(IFLA_INFO_KIND, cfg.kind);
   const data = w.nest(IFLA_INFO_DATA);
@@ -290,7 +290,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
       w.u32(IFLA_VXLAN_ID, cfg.vni);
       if (cfg.group !== undefined) w.attr(familyOf(cfg.group) === 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, ipToBytes(cfg.group));
       if (cfg.local !== undefined) w.attr(familyOf(cfg.local) === 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, ipToBytes(cfg.local));
-      if (vxlanDev !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanDev);
+      if (vxlanParent !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanParent);
       if (cfg.ttl !== undefined) w.u8(IFLA_VXLAN_TTL, cfg.ttl);
       if (cfg.learning !== undefined) w.u8(IFLA_VXLAN_LEARNING, cfg.learning ? 1 : 0);
       if (cfg.port !== undefined) w.be16(IFLA_VXLAN_PORT, cfg.port);
@@ -314,7 +314,7 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: Borrowe
   if (cfg.alias !== undefined) w.str(IFLA_IFALIAS, cfg.alias);
   if (cfg.master !== undefined) w.u32(IFLA_MASTER, await linkIndex(h, cfg.master));
   if (cfg.netns !== undefined) {
-    const t = borrowNetnsFd(cfg.netns);
+    const t = borrowNetnsFdSync(cfg.netns);
     fds.push(t);
     w.u32(IFLA_NET_NS_FD, t.fd);
   }
@@ -369,7 +369,7 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
 
 async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>): Promise<T> {
   if (target instanceof Handle) return fn(target);
-  const hh = openHandle(target);
+  const hh = openHandleSync(target);
   try {
     return await fn(hh);
   } finally {
@@ -420,7 +420,7 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
     if (c.netns !== undefined) {
       if (!(c.netns instanceof Handle) && !(c.netns instanceof Netns) && 'pid' in c.netns) w.u32(IFLA_NET_NS_PID, c.netns.pid);
       else {
-        ns = borrowNetnsFd(c.netns);
+        ns = borrowNetnsFdSync(c.netns);
         w.u32(IFLA_NET_NS_FD, ns.fd);
       }
     }

@@ -96,12 +96,12 @@ function openPath(path: string, name?: string): Netns {
 }
 
 /** The calling thread's namespace. */
-export function currentNetns(): Netns {
+export function currentNetnsSync(): Netns {
   return openPath('/proc/thread-self/ns/net');
 }
 
 /** `dev:ino` of the caller's namespace. */
-export function currentNetnsId(): string {
+export function currentNetnsIdSync(): string {
   const st = statSync('/proc/thread-self/ns/net');
   return `${st.dev}:${st.ino}`;
 }
@@ -123,12 +123,12 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
  * Opens a namespace by name (/var/run/netns/NAME), path, PID or fd (the fd is duplicated by reopening it
  * through /proc, so the caller keeps its own). The caller closes the result.
  */
-export function openNetns(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
+export function openNetnsSync(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
   let ns: Netns;
   if (ref instanceof Netns) ns = openPath(`/proc/self/fd/${ref.fd}`, ref.name);
   else if ('fd' in ref) ns = openPath(`/proc/self/fd/${ref.fd}`);
   else ns = openPath(netnsPath(ref), 'name' in ref ? ref.name : undefined);
-  if (!opts.allowCurrent && ns.id === currentNetnsId()) {
+  if (!opts.allowCurrent && ns.id === currentNetnsIdSync()) {
     const path = ref instanceof Netns ? ref.path : 'fd' in ref ? `fd ${ref.fd}` : netnsPath(ref);
     ns.close();
     throw new NetplumbError(`${path} is the caller's own network namespace; refusing to act on it as another`, {
@@ -141,9 +141,9 @@ export function openNetns(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
 }
 
 /** True when both references are the same namespace (by device and inode, not by path). */
-export function isSameNetns(a: NetnsRef, b: NetnsRef): boolean {
-  const x = a instanceof Netns ? a : openNetns(a, { allowCurrent: true });
-  const y = b instanceof Netns ? b : openNetns(b, { allowCurrent: true });
+export function isSameNetnsSync(a: NetnsRef, b: NetnsRef): boolean {
+  const x = a instanceof Netns ? a : openNetnsSync(a, { allowCurrent: true });
+  const y = b instanceof Netns ? b : openNetnsSync(b, { allowCurrent: true });
   try {
     return x.isSame(y);
   } finally {
@@ -218,7 +218,7 @@ function bindOnto(path: string, name: string, op: string, mountIt: () => void): 
  * bind-mounted on it. The namespace is made by unshare on the calling thread, which then returns to its own.
  * Returns the new namespace, open.
  */
-export function createNamedNetns(name: string): Netns {
+export function createNamedNetnsSync(name: string): Netns {
   const path = netnsPath({ name });
   return withRunDirLock(() => {
     bindOnto(path, name, 'netns add', () => inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND)));
@@ -227,7 +227,7 @@ export function createNamedNetns(name: string): Netns {
 }
 
 /** Deletes a named namespace (unmount and remove the file), like `ip netns delete NAME`. */
-export function deleteNamedNetns(name: string): void {
+export function deleteNamedNetnsSync(name: string): void {
   const path = netnsPath({ name });
   withRunDirLock(() => {
     let st;
@@ -282,7 +282,7 @@ function inspect(name: string): NamedNetns {
 }
 
 /** The entries of /var/run/netns, each with whether a namespace is really behind it. */
-export function listNamedNetns(): NamedNetns[] {
+export function listNamedNetnsSync(): NamedNetns[] {
   let names: string[];
   try {
     names = readdirSync(NETNS_RUN_DIR);
@@ -299,9 +299,9 @@ export interface AttachOptions {
 
 /**
  * Gives a process's namespace a name under /var/run/netns. A bind mount keeps the namespace alive after the
- * process exits; a symlink does not (it goes stale, see removeStaleNetns).
+ * process exits; a symlink does not (it goes stale, see removeStaleNetnsSync).
  */
-export function attachNetns(name: string, pid: number, opts: AttachOptions = {}): Netns {
+export function attachNetnsSync(name: string, pid: number, opts: AttachOptions = {}): Netns {
   const path = netnsPath({ name });
   const source = netnsPath({ pid });
   const ns = openPath(source);
@@ -329,9 +329,9 @@ export function attachNetns(name: string, pid: number, opts: AttachOptions = {})
  * Removes the entries of /var/run/netns whose namespace is gone: dangling symlinks (the guide's
  * `find -L /var/run/netns -type l -delete`) and files with nothing mounted on them. Returns their names.
  */
-export function removeStaleNetns(): string[] {
+export function removeStaleNetnsSync(): string[] {
   const removed: string[] = [];
-  for (const e of listNamedNetns()) {
+  for (const e of listNamedNetnsSync()) {
     if (e.alive) continue;
     try {
       if (!e.symlink) {

@@ -4,11 +4,11 @@
  */
 import { AF_UNSPEC, NETNSA_FD, NETNSA_NSID, NLM_F_CREATE, NLM_F_EXCL, RTM_GETNSID, RTM_NEWNSID } from '../netlink/constants.js';
 import { getS32, MessageWriter, parseAttrs } from '../netlink/encoding.js';
-import { borrowNetnsFd, Handle } from './handle.js';
+import { borrowNetnsFdSync, Handle } from './handle.js';
 import type { NetnsRef } from './ns.js';
 
 function withFd<T>(target: NetnsRef | Handle, fn: (fd: number) => Promise<T>): Promise<T> {
-  const t = borrowNetnsFd(target, { allowCurrent: true });
+  const t = borrowNetnsFdSync(target, { allowCurrent: true });
   return fn(t.fd).finally(t.release);
 }
 

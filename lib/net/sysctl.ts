@@ -18,7 +18,7 @@ export function sysctlPath(key: string): string {
 function openIn(h: Handle, key: string, flags: number): number {
   const path = sysctlPath(key);
   try {
-    return h.inNetns(`sysctl ${key}`, () => openSync(path, flags));
+    return h.inNetnsSync(`sysctl ${key}`, () => openSync(path, flags));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === undefined) throw e;
@@ -26,7 +26,7 @@ function openIn(h: Handle, key: string, flags: number): number {
   }
 }
 
-export function readSysctl(h: Handle, key: string): string {
+export function readSysctlSync(h: Handle, key: string): string {
   const fd = openIn(h, key, fsc.O_RDONLY);
   try {
     const buf = Buffer.alloc(4096);
@@ -37,7 +37,7 @@ export function readSysctl(h: Handle, key: string): string {
   }
 }
 
-export function writeSysctl(h: Handle, key: string, value: string | number): void {
+export function writeSysctlSync(h: Handle, key: string, value: string | number): void {
   const fd = openIn(h, key, fsc.O_WRONLY);
   try {
     writeSync(fd, `${value}\n`);
@@ -49,25 +49,25 @@ export function writeSysctl(h: Handle, key: string, value: string | number): voi
   }
 }
 
-const conf = (family: 4 | 6, dev: string, key: string) => `net/${family === 4 ? 'ipv4' : 'ipv6'}/conf/${dev}/${key}`;
+const conf = (family: 4 | 6, link: string, key: string) => `net/${family === 4 ? 'ipv4' : 'ipv6'}/conf/${link}/${key}`;
 const flag = (on: boolean) => (on ? 1 : 0);
 
 /** IP forwarding for the whole namespace (`net.ipv4.ip_forward`, or IPv6's `conf/all/forwarding`). */
-export function setIpForward(h: Handle, on: boolean, family: 4 | 6 = 4): void {
-  writeSysctl(h, family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding', flag(on));
+export function setIpForwardSync(h: Handle, on: boolean, family: 4 | 6 = 4): void {
+  writeSysctlSync(h, family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding', flag(on));
 }
-export function getIpForward(h: Handle, family: 4 | 6 = 4): boolean {
-  return readSysctl(h, family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding') === '1';
+export function getIpForwardSync(h: Handle, family: 4 | 6 = 4): boolean {
+  return readSysctlSync(h, family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding') === '1';
 }
 /** 0 ignore router advertisements, 1 accept unless forwarding, 2 accept even when forwarding. */
-export const setAcceptRa = (h: Handle, dev: string, value: 0 | 1 | 2) => writeSysctl(h, conf(6, dev, 'accept_ra'), value);
-export const setDisableIpv6 = (h: Handle, dev: string, on: boolean) => writeSysctl(h, conf(6, dev, 'disable_ipv6'), flag(on));
+export const setAcceptRaSync = (h: Handle, link: string, value: 0 | 1 | 2) => writeSysctlSync(h, conf(6, link, 'accept_ra'), value);
+export const setDisableIpv6Sync = (h: Handle, link: string, on: boolean) => writeSysctlSync(h, conf(6, link, 'disable_ipv6'), flag(on));
 /** 0 off, 1 strict, 2 loose; `dev` may be `all` or `default`. */
-export const setRpFilter = (h: Handle, dev: string, value: 0 | 1 | 2) => writeSysctl(h, conf(4, dev, 'rp_filter'), value);
-export const setRouteLocalnet = (h: Handle, dev: string, on: boolean) => writeSysctl(h, conf(4, dev, 'route_localnet'), flag(on));
+export const setRpFilterSync = (h: Handle, link: string, value: 0 | 1 | 2) => writeSysctlSync(h, conf(4, link, 'rp_filter'), value);
+export const setRouteLocalnetSync = (h: Handle, link: string, on: boolean) => writeSysctlSync(h, conf(4, link, 'route_localnet'), flag(on));
 /** Announce address and MAC changes with gratuitous ARP. */
-export const setArpNotify = (h: Handle, dev: string, on: boolean) => writeSysctl(h, conf(4, dev, 'arp_notify'), flag(on));
+export const setArpNotifySync = (h: Handle, link: string, on: boolean) => writeSysctlSync(h, conf(4, link, 'arp_notify'), flag(on));
 /** Duplicate address detection: 0 off, 1 on, 2 on and disable IPv6 on failure. */
-export const setAcceptDad = (h: Handle, dev: string, value: 0 | 1 | 2) => writeSysctl(h, conf(6, dev, 'accept_dad'), value);
+export const setAcceptDadSync = (h: Handle, link: string, value: 0 | 1 | 2) => writeSysctlSync(h, conf(6, link, 'accept_dad'), value);
 /** Create neighbour entries from gratuitous ARP (`arp_accept`). */
-export const setArpAccept = (h: Handle, dev: string, on: boolean) => writeSysctl(h, conf(4, dev, 'arp_accept'), flag(on));
+export const setArpAcceptSync = (h: Handle, link: string, on: boolean) => writeSysctlSync(h, conf(4, link, 'arp_accept'), flag(on));
