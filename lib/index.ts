@@ -3,15 +3,17 @@
  * everything it imports in one ES module, written by scripts/write-plugin-bins.mjs, so that a program importing
  * `netplumb` loads one file rather than some thirty (types still come from here). Each module can also be
  * imported on its own (`dist/lib/net/link.js`) by programs that must load little, such as the CNI plugins.
+ * How to use it: docs/NET.md.
  */
 export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
 export { NetlinkError, type RequestInfo } from './netlink/errors.js';
 export {
   Netns, NETNS_RUN_DIR, openNetnsSync, currentNetnsSync, currentNetnsIdSync, isSameNetnsSync, netnsPath, createNamedNetnsSync,
-  deleteNamedNetnsSync, listNamedNetnsSync, attachNetnsSync, removeStaleNetnsSync,
+  deleteNamedNetnsSync, listNamedNetnsSync, attachNetnsSync, removeStaleNetnsSync, waitForOwnNetns,
+  type WaitForOwnNetnsOptions,
   type NetnsRef, type OpenNetnsOptions, type NamedNetns, type AttachOptions,
 } from './net/ns.js';
-export { Handle, openHandleSync } from './net/handle.js';
+export { Handle, openHandle, openHandleSync, type OpenHandleOptions } from './net/handle.js';
 export { getNetnsId, setNetnsId } from './net/nsid.js';
 export {
   listLinks, getLink, findLink, linkIndex, createLink, createVethPair, deleteLink, setLink, setLinkUp, setLinkDown,
@@ -34,5 +36,5 @@ export {
   readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setAcceptRaSync, setDisableIpv6Sync, setRpFilterSync, setRouteLocalnetSync,
   setArpNotifySync, setAcceptDadSync, setArpAcceptSync,
 } from './net/sysctl.js';
-export { watch, waitForOperUp, type NetEvent, type WatchOptions } from './net/events.js';
+export { watch, waitForOperUp, type NetEvent, type Watch, type WatchOptions } from './net/events.js';
 export { batch, batchSettled, type BatchOptions } from './net/batch.js';

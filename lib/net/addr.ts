@@ -1,4 +1,4 @@
-/** IPv4 and IPv6 addresses: add, replace, delete, list, flush. */
+/** IPv4 and IPv6 addresses: add, replace, delete, list, flush (`ip addr`). See docs/NET.md. */
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
   IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
@@ -9,15 +9,19 @@ import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** An address's or route's scope, as `ip` names it. */
 export type Scope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
 const SCOPES: Record<Scope, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+/** @internal The name of a scope number (or the number as text). */
 export function scopeName(n: number): Scope | `${number}` {
   return (Object.entries(SCOPES).find(([, v]) => v === n)?.[0] as Scope | undefined) ?? `${n}`;
 }
+/** @internal The number of a scope name. */
 export function scopeNumber(s: Scope | number): number {
   return typeof s === 'number' ? s : SCOPES[s];
 }
 
+/** Options for adding an address (`ip addr add`'s). */
 export interface AddressOptions {
   /** IPv4 broadcast address, or true to compute it from the prefix (`brd +`) */
   broadcast?: string | true;
@@ -67,6 +71,7 @@ export interface Address {
   preferredLifetime: number | undefined;
 }
 
+/** Decodes an RTM_NEWADDR/RTM_DELADDR message (a dump entry or an event). */
 export function parseAddress(m: NlMessage): Address {
   const d = m.data;
   const fam = d.readUInt8(0);
@@ -106,7 +111,7 @@ function broadcastOf(address: string, prefix: number): string {
   return bytesToIp(Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
 }
 
-/** The request for an address change, by index; exposed for batching. */
+/** @internal The request for an address change, by link index. */
 export function addressMessage(type: number, flags: number, index: number, cidr: string, opts: AddressOptions = {}): Buffer {
   const { address, prefix, family } = parseCidr(cidr);
   const w = new MessageWriter(type, flags);

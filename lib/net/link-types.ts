@@ -1,4 +1,7 @@
-/** Link types: what a caller asks to create (LinkConfig) and what the kernel reports back (Link). */
+/**
+ * Link types: what a caller asks to create (LinkConfig), changes (LinkChanges) and what the kernel reports back
+ * (Link, narrowed by kind with LinkOf). Specs name other links by LinkRef; what is read back gives indexes.
+ */
 import type { Netns, NetnsRef } from './ns.js';
 import type { Handle } from './handle.js';
 
@@ -187,6 +190,13 @@ export type Link = LinkBase &
     /** any other kind (see infoKind), or a plain device */
     | { kind: 'other' }
   );
+
+/** A link of one kind: `LinkOf<'veth'>` has `peerIndex`, `LinkOf<'bridge'>` has `bridge`. */
+export type LinkOf<K extends Link['kind']> = Extract<Link, { kind: K }>;
+/** What createVethPair resolves with: the side made in the handle's namespace. */
+export type VethLink = LinkOf<'veth'>;
+/** What ensureBridge resolves with. */
+export type BridgeLink = LinkOf<'bridge'>;
 
 /** Changes to an existing link, all made by one request. `null` removes (master, alias). */
 export interface LinkChanges {

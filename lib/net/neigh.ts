@@ -1,10 +1,11 @@
-/** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete. */
+/** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete (`ip neigh`). See docs/NET.md. */
 import { AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
 import { bytesToIp, bytesToMac, familyOf, ipToBytes, macToBytes, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** A neighbour entry's state (`nud`), as `ip neigh` names it. */
 export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
 const STATES: [NeighState, number][] = [
   ['incomplete', 0x01], ['reachable', 0x02], ['stale', 0x04], ['delay', 0x08],
@@ -40,6 +41,7 @@ export interface Neighbour {
   proxy: boolean;
 }
 
+/** Decodes an RTM_NEWNEIGH/RTM_DELNEIGH message (a dump entry or an event). */
 export function parseNeighbour(m: NlMessage): Neighbour {
   const d = m.data;
   const a = parseAttrs(d, 12);

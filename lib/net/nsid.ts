@@ -27,12 +27,15 @@ async function idOf(h: Handle, fd: number): Promise<number | undefined> {
   return id === undefined || id < 0 ? undefined : id;
 }
 
-/** The id the handle's namespace gives `target`, or undefined when it has none yet. */
+/** The id the handle's namespace gives `target`, or undefined when it has none yet. Equivalent to: `ip netns list-id` (one entry). */
 export function getNetnsId(h: Handle, target: NetnsRef | Handle): Promise<number | undefined> {
   return withFd(target, (fd) => idOf(h, fd));
 }
 
-/** Gives `target` an id in the handle's namespace (`nsid`, or the next free one); returns the id. EEXIST if it has one. */
+/**
+ * Gives `target` an id in the handle's namespace (`nsid`, or the next free one); returns the id. EEXIST if it
+ * has one. Equivalent to: `ip netns set NAME NSID|auto`.
+ */
 export function setNetnsId(h: Handle, target: NetnsRef | Handle, nsid = -1): Promise<number> {
   return withFd(target, async (fd) => {
     await h.request(nsidMessage(RTM_NEWNSID, NLM_F_CREATE | NLM_F_EXCL, fd, nsid), {

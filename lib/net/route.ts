@@ -1,4 +1,4 @@
-/** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route get`). */
+/** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route`). See docs/NET.md. */
 import {
   AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
@@ -10,6 +10,7 @@ import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** A route's type, as `ip route` names it. */
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 const TYPES: RouteType[] = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
 const PROTOCOLS: Record<string, number> = { unspec: 0, redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 };
@@ -67,6 +68,7 @@ export interface Route {
   multipath: { gateway: string | undefined; linkIndex: number; weight: number; onlink: boolean }[] | undefined;
 }
 
+/** Decodes an RTM_NEWROUTE/RTM_DELROUTE message (a dump entry, a `get` answer or an event). */
 export function parseRoute(m: NlMessage): Route {
   const d = m.data;
   const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
@@ -115,7 +117,7 @@ function specFamily(r: RouteSpec): 4 | 6 {
   return r.family ?? 4;
 }
 
-/** The request for a route change (links given by name are looked up on `h`); exposed for batching. */
+/** @internal The request for a route change (links given by name are looked up on `h`). */
 export async function routeMessage(h: Handle, type: number, flags: number, r: RouteSpec): Promise<Buffer> {
   const family = specFamily(r);
   const isDelete = type === RTM_DELROUTE;

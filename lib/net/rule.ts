@@ -1,4 +1,4 @@
-/** Policy routing rules (`ip rule`): list, add, delete. */
+/** Policy routing rules (`ip rule`): list, add, delete. See docs/NET.md. */
 import {
   AF_INET, AF_INET6, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
   FRA_TABLE, NLM_F_CREATE, NLM_F_EXCL, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE,
@@ -6,10 +6,12 @@ import {
 import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 
+/** What a rule does with a matching packet, as `ip rule` names it. */
 export type RuleAction = 'table' | 'goto' | 'nop' | 'blackhole' | 'unreachable' | 'prohibit';
 const ACTIONS: Record<RuleAction, number> = { table: 1, goto: 2, nop: 3, blackhole: 6, unreachable: 7, prohibit: 8 };
 const FIB_RULE_INVERT = 0x2;
 
+/** A rule to add, or the selectors of one to delete. */
 export interface RuleSpec {
   family?: 4 | 6;
   priority?: number;
@@ -32,6 +34,7 @@ export interface RuleSpec {
   invert?: boolean;
 }
 
+/** A rule as the kernel reports it. */
 export interface Rule {
   family: 4 | 6;
   priority: number | undefined;
@@ -49,6 +52,7 @@ export interface Rule {
 
 const TABLES = { default: 253, main: 254, local: 255 } as const;
 
+/** Decodes an RTM_NEWRULE message (a dump entry). */
 export function parseRule(m: NlMessage): Rule {
   const d = m.data;
   const a = parseAttrs(d, 12);
