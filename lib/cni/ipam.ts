@@ -9,6 +9,7 @@
  *     await createVeth(...); undo.push('delete veth', () => deleteVeth(...));
  *     return { ...ipam, interfaces: [...] };
  *   })
+ * See docs/CNI.md for the rest.
  */
 import { delegate, validatePluginType, type DelegateOptions } from './delegate.js';
 import { CniError, invalidConfig, NETPLUMB_ERR, toCniError } from './errors.js';

@@ -15,6 +15,7 @@
  * no longer knows.
  * Every attachment is recorded (lib/modes/state.ts, mode "bridge": the container's namespace path and inode), so
  * that netplumb-container can join a bridge-attached container by its ID (Docker's --net=container:<id>).
+ * See docs/BRIDGE.md for the rest.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, withRollback, type UndoStack } from '../cni/ipam.js';

@@ -31,6 +31,7 @@
  *          Idempotent; works with CNI_NETNS empty or vanished (the record names the path).
  *   GC     does what DEL does for every attachment of this network the runtime no longer lists.
  *   STATUS ready unless attachments cannot be recorded (50).
+ * See docs/MODES.md for the rest.
  */
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';

@@ -1,6 +1,7 @@
 /**
  * A namespace's network as the pieces of a CNI Result: what netplumb-host reports about the host and
  * netplumb-container about the container it joined.
+ * See docs/MODES.md for the rest.
  */
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types.js';
 import { cidrContains, parseCidr, parseIp } from '../ipam/ip.js';

@@ -11,6 +11,7 @@
  *   CHECK  CNI_NETNS is still the host's namespace (8 otherwise).
  *   DEL    nothing, always successful (CNI_NETNS may be empty, vanished or anything else).
  *   GC, STATUS  nothing to collect; always ready.
+ * See docs/MODES.md for the rest.
  */
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';

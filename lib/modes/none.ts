@@ -16,6 +16,7 @@
  *   STATUS ready unless attachments cannot be recorded (50).
  *
  * CNI_IFNAME only names the attachment (the reference ignores it as well): the interface is always `lo`.
+ * See docs/MODES.md for the rest.
  */
 import { CniError } from '../cni/errors.js';
 import { withRollback } from '../cni/ipam.js';

@@ -14,6 +14,7 @@
  * Parsing loads no native code; opening a process's or a path's namespace (openProcessNetns, openPathNetns)
  * loads lib/net/ns.js on first use. Both open the namespace once and return it open: everything after that
  * uses the descriptor, so no path is looked up twice between the checks and the mount.
+ * See docs/MODES.md for the rest.
  */
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';

@@ -2,6 +2,7 @@
  * Many operations at once. Requests made in the same turn of the event loop leave in one sendmsg and are
  * answered by sequence number, so `batch` over hundreds of operations costs a handful of syscalls rather than a
  * round trip each. Operations that depend on each other go in one function (`async () => { await a; await b; }`).
+ * See docs/NET.md for the rest.
  */
 /** How batch runs its operations. */
 export interface BatchOptions {

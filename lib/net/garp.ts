@@ -1,6 +1,7 @@
 /**
  * Gratuitous ARP: announce "IP is at MAC" on a link, so neighbours (and switches) update their tables at once
  * after an address moves. A real ARP packet from an AF_PACKET socket opened inside the link's namespace.
+ * See docs/NET.md for the rest.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AF_PACKET } from '../netlink/constants.js';

@@ -1,6 +1,7 @@
 /**
  * Link types: what a caller asks to create (LinkConfig), changes (LinkChanges) and what the kernel reports back
  * (Link, narrowed by kind with LinkOf). Specs name other links by LinkRef; what is read back gives indexes.
+ * See docs/NET.md for the rest.
  */
 import type { Netns, NetnsRef } from './ns.js';
 import type { Handle } from './handle.js';

@@ -1,7 +1,8 @@
 /**
  * Links: list, get, create (every kind in LinkConfig), delete, and change (up/down, MTU, MAC, name, master,
- * namespace, alias, promiscuity, bridge port options). One request per operation; requests issued together
+ * namespace, alias, promiscuity, bridge port options). Most operations are one request; requests issued together
  * travel together (see NetlinkSocket), so creating hundreds of links costs a few syscalls.
+ * See docs/NET.md for the rest.
  */
 import {
   AF_UNSPEC, IFF_LOOPBACK, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, IFLA_ADDRESS, IFLA_BR_AGEING_TIME,

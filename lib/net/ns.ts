@@ -2,6 +2,7 @@
  * Network namespaces: named ones under /var/run/netns (as `ip netns add` makes them), namespaces of processes
  * (/proc/PID/ns/net), identity by device and inode (two paths to one namespace compare equal), and the guard
  * that refuses to act on the caller's own namespace when the caller asked for another.
+ * See docs/NET.md for the rest.
  */
 import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,

@@ -1,6 +1,7 @@
 /**
  * Namespace ids: the number by which one namespace refers to another (a veth's `linkNetnsId` is one). The
  * kernel assigns one when a link pairs across namespaces; `setNetnsId` assigns one explicitly (`ip netns set`).
+ * See docs/NET.md for the rest.
  */
 import { AF_UNSPEC, NETNSA_FD, NETNSA_NSID, NLM_F_CREATE, NLM_F_EXCL, RTM_GETNSID, RTM_NEWNSID } from '../netlink/constants.js';
 import { getS32, MessageWriter, parseAttrs } from '../netlink/encoding.js';

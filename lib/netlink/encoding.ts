@@ -3,6 +3,7 @@
  * peer's ifinfomsg inside INFO_DATA, bridge port data), multipath next hops, and little allocation, since a
  * batch of hundreds of requests is encoded in one go. Host byte order (the kernel's) except where the
  * protocol says network order (ports, VLAN protocol).
+ * See docs/NET.md for the rest.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { NLMSG_HDRLEN } from './constants.js';

@@ -12,6 +12,7 @@
  *   with EBUSY or interleave. A dump the kernel marks NLM_F_DUMP_INTR (the table changed under it) is retried.
  * - Errors become NetlinkError with the errno name, the message type and the object, plus the kernel's extended
  *   ACK text when it gave one.
+ * See docs/NET.md for the rest.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';

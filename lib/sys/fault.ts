@@ -1,5 +1,5 @@
 /**
- * Fault points, for the rollback and crash-safety tests (issue 6) and nothing else:
+ * Fault points, for the rollback and crash-safety tests and nothing else:
  *
  *   NETPLUMB_FAULT=<point>        the process throws right after <point> (a failure: ADD rolls back)
  *   NETPLUMB_FAULT=kill:<point>   the process kills itself with SIGKILL right there (a crash: no undo,
