@@ -140,6 +140,35 @@ function unshareLater(delay: number): ChildProcess {
   return spawn('sh', ['-c', `sleep ${delay}; exec unshare -n sleep 30`], { stdio: 'ignore' });
 }
 
+/** Runs `body` in a fresh Node process (in this sandbox) with `openHandleSync` and `watch` imported; its exit status and output. */
+async function inChild(body: string): Promise<{ code: number | null; out: string }> {
+  const lib = new URL('../../lib/index.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import { openHandleSync, watch } from ${JSON.stringify(lib)};\n${body}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const code = await within(new Promise<number | null>((r) => child.once('exit', r)), 20_000, 'the child').finally(() => child.kill('SIGKILL'));
+  return { code, out };
+}
+
+test('a watch keeps the process alive until it ends; with persistent: false it does not', async () => {
+  // The only thing that could close the handle is an unref'd timer: it fires only if the watch holds the process.
+  const held = await inChild(`
+    const h = openHandleSync();
+    setTimeout(() => h.close(), 200).unref();
+    for await (const ev of watch(h, { link: true })) void ev;
+    console.log('ended by close');`);
+  assert.equal([held.code, held.out.trim()], [0, 'ended by close']);
+  // Nothing holds the process: it exits with the watch pending (Node's status 13: an unsettled top-level await).
+  const loose = await inChild(`
+    const h = openHandleSync();
+    setTimeout(() => h.close(), 60_000).unref();
+    for await (const ev of watch(h, { link: true, persistent: false })) void ev;
+    console.log('ended by close');`);
+  assert.equal([loose.code, loose.out.trim()], [13, '']);
+});
+
 test('openHandle waits for a freshly spawned process to have its own namespace', async () => {
   const child = unshareLater(0.3);
   try {
