@@ -108,7 +108,13 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
   const max = opts.maxQueue ?? 10000;
   const queue: NetEvent[] = [];
   let failure: unknown;
-  let wake: (() => void) | undefined;
+  // every next() waiting for an event (more than one when a caller does not await each before the next)
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+  };
   let done = false;
   const info = { op: 'RTNLGRP', what: `events of ${h.label}` };
   sock.onMessage((m) => {
@@ -116,15 +122,15 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
     if (!ev) return;
     if (queue.length >= max) failure ??= new NetlinkError(105 /* ENOBUFS */, info, `more than ${max} events not consumed`);
     else queue.push(ev);
-    wake?.();
+    wake();
   });
   sock.onError((e) => {
     // ENOBUFS: the kernel dropped notifications because we read too slowly; the caller must resynchronise.
     if (!done) failure ??= new NetlinkError((e as { errno?: number }).errno ?? 105, info, e.message);
-    wake?.();
+    wake();
   });
   // Listed after subscribing, so that nothing between the listing and the first event is lost.
-  let listing: Promise<NetEvent[]> | undefined = opts.listExisting ? existing(h, kinds) : undefined;
+  let listing: Promise<NetEvent[]> | undefined = opts.listExisting && !opts.signal?.aborted ? existing(h, kinds) : undefined;
   listing?.catch(() => undefined); // reported by next()
   const finish = () => {
     if (done) return;
@@ -133,7 +139,7 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
     sock.close();
     forgetClose();
     opts.signal?.removeEventListener('abort', finish);
-    wake?.();
+    wake();
   };
   const forgetClose = h.onClose(finish);
   if (opts.signal?.aborted) finish();
@@ -159,8 +165,7 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
           throw f;
         }
         if (done) return { value: undefined, done: true };
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
+        await new Promise<void>((r) => waiters.push(r));
       }
     },
     async return() {

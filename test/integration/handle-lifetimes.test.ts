@@ -80,10 +80,10 @@ test('a watch ends when its handle closes: a pending next() settles and the subs
   const h = openHandleSync({ pid: a.pid });
   const w = watch(h, { link: true });
   assert.is(routeSockets(a.pid).subscribed, 1);
-  const pending = w.next();
+  const pending = [w.next(), w.next()];
   h.close();
-  const r = await within(pending, 5000, 'next() after close');
-  assert.ok(r.done, 'the pending next() resolved done');
+  const r = await within(Promise.all(pending), 5000, 'next() after close');
+  assert.ok(r.every((x) => x.done), 'both pending next() calls resolved done');
   assert.ok((await w.next()).done, 'and stays done');
   assert.is(routeSockets(a.pid).subscribed, 0, 'the subscription socket is closed');
 });
