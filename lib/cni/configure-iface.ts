@@ -26,7 +26,7 @@ function routeSpecOf(r: CniRoute, dev: number, gateways: { 4?: string; 6?: strin
   const c = parseCidr(r.dst);
   if (c === undefined) throw invalidConfig(`route destination ${JSON.stringify(r.dst)} is not a prefix`, 'routes');
   const gateway = r.gw ?? gateways[c.family];
-  const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, dev };
+  const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, link: dev };
   if (gateway !== undefined) spec.gateway = gateway;
   if (r.priority !== undefined) spec.metric = r.priority;
   if (r.table !== undefined) spec.table = r.table;
@@ -48,7 +48,7 @@ export interface ConfigureIfaceOptions {
  * append …`.
  */
 export async function configureIface(h: Handle, index: number, result: { ips: readonly CniIpConfig[]; routes: readonly CniRoute[] }, opts: ConfigureIfaceOptions = {}): Promise<void> {
-  await Promise.all([...(opts.up === false ? [] : [setLink(h, index, { up: true })]), ...result.ips.map((ip) => addAddress(h, index, ip.address))]);
+  await Promise.all([...(opts.up === false ? [] : [setLink(h, index, { up: true })]), ...result.ips.map((ip) => addAddress(h, { link: index, cidr: ip.address }))]);
   if (opts.settleTimeoutMs !== undefined && result.ips.some((ip) => parseCidr(ip.address)?.family === 6)) {
     await waitForAddressesSettled(h, index, { timeoutMs: opts.settleTimeoutMs });
   }

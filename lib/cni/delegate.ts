@@ -7,6 +7,7 @@
  *
  * Safety: a `type` is one file name (no `/`, no `..`, no NUL: CVE-2021-20206), CNI_PATH entries must be
  * absolute, and the plugin found must be a regular executable file.
+ * See docs/CNI.md for the rest.
  */
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,6 +3,7 @@
  * error codes, Result types with version conversion and chaining, the plugin skeleton, delegation to other
  * plugins (exec from CNI_PATH, or in process for plugins the caller names). Importing this module loads neither netlink
  * nor koffi nor execa: those are loaded on the paths that need them.
+ * See docs/CNI.md for the rest.
  */
 export { runPlugin, handle, type CniPlugin, type Outcome, type HandleOptions } from './skeleton.js';
 export { parseRequest, readStdin, checkNetns, MAX_STDIN_BYTES, type CniRequest, type NetConf, type GcAttachment } from './request.js';

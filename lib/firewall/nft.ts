@@ -10,6 +10,7 @@
  * A namespace is targeted with `netns` (a path such as /proc/PID/ns/net): the in-process backend enters it on
  * the calling thread for the duration of one synchronous call (see netns.ts); the exec backend prefixes
  * `nsenter --net=PATH`.
+ * See docs/FIREWALL.md for the rest.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

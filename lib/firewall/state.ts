@@ -1,4 +1,7 @@
-/** What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles). */
+/**
+ * What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles).
+ * See docs/FIREWALL.md for the rest.
+ */
 import { keyId, MAPS, parseContainerChain, TABLE, type Family, type MapName } from './layout.js';
 import type { NftBackend, NftObject } from './nft.js';
 

@@ -1,4 +1,7 @@
-/** host-local's `resolvConf`: the DNS settings of a resolv.conf file, as a CNI `dns` object. */
+/**
+ * host-local's `resolvConf`: the DNS settings of a resolv.conf file, as a CNI `dns` object.
+ * See docs/CNI.md for the rest.
+ */
 import { closeSync, constants as FS, fstatSync, openSync } from 'node:fs';
 import { readUpTo } from '../sys/read.js';
 import { configError } from './errors.js';

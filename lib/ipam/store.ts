@@ -18,6 +18,7 @@
  *
  * Inside a lock everything is synchronous: the critical section is a handful of small files, and holding
  * a cross-process lock across event-loop turns would only make everyone else wait longer.
+ * See docs/CNI.md for the rest.
  */
 import {
   closeSync,

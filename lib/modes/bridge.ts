@@ -16,6 +16,7 @@
  * no longer knows.
  * Every attachment is recorded (lib/modes/state.ts, mode "bridge": the container's namespace path and inode), so
  * that netplumb-container can join a bridge-attached container by its ID (Docker's --net=container:<id>).
+ * See docs/BRIDGE.md for the rest.
  */
 import { chainResult } from '../cni/chain.js';
 import { configureIface, defaultGateways } from '../cni/configure-iface.js';
@@ -29,10 +30,10 @@ import { bytesToIp, ipToBytes } from '../netlink/encoding.js';
 import { addAddress, deleteAddress, listAddresses, type Address } from '../net/addr.js';
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
-import { openHandle, type Handle } from '../net/handle.js';
+import { openHandleSync, type Handle } from '../net/handle.js';
 import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, setLink, type Link } from '../net/link.js';
 import { listRoutes } from '../net/route.js';
-import { readSysctl, setIpForward, writeSysctls, type SysctlSetting } from '../net/sysctl.js';
+import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
 import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
@@ -122,7 +123,7 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   }
   if (conf.promiscMode && !br.promisc) await setLink(h, br.index, { promisc: true });
   // We own the routes of this interface (CVE-2020-13401); without IPv6 in the namespace there is nothing to turn off.
-  writeSysctls(h, [[`net/ipv6/conf/${conf.bridge}/accept_ra`, 0]], { ignoreErrors: true });
+  writeSysctlsSync(h, [[`net/ipv6/conf/${conf.bridge}/accept_ra`, 0]], { ignoreErrors: true });
   if (addrs.length > 0) {
     const have = await listAddresses(h, { link: br.index });
     for (const want of addrs) {
@@ -135,15 +136,15 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
           if (!conf.forceAddress) {
             throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
-          await deleteAddress(h, br.index, a.cidr).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
+          await deleteAddress(h, { link: br.index, cidr: a.cidr }).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
       }
       try {
         // IPv6 gateways skip DAD: the subnet is ours, and a tentative gateway would drop the first packets.
-        await addAddress(h, br.index, want, w.family === 6 ? { nodad: true } : {});
+        await addAddress(h, { link: br.index, cidr: want, ...(w.family === 6 ? { nodad: true } : {}) });
         if (!r.created) {
           undo.push(`remove address ${want} from bridge ${conf.bridge} unless in use`, async () => {
-            if (!(await hasPorts(h, br.index))) await deleteAddress(h, br.index, want).catch(() => undefined);
+            if (!(await hasPorts(h, br.index))) await deleteAddress(h, { link: br.index, cidr: want }).catch(() => undefined);
           });
         }
       } catch (e) {
@@ -185,7 +186,7 @@ function firewallSpec(req: CniRequest, conf: BridgeConf, ips: CniIpConfig[], hos
  * the privilege there (a namespace of another user namespace, rootless).
  */
 async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Promise<{ host: Handle; ctr: Handle }> {
-  const host = openHandle();
+  const host = openHandleSync();
   open.push(host);
   const hostVeth = hostVethName(req.containerId, req.ifname);
   // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
@@ -199,7 +200,7 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   if (named && named.kind !== 'bridge') {
     throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
   }
-  const ctr = openHandle({ path: req.netns });
+  const ctr = openHandleSync({ path: req.netns });
   open.push(ctr);
   return { host, ctr };
 }
@@ -249,8 +250,8 @@ async function createVeth(host: Handle, ctr: Handle, req: CniRequest, conf: Brid
 async function configureHostSide(host: Handle, conf: BridgeConf, p: Plan, veth: Link): Promise<void> {
   const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
   if (hairpin || conf.portIsolation) await setBridgePort(host, veth.index, { hairpin, ...(conf.portIsolation ? { isolated: true } : {}) });
-  writeSysctls(host, [[`net/ipv6/conf/${veth.name}/accept_ra`, 0]], { ignoreErrors: true });
-  if (needsForwarding(conf, p)) for (const family of familiesOf(p.ips)) setIpForward(host, true, family);
+  writeSysctlsSync(host, [[`net/ipv6/conf/${veth.name}/accept_ra`, 0]], { ignoreErrors: true });
+  if (needsForwarding(conf, p)) for (const family of familiesOf(p.ips)) setIpForwardSync(host, true, family);
 }
 
 /**
@@ -267,7 +268,7 @@ async function configureContainerSide(ctr: Handle, req: CniRequest, conf: Bridge
   // attack, aimed at the neighbours rather than the host).
   sysctls.push([`net/ipv6/conf/${ifname}/accept_ra`, 0]);
   if (familiesOf(p.ips).has(6)) sysctls.push(['net/ipv6/conf/lo/disable_ipv6', 0], [`net/ipv6/conf/${ifname}/disable_ipv6`, 0]);
-  writeSysctls(ctr, sysctls, { ignoreErrors: true });
+  writeSysctlsSync(ctr, sysctls, { ignoreErrors: true });
   await configureIface(ctr, index, p, { up: !conf.disableContainerInterface, ...(conf.enabledad ? { settleTimeoutMs: DAD_TIMEOUT_MS } : {}) });
 }
 
@@ -386,7 +387,7 @@ async function staleHolderVeths(req: CniRequest, keep: Set<string>): Promise<Set
 
 /** Deletes the attachment's host veth, if it is there and is ours (deleteHostVeth). */
 async function removeHostVeth(network: string, containerId: string, ifname: string): Promise<void> {
-  const h = openHandle();
+  const h = openHandleSync();
   try {
     await deleteHostVeth(h, network, containerId, ifname);
   } finally {
@@ -504,8 +505,8 @@ function forwardingDrift(host: Handle, conf: BridgeConf, ips: CniIpConfig[]): st
   if (!needsForwarding(conf, p)) return [];
   const families = familiesOf(ips);
   const drift: string[] = [];
-  if (families.has(4) && readSysctl(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
-  if (families.has(6) && readSysctl(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
+  if (families.has(4) && readSysctlSync(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
+  if (families.has(6) && readSysctlSync(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
   return drift;
 }
 
@@ -523,8 +524,8 @@ async function check(req: CniRequest): Promise<void> {
   if (conf.hasIpam) await ipamCheck(req);
   const want = expected(req, conf, prev);
   const drift = [...want.missing];
-  const host = openHandle();
-  const ctr = openHandle({ path: req.netns });
+  const host = openHandleSync();
+  const ctr = openHandleSync({ path: req.netns });
   try {
     const br = await findLink(host, conf.bridge);
     const c = await findLink(ctr, req.ifname);
@@ -556,7 +557,7 @@ async function check(req: CniRequest): Promise<void> {
  * attachment, and those left without an alias by a killed ADD (`halfMade`, by their derived names).
  */
 async function gcHostVeths(network: string, keep: Set<string>, halfMade: Set<string>): Promise<void> {
-  const h = openHandle();
+  const h = openHandleSync();
   try {
     for (const l of await listLinks(h, { kind: 'veth' })) {
       if (l.alias === undefined && halfMade.has(l.name)) {

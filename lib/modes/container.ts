@@ -31,6 +31,7 @@
  *          Idempotent; works with CNI_NETNS empty or vanished (the record names the path).
  *   GC     does what DEL does for every attachment of this network the runtime no longer lists.
  *   STATUS ready unless attachments cannot be recorded (50).
+ * See docs/MODES.md for the rest.
  */
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -105,7 +106,7 @@ function refuseSelfTarget(t: TargetSpec, netns: string, where: string): void {
  * opens to the recorded namespace. Error 3 when there is none.
  */
 async function openRecorded(id: string): Promise<Netns> {
-  const { openNetns } = await sys();
+  const { openNetnsSync } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
     throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`, {
@@ -116,7 +117,7 @@ async function openRecorded(id: string): Promise<Netns> {
   for (const record of records) {
     let ns: Netns;
     try {
-      ns = openNetns({ path: record.netns }, { allowCurrent: true });
+      ns = openNetnsSync({ path: record.netns }, { allowCurrent: true });
     } catch (e) {
       seen.push(`${record.netns}: ${errCode(e) ?? (e as Error).message}`);
       continue;
@@ -140,7 +141,7 @@ export async function openTarget(t: TargetSpec): Promise<OpenedNetns> {
   const opened = t.kind === 'container' ? { ns: await openRecorded(t.id) } : t.kind === 'pid' ? await openProcessNetns(t.pid) : await openPathNetns(t.path);
   try {
     const where = t.kind === 'container' ? `container ${t.id}'s network namespace` : `the network namespace of ${describeTarget(t)}`;
-    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsId(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
+    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsIdSync(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
   } catch (e) {
     opened.ns.close();
     throw e;
@@ -273,8 +274,8 @@ async function refuseUnjoinable(netns: string, label: string): Promise<void> {
       object: netns,
     });
   }
-  const [{ openHandle }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
-  const own = openHandle({ path: netns });
+  const [{ openHandleSync }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
+  const own = openHandleSync({ path: netns });
   try {
     const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
     if (others.length > 0) {
@@ -306,8 +307,8 @@ async function join(req: CniRequest, target: OpenedNetns, joinedBy: Pick<JoinSta
 
 /** The Result: the interfaces, addresses and default routes of the joined namespace, as seen from CNI_NETNS. */
 async function describeJoined(req: CniRequest, target: OpenedNetns): Promise<CniResult> {
-  const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
-  const h = openHandle(target.ns);
+  const [{ openHandleSync }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
+  const h = openHandleSync(target.ns);
   try {
     return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
   } finally {

@@ -7,6 +7,7 @@
  * network name and dataDir, so a config whose ranges changed or broke still releases); CHECK verifies that
  * the attachment holds an address in every range set and every prevResult address of its ranges; GC
  * releases everything not held by a valid attachment; STATUS reports an exhausted range set (error 50).
+ * See docs/CNI.md for the rest.
  */
 import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';

@@ -16,6 +16,7 @@
  *   STATUS ready unless attachments cannot be recorded (50).
  *
  * CNI_IFNAME only names the attachment (the reference ignores it as well): the interface is always `lo`.
+ * See docs/MODES.md for the rest.
  */
 import { chainResult } from '../cni/chain.js';
 import { CniError } from '../cni/errors.js';
@@ -57,7 +58,7 @@ async function loopback(n: Net, h: Handle): Promise<Link> {
 /** IPv6 on lo: false when disabled by sysctl or when the kernel has no IPv6 at all. */
 function ipv6Enabled(n: Net, h: Handle): boolean {
   try {
-    return n.readSysctl(h, 'net/ipv6/conf/lo/disable_ipv6').trim() === '0';
+    return n.readSysctlSync(h, 'net/ipv6/conf/lo/disable_ipv6').trim() === '0';
   } catch {
     return false;
   }
@@ -91,7 +92,7 @@ async function bringUp(n: Net, h: Handle, lo: Link, undo: UndoStack): Promise<Ad
   await n.setLinkUp(h, lo.index);
   undo.push('bring lo down again', async () => {
     await n.setLinkDown(h, lo.index);
-    for (const a of await n.listAddresses(h, { link: lo.index })) if (!before.has(a.cidr)) await n.deleteAddress(h, lo.index, a.cidr);
+    for (const a of await n.listAddresses(h, { link: lo.index })) if (!before.has(a.cidr)) await n.deleteAddress(h, { link: lo.index, cidr: a.cidr });
   });
   return n.listAddresses(h, { link: lo.index });
 }
@@ -101,8 +102,8 @@ async function restoreAddresses(n: Net, h: Handle, lo: Link, addrs: Address[], u
   let added = false;
   for (const cidr of [LO4, ...(ipv6Enabled(n, h) ? [LO6] : [])]) {
     if (addrs.some((a) => a.cidr === cidr)) continue;
-    await n.addAddress(h, lo.index, cidr, { scope: 'host', ...(cidr === LO6 ? { nodad: true } : {}) });
-    undo.push(`remove ${cidr} from lo`, () => n.deleteAddress(h, lo.index, cidr));
+    await n.addAddress(h, { link: lo.index, cidr, scope: 'host', ...(cidr === LO6 ? { nodad: true } : {}) });
+    undo.push(`remove ${cidr} from lo`, () => n.deleteAddress(h, { link: lo.index, cidr }));
     added = true;
   }
   // The Result reports lo's addresses as the kernel has them: read again only if this ADD changed them.
@@ -118,7 +119,7 @@ export const nonePlugin: CniPlugin = {
 
   async add(req) {
     const n = await net();
-    const h = n.openHandle({ path: req.netns });
+    const h = n.openHandleSync({ path: req.netns });
     try {
       // the undos use the handle: it stays open until the rollback is over
       return await runSteps(req, async (step, undo) => {
@@ -141,7 +142,7 @@ export const nonePlugin: CniPlugin = {
 
   async check(req) {
     const n = await net();
-    const h = n.openHandle({ path: req.netns });
+    const h = n.openHandleSync({ path: req.netns });
     try {
       // lo addresses a prevResult reports for this sandbox must still be there
       const prev = req.prevResult;
@@ -171,7 +172,7 @@ export const nonePlugin: CniPlugin = {
       let h: Handle | undefined;
       try {
         const n = await net();
-        h = n.openHandle({ path });
+        h = n.openHandleSync({ path });
         await n.setLinkDown(h, (await loopback(n, h)).index);
       } catch (e) {
         // vanished between the check and the open: nothing left to bring down

@@ -13,6 +13,7 @@
  * Writes are atomic (a temporary file renamed over the record), so a record is whole or absent. Nothing is
  * followed: the directories must be real directories and the records regular files, owned by the effective
  * user and writable by no one else; anything else is CNI error 106 (unsafe state), never read as a record.
+ * See docs/MODES.md for the rest.
  */
 import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync,
