@@ -10,7 +10,7 @@
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, toCniError } from './errors.js';
-import type { CniCommand } from './env.js';
+import { parseEnv, type CniCommand } from './env.js';
 import { parseRequest, type CniRequest } from './request.js';
 import { parseResult, type CniResult } from './types.js';
 
@@ -154,7 +154,8 @@ export async function delegate(type: string, command: CniCommand, req: CniReques
   if (type === HOST_LOCAL_TYPE && inProcess) {
     const { hostLocal } = await import('./host-local.js');
     // What an executed plugin would see: our environment with the verb set, and the same stdin.
-    const sub = parseRequest(delegateEnv(req, command), opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin));
+    const subEnv = delegateEnv(req, command);
+    const sub = parseRequest(subEnv, opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin), parseEnv(subEnv), hostLocal.fields);
     try {
       switch (command) {
         case 'ADD':

@@ -37,7 +37,7 @@ import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
-  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
+  BRIDGE_ERR, BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
 import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
@@ -642,6 +642,7 @@ export const bridgePlugin: CniPlugin = {
   about: 'netplumb-bridge: Docker-style bridge networking (veth, IPAM, masquerade, published ports, isolation)',
   netns: 'foreign',
   capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+  fields: BRIDGE_FIELDS,
   add,
   del,
   check,
