@@ -29,7 +29,7 @@ export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleActi
 export {
   addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
 } from './net/neigh.js';
-export { sendGratuitousArp } from './net/garp.js';
+export { sendGratuitousArp, probeArp, type ArpProbeOptions } from './net/garp.js';
 export {
   readSysctl, writeSysctl, setIpForward, getIpForward, setAcceptRa, setDisableIpv6, setRpFilter, setRouteLocalnet,
   setArpNotify, setAcceptDad, setArpAccept,

@@ -54,7 +54,7 @@ function foldedOf(table: FieldTable): Map<string, string> {
 }
 
 function typeName(t: FieldType): string {
-  if (typeof t === 'string') return t === 'any' ? 'a value' : t === 'object' || t === 'integer' ? `an ${t}` : `a ${t}`;
+  if (typeof t === 'string') return t === 'boolean' ? 'true or false' : t === 'object' || t === 'integer' ? `an ${t}` : `a ${t}`;
   if ('fields' in t) return 'an object';
   if ('list' in t) return 'a list';
   return 'an object';
@@ -62,7 +62,7 @@ function typeName(t: FieldType): string {
 
 function mismatch(where: string, t: FieldType, v: unknown): never {
   const shown = JSON.stringify(v) ?? String(v);
-  throw invalidConfig(`${where} must be ${typeName(t)}, not ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`, where);
+  throw invalidConfig(`"${where}" must be ${typeName(t)}, not ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`, where);
 }
 
 function decodeValue(v: unknown, t: FieldType, where: string): unknown {

@@ -50,24 +50,24 @@ test('types: every declared field is checked (null is "not set", as in Go), nest
   assert.equal(decodeFields({ list: null, on: null }, t), { list: null, on: null });
   let e = refusal(() => decodeFields({ List: [{ Port: 'x' }] }, t, 'runtimeConfig'));
   assert.is(e.cniCode, 7);
-  assert.match(e.message, /^runtimeConfig\.list\[0\]\.port must be an integer, not "x"/);
+  assert.match(e.message, /^"runtimeConfig\.list\[0\]\.port" must be an integer, not "x"/);
   e = refusal(() => decodeFields({ on: 'yes' }, t));
-  assert.match(e.message, /^on must be a boolean, not "yes"/);
+  assert.match(e.message, /^"on" must be true or false, not "yes"/);
   e = refusal(() => decodeFields({ m: { a: 1 } }, t));
-  assert.match(e.message, /^m\.a must be a boolean/);
+  assert.match(e.message, /^"m\.a" must be true or false/);
   assert.is(refusal(() => decodeFields({ list: {} }, t)).cniCode, 7);
   assert.is(refusal(() => decodeFields({ on: 1.5 }, { on: 'integer' })).cniCode, 7);
 });
 
 test('the spec\'s fields are checked for every plugin, used or not: type, capabilities, ipam.type, dns, runtimeConfig, args, prevResult', async () => {
   const cases: Array<[object, RegExp]> = [
-    [{ type: 5 }, /^type must be a string/],
-    [{ type: 'x', capabilities: { portMappings: 'yes' } }, /^capabilities\.portMappings must be a boolean/],
-    [{ type: 'x', ipam: { type: ['host-local'] } }, /^ipam\.type must be a string/],
-    [{ type: 'x', dns: { nameservers: '1.1.1.1' } }, /^dns\.nameservers must be a list/],
-    [{ type: 'x', runtimeConfig: [] }, /^runtimeConfig must be an object/],
-    [{ type: 'x', args: 'a=b' }, /^args must be an object/],
-    [{ type: 'x', prevResult: { ips: [{ address: 5 }] } }, /^prevResult\.ips\[0\]\.address must be a string/],
+    [{ type: 5 }, /^"type" must be a string/],
+    [{ type: 'x', capabilities: { portMappings: 'yes' } }, /^"capabilities\.portMappings" must be true or false/],
+    [{ type: 'x', ipam: { type: ['host-local'] } }, /^"ipam\.type" must be a string/],
+    [{ type: 'x', dns: { nameservers: '1.1.1.1' } }, /^"dns\.nameservers" must be a list/],
+    [{ type: 'x', runtimeConfig: [] }, /^"runtimeConfig" must be an object/],
+    [{ type: 'x', args: 'a=b' }, /^"args" must be an object/],
+    [{ type: 'x', prevResult: { ips: [{ address: 5 }] } }, /^"prevResult\.ips\[0\]\.address" must be a string/],
   ];
   const reached: string[] = [];
   const plugin: CniPlugin = {
@@ -118,7 +118,7 @@ test('bridge: Go-named portMappings (containerd CRI), mac, args.cni.mac and the 
   assert.is(c.mac, '02:00:00:00:00:07');
   assert.is(parseBridgeConf(req({ type: 'netplumb-bridge', Args: { CNI: { MAC: '02:00:00:00:00:08' } } }, BRIDGE_FIELDS)).mac, '02:00:00:00:00:08');
   const e = refusal(() => req({ type: 'netplumb-bridge', runtimeConfig: { portMappings: [{ HostPort: '8080', ContainerPort: 80 }] } }, BRIDGE_FIELDS));
-  assert.match(e.message, /^runtimeConfig\.portMappings\[0\]\.hostPort must be an integer, not "8080"/);
+  assert.match(e.message, /^"runtimeConfig\.portMappings\[0\]\.hostPort" must be an integer, not "8080"/);
   assert.is(refusal(() => req({ type: 'netplumb-bridge', IPMasq: 'yes' }, BRIDGE_FIELDS)).object, 'ipMasq');
 });
 
