@@ -19,7 +19,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, withRollback, type UndoStack } from '../cni/ipam.js';
 import { CniError, invalidConfig } from '../cni/errors.js';
-import type { CniRequest } from '../cni/request.js';
+import type { CniRequest, GcAttachment } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniDns, CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
@@ -34,13 +34,13 @@ import { NLM_F_APPEND, NLM_F_CREATE, RTM_NEWROUTE } from '../netlink/constants.j
 import { listRoutes, routeMessage, type RouteSpec } from '../net/route.js';
 import { readSysctl, setAcceptRa, writeSysctl } from '../net/sysctl.js';
 import {
-  addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
+  addContainerRules, checkContainerRules, gcBridgeFirewall, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
   BRIDGE_ERR, BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
-import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
+import { attachmentKey, namespaceGone, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { faultPoint } from '../sys/fault.js';
 import { mark } from './timing.js';
 
@@ -592,9 +592,21 @@ async function check(req: CniRequest): Promise<void> {
 
 // ── GC and STATUS ────────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * The runtime's valid attachments less those whose recorded namespace is gone: dead whatever the runtime
+ * says (containerd's `ctr run --cni -d` never sends DEL), so GC reclaims their rules, lease and record.
+ */
+function liveAttachments(network: string, valid: readonly GcAttachment[]): GcAttachment[] {
+  return valid.filter((a) => {
+    const r = readAttachment(attachmentKey({ containerId: a.containerId, name: network, ifname: a.ifname }, 'bridge'));
+    return r === undefined || !namespaceGone(r);
+  });
+}
+
 async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
-  const valid = req.validAttachments ?? [];
+  const given = req.validAttachments ?? [];
+  const valid = liveAttachments(network, given);
   const fault = faultInjector(req);
   const failures: unknown[] = [];
   const attempt = async (fn: () => Promise<unknown>) => {
@@ -605,6 +617,17 @@ async function gc(req: CniRequest): Promise<void> {
     }
   };
   await attempt(() => gcFirewall(network, valid));
+  // isolation state of bridges deleted since (by anyone): nothing else would ever remove it
+  await attempt(() =>
+    gcBridgeFirewall(async () => {
+      const h = openHandle();
+      try {
+        return new Set((await listLinks(h, { kind: 'bridge' })).map((l) => l.name));
+      } finally {
+        h.close();
+      }
+    }),
+  );
   fault('gc-firewall');
   await attempt(async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
@@ -626,7 +649,11 @@ async function gc(req: CniRequest): Promise<void> {
     }
   });
   fault('gc-veth');
-  if (hasIpam(req.config as Json)) await attempt(() => ipamGc(req));
+  if (hasIpam(req.config as Json)) {
+    // the IPAM plugin gets the same list, less the dead attachments
+    const stdin = valid.length === given.length ? undefined : JSON.stringify({ ...req.config, 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) });
+    await attempt(() => ipamGc(req, stdin === undefined ? undefined : { stdin }));
+  }
   await attempt(async () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
   });

@@ -79,7 +79,12 @@ test.after(async () => {
   cri?.close();
   await containerd?.stop();
   await host?.destroy();
-  rmSync(tmp, { recursive: true, force: true });
+  // a container's rootfs may still be mounted after a failure; /run is the sandbox's own tmpfs and goes with it
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+  } catch {
+    /* left to the sandbox */
+  }
 });
 
 const pod = (name: string, hostPort?: number) => ({
