@@ -11,12 +11,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed, createHost, run, CniRuntime, type Host } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
+import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-env.js';
-import { runtimeNetns, removeNetns } from '../fixtures/modes.js';
 import {
-  busyboxRootfs, cniBinDir, criClient, installed, ociArchive, recordedCalls, startContainerd, type Containerd, type CriClient,
+  busyboxRootfs, cniBinDir, criClient, installed, ociArchive, recordedCalls, replayRecordedAdds, startContainerd, type Containerd, type CriClient,
 } from '../fixtures/runtimes.js';
 
 const missing = ['containerd', 'ctr', 'runc', '/bin/busybox', '/usr/lib/cni/loopback'].filter((c) => !installed(c));
@@ -163,26 +162,13 @@ test('the payloads containerd sent were recorded: Go field names in runtimeConfi
 });
 
 test('every captured payload, fed to each netplumb plugin that reads runtimeConfig or args: accepted and honoured', async () => {
-  const adds = recordedCalls(recordDir).filter((c) => c.env.CNI_COMMAND === 'ADD' || c.env.CNI_COMMAND === 'DEL');
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN], host });
-  for (const call of adds.filter((c) => c.env.CNI_COMMAND === 'ADD')) {
-    const netns = await runtimeNetns('fed');
-    try {
-      const att = { containerId: `fed-${call.env.CNI_CONTAINERID!.slice(0, 12)}`, netns, ifname: call.env.CNI_IFNAME!, args: Object.fromEntries((call.env.CNI_ARGS ?? '').split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string])) };
-      for (const type of ['netplumb-host-local', 'netplumb-bridge']) {
-        const add = await rt.exec('ADD', call.stdin, att, type);
-        assert.ok(add.ok, `${type} ADD of a captured payload: ${add.stdout}${add.stderr}`);
-        assert.match(JSON.stringify(add.json.ips), /10\.88\.0\./);
-        if (type === 'netplumb-bridge' && call.stdin.includes('HostPort')) {
-          assert.ok(JSON.stringify(await nftRuleset(host)).includes(String(HOST_PORT)), 'the HostPort mapping is installed');
-        }
-        const del = await rt.exec('DEL', call.stdin, att, type);
-        assert.ok(del.ok, `${type} DEL of a captured payload: ${del.stdout}${del.stderr}`);
-      }
-    } finally {
-      await removeNetns(netns);
+  const fed = await replayRecordedAdds(host, recordedCalls(recordDir), ['netplumb-host-local', 'netplumb-bridge'], async (type, call, result) => {
+    assert.match(JSON.stringify(result.ips), /10\.88\.0\./);
+    if (type === 'netplumb-bridge' && call.stdin.includes('HostPort')) {
+      assert.ok(JSON.stringify(await nftRuleset(host)).includes(String(HOST_PORT)), 'the HostPort mapping is installed');
     }
-  }
+  });
+  assert.is(fed, 4);
   assert.equal(await vethNames(host), []);
   assert.is(reservations(join(ipamDir, 'crinet')).size, 0);
 });
