@@ -11,18 +11,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
+import { sandboxed, createHost, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-env.js';
 import {
-  busyboxRootfs, cniBinDir, criClient, installed, ociArchive, recordedCalls, replayRecordedAdds, startContainerd, type Containerd, type CriClient,
+  busyboxRootfs, cniBinDir, criClient, ociArchive, recordedCalls, replayRecordedAdds, skipUnlessInstalled, startContainerd, tcpFetch,
+  type Containerd, type CriClient,
 } from '../fixtures/runtimes.js';
 
-const missing = ['containerd', 'ctr', 'runc', '/bin/busybox', '/usr/lib/cni/loopback'].filter((c) => !installed(c));
-if (missing.length > 0) {
-  process.stdout.write(`skipped: ${missing.join(', ')} not installed (apt-get install containerd runc busybox-static containernetworking-plugins)\n`);
-  process.exit(0);
-}
+skipUnlessInstalled(['containerd', 'ctr', 'runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'containerd runc busybox-static containernetworking-plugins');
 
 await sandboxed();
 ensurePluginBins();
@@ -106,11 +103,6 @@ async function podNetns(id: string): Promise<string> {
   return ns.path as string;
 }
 
-/** What a TCP client gets from `ip`:`port` (busybox nc), run in network namespace `netns`. */
-async function fetchFrom(netns: string, ip: string, port: number): Promise<string> {
-  const r = await run(['busybox', 'nc', '-w', '5', ip, String(port)], { netns, check: false, timeoutMs: 20_000, input: '' });
-  return r.exitCode === 0 ? r.stdout.trim() : `(nc exit ${r.exitCode}: ${r.stderr.trim()})`;
-}
 
 const HOST_PORT = 18080;
 
@@ -129,9 +121,9 @@ test('pods with a hostPort under containerd CRI: reachable from the host and fro
   // the published port, from the node itself (locally generated traffic) and from the other pod
   const node = host.netnsPath;
   const netnsB = await podNetns(b);
-  assert.is(await fetchFrom(node, GATEWAY, HOST_PORT), 'pod-a', 'the node reaches pod-a through its hostPort');
-  assert.is(await fetchFrom(netnsB, GATEWAY, HOST_PORT), 'pod-a', 'pod-b reaches pod-a through the node\'s hostPort');
-  assert.is(await fetchFrom(netnsB, ipA, 80), 'pod-a', 'pod-b reaches pod-a directly');
+  assert.is(await tcpFetch(node, GATEWAY, HOST_PORT), 'pod-a', 'the node reaches pod-a through its hostPort');
+  assert.is(await tcpFetch(netnsB, GATEWAY, HOST_PORT), 'pod-a', 'pod-b reaches pod-a through the node\'s hostPort');
+  assert.is(await tcpFetch(netnsB, ipA, 80), 'pod-a', 'pod-b reaches pod-a directly');
   const rules = JSON.stringify(await nftRuleset(host));
   assert.ok(rules.includes(String(HOST_PORT)), 'the published port is in netplumb\'s nftables state');
 

@@ -11,15 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sandboxed, createHost, ipJson, run, type Host } from '../../netns-harness/index.js';
-import { busyboxRootfs, installed, startDaemon, waitForSocket, type Daemon } from '../fixtures/runtimes.js';
+import { busyboxRootfs, rootfsTar, skipUnlessInstalled, startDaemon, tcpFetch, waitForSocket, type Daemon } from '../fixtures/runtimes.js';
 
 // The machine may have a newer docker client in /usr/local/bin that does not speak to Debian's daemon.
 const DOCKER = '/usr/bin/docker';
-const missing = [DOCKER, '/usr/sbin/dockerd', '/bin/busybox'].filter((c) => !installed(c));
-if (missing.length > 0) {
-  process.stdout.write(`skipped: ${missing.join(', ')} not installed (apt-get install docker.io busybox-static)\n`);
-  process.exit(0);
-}
+skipUnlessInstalled([DOCKER, '/usr/sbin/dockerd', '/bin/busybox'], 'docker.io busybox-static');
 
 await sandboxed();
 
@@ -45,8 +41,7 @@ test.before(async () => {
   );
   await waitForSocket(sock, dockerd);
   const rootfs = busyboxRootfs(join(tmp, 'rootfs'));
-  await run(['tar', '--numeric-owner', '-C', rootfs, '-cf', join(tmp, 'rootfs.tar'), '.']);
-  await docker('import', join(tmp, 'rootfs.tar'), IMAGE);
+  await docker('import', await rootfsTar(rootfs, join(tmp, 'rootfs.tar')), IMAGE);
 });
 
 test.after(async () => {
@@ -82,8 +77,7 @@ test('docker run --net=none, then the walkthrough on its PID against Docker\'s d
   assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.255.254/16']);
   const ping = await run(['ping', '-c', '1', '-W', '2', '172.17.0.1'], { netns: ns, check: false });
   assert.is(ping.exitCode, 0, `reaches docker0: ${ping.stdout}${ping.stderr}`);
-  const nc = await run(['busybox', 'nc', '-w', '5', normalIp, '80'], { netns: ns, check: false, input: '', timeoutMs: 20_000 });
-  assert.is(nc.stdout.trim(), 'normal', `reaches a normal Docker container: ${nc.stderr}`);
+  assert.is(await tcpFetch(ns, normalIp, 80), 'normal', 'reaches a normal Docker container');
 
   const before = JSON.stringify([await ipJson(['-4', 'addr', 'show'], ns), await ipJson(['-4', 'route', 'show'], ns), await host.ip('-4', 'addr', 'show')]);
   const again = await walk();

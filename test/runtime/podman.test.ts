@@ -13,13 +13,9 @@ import { join } from 'node:path';
 import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-env.js';
-import { busyboxRootfs, cniBinDir, installed, recordedCalls, replayRecordedAdds, RUNC_WRAPPER } from '../fixtures/runtimes.js';
+import { busyboxRootfs, cniBinDir, recordedCalls, replayRecordedAdds, rootfsTar, RUNC_WRAPPER, skipUnlessInstalled, tcpFetch } from '../fixtures/runtimes.js';
 
-const missing = ['podman', 'conmon', '/usr/sbin/runc', '/bin/busybox', '/usr/lib/cni/loopback'].filter((c) => !installed(c));
-if (missing.length > 0) {
-  process.stdout.write(`skipped: ${missing.join(', ')} not installed (apt-get install podman runc busybox-static containernetworking-plugins)\n`);
-  process.exit(0);
-}
+skipUnlessInstalled(['podman', 'conmon', '/usr/sbin/runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'podman runc busybox-static containernetworking-plugins');
 
 await sandboxed();
 ensurePluginBins();
@@ -92,8 +88,7 @@ runroot = ${JSON.stringify(join(tmp, 'storage-run'))}
     NETPLUMB_RECORD_DIR: recordDir,
   };
   const rootfs = busyboxRootfs(join(tmp, 'rootfs'));
-  await run(['tar', '--numeric-owner', '-C', rootfs, '-cf', join(tmp, 'rootfs.tar'), '.']);
-  await podman(['import', '--change', 'CMD ["sh"]', join(tmp, 'rootfs.tar'), IMAGE]);
+  await podman(['import', '--change', 'CMD ["sh"]', await rootfsTar(rootfs, join(tmp, 'rootfs.tar')), IMAGE]);
 });
 
 test.after(async () => {
@@ -110,10 +105,6 @@ test.after(async () => {
 
 const inspect = async (name: string, format: string) => (await podman(['inspect', '-f', format, name])).stdout.trim();
 
-async function fetchFrom(netns: string, ip: string, port: number): Promise<string> {
-  const r = await run(['busybox', 'nc', '-w', '5', ip, String(port)], { netns, check: false, timeoutMs: 20_000, input: '' });
-  return r.exitCode === 0 ? r.stdout.trim() : `(nc exit ${r.exitCode}: ${r.stderr.trim()})`;
-}
 
 test('podman (CNI backend): a published port reachable from the node and from another container; rm -f leaves nothing', async () => {
   const server = ['nc', '-ll', '-p', '80', '-e', 'hostname'];
@@ -124,9 +115,9 @@ test('podman (CNI backend): a published port reachable from the node and from an
   assert.match(ip1, SUBNET_RE);
   assert.match(ip2, SUBNET_RE);
   const netns2 = await inspect('p2', '{{.NetworkSettings.SandboxKey}}');
-  assert.is(await fetchFrom(host.netnsPath, GATEWAY, HOST_PORT), 'p1', 'the node reaches p1 through its published port');
-  assert.is(await fetchFrom(netns2, GATEWAY, HOST_PORT), 'p1', 'p2 reaches p1 through the published port');
-  assert.is(await fetchFrom(netns2, ip1, 80), 'p1', 'p2 reaches p1 directly');
+  assert.is(await tcpFetch(host.netnsPath, GATEWAY, HOST_PORT), 'p1', 'the node reaches p1 through its published port');
+  assert.is(await tcpFetch(netns2, GATEWAY, HOST_PORT), 'p1', 'p2 reaches p1 through the published port');
+  assert.is(await tcpFetch(netns2, ip1, 80), 'p1', 'p2 reaches p1 directly');
 
   await podman(['rm', '-f', 'p1', 'p2']);
   assert.equal(await vethNames(host), [], 'no veth left');
