@@ -31,7 +31,7 @@ export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleActi
 export {
   addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
 } from './net/neigh.js';
-export { sendGratuitousArp, type GratuitousArpSpec } from './net/garp.js';
+export { sendGratuitousArp, probeArp, type GratuitousArpSpec, type ArpProbeSpec } from './net/garp.js';
 export {
   readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setAcceptRaSync, setDisableIpv6Sync, setRpFilterSync, setRouteLocalnetSync,
   setArpNotifySync, setAcceptDadSync, setArpAcceptSync,

@@ -12,7 +12,7 @@
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, toCniError } from './errors.js';
-import type { CniCommand } from './env.js';
+import { parseEnv, type CniCommand } from './env.js';
 import { parseRequest, type CniRequest } from './request.js';
 import type { CniPlugin } from './skeleton.js';
 import { parseResult, type CniResult } from './types.js';
@@ -160,7 +160,8 @@ export async function delegate(type: string, command: CniCommand, req: CniReques
   if (load !== undefined) {
     const plugin = await load();
     // What an executed plugin would see: our environment with the verb set, and the same stdin.
-    const sub = parseRequest(delegateEnv(req, command), opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin));
+    const subEnv = delegateEnv(req, command);
+    const sub = parseRequest(subEnv, opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin), parseEnv(subEnv), plugin.fields);
     try {
       switch (command) {
         case 'ADD':

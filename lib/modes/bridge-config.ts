@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { cniArgsValues } from '../cni/env.js';
+import type { FieldTable } from '../cni/decode.js';
 import { CniError, invalidConfig, unsupportedField } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniDns } from '../cni/types.js';
@@ -67,6 +68,38 @@ export interface BridgeConf {
   /** the portMappings capability */
   portMappings: PortMappingConf[];
 }
+
+/**
+ * The bridge's fields (the reference's `NetConf` of plugins/main/bridge, `PortMapEntry` of libcni for the
+ * portMappings capability) and netplumb's own; matched and type-checked before parsing (lib/cni/decode.ts).
+ */
+export const BRIDGE_FIELDS: FieldTable = {
+  bridge: 'string',
+  isGateway: 'boolean',
+  isDefaultGateway: 'boolean',
+  forceAddress: 'boolean',
+  ipMasq: 'boolean',
+  ipMasqBackend: 'string',
+  mtu: 'integer',
+  hairpinMode: 'boolean',
+  promiscMode: 'boolean',
+  vlan: 'integer',
+  vlanTrunk: { list: { fields: { id: 'integer', minID: 'integer', maxID: 'integer' } } },
+  preserveDefaultVlan: 'boolean',
+  macspoofchk: 'boolean',
+  enabledad: 'boolean',
+  disableContainerInterface: 'boolean',
+  portIsolation: 'boolean',
+  isolate: 'boolean',
+  allowBridges: { list: 'string' },
+  args: { fields: { cni: { fields: { mac: 'string' } } } },
+  runtimeConfig: {
+    fields: {
+      mac: 'string',
+      portMappings: { list: { fields: { hostPort: 'integer', containerPort: 'integer', protocol: 'string', hostIP: 'string' } } },
+    },
+  },
+};
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -21,7 +21,7 @@
 import { chainResult } from '../cni/chain.js';
 import { configureIface, defaultGateways } from '../cni/configure-iface.js';
 import { CniError, invalidConfig, NETPLUMB_ERR } from '../cni/errors.js';
-import type { CniRequest } from '../cni/request.js';
+import type { CniRequest, GcAttachment } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
@@ -35,14 +35,14 @@ import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, se
 import { listRoutes } from '../net/route.js';
 import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
 import {
-  addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
+  addContainerRules, checkContainerRules, gcBridgeFirewall, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
-  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
+  BRIDGE_ERR, BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam.js';
-import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
+import { attachmentKey, namespaceGone, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { runSteps, Teardown, type UndoStack } from './steps.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
@@ -574,16 +574,44 @@ async function gcHostVeths(network: string, keep: Set<string>, halfMade: Set<str
   }
 }
 
+/**
+ * The runtime's valid attachments less those whose recorded namespace is gone: dead whatever the runtime
+ * says (containerd's `ctr run --cni -d` never sends DEL), so GC reclaims their rules, lease and record.
+ */
+function liveAttachments(network: string, valid: readonly GcAttachment[]): GcAttachment[] {
+  return valid.filter((a) => {
+    const r = readAttachment(attachmentKey({ containerId: a.containerId, name: network, ifname: a.ifname }, 'bridge'));
+    return r === undefined || !namespaceGone(r);
+  });
+}
+
 async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
-  const valid = req.validAttachments ?? [];
+  const given = req.validAttachments ?? [];
+  const valid = liveAttachments(network, given);
   const t = new Teardown(`netplumb-bridge: GC ${network}`, req, 'gc-');
-  await t.step('firewall', () => gcFirewall(network, valid));
+  await t.step('firewall', async () => {
+    await gcFirewall(network, valid);
+    // isolation state of bridges deleted since (by anyone): nothing else would ever remove it
+    await gcBridgeFirewall(async () => {
+      const h = openHandleSync();
+      try {
+        return new Set((await listLinks(h, { kind: 'bridge' })).map((l) => l.name));
+      } finally {
+        h.close();
+      }
+    });
+  });
   await t.step('veth', async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
     await gcHostVeths(network, keep, await staleHolderVeths(req, keep));
   });
-  await t.step('ipam', () => hasIpam(req.config as Json) && ipamGc(req));
+  await t.step('ipam', async () => {
+    if (!hasIpam(req.config as Json)) return;
+    // the IPAM plugin gets the same list, less the dead attachments
+    const stdin = valid.length === given.length ? undefined : JSON.stringify({ ...req.config, 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) });
+    await ipamGc(req, stdin === undefined ? undefined : { stdin });
+  });
   await t.step('record', () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
   });
@@ -599,6 +627,7 @@ export const bridgePlugin: CniPlugin = {
   about: 'netplumb-bridge: Docker-style bridge networking (veth, IPAM, masquerade, published ports, isolation)',
   netns: 'foreign',
   capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+  fields: BRIDGE_FIELDS,
   add,
   del,
   check,

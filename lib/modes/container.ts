@@ -326,6 +326,7 @@ export const containerPlugin: CniPlugin = {
   about: 'netplumb-container: join another container\'s network stack (Docker\'s --net=container:<id>)',
   netns: 'foreign',
   capabilities: ['CAP_SYS_ADMIN'],
+  fields: { container: 'any' }, // matched as the reference would; parseTarget checks the value with its own message
 
   async add(req) {
     const spec = targetOf(req);

@@ -14,12 +14,25 @@ import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/conf
 import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
+import { decodeNetConf, ROUTE_FIELDS, type FieldTable } from '../cni/decode.js';
 import { cniArgsValues } from '../cni/env.js';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniResult } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
+
+const RANGE_FIELDS: FieldTable = { subnet: 'string', rangeStart: 'string', rangeEnd: 'string', gateway: 'string' };
+const RANGE_SETS = { list: { list: { fields: RANGE_FIELDS } } } as const;
+
+/** host-local's fields (Go `allocator.Net`, `IPAMConfig` with its embedded `Range`, `IPAMArgs`). */
+export const HOST_LOCAL_FIELDS: FieldTable = {
+  ipam: {
+    fields: { ...RANGE_FIELDS, type: 'string', routes: { list: { fields: ROUTE_FIELDS } }, dataDir: 'string', resolvConf: 'string', ranges: RANGE_SETS },
+  },
+  runtimeConfig: { fields: { ipRanges: RANGE_SETS, ips: { list: 'string' } } },
+  args: { fields: { cni: { fields: { ips: { list: 'string' } } } } },
+};
 
 function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
   let envIp: string | undefined;
@@ -34,7 +47,8 @@ function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
 
 /** Where the store is, from the config alone (for DEL and GC, which must work even if ranges are broken). */
 export function storeRef(req: CniRequest): { dataDir: string; name: string } {
-  const ipam = req.config.ipam;
+  // decoded again: a plugin that delegates to host-local (the bridge's GC) did not declare host-local's fields
+  const ipam = decodeNetConf(req.config, HOST_LOCAL_FIELDS).ipam as CniRequest['config']['ipam'];
   if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam)) throw invalidConfig("IPAM config missing 'ipam' key", 'ipam');
   const d = ipam.dataDir;
   const dataDir = d === undefined || d === null || d === '' ? DEFAULT_DATA_DIR : d;
@@ -47,6 +61,7 @@ export function storeRef(req: CniRequest): { dataDir: string; name: string } {
 export const hostLocal: CniPlugin = {
   name: 'netplumb-host-local',
   about: 'netplumb-host-local: IPAM compatible with host-local (config and store), with GC and STATUS',
+  fields: HOST_LOCAL_FIELDS,
 
   async add(req): Promise<CniResult> {
     const conf = ipamConfig(req);

@@ -23,6 +23,7 @@ import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
 import type { GcAttachment } from '../cni/request.js';
 import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
 import { readUpTo } from '../sys/read.js';
+import { netnsIdOf } from './common.js';
 import { parseRecordedTarget } from './target.js';
 
 export const STATE_ROOT = '/run/netplumb';
@@ -311,6 +312,19 @@ export function staleAttachments(network: string, mode: AttachmentMode, valid: r
     }
   }
   return stale;
+}
+
+/**
+ * Whether the namespace an attachment was made in is gone: its recorded file no longer exists, or names
+ * another namespace now (a reused /proc/PID, a runtime's file made anew). Such an attachment is dead whatever
+ * a runtime still lists (`ctr run --cni -d` never sends DEL): GC reclaims it.
+ */
+export function namespaceGone(r: Pick<AttachmentRecord, 'netns' | 'netnsId'>): boolean {
+  try {
+    return netnsIdOf(r.netns) !== r.netnsId;
+  } catch {
+    return true;
+  }
 }
 
 /**
