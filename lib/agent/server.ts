@@ -25,6 +25,12 @@ import { isAllowed, peerOf, type Peer } from './peer.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
 
+/**
+ * Settings the plugins' modules read from their process environment (fault injection, timing lines, the nft
+ * backend): a request that sets one differently from the agent is answered "run it in process" (421).
+ */
+const PER_PROCESS_SETTINGS = ['NETPLUMB_FAULT', 'NETPLUMB_TIMING', 'NETPLUMB_NFT_BACKEND'];
+
 export const DEFAULT_SOCKET = '/run/netplumb/netplumbd.sock';
 
 /** Limits on what one client may cost the agent. */
@@ -134,6 +140,11 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
   if (body === undefined) return sendJson(res, 413, { message: 'request body too large' });
   if (body.total < envLen) return sendJson(res, 400, { message: 'request body shorter than its environment' });
   const env = parseEnvBlock(body.kept.subarray(0, envLen));
+  const knob = PER_PROCESS_SETTINGS.find((k) => env[k] !== undefined && env[k] !== (process.env[k] ?? ''));
+  if (knob !== undefined) {
+    // The agent's modules read these once from its own environment: honour the caller's by running in process.
+    return sendJson(res, 421, { message: `${knob} differs from the agent's: run the plugin in process` });
+  }
   const stdin = body.kept.subarray(envLen);
   const network = networkOf(stdin);
   const outcome = await queue.run(network, () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
