@@ -5,7 +5,7 @@
  * - Allowed: uid 0, or a process whose primary or supplementary groups include the agent's group (`--group`).
  *   The socket's mode (0660 root:group) already keeps everyone else from connecting; this check is the second
  *   wall, for a socket whose mode someone loosened or a descriptor passed to someone else.
- * - Served here: a peer in the agent's own network and mount namespaces. The host side of an attachment must be
+ * - Served here: a peer in the agent's own network, mount and user namespaces. The host side of an attachment must be
  *   built where the runtime expects it, and paths (CNI_NETNS, the IPAM store) mean what they mean in the
  *   caller's mount namespace; a caller elsewhere is answered "misdirected" and its forwarder runs the plugin in
  *   process.
@@ -16,6 +16,8 @@ import { peerCredentials, type PeerCredentials } from '../sys/libc.js';
 export interface Peer extends PeerCredentials {
   /** supplementary groups of the peer process (from /proc/PID/status), empty if it is gone */
   groups: number[];
+  /** the peer's effective capabilities (CapEff from /proc/PID/status), 0 if it is gone */
+  capEff: bigint;
   /** the peer shares the agent's network and mount namespaces */
   sameNamespaces: boolean;
 }
@@ -30,12 +32,14 @@ export function groupId(name: string): number {
   throw new Error(`no group named ${JSON.stringify(name)} in /etc/group`);
 }
 
-function supplementaryGroups(pid: number): number[] {
+function statusOf(pid: number): { groups: number[]; capEff: bigint } {
   try {
-    const m = /^Groups:\s*([\d ]*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? m[1]!.trim().split(/\s+/).filter(Boolean).map(Number) : [];
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const g = /^Groups:\s*([\d ]*)$/m.exec(text);
+    const c = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
+    return { groups: g ? g[1]!.trim().split(/\s+/).filter(Boolean).map(Number) : [], capEff: c ? BigInt(`0x${c[1]}`) : 0n };
   } catch {
-    return [];
+    return { groups: [], capEff: 0n };
   }
 }
 
@@ -48,7 +52,8 @@ function nsId(path: string): string | undefined {
   }
 }
 
-const own = { net: nsId('/proc/self/ns/net'), mnt: nsId('/proc/self/ns/mnt') };
+const NAMESPACES = ['net', 'mnt', 'user'] as const;
+const own = new Map(NAMESPACES.map((n) => [n, nsId(`/proc/self/ns/${n}`)]));
 
 /**
  * The peer of the connected Unix socket `fd`. A pid of 0 (a peer in a PID namespace the agent cannot see)
@@ -56,9 +61,20 @@ const own = { net: nsId('/proc/self/ns/net'), mnt: nsId('/proc/self/ns/mnt') };
  */
 export function peerOf(fd: number): Peer {
   const c = peerCredentials(fd);
-  const same =
-    c.pid > 0 && own.net !== undefined && own.mnt !== undefined && nsId(`/proc/${c.pid}/ns/net`) === own.net && nsId(`/proc/${c.pid}/ns/mnt`) === own.mnt;
-  return { ...c, groups: c.pid > 0 ? supplementaryGroups(c.pid) : [], sameNamespaces: same };
+  const same = c.pid > 0 && NAMESPACES.every((n) => own.get(n) !== undefined && nsId(`/proc/${c.pid}/ns/${n}`) === own.get(n));
+  return { ...c, ...(c.pid > 0 ? statusOf(c.pid) : { groups: [], capEff: 0n }), sameNamespaces: same };
+}
+
+const CAP_NET_ADMIN = 12n;
+const CAP_SYS_ADMIN = 21n;
+const ROOT_CAPS = (1n << CAP_NET_ADMIN) | (1n << CAP_SYS_ADMIN);
+
+/**
+ * A uid-0 peer that lacks what the plugins need (CAP_NET_ADMIN, CAP_SYS_ADMIN: a root whose capabilities were
+ * dropped): the agent must not lend it its own, so such a caller runs the plugin in process, with what it has.
+ */
+export function isDiminishedRoot(peer: Peer): boolean {
+  return peer.uid === 0 && (peer.capEff & ROOT_CAPS) !== ROOT_CAPS;
 }
 
 /** Whether `peer` may use the agent: root, or a member of group `gid` (undefined: root only). */

@@ -21,7 +21,7 @@ import {
   ENV_LENGTH_HEADER, EXIT_STATUS_HEADER, MAX_CARRIED_STDIN_BYTES, MAX_ENV_BYTES, parseEnvBlock, STDERR_HEADER, stderrHeader, stdinReader,
 } from './cni-endpoint.js';
 import { jsonLog, type AgentLog } from './log.js';
-import { isAllowed, peerOf, type Peer } from './peer.js';
+import { isAllowed, isDiminishedRoot, peerOf, type Peer } from './peer.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
 
@@ -216,6 +216,13 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
   async function route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const url = req.url ?? '';
     const cni = /^\/v1\/cni\/([a-z0-9-]{1,64})$/.exec(url);
+    if (cni && req.method === 'POST' && (!ctx.peer.sameNamespaces || isDiminishedRoot(ctx.peer))) {
+      // Not an error: the caller's forwarder runs the plugin where the caller is, with what the caller holds.
+      req.resume();
+      const why = ctx.peer.sameNamespaces ? 'caller is root without CAP_NET_ADMIN and CAP_SYS_ADMIN' : 'caller in other namespaces';
+      log('misdirected', { id: ctx.id, plugin: cni[1], reason: why, peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
+      return sendJson(res, 421, { message: `${why}: run the plugin in process` });
+    }
     if (!isAllowed(ctx.peer, gid)) {
       log('refused', { id: ctx.id, reason: 'peer not allowed', peer: { pid: ctx.peer.pid, uid: ctx.peer.uid, gid: ctx.peer.gid }, url: url.slice(0, 128) });
       const msg = `netplumbd: uid ${ctx.peer.uid} may not use this agent (only root${gid === undefined ? '' : ` and members of group ${gid}`})`;
@@ -226,15 +233,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       res.end(b);
       return;
     }
-    if (cni && req.method === 'POST') {
-      if (!ctx.peer.sameNamespaces) {
-        // Not an error: the caller's forwarder runs the plugin where the caller is.
-        req.resume();
-        log('misdirected', { id: ctx.id, plugin: cni[1], peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
-        return sendJson(res, 421, { message: 'the caller is in other network or mount namespaces than the agent: run the plugin in process' });
-      }
-      return serveCni(req, res, cni[1]!, ctx, queue);
-    }
+    if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue);
     req.resume();
     if (req.method === 'GET' && url === '/v1/health') return sendJson(res, 200, { ok: true });
     if (req.method === 'GET' && url === '/v1/status') return sendJson(res, 200, status(version, startedAt, inFlight));
