@@ -190,6 +190,8 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
   const log = opts.log ?? jsonLog();
   const version = opts.version ?? '0.0.0';
   const gid = opts.group === undefined ? undefined : typeof opts.group === 'number' ? opts.group : (await import('./peer.js')).groupId(opts.group);
+  // Warm before listening: the first request should not pay for loading the plugins' modules.
+  await Promise.all(AGENT_PLUGINS.map(agentPlugin));
   const claimed: ClaimedPath = await claimSocketPath(socketPath, gid);
   const startedAt = Date.now();
   const queue = new KeyedQueue();
@@ -264,8 +266,6 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     });
   });
   claimed.protect();
-  // Warm: the first request should not pay for loading the plugins' modules.
-  await Promise.all(AGENT_PLUGINS.map(agentPlugin));
   log('start', { socket: socketPath, pid: process.pid, version, group: gid ?? null });
 
   let closing: Promise<void> | undefined;
