@@ -80,7 +80,11 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
   const copyTo = process.env.NETPLUMB_TEST_AGENT_LOG; // a file that collects every agent's log (checked by hand)
   child.stderr!.on('data', (d: string) => {
     log += d;
-    if (copyTo) appendFileSync(copyTo, d);
+    try {
+      if (copyTo) appendFileSync(copyTo, d);
+    } catch {
+      /* best effort (a user namespace may not write it) */
+    }
   });
   const exited = new Promise<number | string>((res) => child.once('exit', (c, s) => res(c ?? s ?? -1)));
   let done = false;

@@ -65,16 +65,15 @@ export function peerOf(fd: number): Peer {
   return { ...c, ...(c.pid > 0 ? statusOf(c.pid) : { groups: [], capEff: 0n }), sameNamespaces: same };
 }
 
-const CAP_NET_ADMIN = 12n;
-const CAP_SYS_ADMIN = 21n;
-const ROOT_CAPS = (1n << CAP_NET_ADMIN) | (1n << CAP_SYS_ADMIN);
+const ownCapEff = statusOf(process.pid).capEff;
 
 /**
- * A uid-0 peer that lacks what the plugins need (CAP_NET_ADMIN, CAP_SYS_ADMIN: a root whose capabilities were
- * dropped): the agent must not lend it its own, so such a caller runs the plugin in process, with what it has.
+ * A uid-0 peer holding fewer capabilities than the agent (a root whose capabilities were dropped): the agent
+ * must not lend it its own — it could then open namespaces or change things the caller cannot — so such a
+ * caller runs the plugin in process, with what it has.
  */
 export function isDiminishedRoot(peer: Peer): boolean {
-  return peer.uid === 0 && (peer.capEff & ROOT_CAPS) !== ROOT_CAPS;
+  return peer.uid === 0 && (peer.capEff & ownCapEff) !== ownCapEff;
 }
 
 /** Whether `peer` may use the agent: root, or a member of group `gid` (undefined: root only). */

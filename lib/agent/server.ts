@@ -221,7 +221,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     if (cni && req.method === 'POST' && (!ctx.peer.sameNamespaces || isDiminishedRoot(ctx.peer))) {
       // Not an error: the caller's forwarder runs the plugin where the caller is, with what the caller holds.
       req.resume();
-      const why = ctx.peer.sameNamespaces ? 'caller is root without CAP_NET_ADMIN and CAP_SYS_ADMIN' : 'caller in other namespaces';
+      const why = ctx.peer.sameNamespaces ? 'caller is root with fewer capabilities than the agent' : 'caller in other namespaces';
       log('misdirected', { id: ctx.id, plugin: cni[1], reason: why, peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
       return sendJson(res, 421, { message: `${why}: run the plugin in process` });
     }
