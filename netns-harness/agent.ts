@@ -143,3 +143,9 @@ export async function agentSocketFor(where?: NetnsHolder | string): Promise<stri
   }
   return (await p).socket;
 }
+
+/** With NETPLUMB_TEST_AGENT=1: the agent now serving `where` (started by agentSocketFor), if any. */
+export function runningAgent(where?: NetnsHolder | string): Promise<AgentProcess> | undefined {
+  const netns = typeof where === 'string' ? where : where?.netnsPath;
+  return perNamespace.get(readlinkSync(netns ?? '/proc/self/ns/net'));
+}
