@@ -21,7 +21,8 @@ import {
   ENV_LENGTH_HEADER, EXIT_STATUS_HEADER, MAX_CARRIED_STDIN_BYTES, MAX_ENV_BYTES, parseEnvBlock, STDERR_HEADER, stderrHeader, stdinReader,
 } from './cni-endpoint.js';
 import { jsonLog, type AgentLog } from './log.js';
-import { isAllowed, isDiminishedRoot, peerOf, type Peer } from './peer.js';
+import { isAllowed, isDiminishedRoot, peerOf, sameView, type Peer } from './peer.js';
+import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
 
@@ -120,6 +121,19 @@ class KeyedQueue {
   }
 }
 
+/** The paths a request names that must mean the same for the caller and the agent: CNI_NETNS, the IPAM store, /run. */
+function pathsOf(env: Record<string, string>, stdin: Buffer): string[] {
+  const paths = ['/', '/run', '/var/run/netns', DEFAULT_DATA_DIR];
+  if (env.CNI_NETNS) paths.push(env.CNI_NETNS);
+  try {
+    const dataDir = JSON.parse(stdin.toString('utf8'))?.ipam?.dataDir;
+    if (typeof dataDir === 'string') paths.push(dataDir);
+  } catch {
+    /* the plugin reports it */
+  }
+  return paths;
+}
+
 function networkOf(stdin: Buffer): string {
   try {
     const name = JSON.parse(stdin.toString('utf8'))?.name;
@@ -147,6 +161,10 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
   }
   const stdin = body.kept.subarray(envLen);
   const network = networkOf(stdin);
+  if (!sameView(ctx.peer, pathsOf(env, stdin))) {
+    ctx.log('misdirected', { id: ctx.id, plugin: pluginName, reason: 'paths differ between the caller\'s mount namespace and the agent\'s', peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
+    return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
+  }
   const outcome = await queue.run(network, () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
   const out = Buffer.from(outcome.stdout);
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': out.length, [EXIT_STATUS_HEADER]: outcome.exitCode };

@@ -193,6 +193,27 @@ test('a caller in another network namespace runs the plugin in process, where it
   }
 });
 
+test('an agent in a mount namespace of its own (systemd ProtectSystem=) serves callers while the paths mean the same', async () => {
+  mkdirSync('/var/run/netns', { recursive: true });
+  const agent = await startAgentProcess({ socket: socketPath(), netns: host.netnsPath, wrapper: ['unshare', '--mount', '--propagation', 'slave'] });
+  try {
+    const conf = bridgeConf({ name: 'ag-mnt', bridge: 'npagmn', subnet: '10.89.0.0/24' });
+    const c = await host.createContainer('mn1');
+    const r = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'mn1', c), stdin: JSON.stringify(conf) });
+    assert.is(r.exitCode, 0, r.stdout + r.stderr);
+    assert.is((await eventsOf(agent, (e) => e.event === 'request' && e.verb === 'ADD')).length, 1, 'served: the same view');
+    // Now /var/run/netns is another directory for the agent: requests run in process, where the caller is.
+    await run(['nsenter', `--mount=/proc/${agent.process.pid}/ns/mnt`, '--', 'mount', '-t', 'tmpfs', 'other-view', '/var/run/netns']);
+    const d = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'mn1', c), stdin: JSON.stringify(conf) });
+    assert.is(d.exitCode, 0, d.stdout);
+    assert.is((await eventsOf(agent, (e) => e.event === 'misdirected')).length, 1, agent.log());
+    assert.is(agent.events().filter((e) => e.event === 'request').length, 1, 'the DEL was not served by the agent');
+    assert.equal(reservations(join(conf.ipam.dataDir, 'ag-mnt')).size, 0, 'the in-process DEL released the address');
+  } finally {
+    await agent.stop();
+  }
+});
+
 test('SIGTERM: the request in flight finishes, then the agent exits 0 and removes its socket', async () => {
   const agent = await agentIn(host);
   const conf = bridgeConf({ name: 'ag-drain', bridge: 'npagdr', subnet: '10.85.0.0/24' });
