@@ -1,20 +1,21 @@
 /**
  * netplumbd: the netplumb agent, in the foreground, logging JSON lines to stderr. docs/AGENT.md.
  *
- *   netplumbd [--socket PATH] [--group NAME]
+ *   netplumbd [--socket PATH] [--group NAME] [--cleanup-grace SECONDS]
  *
  * SIGTERM or SIGINT: stop accepting, finish the requests in flight, remove the socket, exit 0.
  */
 import { readFileSync } from 'node:fs';
 import { AgentStartError, DEFAULT_SOCKET, startAgent } from '../lib/agent/index.js';
 
-const USAGE = `usage: netplumbd [--socket PATH] [--group NAME]
-  --socket PATH   the Unix socket to serve on (default ${DEFAULT_SOCKET})
-  --group NAME    members of this group may use the agent besides root (default: root only)
+const USAGE = `usage: netplumbd [--socket PATH] [--group NAME] [--cleanup-grace SECONDS]
+  --socket PATH             the Unix socket to serve on (default ${DEFAULT_SOCKET})
+  --group NAME              members of this group may use the agent besides root (default: root only)
+  --cleanup-grace SECONDS   wait this long for a DEL after a container's namespace vanished, then run it (default 10)
 `;
 
-function parseArgs(argv: readonly string[]): { socket?: string; group?: string } {
-  const out: { socket?: string; group?: string } = {};
+function parseArgs(argv: readonly string[]): { socket?: string; group?: string; cleanupGraceMs?: number } {
+  const out: { socket?: string; group?: string; cleanupGraceMs?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -25,6 +26,11 @@ function parseArgs(argv: readonly string[]): { socket?: string; group?: string }
     };
     if (flag === '--socket') out.socket = value();
     else if (flag === '--group') out.group = value();
+    else if (flag === '--cleanup-grace') {
+      const v = value();
+      if (!/^\d+(\.\d+)?$/.test(v)) throw new Error('--cleanup-grace needs a number of seconds');
+      out.cleanupGraceMs = Math.round(Number(v) * 1000);
+    }
     else if (flag === '--help' || flag === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);

@@ -29,6 +29,8 @@ export interface AgentProcessOptions {
   group?: string | undefined;
   /** argv run in front of netplumbd (`unshare --mount …`) */
   wrapper?: string[];
+  /** more arguments for netplumbd (`--cleanup-grace 0.2`) */
+  args?: string[];
   env?: Record<string, string>;
 }
 
@@ -73,7 +75,7 @@ export function agentGet(socket: string, path: string, timeoutMs = 5000): Promis
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
   assertSandbox('netns-harness: starting netplumbd');
   if (!existsSync(NETPLUMBD)) throw new Error(`${NETPLUMBD} is missing: run npm run build`);
-  const argv = inNetns(o.netns, [...(o.wrapper ?? []), NETPLUMBD, '--socket', o.socket, ...(o.group ? ['--group', o.group] : [])]);
+  const argv = inNetns(o.netns, [...(o.wrapper ?? []), NETPLUMBD, '--socket', o.socket, ...(o.group ? ['--group', o.group] : []), ...(o.args ?? [])]);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...o.env, [RUN_ID_ENV]: runId() } });
   let log = '';
   child.stderr!.setEncoding('utf8');

@@ -25,6 +25,8 @@ import { isAllowed, isDiminishedRoot, peerOf, sameView, type Peer } from './peer
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
+import { forgetRequest, keepRequest } from './attachments.js';
+import { startCleanup } from './cleanup.js';
 
 /**
  * Settings the plugins' modules read from their process environment (fault injection, timing lines, the nft
@@ -54,6 +56,8 @@ export interface AgentOptions {
   socket?: string;
   /** the group whose members may use the agent besides root (a name or a gid); default: root only */
   group?: string | number;
+  /** how long after a container's namespace vanished the agent waits for a DEL before running it (default 10 s) */
+  cleanupGraceMs?: number;
   /** the package version, for /v1/status */
   version?: string;
   log?: AgentLog;
@@ -166,6 +170,8 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
     return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
   }
   const outcome = await queue.run(network, () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
+  if (outcome.exitCode === 0 && env.CNI_COMMAND === 'ADD') keepRequest(pluginName, env, stdin, network);
+  if (outcome.exitCode === 0 && env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
   const out = Buffer.from(outcome.stdout);
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': out.length, [EXIT_STATUS_HEADER]: outcome.exitCode };
   if (outcome.stderr) headers[STDERR_HEADER] = stderrHeader(outcome.stderr);
@@ -284,6 +290,20 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     });
   });
   claimed.protect();
+  const cleanup = startCleanup({
+    graceMs: opts.cleanupGraceMs ?? 10_000,
+    log,
+    async release(k) {
+      const plugin = await agentPlugin(k.plugin);
+      if (plugin === undefined) return false;
+      const stdin = Buffer.from(k.stdin, 'base64');
+      const env = { ...k.env, CNI_COMMAND: 'DEL', CNI_NETNS: '' };
+      const network = networkOf(stdin);
+      const o = await queue.run(network, () => handle(plugin, env, { readStdin: async () => stdin }));
+      if (o.exitCode === 0) forgetRequest(k.plugin, env, network);
+      return o.exitCode === 0;
+    },
+  });
   log('start', { socket: socketPath, pid: process.pid, version, group: gid ?? null });
 
   let closing: Promise<void> | undefined;
@@ -296,6 +316,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       closing ??= new Promise<void>((resolve) => {
         log('stopping', { inFlight });
         server.close(() => {
+          cleanup.stop();
           claimed.release();
           log('stop', {});
           resolve();
