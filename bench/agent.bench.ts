@@ -11,6 +11,7 @@
 import { createHost, sandboxed, startAgentProcess, type AgentProcess, type Container, type Host } from '../netns-harness/index.js';
 import { CniRuntime } from '../netns-harness/cni-runtime.js';
 import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
+import { timedCycle } from './cycle.js';
 import { median } from './stats.js';
 
 await sandboxed();
@@ -69,17 +70,7 @@ for (const [i, v] of VARIANTS.entries()) {
 }
 
 async function cycle(r: Run, level: number | undefined): Promise<void> {
-  const ctr = await r.host.createContainer(`c${r.seq}`);
-  const att = { containerId: `bench-${r.seq++}`, netns: ctr.netnsPath, ifname: 'eth0' };
-  let t = performance.now();
-  const add = await r.rt.exec('ADD', r.conf, att);
-  const tAdd = performance.now() - t;
-  if (!add.ok) throw new Error(`${r.v.label} ADD: ${add.stdout} ${add.stderr}`);
-  t = performance.now();
-  const del = await r.rt.exec('DEL', r.conf, att);
-  const tDel = performance.now() - t;
-  if (!del.ok) throw new Error(`${r.v.label} DEL: ${del.stdout} ${del.stderr}`);
-  await ctr.destroy();
+  const { tAdd, tDel } = await timedCycle(r.v.label, r.host, r.rt, r.conf, `bench-${r.seq++}`);
   if (level === undefined) return;
   (r.add[level] ??= []).push(tAdd);
   (r.cycle[level] ??= []).push(tAdd + tDel);
