@@ -4,7 +4,7 @@
  * What it made is listed in a manifest (<state>/install-cni.json), so that `--uninstall` removes exactly that,
  * and only what still is netplumb's. Running it again changes nothing.
  */
-import { lstatSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -17,6 +17,17 @@ const MODES = ['bridge', 'host', 'container', 'none'] as const;
 
 /** This package's plugin executables (dist/plugins). */
 export const pluginsDir = () => fileURLToPath(new URL('../../plugins/', import.meta.url));
+
+/**
+ * What a runtime should exec for plugin `p`: in a checkout dist/plugins/p (a link to the forwarder or to the
+ * Node plugin: the file it resolves to); in an installed package, where npm keeps no links, the forwarder
+ * when there is one (it picks the plugin by the name it is run as), else the Node plugin p.cjs.
+ */
+export function pluginExecutable(p: string): string | undefined {
+  const dir = pluginsDir();
+  for (const f of [join(dir, p), join(dir, 'netplumb-forward'), join(dir, `${p}.cjs`)]) if (existsSync(f)) return realpathSync(f);
+  return undefined;
+}
 
 interface Manifest {
   links: Array<{ path: string; target: string }>;
@@ -87,9 +98,8 @@ export function addInstallCniCommand(program: Command): void {
 function install(o: { dir: string; confDir?: string; network: string; mode: string; subnet?: string; container?: string; force?: boolean }) {
   if (!MODES.includes(o.mode as (typeof MODES)[number])) throw new CliError(`--mode ${o.mode}: use ${MODES.join(', ')}`, EXIT.USAGE);
   const dir = resolve(o.dir);
-  const src = pluginsDir();
-  const missing = PLUGINS.filter((p) => !existsSync(join(src, p)));
-  if (missing.length) throw new CliError(`this package has no ${missing.join(', ')} in ${src}: build it (npm run build)`, EXIT.FAILED);
+  const missing = PLUGINS.filter((p) => pluginExecutable(p) === undefined);
+  if (missing.length) throw new CliError(`this package has no ${missing.join(', ')} in ${pluginsDir()}: build it (npm run build)`, EXIT.FAILED);
   const m = readManifest();
   const conf = o.confDir ? conflist(checkNetworkName(o.network), o.mode as (typeof MODES)[number], o, m) : undefined;
   const done = { installed: [] as string[], unchanged: [] as string[] };
@@ -98,7 +108,7 @@ function install(o: { dir: string; confDir?: string; network: string; mode: stri
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     for (const [i, p] of PLUGINS.entries()) {
       const path = join(dir, p);
-      const target = join(src, p);
+      const target = pluginExecutable(p)!;
       const cur = linkTarget(path);
       if (cur === target) done.unchanged.push(path);
       else {
