@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * netplumbd: the netplumb agent, in the foreground, logging JSON lines to stderr. docs/AGENT.md.
  *

@@ -21,9 +21,10 @@
 // this concurrently) is never seen half written. `--if-stale` skips the work when every bundle is newer than
 // every compiled file it could contain.
 import {
-  chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync,
+  chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,18 +81,21 @@ const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
 const file = path.join(__dirname, BUNDLE);
-const cacheFile = \`\${file}.\${/^[A-Z]+$/.test(process.env.CNI_COMMAND ?? '') ? process.env.CNI_COMMAND : 'other'}.cache\`;
+const verb = /^[A-Z]+$/.test(process.env.CNI_COMMAND ?? '') ? process.env.CNI_COMMAND : 'other';
+const cacheDir = CACHE_DIR;
+const cacheFile = cacheDir === undefined ? undefined : path.join(cacheDir, \`\${path.basename(file)}\${CACHE_TAG}.\${verb}.cache\`);
 let cachedData;
 try {
-  cachedData = fs.readFileSync(cacheFile);
+  if (cacheFile !== undefined) cachedData = fs.readFileSync(cacheFile);
 } catch {}
 const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), {
   filename: file,
   cachedData,
 });
-if (cachedData === undefined || script.cachedDataRejected) {
+if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
   process.once('exit', () => {
     try {
+      fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
       const tmp = \`\${cacheFile}.\${process.pid}.tmp\`;
       fs.writeFileSync(tmp, script.createCachedData());
       fs.renameSync(tmp, cacheFile);
@@ -111,6 +115,21 @@ m.filename = file;
 m.paths = Module._nodeModulePaths(path.dirname(file));
 script.runInThisContext().call(m.exports, m.exports, (id) => m.require(id), m, file, path.dirname(file));
 `;
+
+// Where the loader keeps V8's code caches. A checkout (`npm run build`): beside the bundle, as the tests and
+// benchmarks expect. A package (`--package`, run by prepack): never in the package's own directory, which may
+// be read-only or shared (node_modules, /opt/cni/bin links to it): $NETPLUMB_CACHE_DIR, else
+// $XDG_CACHE_HOME/netplumb, else /var/cache/netplumb for root and ~/.cache/netplumb for others; the file names
+// carry a hash of the bundle, so two installed versions never take each other's caches.
+const PACKAGE_BUILD = process.argv.includes('--package');
+const PACKAGE_CACHE_DIR = `process.env.NETPLUMB_CACHE_DIR || (process.env.XDG_CACHE_HOME ? path.join(process.env.XDG_CACHE_HOME, 'netplumb') : process.getuid() === 0 ? '/var/cache/netplumb' : process.env.HOME ? path.join(process.env.HOME, '.cache', 'netplumb') : undefined)`;
+
+function loaderText(name, bundle) {
+  const tag = PACKAGE_BUILD ? `-${createHash('sha256').update(readFileSync(bundle)).digest('hex').slice(0, 12)}` : '';
+  return LOADER.replace('BUNDLE', JSON.stringify(`${name}.bundle.cjs`))
+    .replace('CACHE_DIR', PACKAGE_BUILD ? PACKAGE_CACHE_DIR : '__dirname')
+    .replace('CACHE_TAG', JSON.stringify(tag));
+}
 
 // The bundle runs inside the loader's vm.Script, where import() fails on Node 20: dynamic imports of the
 // external packages go through a function the loader defines instead.
@@ -153,25 +172,47 @@ async function bundleTo(esbuild, out, options) {
 }
 
 /**
- * The library's own entry, dist/lib/index.bundle.js: dist/lib/index.js and every module it imports in one ES
- * module (koffi and netlink stay outside: native code), which the package's `exports["."]` points to. A program
- * that imports `netplumb` then loads one file instead of some thirty: about 5 ms less per fresh process here
- * (the ESM loader resolves, reads and links each file; bench/links.bench.ts, docs/NET.md). The unbundled
- * modules stay in dist/lib for the plugins' bundles, the tests and the types (`exports` keeps index.d.ts).
- * Without esbuild, or if esbuild cannot bundle faithfully, the entry re-exports dist/lib/index.js.
+ * The package's entries as ES modules bundled together with code splitting: dist/lib/index.bundle.js (the library,
+ * `exports["."]`), dist/lib/cni/index.bundle.js (the plugin-writing API, `./cni`) and
+ * dist/netns-harness/index.bundle.js (`./harness`), sharing their common modules through chunks in
+ * dist/lib/chunks/ — so each error class exists once whichever entries a program imports (no `instanceof`
+ * surprises), and no module is in two bundles. (koffi, netlink, execa, ip-cidr stay outside: native code or
+ * loaded late.) A program that imports `netplumb` then loads a few files instead of some thirty: about 5 ms less
+ * per fresh process here (the ESM loader resolves, reads and links each file; bench/links.bench.ts, docs/NET.md).
+ * The unbundled modules stay for the plugins' bundles, the CLI, the tests and the types. Without esbuild, or if
+ * esbuild cannot bundle faithfully, each entry re-exports its unbundled module.
  */
 export async function writeLibraryBundle({ ifStale = false } = {}) {
-  const index = join(dist, 'lib', 'index.js');
-  if (!existsSync(index)) return undefined;
+  const entries = [['lib/index', './index.js'], ['lib/cni/index', './index.js'], ['netns-harness/index', './index.js']].filter(([e]) => existsSync(join(dist, `${e}.js`)));
+  if (entries.length === 0) return undefined;
   const out = join(dist, 'lib', 'index.bundle.js');
-  const fallback = "// esbuild was not available at build time: the unbundled entry.\nexport * from './index.js';\n";
   const esbuild = loadEsbuild();
   if (ifStale && existsSync(out) && statSync(out).mtimeMs > newestJs(join(dist, 'lib'), out)) return 'library: up to date';
-  if (esbuild && (await bundleTo(esbuild, out, { entryPoints: [index], format: 'esm', external: ['koffi', 'netlink', 'execa', 'ip-cidr'] })) === undefined) {
-    return 'library: bundle dist/lib/index.bundle.js';
+  if (esbuild) {
+    const tmpDir = join(dist, `.bundles.${process.pid}.tmp`);
+    let r;
+    try {
+      r = await esbuild.build({
+        entryPoints: Object.fromEntries(entries.map(([e]) => [`${e}.bundle`, join(dist, `${e}.js`)])), outdir: tmpDir, outbase: dist, splitting: true, chunkNames: 'lib/chunks/[name]-[hash]',
+        bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent', write: true, external: ['koffi', 'netlink', 'execa', 'ip-cidr'],
+      });
+    } catch (e) {
+      r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
+    }
+    if (r.errors.length === 0 && r.warnings.length === 0) {
+      const chunks = join(dist, 'lib', 'chunks');
+      rmSync(chunks, { recursive: true, force: true });
+      renameSync(join(tmpDir, 'lib', 'chunks'), chunks);
+      for (const [e] of entries) renameSync(join(tmpDir, `${e}.bundle.js`), join(dist, `${e}.bundle.js`));
+      rmSync(tmpDir, { recursive: true, force: true });
+      return 'library: bundles index, cni and harness with shared chunks';
+    }
+    rmSync(tmpDir, { recursive: true, force: true });
   }
-  replace(out, (t) => writeFileSync(t, fallback));
-  return 'library: re-export of dist/lib/index.js';
+  for (const [e, rel] of entries) {
+    replace(join(dist, `${e}.bundle.js`), (t) => writeFileSync(t, `// esbuild was not available at build time: the unbundled entry.\nexport * from '${rel}';\n`));
+  }
+  return 'library: re-exports of the unbundled entries';
 }
 
 /**
@@ -260,7 +301,7 @@ export async function writePluginBins({ ifStale = false } = {}) {
     const loader = `${bin}.cjs`;
     const bundle = `${bin}.bundle.cjs`;
     let how = `bundle ${name}.bundle.cjs`;
-    const fresh = ifStale && existsSync(bundle) && existsSync(loader) && readFileSync(loader, 'utf8').includes(BUNDLE_MARK) && statSync(bundle).mtimeMs > newest;
+    const fresh = ifStale && existsSync(bundle) && existsSync(loader) && readFileSync(loader, 'utf8') === loaderText(name, bundle) && statSync(bundle).mtimeMs > newest;
     if (!esbuild) {
       wrapper(loader, js);
       how = 'ES module wrapper (no esbuild)';
@@ -281,7 +322,7 @@ export async function writePluginBins({ ifStale = false } = {}) {
           }
         }
         replace(loader, (lt) => {
-          writeFileSync(lt, LOADER.replace('BUNDLE', JSON.stringify(`${name}.bundle.cjs`)));
+          writeFileSync(lt, loaderText(name, bundle));
           chmodSync(lt, 0o755);
         });
       }

@@ -5,6 +5,7 @@
  *   GET  /v1/health             {ok: true}
  *   GET  /v1/status             {version, pid, uptimeSeconds, plugins, networks, attachments, inFlight}
  *   POST /v1/cni/<plugin>       the CNI request (cni-endpoint.ts)
+ *   …    /v1/networks…          networks and connections for the netplumb command (networks-api.ts)
  *
  * Requests for one network run one at a time (the IPAM store's lock is taken on the thread pool; letting a whole
  * queue of one network's requests wait on it there could leave no thread for the holder); different networks
@@ -27,12 +28,19 @@ import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
 import { forgetRequest, keepRequest } from './attachments.js';
 import { startCleanup } from './cleanup.js';
+import { ApiError, apiErrorOf, networksRoute } from './networks-api.js';
 
 /**
  * Settings the plugins' modules read from their process environment (fault injection, timing lines, the nft
  * backend): a request that sets one differently from the agent is answered "run it in process" (421).
  */
 const PER_PROCESS_SETTINGS = ['NETPLUMB_FAULT', 'NETPLUMB_TIMING', 'NETPLUMB_NFT_BACKEND'];
+
+/**
+ * The plugins whose ADDs are kept for cleanup.ts: those that leave something to release (a lease, nft elements,
+ * a host veth) when a container's namespace vanishes. none, host and container hold nothing of their own then.
+ */
+const KEEPS_REQUESTS = new Set(['netplumb-bridge']);
 
 export const DEFAULT_SOCKET = '/run/netplumb/netplumbd.sock';
 
@@ -170,8 +178,15 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
     return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
   }
   const outcome = await queue.run(network, () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
-  if (outcome.exitCode === 0 && env.CNI_COMMAND === 'ADD') keepRequest(pluginName, env, stdin, network);
-  if (outcome.exitCode === 0 && env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
+  if (KEEPS_REQUESTS.has(pluginName) && outcome.exitCode === 0) {
+    try {
+      if (env.CNI_COMMAND === 'ADD') keepRequest(pluginName, env, stdin, network);
+      if (env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
+    } catch (e) {
+      // The answer stands; only a later cleanup of this attachment is lost.
+      ctx.log('keep-request-failed', { id: ctx.id, message: (e as Error).message });
+    }
+  }
   const out = Buffer.from(outcome.stdout);
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': out.length, [EXIT_STATUS_HEADER]: outcome.exitCode };
   if (outcome.stderr) headers[STDERR_HEADER] = stderrHeader(outcome.stderr);
@@ -260,10 +275,41 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       return;
     }
     if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue);
+    if (url.startsWith('/v1/networks')) return serveNetworks(req, res, ctx);
     req.resume();
     if (req.method === 'GET' && url === '/v1/health') return sendJson(res, 200, { ok: true });
     if (req.method === 'GET' && url === '/v1/status') return sendJson(res, 200, status(version, startedAt, inFlight));
     return sendJson(res, 404, { message: `no such endpoint: ${req.method} ${url.slice(0, 128)}` });
+  }
+
+  /** The network routes (networks-api.ts), for callers whose view of the machine is the agent's own. */
+  async function serveNetworks(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    const started = process.hrtime.bigint();
+    if (!ctx.peer.sameNamespaces || !ctx.peer.sameMountNamespace || isDiminishedRoot(ctx.peer)) {
+      req.resume();
+      return sendJson(res, 421, { message: 'the caller is in other namespaces or holds fewer capabilities than the agent: act in process', code: 'EXDEV' });
+    }
+    const body = async () => {
+      const b = await readBody(req, LIMITS.maxJsonBodyBytes, LIMITS.maxJsonBodyBytes);
+      if (b === undefined) throw new ApiError(413, 'request body too large', 'E2BIG');
+      try {
+        return JSON.parse(b.kept.toString('utf8')) as unknown;
+      } catch {
+        throw new ApiError(400, 'the body is not JSON', 'EINVAL');
+      }
+    };
+    let status: number;
+    let answer: unknown;
+    try {
+      const r = await queue.run('\0networks', () => networksRoute(req.method ?? '', req.url ?? '', body));
+      [status, answer] = r ?? [404, { message: `no such endpoint: ${req.url?.slice(0, 128)}`, code: 'ENOENT' }];
+    } catch (e) {
+      const err = apiErrorOf(e);
+      [status, answer] = [err.status, { message: err.message, code: err.code }];
+    }
+    req.resume();
+    sendJson(res, status, answer);
+    log('request', { id: ctx.id, verb: `${req.method} ${(req.url ?? '').slice(0, 128)}`, durationMs: Number(process.hrtime.bigint() - started) / 1e6, outcome: status < 400 ? 'ok' : 'error', status, peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
   }
 
   server.on('connection', (sock: Socket) => {
