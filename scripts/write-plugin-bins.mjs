@@ -32,14 +32,18 @@ import { fileURLToPath } from 'node:url';
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const SHEBANG = '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node';
 const dir = join(dist, 'plugins');
-const tmp = (p) => `${p}.${process.pid}.tmp`;
+// Unique per run: test files run this concurrently, each in a PID namespace of its own where the PIDs repeat.
+const RUN_TAG = `${process.pid}.${createHash('sha256').update(`${process.hrtime.bigint()}${Math.random()}`).digest('hex').slice(0, 8)}`;
+const tmp = (p) => `${p}.${RUN_TAG}.tmp`;
 
+// The newest compiled module under `d`, leaving out what this script writes there (bundles and their chunks).
 function newestJs(d, except) {
   let newest = 0;
   for (const e of readdirSync(d, { withFileTypes: true })) {
     const p = join(d, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestJs(p, except));
-    else if (e.name.endsWith('.js') && p !== except) newest = Math.max(newest, statSync(p).mtimeMs);
+    if (e.isDirectory()) {
+      if (e.name !== 'chunks' && !e.name.startsWith('.')) newest = Math.max(newest, newestJs(p, except));
+    } else if (e.name.endsWith('.js') && !e.name.endsWith('.bundle.js') && p !== except) newest = Math.max(newest, statSync(p).mtimeMs);
   }
   return newest;
 }
@@ -189,7 +193,7 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
   const esbuild = loadEsbuild();
   if (ifStale && existsSync(out) && statSync(out).mtimeMs > newestJs(join(dist, 'lib'), out)) return 'library: up to date';
   if (esbuild) {
-    const tmpDir = join(dist, `.bundles.${process.pid}.tmp`);
+    const tmpDir = join(dist, `.bundles.${RUN_TAG}.tmp`);
     let r;
     try {
       r = await esbuild.build({
