@@ -14,10 +14,12 @@ const needs = {
   test: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
   },
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
   },
 }[profile];
 if (!needs) throw new Error(`unknown profile ${profile}`);

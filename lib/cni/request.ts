@@ -53,6 +53,11 @@ function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
+/** The error for a stdin larger than `limit` bytes (also what the agent answers for an oversized request body). */
+export function stdinTooLarge(limit = MAX_STDIN_BYTES): CniError {
+  return new CniError(CNI_ERR.IO_FAILURE, `network configuration on stdin is larger than ${limit} bytes; refusing it`, { object: 'stdin' });
+}
+
 /**
  * Reads all of stdin, refusing more than `limit` bytes (error 5). Works on pipes, files and non-blocking
  * descriptors (EAGAIN is waited out, at most `timeoutMs`); a closed stdin reads as empty.
@@ -78,11 +83,7 @@ export async function readStdin(limit = MAX_STDIN_BYTES, fd = 0, timeoutMs = 30_
     }
     if (n === 0) break;
     total += n;
-    if (total > limit) {
-      throw new CniError(CNI_ERR.IO_FAILURE, `network configuration on stdin is larger than ${limit} bytes; refusing it`, {
-        object: 'stdin',
-      });
-    }
+    if (total > limit) throw stdinTooLarge(limit);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks, total);

@@ -40,6 +40,7 @@ interface Libc {
   close: (fd: number) => number;
   getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
   bind: (fd: number, addr: Buffer, addrlen: number) => number;
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
@@ -64,6 +65,7 @@ function load(): Libc {
       close: lib.func('int close(int fd)'),
       getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       sendto: lib.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
       bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
       recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
@@ -154,6 +156,25 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   const v = Buffer.alloc(4);
   v.writeInt32LE(value);
   check(load().setsockopt(fd, level, name, v, 4), 'setsockopt', what);
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** A Unix socket peer's credentials as the kernel recorded them at connect(2) (SO_PEERCRED): not forgeable. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** getsockopt(SO_PEERCRED) on a connected Unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const v = Buffer.alloc(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(12);
+  check(load().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, v, len), 'getsockopt', 'SO_PEERCRED');
+  return { pid: v.readInt32LE(0), uid: v.readUInt32LE(4), gid: v.readUInt32LE(8) };
 }
 
 /** sendto(2); returns the bytes sent. */

@@ -1,0 +1,73 @@
+/**
+ * The netplumb command's client of netplumbd: one HTTP/1.1 request per call on the agent's Unix socket.
+ * `openAgent()` answers undefined when no agent listens (the CLI then acts in process), and an
+ * AgentClient otherwise. The routes are the agent's (lib/agent): this module knows only how to ask.
+ */
+import { request as httpRequest } from 'node:http';
+
+/** Where netplumbd listens unless NETPLUMB_SOCKET says otherwise. */
+export const AGENT_SOCKET = '/run/netplumb/netplumbd.sock';
+export const AGENT_SOCKET_ENV = 'NETPLUMB_SOCKET';
+
+/** An error the agent answered (status ≥ 400), with its message and errno-style code when it gave them. */
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+export interface AgentClient {
+  readonly socket: string;
+  /** Sends one request with an optional JSON body; resolves with the parsed JSON answer (undefined when empty). */
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+function send(socket: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = httpRequest(
+      { socketPath: socket, method, path, headers: { host: 'netplumbd', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) }, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`netplumbd at ${socket} did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** A client for the agent at `socket`, or undefined when nothing answers there (no agent: act in process). */
+export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_SOCKET): Promise<AgentClient | undefined> {
+  try {
+    const r = await send(socket, 'GET', '/v1/health', undefined, 2000);
+    if (r.status !== 200) return undefined;
+  } catch {
+    return undefined;
+  }
+  return {
+    socket,
+    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const r = await send(socket, method, path, body, 120_000);
+      let json: any;
+      try {
+        json = r.text ? JSON.parse(r.text) : undefined;
+      } catch {
+        json = undefined;
+      }
+      if (r.status >= 400) {
+        const msg = json?.message ?? json?.msg ?? json?.error ?? (r.text.trim() || `HTTP ${r.status}`);
+        throw new AgentError(`netplumbd: ${msg}`, r.status, json?.code ?? (r.status === 404 ? 'ENOENT' : r.status === 403 ? 'EACCES' : r.status === 409 ? 'EEXIST' : undefined));
+      }
+      return json as T;
+    },
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * `netplumb install-cni`: puts netplumb's CNI plugins where runtimes look for them (symbolic links in --dir to
+ * this package's executables, which stay where npm put them) and, with --conf-dir, a conflist for one network.
+ * What it made is listed in a manifest (<state>/install-cni.json), so that `--uninstall` removes exactly that,
+ * and only what still is netplumb's. Running it again changes nothing.
+ */
+import { lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { bridgeConfig, checkNetworkName, createNetwork, readNetwork, removeNetwork, stateRoot } from '../networks/index.js';
+import { makePrivateDir, writeJsonAtomic } from '../networks/store.js';
+import { CliError, EXIT, printJson, progress } from './output.js';
+
+export const PLUGINS = ['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none'] as const;
+const MODES = ['bridge', 'host', 'container', 'none'] as const;
+
+/** This package's plugin executables (dist/plugins). */
+export const pluginsDir = () => fileURLToPath(new URL('../../plugins/', import.meta.url));
+
+/**
+ * What a runtime should exec for plugin `p`: in a checkout dist/plugins/p (a link to the forwarder or to the
+ * Node plugin: the file it resolves to); in an installed package, where npm keeps no links, the forwarder
+ * when there is one (it picks the plugin by the name it is run as), else the Node plugin p.cjs.
+ */
+export function pluginExecutable(p: string): string | undefined {
+  const dir = pluginsDir();
+  for (const f of [join(dir, p), join(dir, 'netplumb-forward'), join(dir, `${p}.cjs`)]) if (existsSync(f)) return realpathSync(f);
+  return undefined;
+}
+
+interface Manifest {
+  links: Array<{ path: string; target: string }>;
+  files: string[];
+  /** networks install-cni defined for its conflist */
+  networks?: string[];
+}
+
+const manifestPath = () => join(stateRoot(), 'install-cni.json');
+
+function readManifest(): Manifest {
+  try {
+    return JSON.parse(readFileSync(manifestPath(), 'utf8')) as Manifest;
+  } catch {
+    return { links: [], files: [] };
+  }
+}
+
+function linkTarget(p: string): string | undefined {
+  try {
+    return lstatSync(p).isSymbolicLink() ? readlinkSync(p) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The conflist for `--mode`. Bridge mode uses the network defined by `netplumb network create NAME`, defining it
+ * (with --subnet, or the first free one) when there is none; such a definition is install-cni's, and goes with --uninstall.
+ */
+function conflist(name: string, mode: (typeof MODES)[number], o: { subnet?: string; container?: string }, m: Manifest): Record<string, unknown> {
+  let plugin: Record<string, unknown>;
+  if (mode === 'bridge') {
+    let net = readNetwork(name);
+    if (!net) {
+      net = createNetwork({ name, ...(o.subnet ? { subnet: o.subnet } : {}) });
+      m.networks = [...(m.networks ?? []), name];
+    }
+    const { cniVersion: _v, name: _n, ...rest } = bridgeConfig(net);
+    plugin = rest;
+  } else if (mode === 'container') {
+    if (!o.container) throw new CliError('--mode container needs --container TARGET (the container to join)', EXIT.USAGE);
+    plugin = { type: 'netplumb-container', container: o.container };
+  } else plugin = { type: `netplumb-${mode}` };
+  return { cniVersion: '1.1.0', name, plugins: [plugin] };
+}
+
+export function addInstallCniCommand(program: Command): void {
+  program
+    .command('install-cni')
+    .description('install the CNI plugins into --dir (links to this package) and optionally a conflist; --uninstall removes exactly that')
+    .option('--dir <dir>', 'where runtimes look for plugins', '/opt/cni/bin')
+    .option('--conf-dir <dir>', 'write a conflist here too (e.g. /etc/cni/net.d)')
+    .option('--network <name>', 'the conflist\'s network name (with --conf-dir)', 'netplumb')
+    .option('--mode <mode>', `the conflist's mode: ${MODES.join(' | ')}`, 'bridge')
+    .option('--subnet <cidr>', 'bridge mode, for a network not defined with `netplumb network create`')
+    .option('--container <target>', 'container mode: the container to join')
+    .option('--force', 'replace files of the same names that are not netplumb\'s')
+    .option('--uninstall', 'remove what install-cni installed')
+    .option('--json', 'print what was done as JSON')
+    .action(async (o) => {
+      const r = o.uninstall ? await uninstall() : install(o);
+      if (o.json) printJson(r);
+      else for (const [what, list] of Object.entries(r)) for (const f of list as string[]) process.stdout.write(`${what} ${f}\n`);
+    });
+}
+
+function install(o: { dir: string; confDir?: string; network: string; mode: string; subnet?: string; container?: string; force?: boolean }) {
+  if (!MODES.includes(o.mode as (typeof MODES)[number])) throw new CliError(`--mode ${o.mode}: use ${MODES.join(', ')}`, EXIT.USAGE);
+  const dir = resolve(o.dir);
+  const missing = PLUGINS.filter((p) => pluginExecutable(p) === undefined);
+  if (missing.length) throw new CliError(`this package has no ${missing.join(', ')} in ${pluginsDir()}: build it (npm run build)`, EXIT.FAILED);
+  const m = readManifest();
+  const conf = o.confDir ? conflist(checkNetworkName(o.network), o.mode as (typeof MODES)[number], o, m) : undefined;
+  const done = { installed: [] as string[], unchanged: [] as string[] };
+  const bar = progress('installing CNI plugins');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    for (const [i, p] of PLUGINS.entries()) {
+      const path = join(dir, p);
+      const target = pluginExecutable(p)!;
+      const cur = linkTarget(path);
+      if (cur === target) done.unchanged.push(path);
+      else {
+        if (existsSync(path) || cur !== undefined) {
+          const ours = m.links.some((l) => l.path === path && l.target === cur);
+          if (!ours && !o.force) throw new CliError(`${path} exists and is not netplumb's: remove it, or use --force`, EXIT.CONFLICT);
+        }
+        const tmp = `${path}.${process.pid}.tmp`;
+        rmSync(tmp, { force: true });
+        symlinkSync(target, tmp);
+        renameSync(tmp, path);
+        done.installed.push(path);
+      }
+      m.links = [...m.links.filter((l) => l.path !== path), { path, target }];
+      bar.step(i + 1, PLUGINS.length);
+    }
+    if (conf && o.confDir) {
+      mkdirSync(o.confDir, { recursive: true, mode: 0o755 });
+      const file = join(resolve(o.confDir), `50-${o.network}.conflist`);
+      const text = `${JSON.stringify(conf, null, 2)}\n`;
+      let same = false;
+      try {
+        same = readFileSync(file, 'utf8') === text;
+      } catch {
+        /* absent */
+      }
+      if (same) done.unchanged.push(file);
+      else {
+        if (existsSync(file) && !m.files.includes(file) && !o.force) throw new CliError(`${file} exists and is not netplumb's: remove it, or use --force`, EXIT.CONFLICT);
+        writeJsonAtomic(file, conf);
+        done.installed.push(file);
+      }
+      if (!m.files.includes(file)) m.files.push(file);
+    }
+  } finally {
+    bar.end();
+    makePrivateDir(stateRoot());
+    writeJsonAtomic(manifestPath(), m);
+  }
+  return done;
+}
+
+async function uninstall() {
+  const m = readManifest();
+  const done = { removed: [] as string[], kept: [] as string[] };
+  for (const l of m.links) {
+    if (linkTarget(l.path) === l.target) {
+      rmSync(l.path);
+      done.removed.push(l.path);
+    } else if (existsSync(l.path)) done.kept.push(l.path); // replaced since: not ours any more
+  }
+  for (const f of m.files) {
+    if (existsSync(f)) {
+      rmSync(f);
+      done.removed.push(f);
+    }
+  }
+  for (const n of m.networks ?? []) {
+    if (readNetwork(n)) {
+      await removeNetwork(n, { force: true });
+      done.removed.push(`network ${n}`);
+    }
+  }
+  rmSync(manifestPath(), { force: true });
+  return done;
+}
