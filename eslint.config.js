@@ -19,8 +19,9 @@ export const LAYERS = [
   { name: 'ipam', paths: ['lib/ipam'], may: ['leaves', 'sys', 'netlink', 'net'] },
   { name: 'cni', paths: ['lib/cni'], may: ['leaves', 'sys', 'netlink', 'net', 'ipam'] },
   { name: 'modes', paths: ['lib/modes'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni'] },
-  { name: 'agent', paths: ['lib/agent'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni', 'modes'] },
-  { name: 'cli', paths: ['lib/cli'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni', 'modes', 'agent'] },
+  { name: 'networks', paths: ['lib/networks'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni', 'modes'] },
+  { name: 'agent', paths: ['lib/agent'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni', 'modes', 'networks'] },
+  { name: 'cli', paths: ['lib/cli'], may: ['leaves', 'sys', 'netlink', 'net', 'firewall', 'ipam', 'cni', 'modes', 'networks', 'agent'] },
   // the package's public entry: re-exports from the library, imported by nothing in it
   { name: 'api', paths: ['lib/index.ts'], may: ['leaves', 'sys', 'netlink', 'net'] },
 ];

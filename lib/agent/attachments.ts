@@ -87,7 +87,7 @@ export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
     return out;
   }
   for (const id of ids) {
-    let files: string[] = [];
+    let files: string[];
     try {
       files = readdirSync(join(dir, id)).filter((f) => f.endsWith('.json'));
     } catch {

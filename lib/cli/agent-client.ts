@@ -57,7 +57,7 @@ export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_
     socket,
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
       const r = await send(socket, method, path, body, 120_000);
-      let json: any;
+      let json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- the agent's JSON, narrowed by each caller
       try {
         json = r.text ? JSON.parse(r.text) : undefined;
       } catch {

@@ -5,7 +5,11 @@
  * handle per namespace), and the endpoints' records of lib/networks.
  */
 import { statSync } from 'node:fs';
-import { listAddresses, listLinks, listNamedNetnsSync, listRoutes, openHandleSync, type Link } from '../index.js';
+import { listAddresses } from '../net/addr.js';
+import { openHandleSync } from '../net/handle.js';
+import { listLinks, type Link } from '../net/link.js';
+import { listNamedNetnsSync } from '../net/ns.js';
+import { listRoutes } from '../net/route.js';
 import { isLive, listEndpoints, listNetworks, parseTarget, resolveTarget } from '../networks/index.js';
 
 export interface TopoLink {
