@@ -4,7 +4,15 @@
  * `netplumb` loads one file rather than some thirty (types still come from here). Each module can also be
  * imported on its own (`dist/lib/net/link.js`) by programs that must load little, such as the CNI plugins.
  */
-export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
+export {
+  NetplumbError, SyscallError, ErrorList, Teardown, ERR, ERRNO, errnoName, errnoValue, wrapError, during, capabilityFor,
+  type ErrCode, type Capability, type ErrorContext,
+} from './errors.js';
+export * from './addr/index.js';
+export {
+  ifnameProblem, isValidIfname, isValidContainerId, isValidNetworkName, isValidNetnsName, MAX_IFNAME_BYTES,
+  MAX_CONTAINER_ID_BYTES, MAX_NETWORK_NAME_BYTES,
+} from './names.js';
 export { NetlinkError, type RequestInfo } from './netlink/errors.js';
 export {
   Netns, NETNS_RUN_DIR, openNetns, currentNetns, currentNetnsId, isSameNetns, netnsPath, createNamedNetns,

@@ -4,7 +4,7 @@
  * may come without CNI_NETNS; VERSION, STATUS and GC need only the command) and its syntax rules, each
  * violation an error 4 that names the variables.
  */
-import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../ipam/names.js';
+import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../names.js';
 import { invalidEnv } from './errors.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;

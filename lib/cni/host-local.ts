@@ -10,7 +10,7 @@
  */
 import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';
-import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
+import { formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
 import { cniArgsValues } from './env.js';
@@ -25,7 +25,7 @@ function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
   let envIp: string | undefined;
   if (withArgs) {
     envIp = cniArgsValues(req.args, ['IP']).get('IP');
-    if (envIp !== undefined && parseIp(envIp) === undefined) {
+    if (envIp !== undefined && tryParseIp(envIp) === undefined) {
       throw invalidEnv(['CNI_ARGS'], `CNI_ARGS: IP=${envIp} is not an IP address`);
     }
   }
@@ -68,7 +68,7 @@ export const hostLocal: CniPlugin = {
   async check(req): Promise<void> {
     const conf = ipamConfig(req, false);
     const who = `${req.containerId}/${req.ifname}`;
-    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => parseIp(n)!);
+    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => tryParseIp(n)!);
     conf.rangeSets.forEach((set, i) => {
       if (!held.some((ip) => rangeFor(set, ip))) {
         throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
@@ -77,7 +77,7 @@ export const hostLocal: CniPlugin = {
       }
     });
     for (const ip of req.prevResult?.ips ?? []) {
-      const c = parseCidr(ip.address);
+      const c = tryParseCidr(ip.address);
       if (c === undefined) continue;
       const addr = { family: c.family, value: c.ip };
       if (!conf.rangeSets.some((set) => rangeFor(set, addr))) continue;

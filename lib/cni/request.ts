@@ -4,7 +4,7 @@
  * Every failure is a CniError with the spec's code, raised before any plugin code runs.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
-import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';
+import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../names.js';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, PRIVILEGE_HINT } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';

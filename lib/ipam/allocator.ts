@@ -6,8 +6,8 @@
 import { accessSync, constants as FS } from 'node:fs';
 import { dirname } from 'node:path';
 import { IpamError } from './errors.js';
-import { formatIp, type Ip } from './ip.js';
-import { isValidContainerId, ifnameProblem } from './names.js';
+import { formatIp, type Ip } from '../addr/ip.js';
+import { isValidContainerId, ifnameProblem } from '../names.js';
 import { candidates, ipOf, rangeFor, rangeSetSize, rangeSetText, type Range } from './range.js';
 import type { IpamConfig } from './config.js';
 import { isProblem, ownedBy, Store, type LockOptions, type Owner, type StoreTx } from './store.js';

@@ -4,7 +4,7 @@
  * one address. The iterator reproduces host-local's round robin exactly, so both allocators hand out the
  * same next address from the same store.
  */
-import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from './ip.js';
+import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from '../addr/ip.js';
 
 export interface Range {
   family: Family;

@@ -37,8 +37,8 @@ import {
 import { join } from 'node:path';
 import { faultPoint } from '../sys/fault.js';
 import { IpamError } from './errors.js';
-import { formatIp, parseIp, type Ip } from './ip.js';
-import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
+import { formatIp, tryParseIp, type Ip } from '../addr/ip.js';
+import { isValidContainerId, isValidIfname, isValidNetworkName } from '../names.js';
 
 export const LOCK_FILE = 'lock';
 export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
@@ -243,7 +243,7 @@ export class StoreTx {
   reservations(listing = this.list()): Map<string, Listed & { ip: Ip }> {
     const out = new Map<string, Listed & { ip: Ip }>();
     for (const l of listing) {
-      const ip = parseIp(l.name);
+      const ip = tryParseIp(l.name);
       if (ip !== undefined) out.set(formatIp(ip), { ...l, ip });
     }
     return out;
@@ -348,7 +348,7 @@ export class StoreTx {
   /** The address recorded in last_reserved_ip.<rangeSet>, if readable. */
   lastReserved(rangeSet: number): Ip | undefined {
     const t = this.read(`${LAST_RESERVED_PREFIX}${rangeSet}`);
-    return t === undefined ? undefined : parseIp(t.trim());
+    return t === undefined ? undefined : tryParseIp(t.trim());
   }
 
   setLastReserved(rangeSet: number, ip: Ip): void {
@@ -386,7 +386,7 @@ export class StoreTx {
     const out: StoreEntry[] = [];
     for (const l of this.list()) {
       const e: StoreEntry = { name: l.name, kind: 'foreign' };
-      const ip = parseIp(l.name);
+      const ip = tryParseIp(l.name);
       if (l.name === LOCK_FILE) {
         e.kind = 'lock';
         if (!l.file) e.problem = 'not a regular file';
@@ -395,7 +395,7 @@ export class StoreTx {
       } else if (l.name.startsWith(LAST_RESERVED_PREFIX)) {
         e.kind = 'last-reserved';
         const t = l.file ? this.read(l.name) : undefined;
-        const lip = t === undefined ? undefined : parseIp(t);
+        const lip = t === undefined ? undefined : tryParseIp(t);
         if (!/^[0-9]+$/.test(l.name.slice(LAST_RESERVED_PREFIX.length))) e.problem = 'bad range set index';
         else if (lip === undefined) e.problem = `content is not an address: ${JSON.stringify(t)}`;
         else if (formatIp(lip) !== t) e.problem = `address not in canonical form: ${JSON.stringify(t)}`;

@@ -11,13 +11,14 @@
  *   113 the host end of the veth did not come up in time
  *   114 a published host port belongs to another attachment
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { createHash } from 'node:crypto';
+import { tryParseIp } from '../addr/ip.js';
+import { parseUnicastMac } from '../addr/mac.js';
 import { cniArgsValues } from '../cni/env.js';
 import { CniError, invalidConfig, unsupportedField } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniDns } from '../cni/types.js';
-import { ifnameProblem } from '../ipam/names.js';
+import { ifnameProblem } from '../names.js';
 
 export const BRIDGE_ERR = {
   BRIDGE_CONFLICT: 110,
@@ -93,22 +94,13 @@ function ifname(v: unknown, key: string): string {
   return v;
 }
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
-/** A unicast MAC in canonical form (lower case, colons), or error 7 naming where it came from. */
-export function parseMac(v: unknown, where: string): string {
-  const s = typeof v === 'string' ? v.toLowerCase().replaceAll('-', ':') : '';
-  if (!MAC.test(s)) throw invalidConfig(`${where}: ${JSON.stringify(v)} is not a MAC address (aa:bb:cc:dd:ee:ff)`, where);
-  if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where}: ${s} is a multicast MAC address`, where);
-  if (s === '00:00:00:00:00:00') throw invalidConfig(`${where}: the all-zero MAC address is not usable`, where);
-  return s;
-}
-
-/** A random locally administered unicast MAC (what the kernel would pick, but known before the link exists). */
-export function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+/** A unicast MAC of the configuration in canonical form, or error 7 naming where it came from. */
+export function configMac(v: unknown, where: string): string {
+  try {
+    return parseUnicastMac(v, where);
+  } catch (e) {
+    throw invalidConfig((e as Error).message, where, e);
+  }
 }
 
 function parseDns(v: unknown): CniDns | undefined {
@@ -145,7 +137,7 @@ function parsePortMappings(v: unknown): PortMappingConf[] {
     }
     const out: PortMappingConf = { hostPort: port('hostPort'), containerPort: port('containerPort'), protocol: proto.toLowerCase() as PortMappingConf['protocol'] };
     if (m.hostIP !== undefined && m.hostIP !== null && m.hostIP !== '') {
-      if (typeof m.hostIP !== 'string' || isIP(m.hostIP) === 0) throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
+      if (typeof m.hostIP !== 'string' || tryParseIp(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
       out.hostIP = m.hostIP;
     }
     return out;
@@ -194,11 +186,11 @@ export function parseBridgeConf(req: CniRequest): BridgeConf {
   // The container interface's MAC: CNI_ARGS MAC=, then args.cni.mac, then the `mac` capability (the reference's order).
   let mac: string | undefined;
   const envMac = cniArgsValues(req.args, ['MAC', 'IP']).get('MAC');
-  if (envMac) mac = parseMac(envMac, 'CNI_ARGS MAC');
+  if (envMac) mac = configMac(envMac, 'CNI_ARGS MAC');
   const args = c.args;
-  if (isObject(args) && isObject(args.cni) && args.cni.mac !== undefined && args.cni.mac !== '') mac = parseMac(args.cni.mac, 'args.cni.mac');
+  if (isObject(args) && isObject(args.cni) && args.cni.mac !== undefined && args.cni.mac !== '') mac = configMac(args.cni.mac, 'args.cni.mac');
   const rc = isObject(c.runtimeConfig) ? c.runtimeConfig : {};
-  if (rc.mac !== undefined && rc.mac !== '') mac = parseMac(rc.mac, 'runtimeConfig.mac');
+  if (rc.mac !== undefined && rc.mac !== '') mac = configMac(rc.mac, 'runtimeConfig.mac');
 
   return {
     network: req.name,

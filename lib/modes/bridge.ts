@@ -23,8 +23,8 @@ import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniDns, CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
-import { cidrContains, formatIp, parseCidr, type Cidr } from '../ipam/ip.js';
-import { bytesToIp, ipToBytes } from '../netlink/encoding.js';
+import { canonicalCidr, cidrOverlaps, formatIp, tryParseCidr } from '../addr/ip.js';
+import { randomMac } from '../addr/mac.js';
 import { addAddress, deleteAddress, listAddresses, type Address } from '../net/addr.js';
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
@@ -37,7 +37,7 @@ import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
-  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
+  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
 import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
@@ -53,10 +53,6 @@ type Json = Record<string, unknown>;
 
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
 const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => attachmentKey(req, 'bridge');
-const canonical = (cidr: string) => {
-  const [a, p] = cidr.split('/');
-  return `${bytesToIp(ipToBytes(a!))}/${p}`;
-};
 
 /**
  * `NETPLUMB_FAULT=<step>` makes ADD fail right after that step (tests of the rollback; like the reference's
@@ -89,7 +85,7 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
   let gw6: string | undefined;
   const haveDefault = new Set<number>();
   for (const ip of ips) {
-    const c = parseCidr(ip.address)!;
+    const c = tryParseCidr(ip.address)!;
     if (ip.gateway === undefined && conf.isGateway) ip.gateway = formatIp({ family: c.family, value: c.network + 1n });
     if (conf.isDefaultGateway && !haveDefault.has(c.family)) {
       const dflt = c.family === 4 ? '0.0.0.0/0' : '::/0';
@@ -106,7 +102,7 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
 }
 
 function routeSpec(r: CniRoute, dev: number, p: Plan): RouteSpec {
-  const c = parseCidr(r.dst)!;
+  const c = tryParseCidr(r.dst)!;
   const gateway = r.gw ?? (c.family === 4 ? p.gw4 : p.gw6);
   const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, dev };
   if (gateway !== undefined) spec.gateway = gateway;
@@ -126,8 +122,6 @@ async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
 }
 
 // ── the bridge ───────────────────────────────────────────────────────────────────────────────────────────
-
-const overlaps = (a: Cidr, b: Cidr) => cidrContains(a, { family: b.family, value: b.ip }) || cidrContains(b, { family: a.family, value: a.ip });
 
 /** Whether a bridge still has ports (so nobody else is using it right now). */
 async function hasPorts(h: Handle, bridgeIndex: number): Promise<boolean> {
@@ -163,12 +157,12 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   if (addrs.length > 0) {
     const have = await listAddresses(h, { link: br.index });
     for (const want of addrs) {
-      const w = parseCidr(want)!;
-      const wantText = canonical(want);
+      const w = tryParseCidr(want)!;
+      const wantText = canonicalCidr(want);
       if (have.some((a) => a.cidr === wantText)) continue;
       for (const a of have) {
         if (a.family !== w.family) continue;
-        if (w.family === 4 || overlaps(parseCidr(a.cidr)!, w)) {
+        if (w.family === 4 || cidrOverlaps(tryParseCidr(a.cidr)!, w)) {
           if (!conf.forceAddress) {
             throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
@@ -341,7 +335,7 @@ async function add(req: CniRequest): Promise<CniResult> {
       const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
       if (hairpin || conf.portIsolation) await setBridgePort(host, veth.index, { hairpin, ...(conf.portIsolation ? { isolated: true } : {}) });
       writeHostSysctl(host, `net/ipv6/conf/${hostVeth}/accept_ra`, 0, true);
-      const families = new Set(p.ips.map((i) => parseCidr(i.address)!.family));
+      const families = new Set(p.ips.map((i) => tryParseCidr(i.address)!.family));
       if (p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0) {
         if (families.has(4)) writeHostSysctl(host, 'net/ipv4/ip_forward', 1, false);
         if (families.has(6)) writeHostSysctl(host, 'net/ipv6/conf/all/forwarding', 1, false);
@@ -553,15 +547,15 @@ async function check(req: CniRequest): Promise<void> {
     let addrs: Address[] = [];
     if (c) addrs = await listAddresses(ctr, { link: c.index });
     for (const ip of ours) {
-      if (!addrs.some((a) => a.cidr === canonical(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
+      if (!addrs.some((a) => a.cidr === canonicalCidr(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
     }
     if (conf.hasIpam && ours.length === 0) drift.push(`prevResult has no address for ${req.ifname}`);
     const routes = await listRoutes(ctr, { table: 'all' });
     const p = plan(conf, { cniVersion: CURRENT_VERSION, ips: ours });
     for (const r of prev.routes ?? []) {
-      const cidr = parseCidr(r.dst);
+      const cidr = tryParseCidr(r.dst);
       if (!cidr) continue;
-      const dst = cidr.prefix === 0 ? 'default' : canonical(r.dst);
+      const dst = cidr.prefix === 0 ? 'default' : canonicalCidr(r.dst);
       const gw = r.gw ?? (cidr.family === 4 ? p.gw4 : p.gw6);
       const table = r.table ?? 254;
       const found = routes.some(
@@ -570,7 +564,7 @@ async function check(req: CniRequest): Promise<void> {
       if (!found) drift.push(`route ${r.dst}${gw ? ` via ${gw}` : ''} missing in the container`);
     }
     if (p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0) {
-      const fams = new Set(ours.map((i) => parseCidr(i.address)!.family));
+      const fams = new Set(ours.map((i) => tryParseCidr(i.address)!.family));
       if (fams.has(4) && readSysctl(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
       if (fams.has(6) && readSysctl(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
     }

@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
 import type { GcAttachment } from '../cni/request.js';
-import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
+import { isValidContainerId, isValidNetworkName } from '../names.js';
 import { parseRecordedTarget } from './target.js';
 
 export const STATE_ROOT = '/run/netplumb';

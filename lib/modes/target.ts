@@ -18,7 +18,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
-import { isValidContainerId } from '../ipam/names.js';
+import { isValidContainerId } from '../names.js';
 import type { Netns } from '../net/ns.js';
 import { netnsIdOf, nsLabel } from './common.js';
 

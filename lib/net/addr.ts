@@ -1,10 +1,11 @@
 /** IPv4 and IPv6 addresses: add, replace, delete, list, flush. */
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
+  IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
   IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
-import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr } from '../addr/ip.js';
+import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
@@ -69,7 +70,7 @@ export function parseAddress(m: NlMessage): Address {
   const ci = a[IFA_CACHEINFO];
   return {
     index: d.readUInt32LE(4),
-    family: fam === AF_INET6 ? 6 : 4,
+    family: familyOfAf(fam),
     address,
     prefix,
     cidr: `${address}/${prefix}`,
@@ -90,18 +91,13 @@ export function parseAddress(m: NlMessage): Address {
   };
 }
 
-function broadcastOf(address: string, prefix: number): string {
-  const b = ipToBytes(address);
-  const n = (b.readUInt32BE(0) | (prefix === 32 ? 0 : 0xffffffff >>> prefix)) >>> 0;
-  return bytesToIp(Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
-}
-
 /** The request for an address change, by index; exposed for batching. */
 export function addressMessage(type: number, flags: number, index: number, cidr: string, opts: AddressOptions = {}): Buffer {
-  const { address, prefix, family } = parseCidr(cidr);
+  const c = parseCidr(cidr, 'address', { bare: true });
+  const { prefix, family } = c;
   const w = new MessageWriter(type, flags);
   const s = w.struct(8);
-  s.writeUInt8(family === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(family), 0);
   s.writeUInt8(prefix, 1);
   let f = 0;
   if (opts.nodad) f |= IFA_F_NODAD;
@@ -109,11 +105,11 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
   s.writeUInt8(f & 0xff, 2);
   s.writeUInt8(opts.scope === undefined ? 0 : scopeNumber(opts.scope), 3);
   s.writeUInt32LE(index, 4);
-  const bytes = ipToBytes(address);
+  const bytes = ipToBytes({ family, value: c.ip });
   w.attr(IFA_LOCAL, bytes);
   w.attr(IFA_ADDRESS, bytes);
   if (opts.broadcast !== undefined && family === 4) {
-    w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? broadcastOf(address, prefix) : opts.broadcast));
+    w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? { family, value: lastOf(c) } : opts.broadcast));
   }
   if (opts.label !== undefined) w.str(IFA_LABEL, opts.label);
   if (f > 0xff) w.u32(IFA_FLAGS, f);
@@ -143,7 +139,7 @@ export async function listAddresses(h: Handle, filter: { link?: LinkRef; family?
   const index = filter.link === undefined ? 0 : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETADDR, 0);
   const s = w.struct(8);
-  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  s.writeUInt8(afOf(filter.family), 0);
   s.writeUInt32LE(index, 4); // with strict checking the kernel filters by link itself
   const what = `list addresses${filter.link === undefined ? '' : ` of ${refText(filter.link)}`} in ${h.label}`;
   const replies = await h.dump(w.finish(), { op: 'RTM_GETADDR', what });

@@ -1,6 +1,6 @@
 /** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. */
+import { canonicalCidr, parseCidr } from '../addr/ip.js';
 import { NetplumbError } from '../errors.js';
-import { bytesToIp, ipToBytes, parseCidr } from '../netlink/encoding.js';
 import { addAddress, listAddresses } from './addr.js';
 import type { Handle } from './handle.js';
 import { createLink, findLink, setLink, type Link } from './link.js';
@@ -12,7 +12,7 @@ export interface EnsureBridgeOptions extends Omit<BridgeConfig, 'kind' | 'name'>
 }
 
 /**
- * Returns the bridge `name`, creating it (with `opts`) if absent. Refuses (EEXIST) when `name` is a link of
+ * Returns the bridge `name`, creating it (with `opts`) if absent. Refuses (ERR_LINK_KIND) when `name` is a link of
  * another kind. Brings it up when `up` is set, and adds `address` when the bridge lacks it.
  * `created` tells whether this call made it.
  */
@@ -39,8 +39,8 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
   }
   if (opts.up && !link.up) await setLink(h, link.index, { up: true });
   if (address !== undefined) {
-    const want = parseCidr(address);
-    const canonical = `${bytesToIp(ipToBytes(want.address))}/${want.prefix}`; // fd00:0::1 and fd00::1 are one address
+    const want = parseCidr(address, 'bridge address', { bare: true });
+    const canonical = canonicalCidr(address); // fd00:0::1 and fd00::1 are one address
     const have = await listAddresses(h, { link: link.index, family: want.family });
     if (!have.some((a) => a.cidr === canonical)) await addAddress(h, link.index, address);
   }

@@ -4,8 +4,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AF_PACKET } from '../netlink/constants.js';
-import { familyOf, ipToBytes, macToBytes } from '../netlink/encoding.js';
-import { NetplumbError } from '../errors.js';
+import { ipToBytes, parseIp } from '../addr/ip.js';
+import { macToBytes } from '../addr/mac.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { closeFd, sendto, socket } from '../sys/libc.js';
 import type { Handle } from './handle.js';
 import { getLink } from './link.js';
@@ -32,7 +33,7 @@ export function gratuitousArpPacket(mac: string, ip: string): Buffer {
 
 /** Sends `count` (default 1) gratuitous ARP requests for `ip` out of `dev`, `intervalMs` apart. */
 export async function sendGratuitousArp(h: Handle, dev: LinkRef, ip: string, opts: { count?: number; intervalMs?: number } = {}): Promise<void> {
-  if (familyOf(ip) !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: 'EINVAL', op: 'garp', object: ip });
+  if (parseIp(ip).family !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: ERR.INVALID_ADDRESS, op: 'garp', object: ip });
   const link = await getLink(h, dev);
   if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: 'EINVAL', op: 'garp', object: link.name });
   const packet = gratuitousArpPacket(link.mac, ip);

@@ -1,6 +1,8 @@
 /** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete. */
-import { AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
-import { bytesToIp, bytesToMac, familyOf, ipToBytes, macToBytes, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
+import { NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, parseIp } from '../addr/ip.js';
+import { bytesToMac, macToBytes } from '../addr/mac.js';
+import { MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex } from './link.js';
 import type { LinkRef } from './link-types.js';
@@ -43,7 +45,7 @@ export function parseNeighbour(m: NlMessage): Neighbour {
   const flags = d.readUInt8(10);
   return {
     index: d.readInt32LE(4),
-    family: d.readUInt8(0) === AF_INET6 ? 6 : 4,
+    family: familyOfAf(d.readUInt8(0)),
     address: a[NDA_DST] ? bytesToIp(a[NDA_DST]!) : '',
     lladdr: a[NDA_LLADDR]?.length === 6 ? bytesToMac(a[NDA_LLADDR]!) : undefined,
     state: STATES.filter(([, v]) => st & v).map(([n]) => n),
@@ -55,11 +57,12 @@ export function parseNeighbour(m: NlMessage): Neighbour {
 async function neighMessage(h: Handle, type: number, flags: number, n: NeighbourSpec): Promise<Buffer> {
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
-  s.writeUInt8(familyOf(n.address) === 4 ? AF_INET : AF_INET6, 0);
+  const address = parseIp(n.address, 'neighbour address');
+  s.writeUInt8(afOf(address.family), 0);
   s.writeInt32LE(await linkIndex(h, n.dev), 4);
   s.writeUInt16LE(type === RTM_DELNEIGH ? 0 : STATES.find(([k]) => k === (n.state ?? 'permanent'))![1], 8);
   s.writeUInt8(n.router ? NTF_ROUTER : 0, 10);
-  w.attr(NDA_DST, ipToBytes(n.address));
+  w.attr(NDA_DST, ipToBytes(address));
   if (n.lladdr !== undefined) w.attr(NDA_LLADDR, macToBytes(n.lladdr));
   return w.finish();
 }
@@ -83,7 +86,7 @@ export async function listNeighbours(h: Handle, filter: { dev?: LinkRef; family?
   const index = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev);
   const w = new MessageWriter(RTM_GETNEIGH, 0);
   const s = w.struct(12);
-  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  s.writeUInt8(afOf(filter.family), 0);
   const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
   return replies
     .filter((m) => m.type === RTM_NEWNEIGH)

@@ -6,7 +6,8 @@
 import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,
 } from 'node:fs';
-import { NetplumbError, SyscallError } from '../errors.js';
+import { ERR, NetplumbError, SyscallError } from '../errors.js';
+import { isValidNetnsName } from '../names.js';
 import { CLONE_NEWNET, flockSync, LOCK_EX, LOCK_UN, mount, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, namespaceType, umount2 } from '../sys/libc.js';
 import { inNewNetnsSync } from '../sys/netns-window.js';
 
@@ -70,8 +71,8 @@ export interface OpenNetnsOptions {
 }
 
 function checkName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new NetplumbError(`invalid network namespace name ${JSON.stringify(name)}`, { code: 'EINVAL', op: 'netns', object: name });
+  if (!isValidNetnsName(name)) {
+    throw new NetplumbError(`invalid network namespace name ${JSON.stringify(name)}`, { code: ERR.INVALID_NAME, op: 'netns', object: name });
   }
 }
 

@@ -1,10 +1,11 @@
 /** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route get`). */
 import {
-  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
+  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
-  RTM_NEWROUTE, RTNH_F_ONLINK,
+  RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK,
 } from '../netlink/constants.js';
-import { bytesToIp, eachAttr, familyOf, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { afOf, bytesToIp, familyOf, familyOfAf, ipToBytes, parseCidr, parseIp } from '../addr/ip.js';
+import { eachAttr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { scopeName, scopeNumber, type Scope } from './addr.js';
 import type { Handle } from './handle.js';
 import { linkIndex } from './link.js';
@@ -64,7 +65,7 @@ export interface Route {
 
 export function parseRoute(m: NlMessage): Route {
   const d = m.data;
-  const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
+  const fam = familyOfAf(d.readUInt8(0));
   const dstLen = d.readUInt8(1);
   const a = parseAttrs(d, 12);
   const flags = d.readUInt32LE(8);
@@ -102,7 +103,7 @@ export function parseRoute(m: NlMessage): Route {
 }
 
 function specFamily(r: RouteSpec): 4 | 6 {
-  if (r.dst !== 'default') return parseCidr(r.dst).family;
+  if (r.dst !== 'default') return parseCidr(r.dst, 'route destination', { bare: true }).family;
   if (r.gateway) return familyOf(r.gateway);
   const gw = r.multipath?.find((n) => n.gateway)?.gateway;
   if (gw) return familyOf(gw);
@@ -110,14 +111,14 @@ function specFamily(r: RouteSpec): 4 | 6 {
   return r.family ?? 4;
 }
 
-/** The request for a route change; exposed for batching. Names of links must already be indexes. */
+/** The request for a route change; exposed for batching. Links given by name cost one lookup each. */
 export async function routeMessage(h: Handle, type: number, flags: number, r: RouteSpec): Promise<Buffer> {
   const family = specFamily(r);
   const isDelete = type === RTM_DELROUTE;
   const rtype = r.type ?? (isDelete ? undefined : 'unicast');
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
-  s.writeUInt8(family === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(family), 0);
   const table = r.table === undefined ? (rtype === 'local' ? RT_TABLE_LOCAL : RT_TABLE_MAIN) : tableNumber(r.table);
   s.writeUInt8(table < 256 ? table : 0, 4);
   const proto = r.protocol === undefined ? (isDelete ? 0 : PROTOCOLS.boot!) : typeof r.protocol === 'number' ? r.protocol : PROTOCOLS[r.protocol]!;
@@ -134,14 +135,14 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
   s.writeUInt8(rtype === undefined ? 0 : TYPES.indexOf(rtype) + 1, 7);
   s.writeUInt32LE(r.onlink ? RTNH_F_ONLINK : 0, 8);
   if (r.dst !== 'default') {
-    const { address, prefix } = parseCidr(r.dst);
-    s.writeUInt8(prefix, 1);
-    w.attr(RTA_DST, ipToBytes(address));
+    const dst = parseCidr(r.dst, 'route destination', { bare: true });
+    s.writeUInt8(dst.prefix, 1);
+    w.attr(RTA_DST, ipToBytes({ family: dst.family, value: dst.ip }));
   }
   if (table >= 256) w.u32(RTA_TABLE, table);
-  if (r.gateway) w.attr(RTA_GATEWAY, ipToBytes(r.gateway));
+  if (r.gateway) w.attr(RTA_GATEWAY, ipToBytes(parseIp(r.gateway, 'gateway')));
   if (r.dev !== undefined) w.u32(RTA_OIF, await linkIndex(h, r.dev));
-  if (r.src) w.attr(RTA_PREFSRC, ipToBytes(r.src));
+  if (r.src) w.attr(RTA_PREFSRC, ipToBytes(parseIp(r.src, 'preferred source')));
   if (r.metric !== undefined) w.u32(RTA_PRIORITY, r.metric);
   if (r.multipath) {
     const mp = w.nest(RTA_MULTIPATH);
@@ -152,7 +153,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
       hdr.writeUInt8(nh.onlink ? RTNH_F_ONLINK : 0, 2);
       hdr.writeUInt8((nh.weight ?? 1) - 1, 3);
       hdr.writeInt32LE(nh.dev === undefined ? 0 : await linkIndex(h, nh.dev), 4);
-      if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(nh.gateway));
+      if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(parseIp(nh.gateway, 'next hop gateway')));
       w.end(start);
     }
     w.end(mp);
@@ -200,7 +201,7 @@ export async function listRoutes(
   for (const fam of families) {
     const w = new MessageWriter(RTM_GETROUTE, 0);
     const s = w.struct(12);
-    s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+    s.writeUInt8(afOf(fam), 0);
     if (table !== undefined) w.u32(RTA_TABLE, table);
     if (dev !== undefined) w.u32(RTA_OIF, dev);
     let replies;
@@ -213,7 +214,7 @@ export async function listRoutes(
     }
     for (const m of replies) {
       if (m.type !== RTM_NEWROUTE) continue;
-      if (m.data.readUInt32LE(8) & 0x200 /* RTM_F_CLONED */) continue;
+      if (m.data.readUInt32LE(8) & RTM_F_CLONED) continue;
       const r = parseRoute(m);
       if (table !== undefined && r.table !== table) continue;
       if (dev !== undefined && r.dev !== dev && !r.multipath?.some((n) => n.dev === dev)) continue;
@@ -228,7 +229,7 @@ export async function getRoute(h: Handle, dst: string, opts: { src?: string; oif
   const fam = familyOf(dst);
   const w = new MessageWriter(RTM_GETROUTE, 0);
   const s = w.struct(12);
-  s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(fam), 0);
   s.writeUInt8(fam === 4 ? 32 : 128, 1);
   w.attr(RTA_DST, ipToBytes(dst));
   if (opts.src) {

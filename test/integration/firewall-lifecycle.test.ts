@@ -121,7 +121,7 @@ test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and
   }
 });
 
-test('a host port published by one container cannot be taken by another (EADDRINUSE, nothing changed)', async () => {
+test('a host port published by one container cannot be taken by another (ERR_HOST_PORT_IN_USE, nothing changed)', async () => {
   await addContainerRules(spec(a, 'ctr-a', { portMappings: [{ hostPort: 8080, containerPort: 80 }] }));
   const before = await nftSummary();
   try {

@@ -9,7 +9,7 @@ import {
   listLinks, listAddresses, addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, sendGratuitousArp,
   readSysctl, writeSysctl, setIpForward, getIpForward, setRpFilter, setAcceptRa, setDisableIpv6, setRouteLocalnet,
   setArpNotify, setAcceptDad, setArpAccept, watch, waitForOperUp, batch, deleteLink, type Handle, type NetEvent,
-  type NetlinkError,
+  type NetlinkError, type NetplumbError,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -119,7 +119,7 @@ test('sysctls are read and written in the handle\'s namespace, not the caller\'s
     readSysctl(ha, 'net/../../etc/passwd');
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetlinkError).code, 'EINVAL');
+    assert.is((e as NetplumbError).code, 'EINVAL');
   }
 });
 

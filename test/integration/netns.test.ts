@@ -120,7 +120,7 @@ test('asking for another namespace that is the caller\'s own is refused, unless 
     openNetns({ name: '../etc' });
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetplumbError).code, 'EINVAL');
+    assert.is((e as NetplumbError).code, 'ERR_INVALID_NAME');
   }
 });
 

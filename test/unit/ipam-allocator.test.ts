@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { allocate, gc, lookup, release, status } from '../../lib/ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../../lib/ipam/config.js';
 import { IpamError } from '../../lib/ipam/errors.js';
-import { formatIp } from '../../lib/ipam/ip.js';
+import { formatIp } from '../../lib/addr/ip.js';
 import { Store } from '../../lib/ipam/store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'np-ipam-unit-'));
