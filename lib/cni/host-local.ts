@@ -14,7 +14,7 @@ import { formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
 import { cniArgsValues } from './env.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from './errors.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv } from './errors.js';
 import { HOST_LOCAL_TYPE } from './delegate.js';
 import type { CniRequest } from './request.js';
 import type { CniPlugin } from './skeleton.js';
@@ -71,7 +71,7 @@ export const hostLocal: CniPlugin = {
     const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => tryParseIp(n)!);
     conf.rangeSets.forEach((set, i) => {
       if (!held.some((ip) => rangeFor(set, ip))) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
           object: who,
         });
       }
@@ -82,7 +82,7 @@ export const hostLocal: CniPlugin = {
       const addr = { family: c.family, value: c.ip };
       if (!conf.rangeSets.some((set) => rangeFor(set, addr))) continue;
       if (!held.some((h) => h.family === addr.family && h.value === addr.value)) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
           object: formatIp(addr),
         });
       }
@@ -99,7 +99,7 @@ export const hostLocal: CniPlugin = {
     try {
       sets = await status(conf);
     } catch (e) {
-      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('IPAM_')) throw e;
+      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('ERR_IPAM_')) throw e;
       throw new CniError(CNI_ERR.NOT_AVAILABLE, `ipam store of network "${conf.name}" is not usable: ${(e as Error).message}`, { cause: e });
     }
     for (const s of sets) {

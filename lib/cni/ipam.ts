@@ -11,7 +11,7 @@
  *   })
  */
 import { delegate, validatePluginType, type DelegateOptions } from './delegate.js';
-import { CniError, invalidConfig, NETPLUMB_ERR, toCniError } from './errors.js';
+import { CNI_ERR, CniError, invalidConfig, toCniError } from './errors.js';
 import type { CniCommand } from './env.js';
 import type { CniRequest } from './request.js';
 import type { CniResult } from './types.js';
@@ -83,7 +83,7 @@ export async function withRollback<T>(fn: (undo: UndoStack) => Promise<T>): Prom
 export async function ipamAdd(req: CniRequest, undo?: UndoStack, opts?: DelegateOptions): Promise<CniResult> {
   const result = await ipamExec('ADD', req, opts);
   undo?.push(`IPAM DEL (${ipamType(req)})`, () => ipamExec('DEL', req, opts));
-  if (result === undefined) throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `IPAM plugin ${ipamType(req)} returned no Result`);
+  if (result === undefined) throw new CniError(CNI_ERR.DELEGATE_FAILED, `IPAM plugin ${ipamType(req)} returned no Result`);
   return result;
 }
 

@@ -12,6 +12,7 @@
 import { formatIp, tryParseIp } from '../addr/ip.js';
 import { parseUnicastMac } from '../addr/mac.js';
 import { ifnameProblem } from '../names.js';
+import { ERR } from '../errors.js';
 import {
   attachmentTag,
   bridgeChain,
@@ -98,7 +99,7 @@ export interface FirewallAttachment {
 
 const MAX_ATTEMPTS = 8;
 
-function invalid(field: string, value: unknown, why: string, code = 'EINVAL'): FirewallError {
+function invalid(field: string, value: unknown, why: string, code: string = ERR.INVALID_ARG_VALUE): FirewallError {
   return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code, op: 'firewall', object: field });
 }
 
@@ -109,7 +110,7 @@ function checkName(field: string, v: unknown, max = 1024): string {
 
 function checkIfname(field: string, v: unknown): string {
   const problem = typeof v === 'string' ? ifnameProblem(v) : 'is not a string';
-  if (problem !== undefined) throw invalid(field, v, `must be an interface name: it ${problem}`);
+  if (problem !== undefined) throw invalid(field, v, `must be an interface name: it ${problem}`, ERR.INVALID_NAME);
   return v as string;
 }
 
@@ -142,7 +143,7 @@ function normalizeMappings(list: readonly PortMapping[]): NormalizedMapping[] {
     let hostFamily: 4 | 6 | undefined;
     if (m.hostIP !== undefined && m.hostIP !== '') {
       const ip = tryParseIp(m.hostIP);
-      if (ip === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address');
+      if (ip === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address', ERR.INVALID_ADDRESS);
       hostIP = formatIp(ip);
       hostFamily = ip.family;
       if (hostIP === '0.0.0.0' || hostIP === '::') hostIP = undefined; // every address of that family
@@ -164,7 +165,7 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
   if (!Array.isArray(s.ips)) throw invalid('ips', s.ips, 'must be a list of addresses');
   const ips = s.ips.map((text) => {
     const p = ipPrefix(text);
-    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16');
+    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16', ERR.INVALID_ADDRESS);
     return p;
   });
   let spoof: NormalizedSpec['spoof'];
@@ -173,7 +174,7 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
     try {
       mac = parseUnicastMac(s.mac, 'mac');
     } catch {
-      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface');
+      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface', ERR.INVALID_MAC);
     }
     spoof = { hostVeth: checkIfname('hostVeth', s.hostVeth), mac };
   }
@@ -269,7 +270,7 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
     if (!held || held.chain === e.chain) continue;
     if (PORT_MAPS.includes(e.map)) {
       throw new FirewallError(`host port ${describeKey(e.map, e.key)} is already published by ${describeOwner(st, held.chain)}`, {
-        code: 'EADDRINUSE',
+        code: ERR.HOST_PORT_IN_USE,
         op: 'publish port',
         object: describeKey(e.map, e.key),
       });

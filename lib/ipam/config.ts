@@ -174,7 +174,7 @@ export interface ParseOptions {
 
 /**
  * Parses and validates host-local's configuration from the complete network configuration object.
- * Throws IpamError `IPAM_CONFIG` with host-local's wording where it has one.
+ * Throws IpamError `ERR_IPAM_CONFIG` with host-local's wording where it has one.
  */
 export function parseIpamConfig(netconf: unknown, opts: ParseOptions = {}): IpamConfig {
   if (!isObject(netconf)) throw configError('network configuration must be a JSON object');

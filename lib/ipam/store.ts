@@ -99,7 +99,7 @@ function errCode(e: unknown): string | undefined {
 }
 
 function unsafe(message: string, object: string, cause?: unknown): IpamError {
-  return new IpamError('IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
+  return new IpamError('ERR_IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
 }
 
 let libc: typeof import('../sys/libc.js') | undefined;
@@ -127,10 +127,10 @@ export class Store {
    */
   static open(dataDir: string, network: string, opts: { create?: boolean } = {}): Store {
     if (!isValidNetworkName(network)) {
-      throw new IpamError('IPAM_CONFIG', `invalid network name ${JSON.stringify(network)}`, 'open ipam store', network);
+      throw new IpamError('ERR_IPAM_CONFIG', `invalid network name ${JSON.stringify(network)}`, 'open ipam store', network);
     }
     if (typeof dataDir !== 'string' || !dataDir.startsWith('/') || dataDir.includes('\0')) {
-      throw new IpamError('IPAM_CONFIG', `dataDir must be an absolute path, not ${JSON.stringify(dataDir)}`, 'open ipam store', dataDir);
+      throw new IpamError('ERR_IPAM_CONFIG', `dataDir must be an absolute path, not ${JSON.stringify(dataDir)}`, 'open ipam store', dataDir);
     }
     const s = new Store(dataDir, network);
     if (opts.create ?? true) {
@@ -189,7 +189,7 @@ export class Store {
           if (errCode(e) !== 'EAGAIN') throw e;
         }
         if (Date.now() >= deadline) {
-          throw new IpamError('IPAM_BUSY', `ipam store ${this.dir} is locked by another process; try again later`, 'flock', lockPath);
+          throw new IpamError('ERR_IPAM_BUSY', `ipam store ${this.dir} is locked by another process; try again later`, 'flock', lockPath);
         }
         await sleep(pause * (0.5 + Math.random()));
       }
@@ -311,8 +311,8 @@ export class StoreTx {
 
   /** Reserves `ip` for the attachment; false if the address is already taken. */
   reserve(ip: Ip, containerId: string, ifname: string): boolean {
-    if (!isValidContainerId(containerId)) throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
-    if (!isValidIfname(ifname)) throw new IpamError('IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
+    if (!isValidContainerId(containerId)) throw new IpamError('ERR_IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
+    if (!isValidIfname(ifname)) throw new IpamError('ERR_IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
     const tmp = this.#writeTemp(formatOwner(containerId, ifname));
     const name = join(this.dir, formatIp(ip));
     try {
@@ -338,7 +338,7 @@ export class StoreTx {
 
   /** Removes the entry `name` (never follows a link). True if it existed. */
   remove(name: string): boolean {
-    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad store entry name ${name}`);
+    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new IpamError('ERR_IPAM_CONFIG', `bad store entry name ${JSON.stringify(name)}`, 'remove', name);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
     faultPoint('ipam-remove');

@@ -4,12 +4,7 @@
  * and the names it derives (host veth, alias). Parsing has no side effects: every error is raised before
  * anything is touched.
  *
- * Error codes of the bridge plugin (plugin-specific codes start at 100; 100–106 belong to lib/cni and IPAM):
- *   110 the bridge name is taken by another kind of link, or the bridge has a conflicting address
- *   111 the attachment exists already (host veth name or CNI_IFNAME taken in the container)
- *   112 CHECK found drift (every difference is listed in msg)
- *   113 the host end of the veth did not come up in time
- *   114 a published host port belongs to another attachment
+ * The bridge plugin's error codes (110–114) are in the one registry, CNI_ERR in lib/cni/errors.ts.
  */
 import { createHash } from 'node:crypto';
 import { tryParseIp } from '../addr/ip.js';
@@ -19,14 +14,6 @@ import { CniError, invalidConfig, unsupportedField } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniDns } from '../cni/types.js';
 import { ifnameProblem } from '../names.js';
-
-export const BRIDGE_ERR = {
-  BRIDGE_CONFLICT: 110,
-  ATTACHMENT_EXISTS: 111,
-  CHECK_FAILED: 112,
-  PORT_NOT_UP: 113,
-  HOST_PORT_IN_USE: 114,
-} as const;
 
 /** Docker's default is `docker0`, the reference's `cni0`; netplumb's own bridge is `netplumb0`. */
 export const DEFAULT_BRIDGE = 'netplumb0';

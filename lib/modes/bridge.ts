@@ -18,7 +18,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, withRollback, type UndoStack } from '../cni/ipam.js';
-import { CniError, invalidConfig } from '../cni/errors.js';
+import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniDns, CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
@@ -37,11 +37,12 @@ import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
-  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias,
+  bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
 import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { faultPoint } from '../sys/fault.js';
+import { ERR, Teardown } from '../errors.js';
 import { mark } from './timing.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
@@ -53,6 +54,11 @@ type Json = Record<string, unknown>;
 
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
 const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => attachmentKey(req, 'bridge');
+
+/** Says on stderr which step of a teardown failed (the teardown goes on; its error lists them all). */
+function logFailure(verb: string, subject: string): (step: string, e: unknown) => void {
+  return (step, e) => process.stderr.write(`netplumb-bridge: ${verb} ${subject}: ${step}: ${(e as Error).message}\n`);
+}
 
 /**
  * `NETPLUMB_FAULT=<step>` makes ADD fail right after that step (tests of the rollback; like the reference's
@@ -139,7 +145,7 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   try {
     r = await ensureBridge(h, conf.bridge, { mac: randomMac(), up: true, ...(conf.mtu ? { mtu: conf.mtu } : {}) });
   } catch (e) {
-    if (errCode(e) === 'EEXIST') throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, (e as Error).message, conf.bridge, e);
+    if (errCode(e) === ERR.LINK_KIND || errCode(e) === 'EEXIST') throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, (e as Error).message, conf.bridge, e);
     throw e;
   }
   const br = r.link;
@@ -164,7 +170,7 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
         if (a.family !== w.family) continue;
         if (w.family === 4 || cidrOverlaps(tryParseCidr(a.cidr)!, w)) {
           if (!conf.forceAddress) {
-            throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
+            throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
           await deleteAddress(h, br.index, a.cidr).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
@@ -228,9 +234,9 @@ async function settleAddresses(h: Handle, index: number): Promise<void> {
   for (;;) {
     const addrs = await listAddresses(h, { link: index, family: 6 });
     const failed = addrs.find((a) => a.dadfailed);
-    if (failed) throw new CniError(999, `duplicate address detection failed for ${failed.cidr}`, { object: failed.cidr });
+    if (failed) throw new CniError(CNI_ERR.INTERNAL, `duplicate address detection failed for ${failed.cidr}`, { object: failed.cidr });
     if (!addrs.some((a) => a.tentative)) return;
-    if (Date.now() > deadline) throw new CniError(999, `IPv6 addresses still tentative after ${DAD_TIMEOUT_MS} ms`);
+    if (Date.now() > deadline) throw new CniError(CNI_ERR.INTERNAL, `IPv6 addresses still tentative after ${DAD_TIMEOUT_MS} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -280,13 +286,13 @@ async function add(req: CniRequest): Promise<CniResult> {
     // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
     // the rollback would release the address the first ADD still uses.
     if (await findLink(host, hostVeth)) {
-      throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
+      throw bridgeError(CNI_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
     }
     // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
     // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
     const named = await findLink(host, conf.bridge);
     if (named && named.kind !== 'bridge') {
-      throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+      throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
     }
     // Entering the container's namespace fails when the plugin lacks the privilege there (a namespace of
     // another user namespace, rootless): find out before the IPAM or the bridge are touched.
@@ -298,7 +304,7 @@ async function add(req: CniRequest): Promise<CniResult> {
       if (conf.hasIpam) {
         ipam = await ipamAdd(req, undo);
         mark('ipam');
-        if ((ipam.ips ?? []).length === 0) throw new CniError(999, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
+        if ((ipam.ips ?? []).length === 0) throw new CniError(CNI_ERR.INTERNAL, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
         fault('ipam');
       }
       const p = plan(conf, ipam);
@@ -324,7 +330,7 @@ async function add(req: CniRequest): Promise<CniResult> {
       } catch (e) {
         if (errCode(e) !== 'EEXIST') throw e;
         const which = (await findLink(host, hostVeth)) ? `host interface ${hostVeth}` : `interface ${req.ifname} in ${req.netns}`;
-        throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
+        throw bridgeError(CNI_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
       }
       undo.push(`delete veth ${hostVeth}`, () => deleteLink(host, veth.index).catch(ignoreMissing));
       const ctrIndex = veth.kind === 'veth' && veth.peerIndex !== undefined ? veth.peerIndex : (await getLink(ctr, req.ifname)).index;
@@ -369,8 +375,8 @@ async function add(req: CniRequest): Promise<CniResult> {
         try {
           await waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS });
         } catch (e) {
-          if (errCode(e) !== 'ETIMEDOUT') throw e;
-          throw bridgeError(BRIDGE_ERR.PORT_NOT_UP, `bridge port ${hostVeth} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, hostVeth, e);
+          if (errCode(e) !== ERR.TIMEOUT) throw e;
+          throw bridgeError(CNI_ERR.PORT_NOT_UP, `bridge port ${hostVeth} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, hostVeth, e);
         }
         mark('port-up');
         // Gratuitous ARP for every IPv4 address, now that the port forwards: with arp_notify=1, setting the MAC
@@ -385,8 +391,8 @@ async function add(req: CniRequest): Promise<CniResult> {
       try {
         await addContainerRules(fw);
       } catch (e) {
-        if (errCode(e) === 'EADDRINUSE') throw bridgeError(BRIDGE_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
-        if (errCode(e) === 'EINVAL' && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
+        if (errCode(e) === ERR.HOST_PORT_IN_USE) throw bridgeError(CNI_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
+        if (errCode(e)?.startsWith('ERR_INVALID_') && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
         throw e;
       }
       undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
@@ -458,14 +464,10 @@ async function staleHolderVeths(req: CniRequest, keep: Set<string>): Promise<Set
 async function del(req: CniRequest): Promise<void> {
   const network = req.name;
   const fault = faultInjector(req);
-  const failures: unknown[] = [];
+  const subject = `${req.containerId}/${req.ifname}`;
+  const teardown = new Teardown('DEL', subject, logFailure('DEL', subject));
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      failures.push(e);
-      process.stderr.write(`netplumb-bridge: DEL ${req.containerId}/${req.ifname}: ${what}: ${(e as Error).message}\n`);
-    }
+    await teardown.step(what, fn);
     mark(what);
   };
   // Rules first (plugins#810: they go even without a namespace), then the veth, then the addresses, so an
@@ -484,12 +486,7 @@ async function del(req: CniRequest): Promise<void> {
   if (hasIpam(req.config as Json)) await attempt('ipam', () => ipamDel(req));
   fault('del-ipam');
   await attempt('record', async () => removeAttachment(recordKey(req)));
-  if (failures.length > 0) {
-    const first = failures[0];
-    if (failures.length === 1) throw first;
-    const err = first instanceof CniError ? first : new CniError(999, (first as Error).message, { cause: first });
-    throw new CniError(err.cniCode, err.message, { details: failures.slice(1).map((e) => (e as Error).message).join('; '), cause: first });
-  }
+  teardown.finish();
 }
 
 // ── CHECK ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -578,7 +575,7 @@ async function check(req: CniRequest): Promise<void> {
     host.close();
   }
   if (drift.length > 0) {
-    throw new CniError(BRIDGE_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${conf.network}": ${drift.join('; ')}`, {
+    throw new CniError(CNI_ERR.BRIDGE_CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${conf.network}": ${drift.join('; ')}`, {
       object: `${req.containerId}/${req.ifname}`,
     });
   }
@@ -590,17 +587,10 @@ async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
   const valid = req.validAttachments ?? [];
   const fault = faultInjector(req);
-  const failures: unknown[] = [];
-  const attempt = async (fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      failures.push(e);
-    }
-  };
-  await attempt(() => gcFirewall(network, valid));
+  const teardown = new Teardown('GC', `network ${network}`, logFailure('GC', `network ${network}`));
+  await teardown.step('firewall', () => gcFirewall(network, valid));
   fault('gc-firewall');
-  await attempt(async () => {
+  await teardown.step('veth', async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
     const halfMade = await staleHolderVeths(req, keep);
     const h = openHandle();
@@ -620,11 +610,11 @@ async function gc(req: CniRequest): Promise<void> {
     }
   });
   fault('gc-veth');
-  if (hasIpam(req.config as Json)) await attempt(() => ipamGc(req));
-  await attempt(async () => {
+  if (hasIpam(req.config as Json)) await teardown.step('ipam', () => ipamGc(req));
+  await teardown.step('records', () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
   });
-  if (failures.length > 0) throw failures[0];
+  teardown.finish();
 }
 
 async function status(req: CniRequest): Promise<void> {

@@ -40,7 +40,7 @@ import { withRollback } from '../cni/ipam.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { Netns } from '../net/ns.js';
-import { MODES_ERR, netnsIdOf, nsLabel, refusePrevResult } from './common.js';
+import { netnsIdOf, nsLabel, refusePrevResult } from './common.js';
 import {
   describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
 } from './target.js';
@@ -258,7 +258,7 @@ export const containerPlugin: CniPlugin = {
     refusePrevResult(req, 'netplumb-container');
     const prior = readAttachment(key(req));
     if (prior?.joined && prior.joined.container !== target) {
-      throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${label}`, {
+      throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${label}`, {
         object: req.containerId,
       });
     }
@@ -266,7 +266,7 @@ export const containerPlugin: CniPlugin = {
     const { ns, pidStart } = await openTarget(spec);
     try {
       if (prior?.joined && prior.joined.netnsId !== ns.id) {
-        throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(ns.id)} now (${prior.joined.pidStart !== undefined && prior.joined.pidStart !== pidStart ? 'another process' : 'replaced'}); DEL it before joining again`, {
+        throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(ns.id)} now (${prior.joined.pidStart !== undefined && prior.joined.pidStart !== pidStart ? 'another process' : 'replaced'}); DEL it before joining again`, {
           object: req.containerId,
         });
       }
@@ -304,7 +304,7 @@ export const containerPlugin: CniPlugin = {
         undo.push(`unmount the namespace of ${label} from ${req.netns}`, () => undoJoin(rec));
         const now = netnsIdOf(req.netns);
         if (now !== ns.id) {
-          throw new CniError(999, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
+          throw new CniError(CNI_ERR.INTERNAL, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
         }
       });
       const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
@@ -324,7 +324,7 @@ export const containerPlugin: CniPlugin = {
     const target = formatTarget(spec);
     const label = describeTarget(spec);
     const rec = readAttachment(key(req));
-    const fail = (msg: string) => new CniError(MODES_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
+    const fail = (msg: string) => new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
     if (!rec?.joined) throw fail('no attachment is recorded (was ADD run?)');
     const j = rec.joined;
     if (j.container !== target) throw fail(`it joined ${recordedLabel(j.container)}, not ${label}`);

@@ -17,7 +17,7 @@
  *
  * CNI_IFNAME only names the attachment (the reference ignores it as well): the interface is always `lo`.
  */
-import { CniError } from '../cni/errors.js';
+import { CNI_ERR, CniError } from '../cni/errors.js';
 import { withRollback } from '../cni/ipam.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
@@ -25,7 +25,7 @@ import type { CniIpConfig, CniResult } from '../cni/types.js';
 import type { Address } from '../net/addr.js';
 import type { Handle } from '../net/handle.js';
 import type { Link } from '../net/link.js';
-import { MODES_ERR, netnsIdOf } from './common.js';
+import { netnsIdOf } from './common.js';
 import {
   allAttachments, attachmentKey, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
 } from './state.js';
@@ -48,7 +48,7 @@ const key = (req: CniRequest): AttachmentKey => attachmentKey(req, 'none');
 
 async function loopback(n: Net, h: Handle): Promise<Link> {
   const lo = (await n.listLinks(h)).find((l) => l.kind === 'loopback');
-  if (!lo) throw new CniError(999, `no loopback interface in ${h.label}`);
+  if (!lo) throw new CniError(CNI_ERR.INTERNAL, `no loopback interface in ${h.label}`);
   return lo;
 }
 
@@ -142,7 +142,7 @@ export const nonePlugin: CniPlugin = {
       const expect = (prev?.ips ?? []).filter((ip) => ip.interface !== undefined && loIndexes.has(ip.interface)).map((ip) => ip.address);
       const drift = await loDrift(n, h, expect);
       if (drift.length > 0) {
-        throw new CniError(MODES_ERR.CHECK_FAILED, `CHECK of ${req.containerId} on network "${req.name}": ${drift.join('; ')}`, { object: req.netns });
+        throw new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId} on network "${req.name}": ${drift.join('; ')}`, { object: req.netns });
       }
     } finally {
       h.close();

@@ -5,6 +5,7 @@ import {
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr } from '../addr/ip.js';
+import { during } from '../errors.js';
 import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
@@ -118,20 +119,23 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
 
 /** Adds `cidr` (`10.0.0.2/24`, `fd00::2/64`) to a link; EEXIST if it is already there. */
 export async function addAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
-  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await linkIndex(h, link), cidr, opts);
-  await h.request(msg, { op: 'RTM_NEWADDR', what: `add address ${cidr} to ${refText(link)}`, object: cidr });
+  const what = `add address ${cidr} to ${refText(link)}`;
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await during({ op: 'addAddress', what, object: cidr }, linkIndex(h, link)), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what, object: cidr });
 }
 
 /** Adds or updates `cidr` on a link (no error if present). */
 export async function replaceAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
-  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await linkIndex(h, link), cidr, opts);
-  await h.request(msg, { op: 'RTM_NEWADDR', what: `replace address ${cidr} on ${refText(link)}`, object: cidr });
+  const what = `replace address ${cidr} on ${refText(link)}`;
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await during({ op: 'replaceAddress', what, object: cidr }, linkIndex(h, link)), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what, object: cidr });
 }
 
 /** Removes `cidr` from a link; EADDRNOTAVAIL if it is not there. */
 export async function deleteAddress(h: Handle, link: LinkRef, cidr: string): Promise<void> {
-  const msg = addressMessage(RTM_DELADDR, 0, await linkIndex(h, link), cidr);
-  await h.request(msg, { op: 'RTM_DELADDR', what: `delete address ${cidr} from ${refText(link)}`, object: cidr });
+  const what = `delete address ${cidr} from ${refText(link)}`;
+  const msg = addressMessage(RTM_DELADDR, 0, await during({ op: 'deleteAddress', what, object: cidr }, linkIndex(h, link)), cidr);
+  await h.request(msg, { op: 'RTM_DELADDR', what, object: cidr });
 }
 
 /** Addresses of the namespace, or of one link, or of one family. */

@@ -1,6 +1,6 @@
 /** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. */
 import { canonicalCidr, parseCidr } from '../addr/ip.js';
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { addAddress, listAddresses } from './addr.js';
 import type { Handle } from './handle.js';
 import { createLink, findLink, setLink, type Link } from './link.js';
@@ -32,7 +32,7 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
   }
   if (link.kind !== 'bridge') {
     throw new NetplumbError(`link ${name} exists and is not a bridge (kind ${link.infoKind ?? 'device'})`, {
-      code: 'EEXIST',
+      code: ERR.LINK_KIND,
       op: 'ensureBridge',
       object: name,
     });

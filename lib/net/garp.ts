@@ -35,7 +35,7 @@ export function gratuitousArpPacket(mac: string, ip: string): Buffer {
 export async function sendGratuitousArp(h: Handle, dev: LinkRef, ip: string, opts: { count?: number; intervalMs?: number } = {}): Promise<void> {
   if (parseIp(ip).family !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: ERR.INVALID_ADDRESS, op: 'garp', object: ip });
   const link = await getLink(h, dev);
-  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: 'EINVAL', op: 'garp', object: link.name });
+  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: ERR.INVALID_ARG_VALUE, op: 'garp', object: link.name });
   const packet = gratuitousArpPacket(link.mac, ip);
   // sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8] = broadcast
   const to = Buffer.alloc(20);

@@ -2,6 +2,7 @@
 import { NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, parseIp } from '../addr/ip.js';
 import { bytesToMac, macToBytes } from '../addr/mac.js';
+import { during } from '../errors.js';
 import { MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex } from './link.js';
@@ -70,15 +71,21 @@ async function neighMessage(h: Handle, type: number, flags: number, n: Neighbour
 const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${n.dev}`;
 
 export async function addNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
-  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n), { op: 'RTM_NEWNEIGH', what: `add neighbour ${text(n)}`, object: n.address });
+  const what = `add neighbour ${text(n)}`;
+  const msg = await during({ op: 'addNeighbour', what, object: n.address }, neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n));
+  await h.request(msg, { op: 'RTM_NEWNEIGH', what, object: n.address });
 }
 
 export async function replaceNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
-  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n), { op: 'RTM_NEWNEIGH', what: `replace neighbour ${text(n)}`, object: n.address });
+  const what = `replace neighbour ${text(n)}`;
+  const msg = await during({ op: 'replaceNeighbour', what, object: n.address }, neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n));
+  await h.request(msg, { op: 'RTM_NEWNEIGH', what, object: n.address });
 }
 
 export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'dev' | 'address'>): Promise<void> {
-  await h.request(await neighMessage(h, RTM_DELNEIGH, 0, n), { op: 'RTM_DELNEIGH', what: `delete neighbour ${text(n)}`, object: n.address });
+  const what = `delete neighbour ${text(n)}`;
+  const msg = await during({ op: 'deleteNeighbour', what, object: n.address }, neighMessage(h, RTM_DELNEIGH, 0, n));
+  await h.request(msg, { op: 'RTM_DELNEIGH', what, object: n.address });
 }
 
 /** The neighbour tables (ARP and NDP), optionally of one link or family. */

@@ -30,7 +30,7 @@ export class Netns {
   }
 
   get fd(): number {
-    if (this.#fd < 0) throw new NetplumbError(`network namespace ${this.path} is closed`, { code: 'EBADF', op: 'netns', object: this.path });
+    if (this.#fd < 0) throw new NetplumbError(`network namespace ${this.path} is closed`, { code: ERR.NETNS_CLOSED, op: 'netns', object: this.path });
     return this.#fd;
   }
 
@@ -79,7 +79,7 @@ function checkName(name: string): void {
 function fromFd(fd: number, path: string, name?: string): Netns {
   if (namespaceType(fd) !== CLONE_NEWNET) {
     closeSync(fd);
-    throw new NetplumbError(`${path} is not a network namespace`, { code: 'EINVAL', op: 'netns', object: path });
+    throw new NetplumbError(`${path} is not a network namespace`, { code: ERR.NOT_A_NETNS, op: 'netns', object: path });
   }
   const st = fstatSync(fd);
   return new Netns(fd, path, st.dev, st.ino, name);
@@ -114,7 +114,7 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
     return `${NETNS_RUN_DIR}/${ref.name}`;
   }
   if ('pid' in ref) {
-    if (!Number.isInteger(ref.pid) || ref.pid <= 0) throw new NetplumbError(`invalid PID ${ref.pid}`, { code: 'EINVAL', op: 'netns', object: String(ref.pid) });
+    if (!Number.isInteger(ref.pid) || ref.pid <= 0) throw new NetplumbError(`invalid PID ${ref.pid}`, { code: ERR.INVALID_ARG_VALUE, op: 'netns', object: String(ref.pid) });
     return `/proc/${ref.pid}/ns/net`;
   }
   return ref.path;
@@ -133,7 +133,7 @@ export function openNetns(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
     const path = ref instanceof Netns ? ref.path : 'fd' in ref ? `fd ${ref.fd}` : netnsPath(ref);
     ns.close();
     throw new NetplumbError(`${path} is the caller's own network namespace; refusing to act on it as another`, {
-      code: 'ENETNS_SELF',
+      code: ERR.NETNS_SELF,
       op: 'netns',
       object: path,
     });
@@ -202,7 +202,7 @@ function bindOnto(path: string, name: string, op: string, mountIt: () => void): 
     const fd = openSync(path, fsc.O_RDONLY);
     const ok = namespaceType(fd) === CLONE_NEWNET;
     closeSync(fd);
-    if (!ok) throw new NetplumbError(`${op} ${name}: no network namespace mounted`, { code: 'EIO', op, object: name });
+    if (!ok) throw new NetplumbError(`${op} ${name}: no network namespace mounted`, { code: ERR.NETNS_NOT_MOUNTED, op, object: name });
   } catch (e) {
     try {
       umount2(path, MNT_DETACH);

@@ -5,6 +5,7 @@ import {
   RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK,
 } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOf, familyOfAf, ipToBytes, parseCidr, parseIp } from '../addr/ip.js';
+import { during, ERR, NetplumbError } from '../errors.js';
 import { eachAttr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { scopeName, scopeNumber, type Scope } from './addr.js';
 import type { Handle } from './handle.js';
@@ -173,20 +174,23 @@ function describe(r: RouteSpec): string {
 
 /** Adds a route; EEXIST if an identical one exists. */
 export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${describe(r)}`, object: r.dst });
+  const what = `add route ${describe(r)}`;
+  const msg = await during({ op: 'addRoute', what, object: r.dst }, routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, r));
+  await h.request(msg, { op: 'RTM_NEWROUTE', what, object: r.dst });
 }
 
 /** Adds a route or replaces the one with the same destination, table and metric. */
 export async function replaceRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `replace route ${describe(r)}`, object: r.dst });
+  const what = `replace route ${describe(r)}`;
+  const msg = await during({ op: 'replaceRoute', what, object: r.dst }, routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r));
+  await h.request(msg, { op: 'RTM_NEWROUTE', what, object: r.dst });
 }
 
 /** Deletes the first route matching what is given (ESRCH when none does). */
 export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_DELROUTE, 0, r);
-  await h.request(msg, { op: 'RTM_DELROUTE', what: `delete route ${describe(r)}`, object: r.dst });
+  const what = `delete route ${describe(r)}`;
+  const msg = await during({ op: 'deleteRoute', what, object: r.dst }, routeMessage(h, RTM_DELROUTE, 0, r));
+  await h.request(msg, { op: 'RTM_DELROUTE', what, object: r.dst });
 }
 
 /** Routes of one table (default main; `all` for every table), optionally of one family or one device. */
@@ -240,7 +244,7 @@ export async function getRoute(h: Handle, dst: string, opts: { src?: string; oif
   if (opts.iif !== undefined) w.u32(RTA_IIF, await linkIndex(h, opts.iif));
   const replies = await h.request(w.finish(), { op: 'RTM_GETROUTE', what: `get route to ${dst}`, object: dst });
   const m = replies.find((x) => x.type === RTM_NEWROUTE);
-  if (!m) throw new Error(`get route to ${dst}: no answer`);
+  if (!m) throw new NetplumbError(`get route to ${dst}: the kernel answered without a route`, { code: ERR.NO_REPLY, op: 'RTM_GETROUTE', object: dst });
   return parseRoute(m);
 }
 

@@ -8,6 +8,7 @@
  * If returning fails, the process is in the wrong namespace with no way back, so it aborts rather than go on.
  */
 import { closeSync, openSync } from 'node:fs';
+import { ERR, NetplumbError } from '../errors.js';
 import { CLONE_NEWNET, preloadLibc, setns, unshare } from './libc.js';
 
 function restore(back: number): void {
@@ -22,7 +23,7 @@ function restore(back: number): void {
 function syncOnly<T>(r: T): T {
   if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
     // Too late to undo what ran, but never let an async function believe it ran in the namespace.
-    throw new Error('netns window: the function must be synchronous');
+    throw new NetplumbError('netns window: the function must be synchronous', { code: ERR.NOT_SYNCHRONOUS, op: 'netns window' });
   }
   return r;
 }

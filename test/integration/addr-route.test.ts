@@ -85,7 +85,7 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   assert.equal((await ipAddrs(c, 'eth0')).filter((x) => x.scope === 'global'), []);
 });
 
-test('bad input is refused before the kernel is asked', async () => {
+test('bad input is refused before the kernel is asked; a missing link is named as part of the verb', async () => {
   const before = await ipAddrs(c, 'eth0');
   for (const [cidr, why] of [['10.1.0.300/24', /not an IPv4 or IPv6 address/], ['10.1.0.2/33', /bad prefix length/], ['fd00::1::2/64', /not an IPv4/]] as const) {
     try {
@@ -102,10 +102,19 @@ test('bad input is refused before the kernel is asked', async () => {
       assert.unreachable(gateway);
     } catch (e) {
       assert.is((e as NetplumbError).code, 'ERR_INVALID_ADDRESS', gateway);
-      assert.match((e as Error).message, /invalid gateway: /, gateway);
+      assert.match((e as Error).message, /^add route .*: invalid gateway: /, gateway);
     }
   }
   assert.equal(await ipAddrs(c, 'eth0'), before, 'nothing changed');
+  try {
+    await addAddress(hc, 'nosuch0', '10.1.0.2/24');
+    assert.unreachable();
+  } catch (e) {
+    const err = e as NetplumbError;
+    assert.equal([err.code, err.op, err.object], ['ENODEV', 'addAddress', '10.1.0.2/24']);
+    assert.match(err.message, /^add address 10\.1\.0\.2\/24 to nosuch0: get link nosuch0: ENODEV/);
+    assert.is((err.cause as NetlinkError).op, 'RTM_GETLINK', 'the lookup that failed is the cause');
+  }
 });
 
 test('routes: default via gateway, dev, src, table, metric, protocol, scope, and ping uses them', async () => {

@@ -20,7 +20,7 @@ function rejects(conf: unknown, pattern: RegExp, envIp?: string): void {
     parseIpamConfig(conf, { envIp });
   } catch (e) {
     assert.instance(e, IpamError);
-    assert.is((e as IpamError).code, 'IPAM_CONFIG');
+    assert.is((e as IpamError).code, 'ERR_IPAM_CONFIG');
     assert.match((e as Error).message, pattern);
     return;
   }
