@@ -71,8 +71,6 @@ export const ERR = {
   HOST_PORT_IN_USE: 'ERR_HOST_PORT_IN_USE',
   /** nft refused a command without an errno (a syntax error); FirewallError.nftError has its text */
   NFT: 'ERR_NFT',
-  /** several failures of one teardown (ErrorList.errors holds each) */
-  MULTIPLE: 'ERR_MULTIPLE',
 } as const;
 
 export type ErrCode = (typeof ERR)[keyof typeof ERR];
@@ -169,55 +167,5 @@ export async function during<T>(ctx: ErrorContext, step: Promise<T>): Promise<T>
     return await step;
   } catch (e) {
     throw wrapError(e, ctx);
-  }
-}
-
-/**
- * Several failures of one operation that went on after each (a teardown), like netavark's error list. `code`
- * is `ERR_MULTIPLE`; `errors` holds every failure in order, the first being the `cause`.
- */
-export class ErrorList extends NetplumbError {
-  readonly errors: readonly unknown[];
-
-  constructor(op: string, object: string | undefined, errors: readonly unknown[]) {
-    const texts = errors.map((e) => (e instanceof Error ? e.message : String(e)));
-    super(`${op}${object === undefined ? '' : ` ${object}`}: ${errors.length} failures: ${texts.join('; ')}`, {
-      code: ERR.MULTIPLE,
-      op,
-      object,
-      cause: errors[0],
-    });
-    this.errors = errors;
-  }
-}
-
-/**
- * Runs the steps of a teardown one after another, each even when an earlier one failed, and collects the
- * failures: `finish()` throws nothing, the one failure, or an ErrorList of them all.
- */
-export class Teardown {
-  readonly errors: unknown[] = [];
-
-  /** `onFailure` sees each failure as it happens (a plugin logs it to stderr). */
-  constructor(
-    readonly op: string,
-    readonly object?: string,
-    private readonly onFailure?: (step: string, e: unknown) => void,
-  ) {}
-
-  /** Runs one step; a failure is recorded, not thrown. */
-  async step(name: string, fn: () => unknown): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      this.errors.push(e);
-      this.onFailure?.(name, e);
-    }
-  }
-
-  /** Throws what the steps left: the one failure as it is, several as an ErrorList. */
-  finish(): void {
-    if (this.errors.length === 1) throw this.errors[0];
-    if (this.errors.length > 1) throw new ErrorList(this.op, this.object, this.errors);
   }
 }

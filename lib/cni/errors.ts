@@ -3,7 +3,7 @@
  * docs/CNI.md), the CniError class, and the mapping from any thrown value to the error JSON a runtime
  * reads on stdout.
  */
-import { ERR, ErrorList, NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 
 /**
  * Every CNI error code netplumb prints, in one registry (docs/CNI.md lists them with their meaning). 0–99 are
@@ -143,17 +143,10 @@ const IO = new Set(['EIO', 'ENOSPC', 'EROFS', 'EACCES', 'EDQUOT', 'EMFILE', 'ENF
 
 /**
  * Any thrown value → a CniError: CniError as is; netplumb codes mapped (docs/CNI.md); transient errno
- * errors to 11, EPERM to 107, file-system errno errors to 5; a teardown's ErrorList by its first failure, the
- * others in details; anything else INTERNAL (999) with its message.
+ * errors to 11, EPERM to 107, file-system errno errors to 5; anything else INTERNAL (999) with its message.
  */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  if (e instanceof ErrorList) {
-    // every failure of a teardown: the first decides the code, the others go to details
-    const first = toCniError(e.errors[0]);
-    const rest = e.errors.slice(1).map((x) => (x instanceof Error ? x.message : String(x)));
-    return new CniError(first.cniCode, first.message, { details: rest.join('; '), op: e.op, object: first.object, cause: e });
-  }
   const code = (e as { code?: unknown } | null)?.code;
   const message = e instanceof Error ? e.message : String(e);
   if (typeof code === 'string') {

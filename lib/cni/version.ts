@@ -1,4 +1,7 @@
-/** CNI spec versions: which netplumb speaks, comparison, and what each verb requires. */
+/**
+ * CNI spec versions: which netplumb speaks, comparison, and what each verb requires.
+ * See docs/CNI.md for the rest.
+ */
 import { CNI_ERR, CniError } from './errors.js';
 
 /** The versions netplumb's plugins accept and answer in (VERSION lists them). */

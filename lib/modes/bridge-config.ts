@@ -5,6 +5,7 @@
  * anything is touched.
  *
  * The bridge plugin's error codes (110–114) are in the one registry, CNI_ERR in lib/cni/errors.ts.
+ * See docs/BRIDGE.md for the rest.
  */
 import { createHash } from 'node:crypto';
 import { tryParseIp } from '../addr/ip.js';

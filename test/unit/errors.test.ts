@@ -1,11 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  capabilityFor, during, ERR, ERRNO, ErrorList, errnoName, errnoValue, NetplumbError, SyscallError, Teardown, wrapError,
+  capabilityFor, during, ERR, ERRNO, errnoName, errnoValue, NetplumbError, SyscallError, wrapError,
 } from '../../lib/errors.js';
 import { CNI_ERR, CniError, cniCodeName, toCniError } from '../../lib/cni/errors.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
-import { IpamError } from '../../lib/ipam/errors.js';
 import { AddressError } from '../../lib/addr/ip.js';
 
 test('errno names round-trip', () => {
@@ -68,45 +67,6 @@ test('an error of a step inside a compound operation names the operation and cha
   assert.is(await during(ctx, Promise.resolve(7)), 7);
   const denied = wrapError(new SyscallError('setns', ERRNO.EPERM), { op: 'openHandle', what: 'open handle' });
   assert.is(denied.capability, 'CAP_SYS_ADMIN', 'the capability survives the wrapping');
-});
-
-test('a teardown runs every step and reports every failure: none, the one, or an ErrorList', async () => {
-  const seen: string[] = [];
-  const ok = new Teardown('DEL', 'c/eth0', (step) => seen.push(step));
-  await ok.step('a', () => undefined);
-  ok.finish();
-  const one = new Teardown('DEL', 'c/eth0');
-  const e1 = new NetplumbError('veth gone wrong', { code: 'EBUSY', op: 'RTM_DELLINK' });
-  await one.step('veth', () => Promise.reject(e1));
-  assert.throws(() => one.finish(), (x: unknown) => x === e1);
-  const many = new Teardown('GC', 'network n', (step) => seen.push(step));
-  const ran: string[] = [];
-  await many.step('firewall', () => {
-    ran.push('firewall');
-    throw new IpamError('ERR_IPAM_BUSY', 'store locked', 'flock');
-  });
-  await many.step('veth', () => ran.push('veth'));
-  await many.step('ipam', async () => {
-    ran.push('ipam');
-    throw new AddressError('invalid gateway: "x" is not an IPv4 or IPv6 address', 'x');
-  });
-  assert.equal(ran, ['firewall', 'veth', 'ipam'], 'every step ran');
-  assert.equal(seen, ['firewall', 'ipam'], 'each failure was reported as it happened');
-  let list: ErrorList | undefined;
-  try {
-    many.finish();
-  } catch (x) {
-    list = x as ErrorList;
-  }
-  assert.instance(list, ErrorList);
-  assert.is(list!.code, ERR.MULTIPLE);
-  assert.is(list!.errors.length, 2);
-  assert.match(list!.message, /^GC network n: 2 failures: store locked; invalid gateway/);
-  // As a CNI error: the first failure's code, the rest in details.
-  const cni = toCniError(list);
-  assert.is(cni.cniCode, CNI_ERR.TRY_AGAIN_LATER);
-  assert.is(cni.message, 'store locked');
-  assert.match(cni.details ?? '', /invalid gateway/);
 });
 
 test('one CNI code registry: unique numbers, names, netplumb codes mapped, everything else INTERNAL', () => {
