@@ -20,7 +20,7 @@ import {
   openHandleSync, ensureBridge, getLink, findLink, createVethPair, setLink, moveLink, addAddress, listAddresses,
   addRoute, listRoutes, removeStaleNetnsSync, isSameNetnsSync, probeArp, NETNS_RUN_DIR, type Handle, NetplumbError,
 } from '../lib/index.js';
-import { cidrContains, formatIp, lastOf, parseCidr, parseIp } from '../lib/ipam/ip.js';
+import { cidrContains, formatIp, lastOf, tryParseCidr, tryParseIp } from '../lib/addr/ip.js';
 
 /** The guide's numbers, from the Docker of its day (docker0 172.17.42.1/16). */
 export const GUIDE = { address: '172.17.42.99/16', gateway: '172.17.42.1' } as const;
@@ -71,10 +71,10 @@ async function chooseAddresses(host: Handle, ctr: Handle, o: Required<Pick<Walkt
   const own = owned.find((c) => c.split('/')[0] === o.gateway) ?? owned[0]!;
   const gateway = o.gateway ?? own.split('/')[0]!;
   if (o.address !== undefined) return { address: o.address, gateway };
-  const subnet = parseCidr(own)!;
+  const subnet = tryParseCidr(own)!;
   const eth0 = await findLink(ctr, 'eth0');
   if (eth0) {
-    const had = (await listAddresses(ctr, { link: eth0.index, family: 4 })).find((a) => cidrContains(subnet, parseIp(a.cidr.split('/')[0]!)!));
+    const had = (await listAddresses(ctr, { link: eth0.index, family: 4 })).find((a) => cidrContains(subnet, tryParseIp(a.cidr.split('/')[0]!)!));
     if (had) return { address: had.cidr, gateway };
   }
   const taken = new Set(owned.map((c) => c.split('/')[0]));

@@ -11,7 +11,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isValidContainerId } from '../ipam/names.js';
+import { isValidContainerId } from '../names.js';
 
 export const AGENT_STATE_DIR = '/run/netplumb/agent';
 const ENV_KEPT = /^(CNI_[A-Z_]+|PATH|NETPLUMB_[A-Z_]+)$/;

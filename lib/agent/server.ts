@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { handle } from '../cni/skeleton.js';
-import { CniError, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError } from '../cni/errors.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { allAttachments } from '../modes/state.js';
 import {
@@ -268,7 +268,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       log('refused', { id: ctx.id, reason: 'peer not allowed', peer: { pid: ctx.peer.pid, uid: ctx.peer.uid, gid: ctx.peer.gid }, url: url.slice(0, 128) });
       const msg = `netplumbd: uid ${ctx.peer.uid} may not use this agent (only root${gid === undefined ? '' : ` and members of group ${gid}`})`;
       req.resume();
-      const err = new CniError(NETPLUMB_ERR.NOT_PERMITTED, msg);
+      const err = new CniError(CNI_ERR.NOT_PERMITTED, msg);
       const b = Buffer.from(`${JSON.stringify(err.toJSON(CURRENT_VERSION), null, 4)}\n`);
       res.writeHead(403, { 'content-type': 'application/json', 'content-length': b.length, [EXIT_STATUS_HEADER]: 1, connection: 'close' });
       res.end(b);

@@ -13,7 +13,6 @@ export { parseEnv, parseCniArgs, cniArgsValues, isCommand, COMMANDS, type CniEnv
 export {
   CniError,
   CNI_ERR,
-  NETPLUMB_ERR,
   cniCodeName,
   toCniError,
   unsupportedField,

@@ -5,9 +5,9 @@
  * See docs/CNI.md for the rest.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
-import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';
+import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../names.js';
 import { decodeNetConf, type FieldTable } from './decode.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, PRIVILEGE_HINT } from './errors.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, PRIVILEGE_HINT } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';
 import { isSupportedVersion, MIN_VERSION_FOR, SUPPORTED_VERSIONS, versionAtLeast, type CniVersion } from './version.js';
@@ -211,7 +211,7 @@ export function checkNetns(netns: string, mode: 'exists' | 'foreign'): void {
     const c = errCode(e);
     if (c === 'EACCES' || c === 'EPERM') {
       // /proc/PID/ns/net of a process with more privilege (the kernel's ptrace access check) or in another user namespace
-      throw new CniError(NETPLUMB_ERR.NOT_PERMITTED, `CNI_NETNS ${netns} cannot be opened (${c}): ${PRIVILEGE_HINT}`, { object: netns, cause: e });
+      throw new CniError(CNI_ERR.NOT_PERMITTED, `CNI_NETNS ${netns} cannot be opened (${c}): ${PRIVILEGE_HINT}`, { object: netns, cause: e });
     }
     throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist (${c ?? 'error'})`, {
       object: netns,

@@ -9,7 +9,7 @@
  */
 import { checkCapabilities, type Capability } from './caps.js';
 import type { FieldTable } from './decode.js';
-import { toCniError, type CniError, type CniErrorJson } from './errors.js';
+import { CNI_ERR, toCniError, type CniError, type CniErrorJson } from './errors.js';
 import { parseEnv } from './env.js';
 import { checkNetns, parseRequest, readStdin, type CniRequest } from './request.js';
 import { formatResult, type CniResult } from './types.js';
@@ -66,7 +66,7 @@ function errorOutcome(plugin: CniPlugin, e: unknown, version: string, command: s
   const err = toCniError(e);
   const json: CniErrorJson = err.toJSON(version);
   let log = `${plugin.name}: ${command || 'invocation'} failed: [${err.cniCode}] ${err.message}${err.details ? ` (${err.details})` : ''}\n`;
-  if (err.cniCode === 999 && err.cause instanceof Error && err.cause.stack) log += `${err.cause.stack}\n`;
+  if (err.cniCode === CNI_ERR.INTERNAL && err.cause instanceof Error && err.cause.stack) log += `${err.cause.stack}\n`;
   return { exitCode: 1, stdout: `${JSON.stringify(json, null, 4)}\n`, stderr: log, error: err };
 }
 

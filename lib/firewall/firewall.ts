@@ -10,12 +10,16 @@
  * compare-and-delete — after which the operation reads again and retries (bounded).
  * See docs/FIREWALL.md for the rest.
  */
-import { parsePrefix, canonicalIp, ipFamily } from './addr.js';
+import { formatIp, tryParseIp } from '../addr/ip.js';
+import { parseUnicastMac } from '../addr/mac.js';
+import { ifnameProblem } from '../names.js';
+import { ERR } from '../errors.js';
 import {
   attachmentTag,
   bridgeChain,
   bridgeCommands,
   chainRules,
+  ipPrefix,
   cmd,
   desiredState,
   MAPS,
@@ -96,8 +100,8 @@ export interface FirewallAttachment {
 
 const MAX_ATTEMPTS = 8;
 
-function invalid(field: string, value: unknown, why: string): FirewallError {
-  return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code: 'EINVAL', op: 'firewall', object: field });
+function invalid(field: string, value: unknown, why: string, code: string = ERR.INVALID_ARG_VALUE): FirewallError {
+  return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code, op: 'firewall', object: field });
 }
 
 function checkName(field: string, v: unknown, max = 1024): string {
@@ -106,10 +110,9 @@ function checkName(field: string, v: unknown, max = 1024): string {
 }
 
 function checkIfname(field: string, v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > 15 || v === '.' || v === '..' || /[/:\s]/.test(v)) {
-    throw invalid(field, v, 'must be an interface name (1-15 bytes, no "/", ":" or whitespace)');
-  }
-  return v;
+  const problem = typeof v === 'string' ? ifnameProblem(v) : 'is not a string';
+  if (problem !== undefined) throw invalid(field, v, `must be an interface name: it ${problem}`, ERR.INVALID_NAME);
+  return v as string;
 }
 
 function checkPort(field: string, v: unknown): number {
@@ -140,9 +143,10 @@ function normalizeMappings(list: readonly PortMapping[]): NormalizedMapping[] {
     let hostIP: string | undefined;
     let hostFamily: 4 | 6 | undefined;
     if (m.hostIP !== undefined && m.hostIP !== '') {
-      hostIP = canonicalIp(m.hostIP);
-      if (hostIP === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address');
-      hostFamily = ipFamily(hostIP);
+      const ip = tryParseIp(m.hostIP);
+      if (ip === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address', ERR.INVALID_ADDRESS);
+      hostIP = formatIp(ip);
+      hostFamily = ip.family;
       if (hostIP === '0.0.0.0' || hostIP === '::') hostIP = undefined; // every address of that family
     }
     // The same host port of one family mapped twice: harmless if identical, ambiguous otherwise.
@@ -161,15 +165,17 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
   const net = normalizeNetwork(s);
   if (!Array.isArray(s.ips)) throw invalid('ips', s.ips, 'must be a list of addresses');
   const ips = s.ips.map((text) => {
-    const p = typeof text === 'string' ? parsePrefix(text) : undefined;
-    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16');
+    const p = ipPrefix(text);
+    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16', ERR.INVALID_ADDRESS);
     return p;
   });
   let spoof: NormalizedSpec['spoof'];
   if (s.spoofCheck) {
-    const mac = typeof s.mac === 'string' ? s.mac.toLowerCase() : '';
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === '00:00:00:00:00:00') {
-      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface');
+    let mac: string;
+    try {
+      mac = parseUnicastMac(s.mac, 'mac');
+    } catch {
+      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface', ERR.INVALID_MAC);
     }
     spoof = { hostVeth: checkIfname('hostVeth', s.hostVeth), mac };
   }
@@ -265,7 +271,7 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
     if (!held || held.chain === e.chain) continue;
     if (PORT_MAPS.includes(e.map)) {
       throw new FirewallError(`host port ${describeKey(e.map, e.key)} is already published by ${describeOwner(st, held.chain)}`, {
-        code: 'EADDRINUSE',
+        code: ERR.HOST_PORT_IN_USE,
         op: 'publish port',
         object: describeKey(e.map, e.key),
       });
@@ -302,7 +308,7 @@ export async function ensureNetworkFirewall(net: NetworkFirewall, opts: Firewall
 /**
  * Installs one attachment's rules — masquerade, hairpin, published ports, spoof check — and (re)applies its
  * bridge's isolation, in one transaction. Repeating it replaces the attachment's previous rules (no
- * duplicates). Throws FirewallError `EADDRINUSE` when a host port is published by another attachment.
+ * duplicates). Throws FirewallError `ERR_HOST_PORT_IN_USE` when a host port is published by another attachment.
  */
 export async function addContainerRules(spec: ContainerFirewall, opts: FirewallOptions = {}): Promise<void> {
   const s = normalize(spec);

@@ -11,12 +11,12 @@
  */
 import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';
-import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
+import { formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
 import { decodeNetConf, ROUTE_FIELDS, type FieldTable } from '../cni/decode.js';
 import { cniArgsValues } from '../cni/env.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniResult } from '../cni/types.js';
@@ -38,7 +38,7 @@ function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
   let envIp: string | undefined;
   if (withArgs) {
     envIp = cniArgsValues(req.args, ['IP']).get('IP');
-    if (envIp !== undefined && parseIp(envIp) === undefined) {
+    if (envIp !== undefined && tryParseIp(envIp) === undefined) {
       throw invalidEnv(['CNI_ARGS'], `CNI_ARGS: IP=${envIp} is not an IP address`);
     }
   }
@@ -83,21 +83,21 @@ export const hostLocal: CniPlugin = {
   async check(req): Promise<void> {
     const conf = ipamConfig(req, false);
     const who = `${req.containerId}/${req.ifname}`;
-    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => parseIp(n)!);
+    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => tryParseIp(n)!);
     conf.rangeSets.forEach((set, i) => {
       if (!held.some((ip) => rangeFor(set, ip))) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
           object: who,
         });
       }
     });
     for (const ip of req.prevResult?.ips ?? []) {
-      const c = parseCidr(ip.address);
+      const c = tryParseCidr(ip.address);
       if (c === undefined) continue;
       const addr = { family: c.family, value: c.ip };
       if (!conf.rangeSets.some((set) => rangeFor(set, addr))) continue;
       if (!held.some((h) => h.family === addr.family && h.value === addr.value)) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
           object: formatIp(addr),
         });
       }
@@ -114,7 +114,7 @@ export const hostLocal: CniPlugin = {
     try {
       sets = await status(conf);
     } catch (e) {
-      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('IPAM_')) throw e;
+      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('ERR_IPAM_')) throw e;
       throw new CniError(CNI_ERR.NOT_AVAILABLE, `ipam store of network "${conf.name}" is not usable: ${(e as Error).message}`, { cause: e });
     }
     for (const s of sets) {

@@ -19,9 +19,10 @@ import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync,
   writeSync, constants as fsc, type Stats,
 } from 'node:fs';
-import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError } from '../cni/errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import type { GcAttachment } from '../cni/request.js';
-import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
+import { isValidContainerId, isValidNetworkName } from '../names.js';
 import { readUpTo } from '../sys/read.js';
 import { netnsIdOf } from './common.js';
 import { parseRecordedTarget } from './target.js';
@@ -81,7 +82,7 @@ export function attachmentKey(req: { containerId: string; name: string; ifname: 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
 
 function unsafe(msg: string, object: string): CniError {
-  return new CniError(NETPLUMB_ERR.UNSAFE_STATE, msg, { object });
+  return new CniError(CNI_ERR.UNSAFE_STATE, msg, { object });
 }
 
 function euid(): number {
@@ -235,7 +236,7 @@ export function allAttachments(): AttachmentRecord[] {
 
 /** Writes (or replaces) the record of an attachment, atomically. */
 export function writeAttachment(r: AttachmentRecord): void {
-  if (!isRecord(r)) throw new Error(`writeAttachment: malformed record ${JSON.stringify(r)}`);
+  if (!isRecord(r)) throw new NetplumbError(`writeAttachment: malformed record ${JSON.stringify(r)}`, { code: ERR.MALFORMED_STATE, op: 'writeAttachment' });
   const body = `${JSON.stringify(r, null, 1)}\n`;
   // A DEL of the container's last other record may remove the directory between mkdir and rename: retry.
   for (let attempt = 0; ; attempt++) {

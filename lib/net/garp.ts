@@ -6,8 +6,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AF_PACKET } from '../netlink/constants.js';
-import { familyOf, ipToBytes, macToBytes } from '../netlink/encoding.js';
-import { NetplumbError } from '../errors.js';
+import { ipToBytes, parseIp } from '../addr/ip.js';
+import { macToBytes } from '../addr/mac.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { bind, closeFd, recvNow, sendto, socket } from '../sys/libc.js';
 import type { Handle } from './handle.js';
 import { getLink } from './link.js';
@@ -74,9 +75,9 @@ export interface ArpProbeSpec {
  */
 export async function probeArp(h: Handle, spec: ArpProbeSpec): Promise<string | undefined> {
   const { address: ip, ...opts } = spec;
-  if (familyOf(ip) !== 4) throw new NetplumbError(`ARP probes are IPv4 only (${ip})`, { code: 'EINVAL', op: 'arp probe', object: ip });
+  if (parseIp(ip).family !== 4) throw new NetplumbError(`ARP probes are IPv4 only (${ip})`, { code: ERR.INVALID_ADDRESS, op: 'arp probe', object: ip });
   const link = await getLink(h, spec.link);
-  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: 'EINVAL', op: 'arp probe', object: link.name });
+  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: ERR.INVALID_ARG_VALUE, op: 'arp probe', object: link.name });
   const probe = arpProbePacket(link.mac, ip);
   const target = ipToBytes(ip);
   const own = macToBytes(link.mac);
@@ -131,9 +132,9 @@ export interface GratuitousArpSpec {
  */
 export async function sendGratuitousArp(h: Handle, spec: GratuitousArpSpec): Promise<void> {
   const { address: ip, ...opts } = spec;
-  if (familyOf(ip) !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: 'EINVAL', op: 'garp', object: ip });
+  if (parseIp(ip).family !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: ERR.INVALID_ADDRESS, op: 'garp', object: ip });
   const link = await getLink(h, spec.link);
-  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: 'EINVAL', op: 'garp', object: link.name });
+  if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: ERR.INVALID_ARG_VALUE, op: 'garp', object: link.name });
   const packet = gratuitousArpPacket(link.mac, ip);
   const to = arpAddress(link.index);
   // Protocol 0: the socket sends but never receives, so nothing queues up on it.

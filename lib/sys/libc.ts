@@ -4,7 +4,7 @@
  * See docs/NET.md for the rest.
  */
 import koffi, { type KoffiFunc } from 'koffi';
-import { SyscallError } from '../errors.js';
+import { ERRNO, SyscallError } from '../errors.js';
 import { offerQuickExit } from './exit.js';
 
 export const CLONE_NEWNS = 0x00020000;
@@ -109,7 +109,7 @@ export async function flock(fd: number, op: number, what?: string): Promise<void
   const ret = f(fd, op | LOCK_NB);
   if (ret === 0) return;
   const errno = koffi.errno();
-  if (errno !== 11 /* EWOULDBLOCK */ || (op & LOCK_NB) !== 0) throw new SyscallError('flock', errno, what);
+  if (errno !== ERRNO.EWOULDBLOCK || (op & LOCK_NB) !== 0) throw new SyscallError('flock', errno, what);
   await new Promise<void>((resolve, reject) => {
     f.async(fd, op, (err: unknown, r: number) => {
       if (err) reject(err);

@@ -11,7 +11,7 @@ import { HOST_LOCAL_FIELDS, storeRef } from '../../lib/modes/host-local.js';
 import { parseRequest } from '../../lib/cni/request.js';
 import { handle, type CniPlugin } from '../../lib/cni/skeleton.js';
 import { parseIpamConfig } from '../../lib/ipam/config.js';
-import { formatIp } from '../../lib/ipam/ip.js';
+import { formatIp } from '../../lib/addr/ip.js';
 import { BRIDGE_FIELDS, parseBridgeConf } from '../../lib/modes/bridge-config.js';
 import { containerPlugin, targetOf } from '../../lib/modes/container.js';
 
