@@ -1,5 +1,6 @@
 export { sandboxed, inSandbox, assertSandbox, spawnSandboxed, sandboxArgv, SANDBOX_ENV, type SandboxOptions } from './sandbox.js';
-export { Host, Container, NetnsHolder, createHost, destroyAll, type HolderOptions } from './holder.js';
+export { Host, Container, NetnsHolder, createHost, destroyAll, waitForExec, type HolderOptions } from './holder.js';
+export { HOST_IP_FORWARD_ENV, emulatesHostIpForward } from './host-state.js';
 export { run, ipJson, inNetns, RunError, type RunOptions, type RunResult } from './exec.js';
 export {
   ping,
@@ -18,3 +19,4 @@ export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, send
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
 export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
+export { waitFor, type WaitOptions } from './wait.js';

@@ -10,7 +10,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ping, sandboxed, startEchoServer, tcpSend, type Container, type Host } from '../../netns-harness/index.js';
+import { createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type Container, type Host } from '../../netns-harness/index.js';
 import { bridgeConf, must, runtime } from '../fixtures/bridge-env.js';
 
 await sandboxed();
@@ -150,10 +150,7 @@ test('the gratuitous ARP after ADD: the host knows the container\'s MAC before a
   const conf = bridgeConf({ isGateway: true });
   const a = await attach(conf, 'a');
   let neigh: any[] = [];
-  for (let i = 0; i < 20 && !neigh.some((n) => n.dst === '10.77.0.2'); i++) {
-    neigh = await host.ip<any[]>('neigh', 'show', 'dev', 'netplumb0');
-    if (!neigh.some((n) => n.dst === '10.77.0.2')) await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(async () => (neigh = await host.ip<any[]>('neigh', 'show', 'dev', 'netplumb0')).some((n) => n.dst === '10.77.0.2'));
   const entry = neigh.find((n) => n.dst === '10.77.0.2');
   assert.ok(entry, `neighbour entry from the gratuitous ARP: ${JSON.stringify(neigh)}`);
   assert.is(entry.lladdr, a.result.interfaces[2].mac);

@@ -15,9 +15,8 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, type Container, type Host,
+  sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, waitFor, type Container, type Host,
 } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
 import { addrView, cniExec, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
@@ -97,11 +96,7 @@ async function joinAndLeave(id: string, target: string, holder: Container, port:
 
 /** Waits (bounded) until the host has no link `name`: the kernel dismantles a freed namespace in a work queue. */
 async function hostLinkGone(name: string): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (!(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === name)) return true;
-    await sleep(50);
-  }
-  return false;
+  return waitFor(async () => !(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === name));
 }
 
 test.before(async () => {

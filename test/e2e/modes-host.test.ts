@@ -8,9 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { sandboxed, createHost, run, startEchoServer, type Container, type Host } from '../../netns-harness/index.js';
+import { sandboxed, createHost, run, startEchoServer, waitFor, waitForExec, type Container, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins } from '../fixtures/cni-runtime.js';
-import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState, nsId } from '../fixtures/modes.js';
+import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState } from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -44,12 +44,11 @@ test.before(async () => {
     await host.exec(argv);
   }
   // let IPv6 settle (link-local addresses through DAD), so that "nothing changed" compares a still picture
-  for (let i = 0; i < 100; i++) {
+  await waitFor(async () => {
     const tentative = (await host.ip<any[]>('-6', 'addr', 'show', 'tentative')).filter((l) => l.addr_info?.length);
     const local = (await host.ip<any[]>('-6', 'route', 'show', 'table', 'local')).filter((r) => r.dst.startsWith('fe80::'));
-    if (tentative.length === 0 && local.length === 2) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return tentative.length === 0 && local.length === 2;
+  });
 });
 test.after(async () => {
   await host.destroy();
@@ -105,7 +104,7 @@ test('the host\'s namespace is recognised by inode, whatever the path', async ()
   // another process of the host's namespace
   const sleeper = spawn('nsenter', [`--net=${host.netnsPath}`, '--', 'sleep', '30'], { stdio: 'ignore' });
   try {
-    for (let i = 0; i < 200 && nsId(`/proc/${sleeper.pid}/ns/net`) !== nsId(host.netnsPath); i++) await new Promise((r) => setTimeout(r, 5));
+    await waitForExec(sleeper, 'sleep', 'nsenter … sleep');
     for (const path of ['/run/netns/thehost', '/var/run/netns/thehost', `/proc/${sleeper.pid}/ns/net`, '/proc/self/ns/net']) {
       const r = await exec('ADD', conf(), { netns: path });
       assert.is(r.exitCode, 0, `${path}: ${r.stdout}`);

@@ -16,14 +16,12 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { createHost, destroyAll, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
 import { bridgeConf } from '../fixtures/bridge-env.js';
-import { intFrom } from '../fixtures/hardening.js';
+import { CRASH_ROUNDS as TIMED_ROUNDS } from '../fixtures/budget.js';
 import { ADD_POINTS, containerLinks, DEL_POINTS, execPlugin, hostPicture, ok, pictureDiff, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
 
 await sandboxed();
 
 const rng = seededRng('NETPLUMB_CRASH_SEED', 'crash-bridge');
-/** kills at random moments per ADD/DEL timing test */
-const TIMED_ROUNDS = intFrom('NETPLUMB_CRASH_ROUNDS', 12);
 
 
 let host: Host;

@@ -19,15 +19,15 @@ import fc from 'fast-check';
 import { diffSnapshots, sandboxed, type Snapshot } from '../../netns-harness/index.js';
 import { ensurePluginBins } from '../fixtures/cni-runtime.js';
 import {
-  execRaw, inputLab, settled, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
+  execRaw, inputLab, settled, LAB_BRIDGE, PLUGINS, refusalCode, STATE_ROOT, VERBS, type PluginName,
 } from '../fixtures/hardening.js';
+import { FUZZ_RUNS as RUNS, seedFrom } from '../fixtures/budget.js';
 
 await sandboxed();
 ensurePluginBins();
 const lab = await inputLab();
 
 const SEED = seedFrom('NETPLUMB_FUZZ_SEED');
-const RUNS = intFrom('NETPLUMB_FUZZ_RUNS', 200);
 
 // ── arbitraries ─────────────────────────────────────────────────────────────────────────────────────────
 

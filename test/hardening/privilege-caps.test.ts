@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, diffSnapshots, run, sandboxed } from '../../netns-harness/index.js';
+import { createHost, diffSnapshots, run, sandboxed, waitFor } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
 import { assertRefused, execRaw, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
 
@@ -117,10 +117,7 @@ test('netplumb-bridge needs no CAP_NET_RAW: the gratuitous ARP goes through arp_
   // the bridge learnt the container's MAC from the announcement: a frame left the container without traffic
   const mac = r.interfaces[2].mac;
   let fdb = '';
-  for (let i = 0; i < 40 && !fdb.includes(mac); i++) {
-    fdb = (await run(['bridge', 'fdb', 'show', 'br', 'privbr0'])).stdout;
-    if (!fdb.includes(mac)) await new Promise((res) => setTimeout(res, 50));
-  }
+  await waitFor(async () => (fdb = (await run(['bridge', 'fdb', 'show', 'br', 'privbr0'])).stdout).includes(mac));
   assert.ok(fdb.includes(mac), `the bridge learnt ${mac}: ${fdb}`);
   ok(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'DEL without CAP_NET_RAW');
 });

@@ -1,6 +1,6 @@
 /**
  * Concurrency of netplumb-bridge (issue 6, item 3): a storm of mixed ADD, DEL and CHECK — NETPLUMB_STORM_OPS
- * operations (200), NETPLUMB_STORM_WIDTH at a time (16), on two networks with their own bridges and subnets —
+ * operations (100), NETPLUMB_STORM_WIDTH at a time (16), on two networks with their own bridges and subnets —
  * with about 10 % of them failing on purpose (a fault point throwing, a fault point killing the plugin, or a
  * SIGKILL after a random delay). The test plays the runtime: it never runs two operations of one container at
  * once, follows every failed ADD or DEL with a DEL (sooner or later), and keeps a model of which containers
@@ -19,14 +19,12 @@ import { join } from 'node:path';
 import { createHost, destroyAll, ping, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
 import { bridgeConf } from '../fixtures/bridge-env.js';
 import { pool } from '../fixtures/cni-runtime.js';
-import { intFrom } from '../fixtures/hardening.js';
+import { STORM_OPS as OPS, STORM_WIDTH as WIDTH } from '../fixtures/budget.js';
 import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, execPlugin, ok, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
 
 await sandboxed();
 
 const rng = seededRng('NETPLUMB_STORM_SEED', 'storm-bridge');
-const OPS = intFrom('NETPLUMB_STORM_OPS', 200);
-const WIDTH = intFrom('NETPLUMB_STORM_WIDTH', 16);
 const SLOTS_PER_NET = 12;
 const FAULT_RATE = 0.1;
 

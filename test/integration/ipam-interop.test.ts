@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { CniRuntime, sandboxed, type CniCommand } from '../../netns-harness/index.js';
 import { Store } from '../../lib/ipam/store.js';
 import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { IPAM_ALLOCATIONS as N } from '../fixtures/budget.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -76,9 +77,9 @@ test('interleaved: round robin continues across plugins; each CHECKs and DELs wh
   wellFormed(dataDir, 'interleaved');
 });
 
-test('concurrent: 200 allocations, 8 at a time, half by each; no duplicate; the other plugin\'s DELs leave nothing', async () => {
+test(`concurrent: ${N} allocations, 8 at a time, half by each; no duplicate; the other plugin's DELs leave nothing`, async () => {
   const { dataDir, dir, conf } = network('storm', [[{ subnet: '10.21.0.0/24' }], [{ subnet: 'fd21::/112' }]]);
-  const ids = Array.from({ length: 200 }, (_, i) => `storm-${i}`);
+  const ids = Array.from({ length: N }, (_, i) => `storm-${i}`);
   const adds = await pool(ids, 8, async (id, i) => {
     const p = i % 2 === 0 ? OURS : REF;
     const o = await cniExec(p, inv('ADD', id), conf);
@@ -87,10 +88,10 @@ test('concurrent: 200 allocations, 8 at a time, half by each; no duplicate; the 
   });
   for (const fam of [0, 1]) {
     const addrs = adds.map((a) => a[fam]!);
-    assert.is(new Set(addrs).size, 200, `200 distinct ${fam === 0 ? 'IPv4' : 'IPv6'} addresses`);
+    assert.is(new Set(addrs).size, N, `${N} distinct ${fam === 0 ? 'IPv4' : 'IPv6'} addresses`);
   }
   const res = reservations(dir);
-  assert.is(res.size, 400);
+  assert.is(res.size, 2 * N);
   adds.forEach((a, i) => {
     for (const ip of a) assert.is(res.get(ip), `${ids[i]}\r\neth0`, `${ip} is recorded for the container that got it`);
   });

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync } from 'node:fs';
-import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, ping, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
@@ -234,10 +234,7 @@ test('ports enslaved as they are created start disabled while their peer is down
   // and a port whose peer comes up starts forwarding (STP is off)
   await setLinkUp(h, 'q0');
   let state = '';
-  for (let i = 0; i < 100 && state !== 'forwarding'; i++) {
-    state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state;
-    if (state !== 'forwarding') await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(async () => (state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state) === 'forwarding');
   assert.is(state, 'forwarding');
 });
 

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { sandboxed, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, createVethPair, createLink, setLinkUp, setLinkDown, addAddress, deleteAddress, addRoute, getLink,
@@ -69,11 +69,7 @@ test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour tab
   const before = await b.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.not.ok(before.some((x) => x.dst === '10.0.0.1'), 'b knows nothing about a yet');
   await sendGratuitousArp(ha, 'eth0', '10.0.0.1', { count: 2, intervalMs: 50 });
-  let entry: any;
-  for (let i = 0; i < 50 && !entry; i++) {
-    entry = (await b.ip<any[]>('neigh', 'show', 'dev', 'eth0')).find((x) => x.dst === '10.0.0.1');
-    if (!entry) await new Promise((r) => setTimeout(r, 20));
-  }
+  const entry = await waitFor(async () => (await b.ip<any[]>('neigh', 'show', 'dev', 'eth0')).find((x) => x.dst === '10.0.0.1'));
   assert.ok(entry, 'the announcement created an entry on b');
   assert.is(entry.lladdr, macA);
   // and a's ARP counters say a packet left
@@ -83,6 +79,10 @@ test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour tab
 
 test('sysctls are read and written in the handle\'s namespace, not the caller\'s', async () => {
   const own = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+  // New namespaces copy ip_forward from the machine's own: start both from a known state.
+  await a.setSysctl('net.ipv4.ip_forward', 0);
+  await b.setSysctl('net.ipv4.ip_forward', 0);
+  assert.not.ok(getIpForward(ha));
   setIpForward(ha, true);
   assert.is(await a.sysctl('net.ipv4.ip_forward'), '1');
   assert.is(await b.sysctl('net.ipv4.ip_forward'), '0');
@@ -142,7 +142,7 @@ test('events: link, address and route changes in another namespace, then the soc
   await addAddress(ha, 'evbr', '10.44.0.1/24');
   await addRoute(ha, { dst: '10.45.0.0/16', gateway: '10.44.0.2' });
   await deleteAddress(ha, 'evbr', '10.44.0.1/24'); // takes the route with it
-  await Promise.race([collect, new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.type + e.action))}`)), 5000))]);
+  await Promise.race([collect, new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.type + e.action))}`)), 20_000))]);
   assert.ok(seen.some((e) => e.type === 'link' && e.action === 'new' && e.link.name === 'evbr'));
   assert.ok(seen.some((e) => e.type === 'address' && e.action === 'new' && e.address.cidr === '10.44.0.1/24'));
   assert.ok(seen.some((e) => e.type === 'route' && e.action === 'new' && e.route.dst === '10.45.0.0/16'));
@@ -153,7 +153,7 @@ test('events: link, address and route changes in another namespace, then the soc
 
 test('waitForOperUp resolves when the other end comes up, and times out otherwise', async () => {
   await setLinkDown(hb, 'eth0');
-  const waiting = waitForOperUp(ha, 'eth0', { timeoutMs: 5000 });
+  const waiting = waitForOperUp(ha, 'eth0', { timeoutMs: 20_000 });
   setTimeout(() => void setLinkUp(hb, 'eth0'), 100);
   const l = await waiting;
   assert.is(l.operstate, 'up');

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, lstatSync, openSync, closeSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { sandboxed, createHost, run, ipJson } from '../../netns-harness/index.js';
+import { sandboxed, createHost, run, ipJson, waitForExec } from '../../netns-harness/index.js';
 import {
   createNamedNetns, deleteNamedNetns, listNamedNetns, openNetns, currentNetns, isSameNetns, attachNetns,
   removeStaleNetns, openHandle, createVethPair, NetplumbError, NETNS_RUN_DIR,
@@ -128,7 +128,7 @@ test('attach a PID\'s namespace by bind mount and by symlink; stale entries are 
   // a process started outside the library, like a container runtime would
   const proc = spawn('unshare', ['-n', 'sleep', '600'], { stdio: 'ignore' });
   const exited = new Promise((r) => proc.once('exit', r));
-  for (let i = 0; i < 200 && readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitForExec(proc, 'sleep', 'unshare -n sleep');
   const bound = attachNetns('np-bound', proc.pid!);
   const linked = attachNetns(String(proc.pid), proc.pid!, { symlink: true });
   try {
