@@ -18,5 +18,8 @@ export {
 export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, sendRawFrames } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
-export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
+export {
+  CniRuntime, CniPluginError, execPlugin, must,
+  type CniCommand, type Attachment, type PluginRun, type PluginExec, type ExecOptions, type NetworkConfigList, type CniRuntimeOptions,
+} from './cni-runtime.js';
 export { waitFor, type WaitOptions } from './wait.js';

@@ -11,13 +11,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniRuntime, createHost, sandboxed } from '../../netns-harness/index.js';
+import { createHost, sandboxed } from '../../netns-harness/index.js';
 import { delegate } from '../../lib/cni/delegate.js';
 import { CniError } from '../../lib/cni/errors.js';
 import { ipamAdd, ipamExec, withRollback } from '../../lib/cni/ipam.js';
 import { parseRequest, type CniRequest } from '../../lib/cni/request.js';
 import { convertResult, parseResult, type CniResult } from '../../lib/cni/types.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -146,7 +146,7 @@ test('the reference bridge delegates its IPAM to netplumb-host-local', async () 
     isGateway: true,
     ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.70.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
   };
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  const rt = cniRuntime({ host });
   const list = { cniVersion: conf.cniVersion, name: conf.name, plugins: [conf] };
   const att = { containerId: 'brctr', netns: ctr.netnsPath, ifname: 'eth0' };
   const result = parseResult(await rt.add(list, att));
@@ -170,7 +170,7 @@ test('Results of every version pass through the reference meta plugins and come 
     routes: [{ dst: '0.0.0.0/0', gw: '10.80.0.1' }],
     dns: { nameservers: ['10.80.0.1'] },
   };
-  const rt = new CniRuntime({ cniPath: [REFERENCE_BIN] });
+  const rt = cniRuntime({ cniPath: [REFERENCE_BIN] });
   const att = { containerId: 'meta1', ifname: 'eth0', netns: ctr.netnsPath };
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0']) {
     for (const p of ['portmap', 'tuning', 'bandwidth']) {

@@ -8,9 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { sandboxed, createHost, run, startEchoServer, waitFor, waitForExec, type Container, type Host } from '../../netns-harness/index.js';
-import { ensurePluginBins } from '../fixtures/cni-runtime.js';
-import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, expectedDescription, modesState } from '../fixtures/modes.js';
+import { sandboxed, createHost, run, startEchoServer, waitFor, waitForExec, type Container, type Host, type CniCommand } from '../../netns-harness/index.js';
+import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
+import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, errorOf, expectedDescription, modesState } from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -19,8 +19,8 @@ const PLUGIN = 'netplumb-host';
 let host: Host;
 let ctr: Container;
 const conf = (cniVersion = '1.1.0', extra: Record<string, unknown> = {}) => ({ cniVersion, name: 'hostnet', type: PLUGIN, ...extra });
-const exec = (command: string, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
-  cniExec(host, command, PLUGIN, config, { containerId: c.id ?? 'hostctr', netns: c.netns, ifname: 'eth0', args: c.args });
+const exec = (command: CniCommand, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
+  cniRuntime({ host }).exec(command, config, { containerId: c.id ?? 'hostctr', netns: c.netns, ifname: 'eth0', args: c.args }, { plugin: PLUGIN });
 
 /** The host's links, addresses and routes: what must never change. */
 async function hostView(): Promise<unknown> {
@@ -86,7 +86,7 @@ for (const v of VERSIONS) {
     const check = await exec('CHECK', { ...conf(v), prevResult: add.json }, { netns: host.netnsPath });
     assertVerbOfVersion('CHECK', v, check);
     for (const cmd of ['STATUS', 'GC'] as const) {
-      const r = await cniExec(host, cmd, PLUGIN, { ...conf(v), 'cni.dev/valid-attachments': [] });
+      const r = await cniRuntime({ host }).exec(cmd, { ...conf(v), 'cni.dev/valid-attachments': [] }, {}, { plugin: PLUGIN });
       assertVerbOfVersion(cmd, v, r);
     }
     for (let i = 0; i < 2; i++) {
@@ -143,7 +143,7 @@ test('any other namespace is refused with error 8 (ADD, CHECK); nothing changes;
   for (const [what, command, config, netns, code, re] of cases) {
     const hostBefore = await hostView();
     const ctrBefore = await addrView(ctr);
-    const r = await exec(command, config, { netns });
+    const r = await exec(command as CniCommand, config, { netns });
     const err = errorOf(r);
     assert.ok(err, `${what}: ${r.exitCode} ${r.stdout}`);
     assert.is(err!.code, code, `${what}: ${r.stdout}`);

@@ -11,10 +11,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { diffSnapshots, sandboxed } from '../../netns-harness/index.js';
-import { ensurePluginBins, pool } from '../fixtures/cni-runtime.js';
+import { diffSnapshots, execPlugin, sandboxed } from '../../netns-harness/index.js';
+import { ensurePluginBins, pluginPath, pool } from '../fixtures/cni-runtime.js';
 import {
-  assertRefused, execRaw, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
+  assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
 } from '../fixtures/hardening.js';
 
 await sandboxed();
@@ -48,7 +48,7 @@ function stdinOf(c: Case): string | Buffer | { file: string } {
 
 async function runCase(c: Case): Promise<string | undefined> {
   const env = { ...lab.env(c.plugin, c.verb), ...c.env };
-  const r = await execRaw({ plugin: c.plugin, env, stdin: stdinOf(c), timeoutMs: 10_000 });
+  const r = await execPlugin({ file: pluginPath(c.plugin), env, stdin: stdinOf(c), timeoutMs: 10_000 });
   try {
     assert.ok(!r.timedOut, `${c.name}: timed out`);
     assertRefused(r, c.codes, c.field, `${c.plugin} ${c.verb} ${c.name}`);
@@ -297,9 +297,9 @@ test('modes: container names with paths, prevResult where none is allowed', asyn
 test('the bridge ADD refused for the uplink leaves no IPAM trace (last_reserved_ip not advanced) and the uplink untouched', async () => {
   // Covered by the batch above through the dataDir snapshot; this names it on its own so a regression is clear.
   await runBatch('uplink', [{ name: 'bridge is the uplink eth0', plugin: 'netplumb-bridge', verb: 'ADD', patch: (c) => (c.bridge = 'eth0'), codes: 110, field: /eth0/ }]);
-  const r = await execRaw({ plugin: 'netplumb-bridge', env: lab.env('netplumb-bridge', 'ADD'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
+  const r = await execPlugin({ file: pluginPath('netplumb-bridge'), env: lab.env('netplumb-bridge', 'ADD'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
   assert.is(r.exitCode, 0, `a valid ADD works in this lab: ${r.stdout} ${r.stderr}`);
-  const del = await execRaw({ plugin: 'netplumb-bridge', env: lab.env('netplumb-bridge', 'DEL'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
+  const del = await execPlugin({ file: pluginPath('netplumb-bridge'), env: lab.env('netplumb-bridge', 'DEL'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
   assert.is(del.exitCode, 0, del.stdout);
   assert.ok(r.json.interfaces[0].name === LAB_BRIDGE);
 });

@@ -16,11 +16,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  createHost, destroyAll, ping, routerAdvertFrame, run, sandboxed, sendRawFrames, startUdpServer, udpFrame, waitFor,
+  createHost, destroyAll, ping, routerAdvertFrame, run, sandboxed, sendRawFrames, startUdpServer, udpFrame, waitFor, must,
   type Container, type Host, type UdpServer,
 } from '../../netns-harness/index.js';
-import { bridgeConf, sysctl } from '../fixtures/bridge-env.js';
-import { execPlugin, ok } from '../fixtures/storm.js';
+import { bridgeConf, sysctl } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -47,7 +47,7 @@ const dual = bridgeConf({ name: 'spoofnet', bridge: BRIDGE, isGateway: true, sub
 
 async function attach(id: string, macspoofchk: boolean): Promise<Member> {
   const c = await host.createContainer(id);
-  const r = ok(await execPlugin(host, 'ADD', { ...dual, macspoofchk }, { containerId: id, netns: c.netnsPath, ifname: 'eth0' }), `ADD ${id}`).json;
+  const r = must(await cniRuntime({ host }).exec('ADD', { ...dual, macspoofchk }, { containerId: id, netns: c.netnsPath, ifname: 'eth0' }), `ADD ${id}`).json;
   const addr = (f: string) => r.ips.map((i: any) => i.address.split('/')[0]).find((a: string) => a.includes(f));
   return { c, id, mac: r.interfaces[2].mac, hostVeth: r.interfaces[1].name, v4: addr('.'), v6: addr(':') };
 }
@@ -171,12 +171,12 @@ const rogueState = async () => ({
 test('router advertisements from a container are ignored by the host and the other containers; with accept_ra on they are not', async () => {
   raHost = await createHost('ra');
   const c = await raHost.createContainer('rogue');
-  const r = ok(await execPlugin(raHost, 'ADD', v4only, { containerId: 'rogue', netns: c.netnsPath, ifname: 'eth0' }), 'ADD rogue').json;
+  const r = must(await cniRuntime({ host: raHost }).exec('ADD', v4only, { containerId: 'rogue', netns: c.netnsPath, ifname: 'eth0' }), 'ADD rogue').json;
   const mac: string = r.interfaces[2].mac;
   const hostVeth: string = r.interfaces[1].name;
   // A second container on the bridge, to show what the host's accept_ra does not cover.
   const bystander = await raHost.createContainer('bystander');
-  ok(await execPlugin(raHost, 'ADD', v4only, { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'eth0' }), 'ADD bystander');
+  must(await cniRuntime({ host: raHost }).exec('ADD', v4only, { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'eth0' }), 'ADD bystander');
   assert.is(await sysctl(raHost, 'net/ipv6/conf/npra0/accept_ra'), '0', 'accept_ra off on the bridge');
   assert.is(await sysctl(raHost, `net/ipv6/conf/${hostVeth}/accept_ra`), '0', 'accept_ra off on the host veth');
   assert.is(await sysctl(raHost, 'net/ipv6/conf/npra0/forwarding'), '0', 'the host does not forward IPv6 here (else RAs are ignored anyway)');

@@ -16,11 +16,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, destroyAll, ping, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-env.js';
-import { pool } from '../fixtures/cni-runtime.js';
+import { createHost, destroyAll, must, ping, sandboxed, type Container, type Host, type PluginRun } from '../../netns-harness/index.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
+import { cniRuntime, pool } from '../fixtures/cni-runtime.js';
 import { STORM_OPS as OPS, STORM_WIDTH as WIDTH } from '../fixtures/budget.js';
-import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, execPlugin, ok, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
+import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, seededRng, storeFiles } from '../fixtures/storm.js';
 
 await sandboxed();
 
@@ -92,7 +92,7 @@ async function operate(s: Slot): Promise<void> {
   const kind = s.state === 'free' ? 'ADD' : s.state === 'dirty' ? 'DEL' : rng.chance(0.4) ? 'CHECK' : 'DEL';
   const fault = kind === 'CHECK' ? undefined : faultFor(kind);
   const conf = kind === 'CHECK' ? { ...s.net.conf, prevResult: s.result } : s.net.conf;
-  const r: Exec = await execPlugin(host, kind, conf, { ...attOf(s), env: fault?.env ?? {}, ...(fault?.killAfterMs === undefined ? {} : { killAfterMs: fault.killAfterMs }) });
+  const r: PluginRun = await cniRuntime({ host }).exec(kind, conf, attOf(s), { env: fault?.env, timeoutMs: fault?.killAfterMs });
   count(`${kind} ${r.ok ? 'ok' : r.killed ? 'killed' : 'failed'}${fault ? ' (fault)' : ''}`);
   if (!r.ok && !fault) unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
   if (kind === 'ADD') {
@@ -108,8 +108,8 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   // Calibrate: one undisturbed ADD and DEL.
   const cal = slots[0]!;
   const t0 = Date.now();
-  ok(await execPlugin(host, 'ADD', cal.net.conf, attOf(cal)), 'calibration ADD');
-  ok(await execPlugin(host, 'DEL', cal.net.conf, attOf(cal)), 'calibration DEL');
+  must(await cniRuntime({ host }).exec('ADD', cal.net.conf, attOf(cal)), 'calibration ADD');
+  must(await cniRuntime({ host }).exec('DEL', cal.net.conf, attOf(cal)), 'calibration DEL');
   opMs = Math.max(20, Math.round((Date.now() - t0) / 2));
 
   let started = 0;
@@ -136,12 +136,12 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   const dirty = slots.filter((s) => s.state === 'dirty');
   for (const s of dirty) {
     if (rng.chance(0.5)) continue;
-    ok(await execPlugin(host, 'DEL', s.net.conf, attOf(s)), `final DEL ${s.id}`);
+    must(await cniRuntime({ host }).exec('DEL', s.net.conf, attOf(s)), `final DEL ${s.id}`);
     s.state = 'free';
   }
   for (const net of nets) {
     const valid = slots.filter((s) => s.net === net && s.state === 'attached').map((s) => ({ containerID: s.id, ifname: 'eth0' }));
-    ok(await execPlugin(host, 'GC', { ...net.conf, 'cni.dev/valid-attachments': valid }), `GC ${net.name}`);
+    must(await cniRuntime({ host }).exec('GC', { ...net.conf, 'cni.dev/valid-attachments': valid }), `GC ${net.name}`);
   }
   for (const s of slots) if (s.state === 'dirty') s.state = 'free';
   const attached = slots.filter((s) => s.state === 'attached');
@@ -208,7 +208,7 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
     assert.not.ok(p.ok, `${a[i]!.id} → ${b[i]!.id} across bridges must be dropped`);
   }
   // CHECK of every attached container passes after the storm.
-  await pool(attached, 8, async (s) => ok(await execPlugin(host, 'CHECK', { ...s.net.conf, prevResult: s.result }, attOf(s)), `CHECK ${s.id}`));
+  await pool(attached, 8, async (s) => must(await cniRuntime({ host }).exec('CHECK', { ...s.net.conf, prevResult: s.result }, attOf(s)), `CHECK ${s.id}`));
 });
 
 test.run();
