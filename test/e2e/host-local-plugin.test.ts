@@ -35,12 +35,6 @@ function network(ipam: Record<string, unknown> = {}, extra: Record<string, unkno
 
 const att = (command: string, containerId = 'c1', more: Partial<Invocation> = {}): Invocation => ({ command, containerId, ifname: 'eth0', netns: '/proc/self/ns/net', ...more });
 
-test('VERSION lists the supported versions (no stdin needed)', async () => {
-  const o = await rt.exec('VERSION', '', {}, { plugin: PLUGIN });
-  assert.is(o.exitCode, 0);
-  assert.equal(o.json, { cniVersion: '1.1.0', supportedVersions: [...VERSIONS] });
-});
-
 for (const v of VERSIONS) {
   test(`cniVersion ${v}: ADD, CHECK, DEL (twice), STATUS and GC behave as the spec says`, async () => {
     const { dir, conf } = network({ routes: [{ dst: '0.0.0.0/0' }] }, {}, v);

@@ -9,6 +9,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHost, sandboxed } from '../../netns-harness/index.js';
@@ -57,14 +58,7 @@ test('delegating to the reference host-local (exec) in 0.3.1, 0.4.0 and 1.0.0: A
   }
   const conf = hostLocalConf('host-local', '0.4.0');
   await delegate('host-local', 'ADD', request('ADD', conf));
-  try {
-    await delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' }));
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, CniError);
-    assert.is((e as CniError).cniCode, 999, 'the reference\'s own error code comes back');
-    assert.match((e as Error).message, /requested IP address 10\.50\.0\.2 is not available/);
-  }
+  await assertRejects(() => delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' })), { instance: CniError, cniCode: 999, message: /requested IP address 10\.50\.0\.2 is not available/ });
 });
 
 test('delegating to the reference static plugin', async () => {
@@ -118,18 +112,16 @@ test('rollback: a failure after IPAM ADD runs IPAM DEL (exec and in process)', a
   for (const type of ['host-local', 'netplumb-host-local']) {
     const conf = hostLocalConf(type, '1.0.0');
     const req = request('ADD', conf);
-    try {
-      await withRollback(async (undo) => {
+    const e = await assertRejects<CniError>(
+      withRollback(async (undo) => {
         const r = await ipamAdd(req, undo);
         assert.is(r.ips!.length, 2);
         assert.is(reservations(join(conf.ipam.dataDir, 'delnet')).size, 2);
         throw new CniError(999, 'veth creation failed');
-      });
-      assert.unreachable();
-    } catch (e) {
-      assert.match((e as Error).message, /veth creation failed/);
-      assert.is((e as CniError).details, undefined, 'the undo itself succeeded');
-    }
+      }),
+      { message: /veth creation failed/ },
+    );
+    assert.is(e.details, undefined, 'the undo itself succeeded');
     assert.is(reservations(join(conf.ipam.dataDir, 'delnet')).size, 0, `${type}: addresses given back`);
   }
 });

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { sandboxed, createHost, ping, startEchoServer, tcpSend, type Container, type Host, type CniCommand } from '../../netns-harness/index.js';
 import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
-import { VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, errorOf, modesState } from '../fixtures/modes.js';
+import { VERSIONS, addrView, assertVerbOfVersion, errorOf, modesState } from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -36,10 +36,6 @@ test.before(async () => {
 });
 test.after(async () => {
   await host.destroy();
-});
-
-test('VERSION lists every supported version', async () => {
-  assertVersionAnswer(await exec('VERSION', ''));
 });
 
 for (const v of VERSIONS) {

@@ -7,6 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { fileURLToPath } from 'node:url';
 import { createHost, destroyAll, run, sandboxed, startEchoServer, tcpSend } from '../../netns-harness/index.js';
 import {
@@ -128,14 +129,7 @@ test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and
 test('a host port published by one container cannot be taken by another (EADDRINUSE, nothing changed)', async () => {
   await addContainerRules(spec(a, 'ctr-a', { portMappings: [{ hostPort: 8080, containerPort: 80 }] }));
   const before = await nftSummary();
-  try {
-    await addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80 }] }));
-    assert.unreachable('should have thrown');
-  } catch (e) {
-    assert.instance(e, FirewallError);
-    assert.is((e as FirewallError).code, 'EADDRINUSE');
-    assert.match((e as Error).message, /tcp\/8080.*ctr-a/);
-  }
+  await assertRejects(() => addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80 }] })), { instance: FirewallError, code: 'EADDRINUSE', message: /tcp\/8080.*ctr-a/ }, 'should have thrown');
   assert.equal(await nftSummary(), before, 'the failed ADD left nothing');
   // Another protocol or another address is another port.
   await addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'udp' }, { hostPort: 8080, containerPort: 80, hostIP: '127.0.0.1' }] }));
@@ -275,12 +269,7 @@ test('invalid input is refused with EINVAL before anything is touched', async ()
     { containerId: '' },
   ];
   for (const extra of bad) {
-    try {
-      await addContainerRules(spec(a, 'bad', extra));
-      assert.unreachable(JSON.stringify(extra));
-    } catch (e) {
-      assert.is((e as FirewallError).code, 'EINVAL', `${JSON.stringify(extra)}: ${(e as Error).message}`);
-    }
+    await assertRejects(() => addContainerRules(spec(a, 'bad', extra)), { code: 'EINVAL' }, JSON.stringify(extra));
   }
   assert.equal((await nftSummary()).chains, [], 'no table was even created');
 });

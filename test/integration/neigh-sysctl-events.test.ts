@@ -1,6 +1,7 @@
 /** Neighbours, gratuitous ARP, sysctls per namespace, events, waiting for oper-up, and many requests at once. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { readFileSync } from 'node:fs';
 import { sandboxed, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
@@ -40,12 +41,7 @@ test('neighbours: add, replace, delete, list, ARP and NDP', async () => {
   const v6 = n.find((x) => x.dst === 'fd00::9');
   assert.is(v6.lladdr, '02:00:00:00:00:19');
   assert.is(v6.router, null);
-  try {
-    await addNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a' });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EEXIST');
-  }
+  await assertRejects(() => addNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a' }), { code: 'EEXIST' });
   await replaceNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a', state: 'stale' });
   n = await a.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.equal(n.find((x) => x.dst === '10.0.0.9').lladdr, '02:00:00:00:00:0a');
@@ -109,18 +105,8 @@ test('sysctls are read and written in the handle\'s namespace, not the caller\'s
   writeSysctl(ha, 'net/ipv4/conf/br.5/rp_filter', '1');
   assert.is((await a.exec(['cat', '/proc/sys/net/ipv4/conf/br.5/rp_filter'])).stdout.trim(), '1');
   assert.is(readSysctl(ha, 'net/ipv4/conf/br.5/rp_filter'), '1');
-  try {
-    readSysctl(ha, 'net.ipv4.conf.nosuch0.rp_filter');
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'ENOENT');
-  }
-  try {
-    readSysctl(ha, 'net/../../etc/passwd');
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EINVAL');
-  }
+  await assertRejects(() => readSysctl(ha, 'net.ipv4.conf.nosuch0.rp_filter'), { code: 'ENOENT' });
+  await assertRejects(() => readSysctl(ha, 'net/../../etc/passwd'), { code: 'EINVAL' });
 });
 
 test('events: link, address and route changes in another namespace, then the socket closes', async () => {
@@ -159,13 +145,7 @@ test('waitForOperUp resolves when the other end comes up, and times out otherwis
   assert.is(l.operstate, 'up');
   assert.is((await a.ip<any[]>('link', 'show', 'dev', 'eth0'))[0].operstate, 'UP');
   await setLinkDown(hb, 'eth0');
-  try {
-    await waitForOperUp(ha, 'eth0', { timeoutMs: 200 });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'ETIMEDOUT');
-    assert.match((e as Error).message, /eth0/);
-  }
+  await assertRejects(() => waitForOperUp(ha, 'eth0', { timeoutMs: 200 }), { code: 'ETIMEDOUT', message: /eth0/ });
 });
 
 test('hundreds of requests in flight at once, with dumps running alongside', async () => {

@@ -1,12 +1,13 @@
 /** Namespaces: named ones like `ip netns add`, by PID, identity, the own-namespace guard, stale entries. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { existsSync, lstatSync, openSync, closeSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { sandboxed, createHost, run, ipJson, waitForExec } from '../../netns-harness/index.js';
 import {
   createNamedNetns, deleteNamedNetns, listNamedNetns, openNetns, currentNetns, isSameNetns, attachNetns,
-  removeStaleNetns, openHandle, createVethPair, NetplumbError, NETNS_RUN_DIR,
+  removeStaleNetns, openHandle, createVethPair, NETNS_RUN_DIR,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -43,12 +44,7 @@ test('createNamedNetns makes what `ip netns` sees, bind-mounted in the sandbox o
   } finally {
     ns.close();
   }
-  try {
-    createNamedNetns('np-a');
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetplumbError).code, 'EEXIST');
-  }
+  await assertRejects(() => createNamedNetns('np-a'), { code: 'EEXIST' });
   deleteNamedNetns('np-a');
   assert.not.ok(existsSync('/run/netns/np-a'));
   assert.equal(mountsAt('/run/netns/np-a'), []);
@@ -100,28 +96,12 @@ test('identity by inode: a PID, its /proc path and an fd are the same namespace;
 
 test('asking for another namespace that is the caller\'s own is refused, unless allowed', async () => {
   for (const ref of [{ pid: process.pid }, { path: '/proc/self/ns/net' }]) {
-    try {
-      openHandle(ref);
-      assert.unreachable(`${JSON.stringify(ref)} must be refused`);
-    } catch (e) {
-      assert.is((e as NetplumbError).code, 'ENETNS_SELF');
-    }
+    await assertRejects(() => openHandle(ref), { code: 'ENETNS_SELF' }, `${JSON.stringify(ref)} must be refused`);
   }
   const h = openHandle({ pid: process.pid }, { allowCurrent: true });
   h.close();
-  try {
-    openNetns({ path: '/etc/hostname' });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetplumbError).code, 'EINVAL');
-    assert.match((e as Error).message, /not a network namespace/);
-  }
-  try {
-    openNetns({ name: '../etc' });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetplumbError).code, 'EINVAL');
-  }
+  await assertRejects(() => openNetns({ path: '/etc/hostname' }), { code: 'EINVAL', message: /not a network namespace/ });
+  await assertRejects(() => openNetns({ name: '../etc' }), { code: 'EINVAL' });
 });
 
 test('attach a PID\'s namespace by bind mount and by symlink; stale entries are removed', async () => {
