@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 1 — hostile and broken input, a corpus: every plugin and verb executed (the built
+ * Hostile and broken input, a corpus: every plugin and verb executed (the built
  * executables, exactly as a runtime runs them) with broken stdin, broken CNI_* environment and invalid
  * configuration values. Every case must keep the refusal contract (exit 1, one error JSON with the expected
  * code whose message names the bad field, no stack trace on stdout, a log line on stderr) and leave the

@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 1 — a property-based fuzzer (fast-check) over the stdin configuration and the CNI_*
+ * A property-based fuzzer (fast-check) over the stdin configuration and the CNI_*
  * environment of every plugin and verb: valid configurations mutated (wrong types, unknown and prototype
  * keys, invalid CIDRs and ranges, path-like names, out-of-range numbers), truncated or prefixed JSON, hostile
  * environments. Each run executes the built plugin in the test's namespace (the "host") and checks:

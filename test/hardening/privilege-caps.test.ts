@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 4 — least privilege, capabilities: every plugin run as uid 0 with every capability dropped
+ * Least privilege, capabilities: every plugin run as uid 0 with every capability dropped
  * but CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_NET_RAW (setpriv: bounding, inheritable and ambient sets), and
  * what happens with CAP_NET_ADMIN or CAP_SYS_ADMIN missing. The test's own (sandbox) namespace is the host;
  * containers are `ip netns add` files in /run/netns (the sandbox's tmpfs), as runtimes make them — a

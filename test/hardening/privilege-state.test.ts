@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 4 — state files: the modes netplumb creates its state with (IPAM store, attachment records)
+ * State files: the modes netplumb creates its state with (IPAM store, attachment records)
  * and what it does with symbolic links planted where it keeps state. A link is never followed: the target a
  * link points at (a stand-in for /etc/passwd, in a temporary directory) keeps its content and mode, and the
  * plugin either ignores the link safely or refuses with error 106.
