@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHost, diffSnapshots, execPlugin, must, run, sandboxed, waitFor } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, pluginPath } from '../fixtures/cni-runtime.js';
+import { bridgeConf as labBridgeConf } from '../fixtures/bridge-lab.js';
 import { assertRefused, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
 
 await sandboxed();
@@ -35,14 +36,11 @@ async function netnsAdd(name: string): Promise<string> {
   return `/run/netns/${name}`;
 }
 
-function bridgeConf(extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: '1.1.0', name: 'privnet', type: 'netplumb-bridge', bridge: 'privbr0', isGateway: true, ipMasq: true,
-    capabilities: { portMappings: true },
-    ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.98.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
-    ...extra,
-  };
-}
+const bridgeConf = (extra: Record<string, unknown> = {}) =>
+  labBridgeConf({
+    name: 'privnet', bridge: 'privbr0', isGateway: true, ipMasq: true, capabilities: { portMappings: true },
+    subnet: '10.98.0.0/24', routes: [{ dst: '0.0.0.0/0' }], dataDir, ...extra,
+  });
 
 async function exec(plugin: PluginName, verb: string, conf: unknown, att: { id?: string; netns?: string; ifname?: string } = {}, wrapper = LEAST) {
   const env = { CNI_COMMAND: verb, CNI_CONTAINERID: att.id, CNI_NETNS: att.netns, CNI_IFNAME: att.ifname ?? (att.id ? 'eth0' : undefined), CNI_PATH: cniPath };
@@ -62,15 +60,15 @@ test('netplumb-bridge ADD, CHECK, DEL with IPAM, masquerade and a published port
   const conf = bridgeConf({ runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } });
   const ra = must(await exec('netplumb-bridge', 'ADD', conf, { id: 'cap-a', netns: a }), 'ADD a').json;
   const rb = must(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-b', netns: b }), 'ADD b').json;
-  must(await exec('netplumb-bridge', 'CHECK', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'CHECK a').json;
+  must(await exec('netplumb-bridge', 'CHECK', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'CHECK a');
   const ipB = rb.ips[0].address.split('/')[0];
   const ping = await run(['ip', 'netns', 'exec', 'cap-a', 'ping', '-c', '1', '-W', '2', ipB], { check: false });
   assert.is(ping.exitCode, 0, `ping a → b: ${ping.stdout} ${ping.stderr}`);
   const nft = await run(['nft', 'list', 'ruleset']);
   assert.match(nft.stdout, /8080/, 'the published port is in the ruleset');
   assert.match(nft.stdout, /masquerade/);
-  must(await exec('netplumb-bridge', 'DEL', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'DEL a').json;
-  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-b', netns: b }), 'DEL b').json;
+  must(await exec('netplumb-bridge', 'DEL', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'DEL a');
+  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-b', netns: b }), 'DEL b');
   const veths = (JSON.parse((await run(['ip', '-j', 'link', 'show', 'master', 'privbr0'])).stdout) as any[]).map((l) => l.ifname);
   assert.equal(veths, [], 'DEL removed both veths');
   assert.equal(readdirSync(join(dataDir, 'privnet')).filter((f) => /^\d/.test(f)), [], 'DEL released both addresses');
@@ -81,29 +79,29 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
   const joiner = await netnsAdd('cap-j');
   const none = { cniVersion: '1.1.0', name: 'privlo', type: 'netplumb-none' };
   const r = must(await exec('netplumb-none', 'ADD', none, { id: 'cap-t', netns: target }), 'none ADD').json;
-  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK').json;
+  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK');
   // CHECK only reads: CAP_SYS_ADMIN (to enter the namespace) is enough, and without it the refusal names it.
-  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone').json;
+  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone');
   assertRefused(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('net_admin')), 107, /CAP_SYS_ADMIN/, 'none CHECK without CAP_SYS_ADMIN');
 
   const join_ = { cniVersion: '1.1.0', name: 'privjoin', type: 'netplumb-container', container: 'cap-t' };
   const rj = must(await exec('netplumb-container', 'ADD', join_, { id: 'cap-j', netns: joiner }), 'container ADD (a bind mount: CAP_SYS_ADMIN)').json;
-  must(await exec('netplumb-container', 'CHECK', { ...join_, prevResult: rj }, { id: 'cap-j', netns: joiner }), 'container CHECK').json;
+  must(await exec('netplumb-container', 'CHECK', { ...join_, prevResult: rj }, { id: 'cap-j', netns: joiner }), 'container CHECK');
   const same = await run(['stat', '-L', '-c', '%i', target, joiner]);
   const [i1, i2] = same.stdout.trim().split('\n');
   assert.is(i1, i2, 'the joiner\'s file is the target\'s namespace');
-  must(await exec('netplumb-container', 'DEL', join_, { id: 'cap-j', netns: joiner }), 'container DEL').json;
-  must(await exec('netplumb-none', 'DEL', none, { id: 'cap-t', netns: target }), 'none DEL').json;
+  must(await exec('netplumb-container', 'DEL', join_, { id: 'cap-j', netns: joiner }), 'container DEL');
+  must(await exec('netplumb-none', 'DEL', none, { id: 'cap-t', netns: target }), 'none DEL');
 
   const host = { cniVersion: '1.1.0', name: 'privhost', type: 'netplumb-host' };
   const rh = must(await exec('netplumb-host', 'ADD', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host ADD').json;
   assert.ok(rh.interfaces.length >= 0);
-  must(await exec('netplumb-host', 'DEL', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host DEL').json;
+  must(await exec('netplumb-host', 'DEL', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host DEL');
 
   const hl = { cniVersion: '1.1.0', name: 'privipam', type: 'netplumb-host-local', ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.97.0.0/24' }]] } };
   const ri = must(await exec('netplumb-host-local', 'ADD', hl, { id: 'cap-i', netns: target }), 'host-local ADD').json;
   assert.is(ri.ips[0].address, '10.97.0.2/24');
-  must(await exec('netplumb-host-local', 'DEL', hl, { id: 'cap-i', netns: target }), 'host-local DEL').json;
+  must(await exec('netplumb-host-local', 'DEL', hl, { id: 'cap-i', netns: target }), 'host-local DEL');
 });
 
 test('netplumb-bridge needs no CAP_NET_RAW: the gratuitous ARP goes through arp_notify, not a packet socket', async () => {
@@ -114,7 +112,7 @@ test('netplumb-bridge needs no CAP_NET_RAW: the gratuitous ARP goes through arp_
   let fdb = '';
   await waitFor(async () => (fdb = (await run(['bridge', 'fdb', 'show', 'br', 'privbr0'])).stdout).includes(mac));
   assert.ok(fdb.includes(mac), `the bridge learnt ${mac}: ${fdb}`);
-  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'DEL without CAP_NET_RAW').json;
+  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'DEL without CAP_NET_RAW');
 });
 
 test('without CAP_NET_ADMIN or CAP_SYS_ADMIN: a CNI error that names the missing privilege, not a stack trace, and nothing changed', async () => {
