@@ -20,7 +20,6 @@ const SENSITIVE = [
   'integration/walkthrough.test.js',
   'integration/harness.test.js',
   'e2e/bridge-verbs.test.js',
-  'e2e/modes-host.test.js',
 ];
 
 test('the files that read the host\'s state pass on a host with ip_forward=1 and a private /', async () => {
