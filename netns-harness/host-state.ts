@@ -20,13 +20,15 @@ export const HOST_IP_FORWARD_ENV = 'NETPLUMB_TEST_HOST_IP_FORWARD';
 
 /** The mount points at or under `dir` in this mount namespace, in mountinfo order (the visible one last). */
 export function mountPointsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((p): p is string => p !== undefined)
-    // mountinfo escapes space, tab, newline and backslash as octal
-    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+  return (
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((p): p is string => p !== undefined)
+      // mountinfo escapes space, tab, newline and backslash as octal
+      .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+      .filter((p) => p === dir || p.startsWith(`${dir}/`))
+  );
 }
 
 /**

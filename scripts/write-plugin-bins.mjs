@@ -253,4 +253,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.a
   const ifStale = process.argv.includes('--if-stale');
   const made = [await writeLibraryBundle({ ifStale }), ...(await writePluginBins({ ifStale }))].filter(Boolean);
   if (process.argv.includes('--verbose')) for (const m of made) process.stdout.write(`${m}\n`);
+  // the end of a build: scripts/prepare.mjs compares sources with this stamp
+  if (!ifStale) writeFileSync(join(dist, '.built'), `${new Date().toISOString()}\n`);
 }

@@ -2,9 +2,11 @@
  * One CNI invocation, read and validated: environment, stdin (bounded), the network configuration with
  * its version checked against the verb, prevResult converted to the 1.1.0 model, GC's valid attachments.
  * Every failure is a CniError with the spec's code, raised before any plugin code runs.
+ * See docs/CNI.md for the rest.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
 import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';
+import { decodeNetConf, type FieldTable } from './decode.js';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, PRIVILEGE_HINT } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';
@@ -109,21 +111,31 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parses and validates the configuration for `env.command`. */
-export function parseRequest(envVars: Readonly<Record<string, string | undefined>>, stdin: Buffer, env: CniEnv = parseEnv(envVars)): CniRequest {
-  let config: unknown;
+/**
+ * Parses and validates the configuration for `env.command`. Keys are matched to the spec's fields and the
+ * plugin's own (`fields`) as the reference's Go decoding matches them, and every declared field is checked
+ * for its type (decode.ts): `config` holds the keys spelt as declared.
+ */
+export function parseRequest(
+  envVars: Readonly<Record<string, string | undefined>>,
+  stdin: Buffer,
+  env: CniEnv = parseEnv(envVars),
+  fields?: FieldTable,
+): CniRequest {
+  let parsed: unknown;
   try {
-    config = JSON.parse(stdin.toString('utf8'));
+    parsed = JSON.parse(stdin.toString('utf8'));
   } catch (e) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: ${(e as Error).message}`, { object: 'stdin' });
   }
-  if (!isObject(config)) {
+  if (!isObject(parsed)) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, 'error decoding network config: not a JSON object', { object: 'stdin' });
   }
-  const tooDeep = deeperThan(config, MAX_CONFIG_DEPTH);
+  const tooDeep = deeperThan(parsed, MAX_CONFIG_DEPTH);
   if (tooDeep !== undefined) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: "${tooDeep}" is nested deeper than ${MAX_CONFIG_DEPTH} levels`, { object: tooDeep });
   }
+  const config = decodeNetConf(parsed, fields);
   const v = config.cniVersion;
   if (v !== undefined && typeof v !== 'string') {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: cniVersion must be a string, not ${JSON.stringify(v)}`, {

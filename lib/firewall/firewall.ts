@@ -8,6 +8,7 @@
  * and delete by name and key; each element deletion is preceded by an `add` of the element as it was read,
  * which is a no-op when unchanged and fails the whole transaction if someone changed it in between — a
  * compare-and-delete — after which the operation reads again and retries (bounded).
+ * See docs/FIREWALL.md for the rest.
  */
 import { parsePrefix, canonicalIp, ipFamily } from './addr.js';
 import {
@@ -450,21 +451,47 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
   return removed;
 }
 
+/** The commands that forget `bridge`: its isolation chains, its elements in the isolation maps, its entry in set bridges. */
+function forgetBridge(st: Observed, bridge: string): NftCommand[] {
+  const out: NftCommand[] = [];
+  if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
+  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
+  for (const dir of ['from', 'to'] as const) {
+    const name = bridgeChain(bridge, dir);
+    if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
+  }
+  return out;
+}
+
 /** Forgets a bridge: its isolation chains and its entry in the bridges set (its containers' rules stay). */
 export async function removeNetworkFirewall(bridge: string, opts: FirewallOptions = {}): Promise<void> {
   checkIfname('bridge', bridge);
   const b = nftBackend(opts.backend);
-  await readModifyWrite(b, opts.netns, `firewall remove bridge ${bridge}`, (st) => {
-    if (!st.tables.has('inet')) return null;
-    const out: NftCommand[] = [];
-    if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
-    for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
-    for (const dir of ['from', 'to'] as const) {
-      const name = bridgeChain(bridge, dir);
-      if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
-    }
-    return out;
-  });
+  await readModifyWrite(b, opts.netns, `firewall remove bridge ${bridge}`, (st) => (st.tables.has('inet') ? forgetBridge(st, bridge) : null));
+}
+
+/** The bridges netplumb's firewall state knows: the bridges set and the keys of the isolation maps. */
+function knownBridges(st: Observed): Set<string> {
+  const names = new Set(st.sets.get(chainKey('inet', 'bridges')) ?? []);
+  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') names.add(e.key);
+  return names;
+}
+
+/**
+ * GC of bridges: forgets every bridge netplumb's state knows that `existing()` (called after the state was
+ * read) does not list — bridges deleted since, whose isolation chains and elements would stay for ever.
+ * A bridge that ADD is creating is safe: ADD makes the link before it registers the bridge. Returns the
+ * bridges forgotten.
+ */
+export async function gcBridgeFirewall(existing: () => Promise<ReadonlySet<string>>, opts: FirewallOptions = {}): Promise<string[]> {
+  const b = nftBackend(opts.backend);
+  const before = await readState(b, opts.netns);
+  if (!before.tables.has('inet')) return [];
+  const links = await existing();
+  const gone = [...knownBridges(before)].filter((n) => !links.has(n));
+  if (gone.length === 0) return [];
+  await readModifyWrite(b, opts.netns, `firewall GC bridges ${gone.join(' ')}`, (st) => (st.tables.has('inet') ? gone.flatMap((n) => forgetBridge(st, n)) : null));
+  return gone;
 }
 
 /** Deletes netplumb's tables altogether (every container's rules with them). */

@@ -4,16 +4,18 @@
  * and the names it derives (host veth, alias). Parsing has no side effects: every error is raised before
  * anything is touched.
  *
- * Error codes of the bridge plugin (plugin-specific codes start at 100; 100–106 belong to lib/cni and IPAM):
+ * Error codes of the bridge plugin (plugin-specific codes start at 100; those below 110 belong to lib/cni and IPAM, CNI_ERR):
  *   110 the bridge name is taken by another kind of link, or the bridge has a conflicting address
  *   111 the attachment exists already (host veth name or CNI_IFNAME taken in the container)
  *   112 CHECK found drift (every difference is listed in msg)
  *   113 the host end of the veth did not come up in time
  *   114 a published host port belongs to another attachment
+ * See docs/BRIDGE.md for the rest.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { cniArgsValues } from '../cni/env.js';
+import type { FieldTable } from '../cni/decode.js';
 import { CniError, invalidConfig, unsupportedField } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniDns } from '../cni/types.js';
@@ -66,6 +68,38 @@ export interface BridgeConf {
   /** the portMappings capability */
   portMappings: PortMappingConf[];
 }
+
+/**
+ * The bridge's fields (the reference's `NetConf` of plugins/main/bridge, `PortMapEntry` of libcni for the
+ * portMappings capability) and netplumb's own; matched and type-checked before parsing (lib/cni/decode.ts).
+ */
+export const BRIDGE_FIELDS: FieldTable = {
+  bridge: 'string',
+  isGateway: 'boolean',
+  isDefaultGateway: 'boolean',
+  forceAddress: 'boolean',
+  ipMasq: 'boolean',
+  ipMasqBackend: 'string',
+  mtu: 'integer',
+  hairpinMode: 'boolean',
+  promiscMode: 'boolean',
+  vlan: 'integer',
+  vlanTrunk: { list: { fields: { id: 'integer', minID: 'integer', maxID: 'integer' } } },
+  preserveDefaultVlan: 'boolean',
+  macspoofchk: 'boolean',
+  enabledad: 'boolean',
+  disableContainerInterface: 'boolean',
+  portIsolation: 'boolean',
+  isolate: 'boolean',
+  allowBridges: { list: 'string' },
+  args: { fields: { cni: { fields: { mac: 'string' } } } },
+  runtimeConfig: {
+    fields: {
+      mac: 'string',
+      portMappings: { list: { fields: { hostPort: 'integer', containerPort: 'integer', protocol: 'string', hostIP: 'string' } } },
+    },
+  },
+};
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,6 +1,7 @@
 /**
  * The few libc calls Node does not expose (setns, unshare, mount, flock), bound with koffi.
  * Each wrapper throws SyscallError with the errno name, so callers never look at raw return values.
+ * See docs/NET.md for the rest.
  */
 import koffi, { type KoffiFunc } from 'koffi';
 import { SyscallError } from '../errors.js';
@@ -40,6 +41,8 @@ interface Libc {
   getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  bind: (fd: number, addr: Buffer, addrlen: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   strerror: (errno: number) => string;
   ioctl: (fd: number, request: number, arg: number) => number;
 }
@@ -62,6 +65,8 @@ function load(): Libc {
       getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
       sendto: lib.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
+      bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
+      recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
       strerror: lib.func('const char *strerror(int errnum)'),
       ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
     };
@@ -156,6 +161,23 @@ export function sendto(fd: number, data: Buffer, addr: Buffer, what?: string): n
   const n = Number(load().sendto(fd, data, data.length, 0, addr, addr.length));
   check(n, 'sendto', what);
   return n;
+}
+
+/** bind(2) to a socket address the caller encoded. */
+export function bind(fd: number, addr: Buffer, what?: string): void {
+  check(load().bind(fd, addr, addr.length), 'bind', what);
+}
+
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+
+/** recv(2) without blocking: the bytes of one datagram (at most `size`), or undefined when none is queued. */
+export function recvNow(fd: number, size: number, what?: string): Buffer | undefined {
+  const buf = Buffer.alloc(size);
+  const n = Number(load().recv(fd, buf, size, MSG_DONTWAIT));
+  if (n === -1 && koffi.errno() === EAGAIN) return undefined;
+  check(n, 'recv', what);
+  return buf.subarray(0, n);
 }
 
 /** strerror(3): the C library's text for an errno (`File exists`). */

@@ -174,6 +174,12 @@ test('stdin: empty, truncated, not an object, deeply nested, huge and endless, b
     }
     add('name a number', (v) => conf(v, { name: 5 }), 7, /name/);
     add('prevResult a string', (v) => conf(v, { prevResult: 'garbage' }), 7, /prevResult/);
+    // fields of the spec that a plugin may not use itself are still checked for their type
+    add('type a number', (v) => conf(v, { type: 5 }), 7, /"type"/);
+    add('capabilities not booleans', (v) => conf(v, { capabilities: { portMappings: 'yes' } }), 7, /capabilities\.portMappings/);
+    add('runtimeConfig a list', (v) => conf(v, { runtimeConfig: [] }), 7, /runtimeConfig/);
+    add('args a string', (v) => conf(v, { args: 'IP=10.0.0.2' }), 7, /"args"/);
+    add('dns.nameservers a string', (v) => conf(v, { dns: { nameservers: '10.0.0.53' } }), 7, /dns\.nameservers/);
     add('prevResult with a bad address', (v) => conf(v, { prevResult: { cniVersion: '1.1.0', ips: [{ address: '10.0.0.300/24' }] } }), 7, /prevResult|address/);
     cases.push({ name: 'CHECK in 0.3.1', plugin, verb: 'CHECK', patch: (c) => (c.cniVersion = '0.3.1'), codes: 1, field: /version|0\.3\.1/ });
     cases.push({ name: 'GC in 1.0.0', plugin, verb: 'GC', patch: (c) => (c.cniVersion = '1.0.0'), codes: 1, field: /version|1\.0\.0/ });

@@ -22,13 +22,10 @@ const SENSITIVE = [
   'e2e/bridge-verbs.test.js',
 ];
 
-test('the files that read the host\'s state pass on a host with ip_forward=1 and a private /', async () => {
+test("the files that read the host's state pass on a host with ip_forward=1 and a private /", async () => {
   // a run ID of its own: the inner runner checks for leftovers of exactly its files
   const id = `np-usedhost-${randomBytes(4).toString('hex')}`;
-  const r = await run(
-    [process.execPath, USED_HOST, id, ...SENSITIVE.map(dist)],
-    { check: false, timeoutMs: 300_000 },
-  );
+  const r = await run([process.execPath, USED_HOST, id, ...SENSITIVE.map(dist)], { check: false, timeoutMs: 300_000 });
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.match(r.stdout, new RegExp(`${SENSITIVE.length} files, 0 failed`));
   assert.equal(taggedProcesses(id), []);
