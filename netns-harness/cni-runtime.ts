@@ -5,11 +5,12 @@
  * the cached result, CHECK with the cached result, GC with cni.dev/valid-attachments). Used by the e2e
  * tests to drive netplumb's plugins and the reference plugins alike.
  */
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentSocketFor } from './agent.js';
-import { run, type RunResult } from './exec.js';
 import type { NetnsHolder } from './holder.js';
+import { RUN_ID_ENV, runId } from './run-id.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
 
@@ -18,8 +19,8 @@ export interface Attachment {
   /** CNI_NETNS; may be empty for DEL */
   netns: string;
   ifname: string;
-  /** CNI_ARGS as key/value pairs */
-  args?: Record<string, string>;
+  /** CNI_ARGS as key/value pairs, or exactly as given (a string) */
+  args?: Record<string, string> | string;
   /** values for the capabilities plugins declare (portMappings, ips, mac, bandwidth, …) */
   capabilityArgs?: Record<string, unknown>;
 }
@@ -27,18 +28,114 @@ export interface Attachment {
 export interface PluginRun {
   command: CniCommand;
   plugin: string;
+  /** what was sent on stdin (bytes and files described) */
   stdin: string;
   exitCode: number;
+  /** the signal that ended the plugin, if one did */
+  signal: string | undefined;
   stdout: string;
   stderr: string;
   /** stdout parsed as JSON, when it is JSON */
   json: any;
+  /** exit status 0, not killed */
   ok: boolean;
+  /** died of SIGKILL (a fault point's kill, or the time limit) */
+  killed: boolean;
+  /** killed because it ran longer than its time limit */
+  timedOut: boolean;
+  ms: number;
 }
 
 export class CniPluginError extends Error {
-  constructor(readonly run: PluginRun) {
-    super(`${run.plugin} ${run.command} failed (exit ${run.exitCode}): ${run.stdout.trim() || run.stderr.trim()}`);
+  constructor(readonly run: PluginRun, what = `${run.plugin} ${run.command}`) {
+    super(`${what} failed (exit ${run.exitCode}${run.signal ? `, ${run.signal}` : ''}): ${run.stdout.trim()} ${run.stderr.trim().slice(0, 2000)}`);
+  }
+}
+
+/** Returns the run if the plugin succeeded; throws CniPluginError (with its output) otherwise. */
+export function must(r: PluginRun, what?: string): PluginRun {
+  if (!r.ok) throw new CniPluginError(r, what);
+  return r;
+}
+
+export interface PluginExec {
+  /** the executable */
+  file: string;
+  /** the complete environment besides PATH and the run ID (nothing else is inherited, as from a runtime) */
+  env: Record<string, string | undefined>;
+  /** stdin: text or bytes, or a file to read it from (`/dev/zero`: an endless stream) */
+  stdin?: string | Buffer | { file: string } | undefined;
+  /** the network namespace to run in (a namespace file); default the caller's */
+  netns?: string | undefined;
+  /** argv put before the plugin (setpriv …, capsh …) */
+  wrapper?: readonly string[] | undefined;
+  /** SIGKILL the plugin after this long (default 60 s): also a way to crash it at a moment nobody chose */
+  timeoutMs?: number | undefined;
+}
+
+/**
+ * The one way the tests execute a plugin: exactly the given environment, stdin from text, bytes or a file,
+ * optionally in another namespace (nsenter, which execs, so a kill reaches the plugin itself) and under a
+ * privilege-dropping wrapper. Never throws for what the plugin does; the run says how it ended.
+ */
+export async function execPlugin(x: PluginExec): Promise<PluginRun> {
+  const argv = [...(x.netns ? ['nsenter', `--net=${x.netns}`, '--'] : []), ...(x.wrapper ?? []), x.file];
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', [RUN_ID_ENV]: runId() };
+  // with NETPLUMB_TEST_AGENT=1, through the agent of that namespace, unless the caller chose (an empty value: none)
+  if (!('NETPLUMB_AGENT_SOCKET' in x.env)) {
+    const agent = await agentSocketFor(x.netns);
+    if (agent !== undefined) env.NETPLUMB_AGENT_SOCKET = agent;
+  }
+  for (const [k, v] of Object.entries(x.env)) if (v !== undefined) env[k] = v;
+  const input = x.stdin;
+  const fromFile = typeof input === 'object' && !Buffer.isBuffer(input) ? input.file : undefined;
+  const stdinFd = fromFile === undefined ? undefined : openSync(fromFile, 'r');
+  const started = Date.now();
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    if (stdinFd === undefined) {
+      child.stdin!.on('error', () => undefined); // the plugin may stop reading (bounded stdin): EPIPE is fine
+      child.stdin!.end(input ?? '');
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, x.timeoutMs ?? 60_000);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => {
+      child.once('error', () => res([127, null]));
+      child.once('close', (c, s) => res([c, s]));
+    });
+    clearTimeout(timer);
+    let json: any;
+    try {
+      json = stdout.trim() ? JSON.parse(stdout) : undefined;
+    } catch {
+      json = undefined;
+    }
+    const exitCode = code ?? (signal ? 128 : -1);
+    const stdinText = typeof input === 'string' ? input : Buffer.isBuffer(input) ? `(${input.length} bytes)` : `(from ${fromFile ?? 'nothing'})`;
+    return {
+      command: (x.env.CNI_COMMAND ?? '') as CniCommand,
+      plugin: x.file.split('/').pop()!,
+      stdin: stdinText,
+      exitCode,
+      signal: signal ?? undefined,
+      stdout,
+      stderr,
+      json,
+      // a kill that came as the plugin was exiting anyway is no kill: what counts is how the process ended
+      ok: exitCode === 0 && signal === null,
+      killed: signal === 'SIGKILL',
+      timedOut,
+      ms: Date.now() - started,
+    };
+  } finally {
+    if (stdinFd !== undefined) closeSync(stdinFd);
   }
 }
 
@@ -50,6 +147,17 @@ export interface CniRuntimeOptions {
   /** extra environment for every plugin */
   env?: Record<string, string>;
   timeoutMs?: number;
+}
+
+export interface ExecOptions {
+  /** the plugin to run (found in CNI_PATH, or an absolute path); default: the configuration's `type` */
+  plugin?: string | undefined;
+  /** more environment for this run (NETPLUMB_FAULT=…); undefined removes a variable */
+  env?: Record<string, string | undefined> | undefined;
+  /** SIGKILL the plugin after this long */
+  timeoutMs?: number | undefined;
+  /** argv put before the plugin (setpriv …, capsh …) */
+  wrapper?: readonly string[] | undefined;
 }
 
 export class CniRuntime {
@@ -67,11 +175,13 @@ export class CniRuntime {
     throw new Error(`plugin ${type} not found in ${this.opts.cniPath.join(':')}`);
   }
 
-  /** Executes one plugin once, exactly as a runtime does. `stdin` is sent as given (string) or as JSON. */
-  async exec(command: CniCommand, config: unknown, att: Partial<Attachment> = {}, type?: string): Promise<PluginRun> {
-    const stdin = typeof config === 'string' ? config : JSON.stringify(config);
-    const plugin = type ?? (config as { type: string }).type;
-    const env: Record<string, string> = {
+  /**
+   * Executes one plugin once, exactly as a runtime does: CNI_* from the attachment, CNI_PATH, nothing else
+   * inherited. `config` is sent as given (a string) or as JSON; `command` may be anything, to test refusals.
+   */
+  async exec(command: CniCommand | (string & {}), config: unknown, att: Partial<Attachment> = {}, o: ExecOptions = {}): Promise<PluginRun> {
+    const plugin = o.plugin ?? (config as { type: string }).type;
+    const env: Record<string, string | undefined> = {
       CNI_COMMAND: command,
       CNI_PATH: this.opts.cniPath.join(':'),
       ...this.opts.env,
@@ -79,24 +189,21 @@ export class CniRuntime {
     if (att.containerId !== undefined) env.CNI_CONTAINERID = att.containerId;
     if (att.netns !== undefined) env.CNI_NETNS = att.netns;
     if (att.ifname !== undefined) env.CNI_IFNAME = att.ifname;
+    // with NETPLUMB_TEST_AGENT=1, through the agent of the host's namespace (started with it, gone with it)
     const agent = await agentSocketFor(this.opts.host);
     if (agent !== undefined) env.NETPLUMB_AGENT_SOCKET = agent;
-    if (att.args !== undefined) env.CNI_ARGS = Object.entries(att.args).map(([k, v]) => `${k}=${v}`).join(';');
-    const r: RunResult = await run([this.find(plugin)], {
-      netns: this.opts.host?.netnsPath,
-      input: stdin,
-      env,
-      cleanEnv: true,
-      check: false,
-      timeoutMs: this.opts.timeoutMs ?? 60_000,
-    });
-    let json: any;
-    try {
-      json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-    } catch {
-      json = undefined;
+    if (att.args !== undefined) {
+      env.CNI_ARGS = typeof att.args === 'string' ? att.args : Object.entries(att.args).map(([k, v]) => `${k}=${v}`).join(';');
     }
-    return { command, plugin, stdin, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, json, ok: r.exitCode === 0 };
+    Object.assign(env, o.env);
+    return execPlugin({
+      file: plugin.startsWith('/') ? plugin : this.find(plugin),
+      env,
+      stdin: typeof config === 'string' ? config : JSON.stringify(config),
+      netns: this.opts.host?.netnsPath,
+      wrapper: o.wrapper,
+      timeoutMs: o.timeoutMs ?? this.opts.timeoutMs ?? 60_000,
+    });
   }
 
   /** The configuration libcni would give plugin `i` of `list`. */
@@ -117,16 +224,11 @@ export class CniRuntime {
     return `${list.name}/${att.containerId}/${att.ifname}`;
   }
 
-  #must(r: PluginRun): PluginRun {
-    if (!r.ok) throw new CniPluginError(r);
-    return r;
-  }
-
   /** ADD through the whole list; returns the final result. A failure throws, like libcni (the caller then DELs). */
   async add(list: NetworkConfigList, att: Attachment): Promise<any> {
     let prev: unknown;
     for (let i = 0; i < list.plugins.length; i++) {
-      const r = this.#must(await this.exec('ADD', this.pluginConfig(list, i, att, prev), att));
+      const r = must(await this.exec('ADD', this.pluginConfig(list, i, att, prev), att));
       prev = r.json;
     }
     this.#cache.set(this.#key(list, att), prev);
@@ -136,14 +238,14 @@ export class CniRuntime {
   /** CHECK through the list with the cached result. */
   async check(list: NetworkConfigList, att: Attachment): Promise<void> {
     const prev = this.#cache.get(this.#key(list, att));
-    for (let i = 0; i < list.plugins.length; i++) this.#must(await this.exec('CHECK', this.pluginConfig(list, i, att, prev), att));
+    for (let i = 0; i < list.plugins.length; i++) must(await this.exec('CHECK', this.pluginConfig(list, i, att, prev), att));
   }
 
   /** DEL through the list in reverse order with the cached result (if any). */
   async del(list: NetworkConfigList, att: Attachment): Promise<void> {
     const key = this.#key(list, att);
     const prev = this.#cache.get(key);
-    for (let i = list.plugins.length - 1; i >= 0; i--) this.#must(await this.exec('DEL', this.pluginConfig(list, i, att, prev), att));
+    for (let i = list.plugins.length - 1; i >= 0; i--) must(await this.exec('DEL', this.pluginConfig(list, i, att, prev), att));
     this.#cache.delete(key);
   }
 
@@ -151,18 +253,18 @@ export class CniRuntime {
   async gc(list: NetworkConfigList, valid: { containerId: string; ifname: string }[]): Promise<void> {
     const validAttachments = valid.map((v) => ({ containerID: v.containerId, ifname: v.ifname }));
     for (let i = 0; i < list.plugins.length; i++) {
-      this.#must(await this.exec('GC', this.pluginConfig(list, i, {}, undefined, { 'cni.dev/valid-attachments': validAttachments })));
+      must(await this.exec('GC', this.pluginConfig(list, i, {}, undefined, { 'cni.dev/valid-attachments': validAttachments })));
     }
   }
 
   /** STATUS (CNI 1.1) for every plugin of the list. */
   async status(list: NetworkConfigList): Promise<void> {
-    for (let i = 0; i < list.plugins.length; i++) this.#must(await this.exec('STATUS', this.pluginConfig(list, i, {})));
+    for (let i = 0; i < list.plugins.length; i++) must(await this.exec('STATUS', this.pluginConfig(list, i, {})));
   }
 
   /** VERSION of one plugin. */
   async version(type: string, cniVersion = '1.1.0'): Promise<{ cniVersion: string; supportedVersions: string[] }> {
-    return this.#must(await this.exec('VERSION', { cniVersion }, {}, type)).json;
+    return must(await this.exec('VERSION', { cniVersion }, {}, { plugin: type })).json;
   }
 }
 

@@ -8,10 +8,42 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ipJson, run, type RunOptions, type RunResult } from './exec.js';
+import { applyHostState } from './host-state.js';
 import { RUN_ID_ENV, runId } from './run-id.js';
 import { assertSandbox } from './sandbox.js';
 
 const live = new Set<NetnsHolder>();
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * Resolves once `child` runs the program `comm` (as /proc/PID/comm names it): for a chain such as
+ * `nsenter … unshare -n sleep`, the moment every namespace change before the last exec is done. Fails if the
+ * child exits first; kills it and fails if that takes longer than the (generous) bound, since on a loaded
+ * 2-core machine a few execs can take seconds.
+ */
+export async function waitForExec(child: ChildProcess, comm: string, what = comm, timeoutMs = START_TIMEOUT_MS): Promise<void> {
+  let onExit: (() => void) | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onExit = () => reject(new Error(`netns-harness: ${what} exited early (status ${child.exitCode ?? child.signalCode})`));
+    child.once('error', reject);
+    child.once('exit', onExit);
+  });
+  failed.catch(() => undefined);
+  try {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+      await Promise.race([sleep(5), failed]);
+      try {
+        if (readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === comm) return;
+      } catch {
+        /* not yet visible */
+      }
+    }
+  } finally {
+    child.off('exit', onExit!);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`netns-harness: ${what} did not start within ${timeoutMs / 1000} s`);
+}
 
 export interface HolderOptions {
   /** bring `lo` up in the new namespace (default: true for hosts, false for containers) */
@@ -70,6 +102,11 @@ export class NetnsHolder {
     return r.stdout.trim();
   }
 
+  /** Writes a sysctl of this namespace with sysctl(8) (`sysctl -w net.ipv4.ip_forward=0`). */
+  async setSysctl(key: string, value: string | number): Promise<void> {
+    await this.exec(['sysctl', '-qw', `${key}=${value}`]);
+  }
+
   /** Kills the holder; the namespace goes when nothing else holds it. */
   async destroy(): Promise<void> {
     if (!this.#exited) {
@@ -85,29 +122,13 @@ export class NetnsHolder {
       stdio: 'ignore',
       env: { ...process.env, [RUN_ID_ENV]: runId() },
     });
-    const failed = new Promise<never>((_, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`netns-harness: ${name} exited early (status ${code})`)));
-    });
-    failed.catch(() => undefined);
-    // unshare(2) happens before exec: once the process is `sleep`, its namespace is the new one.
-    for (let i = 0; i < 400; i++) {
-      await Promise.race([sleep(5), failed]);
-      let comm = '';
-      try {
-        comm = readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim();
-      } catch {
-        /* not yet visible */
-      }
-      if (comm === 'sleep') {
-        // Holders never keep a finished (or failed) test alive; they die with the sandbox anyway.
-        child.unref();
-        if (loopbackUp) await run(['ip', 'link', 'set', 'lo', 'up'], { netns: `/proc/${child.pid}/ns/net` });
-        return child;
-      }
-    }
-    child.kill('SIGKILL');
-    throw new Error(`netns-harness: ${name} did not start within 2 s`);
+    await waitForExec(child, 'sleep', name);
+    // Holders never keep a finished (or failed) test alive; they die with the sandbox anyway.
+    child.unref();
+    const netns = `/proc/${child.pid}/ns/net`;
+    await applyHostState(netns);
+    if (loopbackUp) await run(['ip', 'link', 'set', 'lo', 'up'], { netns });
+    return child;
   }
 }
 

@@ -1,5 +1,6 @@
 export { sandboxed, inSandbox, assertSandbox, spawnSandboxed, sandboxArgv, SANDBOX_ENV, type SandboxOptions } from './sandbox.js';
-export { Host, Container, NetnsHolder, createHost, destroyAll, type HolderOptions } from './holder.js';
+export { Host, Container, NetnsHolder, createHost, destroyAll, waitForExec, type HolderOptions } from './holder.js';
+export { HOST_IP_FORWARD_ENV, emulatesHostIpForward } from './host-state.js';
 export { run, ipJson, inNetns, RunError, type RunOptions, type RunResult } from './exec.js';
 export {
   ping,
@@ -17,5 +18,9 @@ export {
 export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, sendRawFrames } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
-export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
+export {
+  CniRuntime, CniPluginError, execPlugin, must,
+  type CniCommand, type Attachment, type PluginRun, type PluginExec, type ExecOptions, type NetworkConfigList, type CniRuntimeOptions,
+} from './cni-runtime.js';
+export { waitFor, type WaitOptions } from './wait.js';
 export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';

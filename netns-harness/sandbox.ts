@@ -9,13 +9,15 @@
  *  - `unshare --kill-child` and `setpriv --pdeathsig KILL` chain the sandbox's life to the launching
  *    process, so SIGKILL of the launcher takes everything down too.
  *
- * Inside, /run (thus /var/run/netns, /run/cni, the xtables lock) is a private tmpfs, so `ip netns add`
- * and friends never touch the machine's own directories.
+ * Inside, /run (thus /var/run/netns, /run/cni, the xtables lock) is a private tmpfs with none of the
+ * machine's mounts beneath it, so `ip netns add` and friends never touch the machine's own directories and
+ * the mount table looks the same on every machine (host-state.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { mount, MS_NODEV, MS_NOSUID } from '../lib/sys/libc.js';
 import { run } from './exec.js';
+import { applyHostState, detachMountsUnder } from './host-state.js';
 import { RUN_ID_ENV, runId } from './run-id.js';
 
 export const SANDBOX_ENV = 'NETPLUMB_SANDBOX';
@@ -80,10 +82,16 @@ async function setupInside(): Promise<void> {
   for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
     process.on(sig, () => process.exit(128 + n));
   }
+  // Nothing of the machine's /run stays beneath the sandbox's (see host-state.ts).
+  detachMountsUnder('/run');
   mount('tmpfs', '/run', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755');
   // The reference host-local's default store; a test that forgets dataDir must not write the machine's.
-  if (existsSync('/var/lib/cni')) mount('tmpfs', '/var/lib/cni', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755');
+  if (existsSync('/var/lib/cni')) {
+    detachMountsUnder('/var/lib/cni');
+    mount('tmpfs', '/var/lib/cni', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755');
+  }
   await run(['ip', 'link', 'set', 'lo', 'up']);
+  await applyHostState();
   process.env[SANDBOX_ENV] = pidNamespace();
 }
 

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHost, destroyAll, sandboxed, type Host } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-env.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
 import { agentIn, attachEnv, eventsOf, forward, socketPath } from '../fixtures/agent.js';
 import { attachmentsOf } from '../fixtures/storm.js';
 

@@ -10,7 +10,7 @@ import { chownSync, chmodSync, lstatSync, mkdirSync, symlinkSync } from 'node:fs
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { agentGet, createHost, destroyAll, run, sandboxed, startAgentProcess, type Host } from '../../netns-harness/index.js';
-import { bridgeConf, vethNames } from '../fixtures/bridge-env.js';
+import { bridgeConf, vethNames } from '../fixtures/bridge-lab.js';
 import { reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
 import { agentIn, AS_NOBODY, attachEnv, eventsOf, forward, socketPath } from '../fixtures/agent.js';
 

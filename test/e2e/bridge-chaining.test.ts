@@ -7,8 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { ping, run, sandboxed, startEchoServer, tcpSend } from '../../netns-harness/index.js';
-import { bridgeConf, links, must, reservations, runtime, sysctl, vethNames, hostPerTest } from '../fixtures/bridge-env.js';
+import { ping, run, sandboxed, startEchoServer, tcpSend, must } from '../../netns-harness/index.js';
+import { bridgeConf, links, reservations, sysctl, vethNames, hostPerTest } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -16,7 +17,7 @@ const host = hostPerTest(test);
 
 for (const version of ['0.4.0', '1.0.0']) {
   test(`netplumb-bridge → portmap → tuning → bandwidth in one list (${version})`, async () => {
-    const rt = runtime(host);
+    const rt = cniRuntime({ host });
     const { cniVersion, name, ...bridge } = bridgeConf({ cniVersion: version, isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }] });
     const list = {
       cniVersion,
@@ -80,7 +81,7 @@ for (const version of ['0.4.0', '1.0.0']) {
 }
 
 test('the reference bridge delegates its IPAM to netplumb-host-local: ADD, packets, CHECK, DEL', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ type: 'bridge', cniVersion: '1.0.0', bridge: 'cni-np', isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }], subnet: ['10.71.0.0/24', 'fd71::/64'] });
   const c1 = await host.createContainer('c1');
   const c2 = await host.createContainer('c2');

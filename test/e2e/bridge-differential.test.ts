@@ -12,8 +12,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
-import { bridgeConf, dataDir, links, must, reservations, runtime, sysctl } from '../fixtures/bridge-env.js';
+import { createHost, sandboxed, type Container, type Host, must } from '../../netns-harness/index.js';
+import { bridgeConf, dataDir, links, reservations, sysctl } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 import { join } from 'node:path';
 
 await sandboxed();
@@ -132,7 +133,7 @@ for (const c of cases) {
         await c.prepare?.(host);
         const ctr = await host.createContainer('c');
         const conf = bridgeConf({ type, cniVersion: c.version ?? '1.0.0', subnet: c.subnet, ipamType: c.ipamType ?? 'host-local', routes: c.routes, dataDir: dataDir(), ...c.conf });
-        const rt = runtime(host);
+        const rt = cniRuntime({ host });
         const att = { containerId: 'diff-ctr', netns: ctr.netnsPath, ifname: 'eth0' };
         const result = must(await rt.exec('ADD', conf, att)).json;
         const after = await state(host, ctr, 'br-diff');
@@ -157,7 +158,7 @@ for (const c of cases) {
 test('intentional difference: without "bridge", netplumb uses netplumb0 where the reference uses cni0', async () => {
   const host = await createHost('h');
   try {
-    const rt = runtime(host);
+    const rt = cniRuntime({ host });
     for (const type of ['bridge', 'netplumb-bridge']) {
       const ctr = await host.createContainer(type);
       const conf = bridgeConf({ type, cniVersion: '1.0.0', name: `n-${type}`, subnet: type === 'bridge' ? '10.96.0.0/24' : '10.97.0.0/24', ipamType: 'host-local' });

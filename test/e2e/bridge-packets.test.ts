@@ -10,8 +10,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ping, sandboxed, startEchoServer, tcpSend, type Container, type Host } from '../../netns-harness/index.js';
-import { bridgeConf, must, runtime } from '../fixtures/bridge-env.js';
+import { createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -37,7 +38,7 @@ test.after.each(async () => {
 async function attach(conf: any, name: string, extra: Record<string, unknown> = {}): Promise<{ ctr: Container; result: any; att: any }> {
   const ctr = await host.createContainer(name);
   const att = { containerId: `id-${name}`, netns: ctr.netnsPath, ifname: 'eth0' };
-  const result = must(await runtime(host).exec('ADD', { ...conf, ...extra }, att)).json;
+  const result = must(await cniRuntime({ host }).exec('ADD', { ...conf, ...extra }, att)).json;
   return { ctr, result, att };
 }
 const ipOf = (r: any) => r.ips[0].address.split('/')[0];
@@ -96,7 +97,7 @@ test('a published port answers from the host, 127.0.0.1, the outside, another co
   } finally {
     await srv.stop();
   }
-  must(await runtime(host).exec('DEL', { ...conf, runtimeConfig: { portMappings } }, a.att));
+  must(await cniRuntime({ host }).exec('DEL', { ...conf, runtimeConfig: { portMappings } }, a.att));
   const gone = await tcpSend(host, '192.0.2.1', 8080, 'x', 1000);
   assert.not.ok(gone.ok, 'DEL unpublished the port');
 });
@@ -150,10 +151,7 @@ test('the gratuitous ARP after ADD: the host knows the container\'s MAC before a
   const conf = bridgeConf({ isGateway: true });
   const a = await attach(conf, 'a');
   let neigh: any[] = [];
-  for (let i = 0; i < 20 && !neigh.some((n) => n.dst === '10.77.0.2'); i++) {
-    neigh = await host.ip<any[]>('neigh', 'show', 'dev', 'netplumb0');
-    if (!neigh.some((n) => n.dst === '10.77.0.2')) await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(async () => (neigh = await host.ip<any[]>('neigh', 'show', 'dev', 'netplumb0')).some((n) => n.dst === '10.77.0.2'));
   const entry = neigh.find((n) => n.dst === '10.77.0.2');
   assert.ok(entry, `neighbour entry from the gratuitous ARP: ${JSON.stringify(neigh)}`);
   assert.is(entry.lladdr, a.result.interfaces[2].mac);

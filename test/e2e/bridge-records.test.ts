@@ -8,9 +8,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { sandboxed } from '../../netns-harness/index.js';
+import { sandboxed, must } from '../../netns-harness/index.js';
 import { treeSnapshot } from '../fixtures/cni-runtime.js';
-import { bridgeConf, failure, hostPerTest, must, runtime, vethNames } from '../fixtures/bridge-env.js';
+import { bridgeConf, failure, hostPerTest, vethNames } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 import { nsId } from '../fixtures/modes.js';
 
 await sandboxed();
@@ -21,7 +22,7 @@ const A = '/run/netplumb/attachments';
 const records = () => Object.keys(treeSnapshot(A)).filter((k) => k.includes('/bridge:')).sort();
 
 test('ADD records the attachment; CHECK needs it; DEL removes it, twice, also without CNI_NETNS', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, subnet: '10.60.0.0/24' });
   const c = await host.createContainer('r1');
   const att = { containerId: 'r1', netns: c.netnsPath, ifname: 'eth0' };
@@ -49,7 +50,7 @@ test('ADD records the attachment; CHECK needs it; DEL removes it, twice, also wi
 });
 
 test('GC removes the records of this network the runtime no longer lists', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ subnet: '10.61.0.0/24' });
   const other = bridgeConf({ name: 'othernet', bridge: 'np-other0', subnet: '10.62.0.0/24' });
   for (const id of ['g1', 'g2']) {
@@ -71,15 +72,15 @@ test('a failed ADD leaves no record (fault after the last step, and a repeated A
   const c = await host.createContainer('f1');
   const att = { containerId: 'f1', netns: c.netnsPath, ifname: 'eth0' };
   for (const step of ['veth', 'garp', 'firewall']) {
-    const e = failure(await runtime(host, { NETPLUMB_FAULT: step }).exec('ADD', conf, att));
+    const e = failure(await cniRuntime({ host, env: { NETPLUMB_FAULT: step } }).exec('ADD', conf, att));
     assert.match(e.msg, /fault injected/);
     assert.equal(records(), [], `fault after ${step}`);
   }
-  must(await runtime(host).exec('ADD', conf, att));
-  const again = failure(await runtime(host).exec('ADD', conf, att));
+  must(await cniRuntime({ host }).exec('ADD', conf, att));
+  const again = failure(await cniRuntime({ host }).exec('ADD', conf, att));
   assert.is(again.code, 111, again.msg);
   assert.equal(records(), ['f1/bridge:npnet:eth0'], 'the refused repeat does not remove the first ADD\'s record');
-  must(await runtime(host).exec('DEL', conf, att));
+  must(await cniRuntime({ host }).exec('DEL', conf, att));
   assert.equal(records(), []);
 });
 

@@ -10,9 +10,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { run, sandboxed, type Host } from '../../netns-harness/index.js';
-import { pool, treeSnapshot } from '../fixtures/cni-runtime.js';
-import { bridgeConf, failure, links, must, nftAttachments, nftRuleset, reservations, runtime, vethNames, hostPerTest } from '../fixtures/bridge-env.js';
+import { run, sandboxed, type Host, must } from '../../netns-harness/index.js';
+import { cniRuntime, pool, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { bridgeConf, failure, links, nftAttachments, nftRuleset, reservations, vethNames, hostPerTest } from '../fixtures/bridge-lab.js';
+import { hostPicture } from '../fixtures/storm.js';
 
 await sandboxed();
 
@@ -23,7 +24,7 @@ const N = 50;
 const RECORDS = '/run/netplumb/attachments';
 
 test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addresses, then nothing left`, async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, macspoofchk: true, subnet: '10.40.0.0/24', routes: [{ dst: '0.0.0.0/0' }] });
   const ctrs = await pool(Array.from({ length: N }, (_, i) => i), 8, (i) => host.createContainer(`c${i}`));
   const atts = ctrs.map((c, i) => ({ containerId: `par-${i}`, netns: c.netnsPath, ifname: 'eth0' }));
@@ -63,7 +64,7 @@ test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addres
 });
 
 test('DEL after the container\'s named namespace was deleted succeeds and releases everything', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.41.0.0/24' });
   await host.exec(['ip', 'netns', 'add', 'doomed']);
   const att = { containerId: 'doomed', netns: '/var/run/netns/doomed', ifname: 'eth0' };
@@ -77,20 +78,11 @@ test('DEL after the container\'s named namespace was deleted succeeds and releas
   must(await rt.exec('DEL', conf, att));
 });
 
-/** Everything a failed ADD could have left: links, addresses, routes, the IPAM store, the nft ruleset, attachment records. */
-async function snapshot(h: Host, dataDir: string): Promise<any> {
-  const l = (await links(h)).map((x) => ({ name: x.ifname, kind: x.linkinfo?.info_kind, master: x.master, up: x.flags.includes('UP') }));
-  const a = (await h.ip<any[]>('addr', 'show')).map((x) => ({ name: x.ifname, addrs: x.addr_info.filter((y: any) => y.scope !== 'link').map((y: any) => `${y.local}/${y.prefixlen}`) }));
-  // (the kernel adds a bridge's IPv6 link-local address and its local route on its own, some time after the
-  // bridge first has a port: not something ADD did or must undo)
-  const r = (await h.ip<any[]>('route', 'show', 'table', 'all')).filter((x) => !String(x.dst).startsWith('fe80:'));
-  const strip = (v: any): any => (Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, strip(x)])) : v);
-  const nft = strip((await nftRuleset(h)).filter((o) => !o.metainfo));
-  // The store's bookkeeping (its directory, `lock`, `last_reserved_ip.N`, which host-local advances on purpose so
-  // that a released address is not handed out again at once) is not a leftover; every other file is.
-  const ipam = Object.fromEntries(Object.entries(treeSnapshot(dataDir)).filter(([f]) => !/^[^/]+\/(lock|last_reserved_ip\.\d+)?$/.test(f)));
-  return { links: l, addresses: a, routes: r, ipam, nft, records: treeSnapshot(RECORDS) };
-}
+/**
+ * Everything a failed ADD could have left in `h` (fixtures/storm.ts hostPicture): links, addresses, routes, the
+ * nft ruleset, the files of the network's IPAM store (not its bookkeeping) and the attachment records.
+ */
+const snapshot = (h: Host, conf: { name: string; ipam: { dataDir: string } }) => hostPicture(h, [join(conf.ipam.dataDir, conf.name)]);
 
 test('a failed ADD leaves nothing behind: exhausted range, and a fault after every step', async () => {
   const conf = bridgeConf({ isGateway: true, ipMasq: true, macspoofchk: true, subnet: '10.42.0.0/29', routes: [{ dst: '0.0.0.0/0' }], capabilities: { portMappings: true } });
@@ -101,52 +93,52 @@ test('a failed ADD leaves nothing behind: exhausted range, and a fault after eve
 
   // On a fresh host (no bridge yet): failures before the firewall leave the host exactly as it was.
   for (const step of ['ipam', 'bridge', 'veth', 'container', 'up']) {
-    const before = await snapshot(host, conf.ipam.dataDir);
-    const e = failure(await runtime(host, { NETPLUMB_FAULT: step === 'up' ? 'garp' : step }).exec('ADD', withPorts, att));
+    const before = await snapshot(host, conf);
+    const e = failure(await cniRuntime({ host, env: { NETPLUMB_FAULT: step === 'up' ? 'garp' : step } }).exec('ADD', withPorts, att));
     assert.match(e.msg, /fault injected/, step);
-    assert.equal(await snapshot(host, conf.ipam.dataDir), before, `fresh host, fault after ${step}`);
+    assert.equal(await snapshot(host, conf), before, `fresh host, fault after ${step}`);
     assert.equal(await ctrLinks(), ['lo'], `fresh host, fault after ${step}: nothing in the container`);
   }
 
   // With the bridge and another container in place (the usual case): every step, the firewall included.
   const other = await host.createContainer('other');
-  must(await runtime(host).exec('ADD', conf, { containerId: 'other', netns: other.netnsPath, ifname: 'eth0' }));
+  must(await cniRuntime({ host }).exec('ADD', conf, { containerId: 'other', netns: other.netnsPath, ifname: 'eth0' }));
   for (const step of ['ipam', 'bridge', 'veth', 'container', 'garp', 'firewall']) {
-    const before = await snapshot(host, conf.ipam.dataDir);
-    const e = failure(await runtime(host, { NETPLUMB_FAULT: step }).exec('ADD', withPorts, att));
+    const before = await snapshot(host, conf);
+    const e = failure(await cniRuntime({ host, env: { NETPLUMB_FAULT: step } }).exec('ADD', withPorts, att));
     assert.match(e.msg, new RegExp(`fault injected after step "${step}"`));
-    assert.equal(await snapshot(host, conf.ipam.dataDir), before, `fault after ${step}`);
+    assert.equal(await snapshot(host, conf), before, `fault after ${step}`);
     assert.equal(await ctrLinks(), ['lo'], `fault after ${step}: nothing in the container`);
   }
 
   // Exhausted range: a /29 has 5 addresses for containers; "other" holds one.
   const fill = await pool([1, 2, 3, 4], 4, async (i) => {
     const c = await host.createContainer(`fill${i}`);
-    must(await runtime(host).exec('ADD', conf, { containerId: `fill${i}`, netns: c.netnsPath, ifname: 'eth0' }));
+    must(await cniRuntime({ host }).exec('ADD', conf, { containerId: `fill${i}`, netns: c.netnsPath, ifname: 'eth0' }));
   });
   assert.is(fill.length, 4);
-  const before = await snapshot(host, conf.ipam.dataDir);
-  const e = failure(await runtime(host).exec('ADD', withPorts, att));
+  const before = await snapshot(host, conf);
+  const e = failure(await cniRuntime({ host }).exec('ADD', withPorts, att));
   assert.is(e.code, 100, e.msg);
-  assert.equal(await snapshot(host, conf.ipam.dataDir), before, 'exhausted range');
+  assert.equal(await snapshot(host, conf), before, 'exhausted range');
   assert.equal(await ctrLinks(), ['lo']);
 
   // A port another attachment publishes: refused (114) before the container is usable, and rolled back.
-  for (const id of ['fill1', 'fill2']) must(await runtime(host).exec('DEL', conf, { containerId: id, ifname: 'eth0', netns: '' }));
+  for (const id of ['fill1', 'fill2']) must(await cniRuntime({ host }).exec('DEL', conf, { containerId: id, ifname: 'eth0', netns: '' }));
   const owner = await host.createContainer('owner');
-  must(await runtime(host).exec('ADD', withPorts, { containerId: 'owner', netns: owner.netnsPath, ifname: 'eth0' }));
-  const snap = await snapshot(host, conf.ipam.dataDir);
+  must(await cniRuntime({ host }).exec('ADD', withPorts, { containerId: 'owner', netns: owner.netnsPath, ifname: 'eth0' }));
+  const snap = await snapshot(host, conf);
   const c2 = await host.createContainer('second');
-  const busy = failure(await runtime(host).exec('ADD', withPorts, { containerId: 'second', netns: c2.netnsPath, ifname: 'eth0' }));
+  const busy = failure(await cniRuntime({ host }).exec('ADD', withPorts, { containerId: 'second', netns: c2.netnsPath, ifname: 'eth0' }));
   assert.is(busy.code, 114, busy.msg);
   assert.match(busy.msg, /already published by container owner/);
-  assert.equal(await snapshot(host, conf.ipam.dataDir), snap, 'a refused port leaves nothing either');
+  assert.equal(await snapshot(host, conf), snap, 'a refused port leaves nothing either');
 });
 
 test('a fresh host: a fault after the firewall step leaves no per-container rule (the shared tables stay)', async () => {
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.43.0.0/24' });
   const ctr = await host.createContainer('c');
-  const e = failure(await runtime(host, { NETPLUMB_FAULT: 'firewall' }).exec('ADD', conf, { containerId: 'f', netns: ctr.netnsPath, ifname: 'eth0' }));
+  const e = failure(await cniRuntime({ host, env: { NETPLUMB_FAULT: 'firewall' } }).exec('ADD', conf, { containerId: 'f', netns: ctr.netnsPath, ifname: 'eth0' }));
   assert.match(e.msg, /fault injected/);
   assert.equal(await nftAttachments(host), { chains: [], rules: 0, elements: [] });
   assert.equal((await links(host)).map((x) => x.ifname), ['lo'], 'the bridge it created went too');

@@ -8,11 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed } from '../../netns-harness/index.js';
-import {
-  bridgeConf, failure, links, must, nftAttachments, reservations, runtime, sysctl, vethNames, VERSIONS,
-  hostPerTest,
-} from '../fixtures/bridge-env.js';
+import { sandboxed, must } from '../../netns-harness/index.js';
+import { bridgeConf, failure, links, nftAttachments, reservations, sysctl, vethNames, VERSIONS, hostPerTest } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -20,14 +18,8 @@ const host = hostPerTest(test);
 
 const HEX8 = /^veth[0-9a-f]{8}$/;
 
-test('VERSION lists every supported version', async () => {
-  const rt = runtime(host);
-  const v = await rt.version('netplumb-bridge');
-  assert.equal(v.supportedVersions, [...VERSIONS]);
-});
-
 test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that version\'s shape', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   for (const [i, version] of VERSIONS.entries()) {
     const ctr = await host.createContainer(`c${i}`);
     const conf = bridgeConf({ cniVersion: version, isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }] });
@@ -76,7 +68,7 @@ test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that ve
 });
 
 test('the host veth is named after the container ID and interface; the container end is created inside the container', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const ctr = await host.createContainer('c');
   const conf = bridgeConf({ isGateway: true });
   const r = must(await rt.exec('ADD', conf, { containerId: 'abc', netns: ctr.netnsPath, ifname: 'net1' })).json;
@@ -92,7 +84,7 @@ test('the host veth is named after the container ID and interface; the container
 });
 
 test('DEL is idempotent: twice, with an empty CNI_NETNS, and after the namespace is gone', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, macspoofchk: true });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'gone', netns: ctr.netnsPath, ifname: 'eth0' };
@@ -118,7 +110,7 @@ test('DEL is idempotent: twice, with an empty CNI_NETNS, and after the namespace
 });
 
 test('DEL removes exactly its own veth: found by its alias when renamed, never another network\'s', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'mine', netns: ctr.netnsPath, ifname: 'eth0' };
@@ -132,7 +124,7 @@ test('DEL removes exactly its own veth: found by its alias when renamed, never a
 });
 
 test('CHECK reports drift: addresses, routes, bridge port, interfaces, firewall rules, sysctls', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }] });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'chk', netns: ctr.netnsPath, ifname: 'eth0' };
@@ -169,7 +161,7 @@ test('CHECK reports drift: addresses, routes, bridge port, interfaces, firewall 
 });
 
 test('errors: configuration, environment and conflicts, each with its code and before anything is touched', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'err', netns: ctr.netnsPath, ifname: 'eth0' };
   const conf = bridgeConf({ isGateway: true });
@@ -210,7 +202,7 @@ test('errors: configuration, environment and conflicts, each with its code and b
 });
 
 test('a repeated ADD of an attachment fails (111) and leaves the first one working', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'twice', netns: ctr.netnsPath, ifname: 'eth0' };
   const conf = bridgeConf({ isGateway: true, ipMasq: true });
@@ -235,7 +227,7 @@ test('a repeated ADD of an attachment fails (111) and leaves the first one worki
 });
 
 test('options: mtu, MAC (CNI_ARGS, args, capability), hairpin, promisc, port isolation, isDefaultGateway, dual stack, dns', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const c1 = await host.createContainer('c1');
   const conf = bridgeConf({
     bridge: 'br-opts', isDefaultGateway: true, mtu: 1400, hairpinMode: true, portIsolation: true,
@@ -296,7 +288,7 @@ test('options: mtu, MAC (CNI_ARGS, args, capability), hairpin, promisc, port iso
 });
 
 test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const c1 = await host.createContainer('c1');
   const conf = { cniVersion: '1.1.0', name: 'l2', type: 'netplumb-bridge', bridge: 'br-l2' };
   const r = must(await rt.exec('ADD', conf, { containerId: 'l2a', netns: c1.netnsPath, ifname: 'eth0' })).json;
@@ -314,7 +306,7 @@ test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
 });
 
 test('prevResult: a chained netplumb-bridge keeps the earlier interfaces and addresses and shifts its indexes', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const c = await host.createContainer('c');
   const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'dummy0', sandbox: c.netnsPath }], ips: [{ address: '192.0.2.9/24', interface: 0 }], dns: { nameservers: ['192.0.2.53'] } };
   const conf = bridgeConf({ cniVersion: '1.0.0', isGateway: true });
@@ -326,7 +318,7 @@ test('prevResult: a chained netplumb-bridge keeps the earlier interfaces and add
 });
 
 test('GC releases what no valid attachment holds (IPAM, rules, host veths); STATUS reports an exhausted range', async () => {
-  const rt = runtime(host);
+  const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.81.0.0/29' });
   const att = async (id: string) => ({ containerId: id, netns: (await host.createContainer(id)).netnsPath, ifname: 'eth0' });
   const keep = await att('keep');

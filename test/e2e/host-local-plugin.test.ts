@@ -7,29 +7,19 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniRuntime, sandboxed, type CniCommand, type PluginRun } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot, VERSIONS } from '../fixtures/cni-runtime.js';
+import { sandboxed, type Attachment } from '../../netns-harness/index.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, reservations, treeSnapshot, VERSIONS } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
 
 const PLUGIN = 'netplumb-host-local';
 
-interface Invocation {
-  command: string;
-  containerId?: string | undefined;
-  netns?: string | undefined;
-  ifname?: string | undefined;
-  /** CNI_ARGS exactly as given (malformed ones included) */
-  args?: string;
-}
+/** An attachment and the verb to run on it; CNI_ARGS (`args`) is passed raw so that malformed values can be sent. */
+type Invocation = Partial<Attachment> & { command: string };
 
-/** Runs the plugin through the runtime harness; CNI_ARGS is passed raw so that malformed values can be sent. */
-function cniExec(type: string, inv: Invocation, config: unknown): Promise<PluginRun> {
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN], env: inv.args === undefined ? {} : { CNI_ARGS: inv.args } });
-  const att = Object.fromEntries(Object.entries({ containerId: inv.containerId, netns: inv.netns, ifname: inv.ifname }).filter(([, v]) => v !== undefined));
-  return rt.exec(inv.command as CniCommand, config, att, type);
-}
+/** netplumb-host-local alone in CNI_PATH. */
+const rt = cniRuntime({ cniPath: [NETPLUMB_BIN] });
 const root = mkdtempSync('/run/np-contract-');
 let seq = 0;
 
@@ -45,16 +35,10 @@ function network(ipam: Record<string, unknown> = {}, extra: Record<string, unkno
 
 const att = (command: string, containerId = 'c1', more: Partial<Invocation> = {}): Invocation => ({ command, containerId, ifname: 'eth0', netns: '/proc/self/ns/net', ...more });
 
-test('VERSION lists the supported versions (no stdin needed)', async () => {
-  const o = await cniExec(PLUGIN, { command: 'VERSION' }, '');
-  assert.is(o.exitCode, 0);
-  assert.equal(o.json, { cniVersion: '1.1.0', supportedVersions: [...VERSIONS] });
-});
-
 for (const v of VERSIONS) {
   test(`cniVersion ${v}: ADD, CHECK, DEL (twice), STATUS and GC behave as the spec says`, async () => {
     const { dir, conf } = network({ routes: [{ dst: '0.0.0.0/0' }] }, {}, v);
-    const add = await cniExec(PLUGIN, att('ADD'), conf);
+    const add = await rt.exec('ADD', conf, att('ADD'), { plugin: PLUGIN });
     assert.is(add.exitCode, 0, add.stdout + add.stderr);
     assert.is(add.stderr, '');
     const legacy = v.startsWith('0.');
@@ -69,26 +53,26 @@ for (const v of VERSIONS) {
     });
     assert.equal([...reservations(dir)], [['10.40.0.2', 'c1\r\neth0'], ['fd40::2', 'c1\r\neth0']]);
 
-    const check = await cniExec(PLUGIN, att('CHECK'), { ...conf, prevResult: add.json });
+    const check = await rt.exec('CHECK', { ...conf, prevResult: add.json }, att('CHECK'), { plugin: PLUGIN });
     if (v === '0.3.0' || v === '0.3.1') {
       assert.is(check.exitCode, 1);
       assert.is(check.json.code, 1, 'CHECK needs 0.4.0');
     } else {
       assert.equal([check.exitCode, check.stdout], [0, '']);
-      const wrong = await cniExec(PLUGIN, att('CHECK'), { ...conf, prevResult: { ...add.json, ips: [{ ...add.json.ips[0], address: '10.40.0.99/24' }] } });
+      const wrong = await rt.exec('CHECK', { ...conf, prevResult: { ...add.json, ips: [{ ...add.json.ips[0], address: '10.40.0.99/24' }] } }, att('CHECK'), { plugin: PLUGIN });
       assert.is(wrong.json.code, 103, 'a prevResult address that is not reserved is drift');
-      const other = await cniExec(PLUGIN, att('CHECK', 'c2'), conf);
+      const other = await rt.exec('CHECK', conf, att('CHECK', 'c2'), { plugin: PLUGIN });
       assert.is(other.json.code, 103);
       assert.match(other.json.msg, /c2\/eth0 holds no address of range set 0/);
     }
     for (const cmd of ['STATUS', 'GC']) {
-      const o = await cniExec(PLUGIN, { command: cmd }, { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] });
+      const o = await rt.exec(cmd, { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] }, {}, { plugin: PLUGIN });
       if (v === '1.1.0') assert.equal([o.exitCode, o.stdout], [0, ''], `${cmd}: ${o.stdout}`);
       else assert.equal([o.exitCode, o.json.code], [1, 1], `${cmd} needs 1.1.0`);
     }
     assert.is(reservations(dir).size, 2, 'GC kept the valid attachment');
     for (let i = 0; i < 2; i++) {
-      const del = await cniExec(PLUGIN, att('DEL', 'c1', { netns: undefined }), { ...conf, prevResult: add.json });
+      const del = await rt.exec('DEL', { ...conf, prevResult: add.json }, att('DEL', 'c1', { netns: undefined }), { plugin: PLUGIN });
       assert.equal([del.exitCode, del.stdout], [0, ''], 'DEL without CNI_NETNS, and again');
     }
     assert.is(reservations(dir).size, 0);
@@ -97,28 +81,28 @@ for (const v of VERSIONS) {
 
 test('GC releases what no valid attachment holds; STATUS reports an exhausted range (error 50)', async () => {
   const { dir, conf } = network({ ranges: [[{ subnet: '10.41.0.0/29' }]] });
-  for (const id of ['a', 'b', 'c', 'd', 'e']) assert.is((await cniExec(PLUGIN, att('ADD', id), conf)).exitCode, 0);
-  const st = await cniExec(PLUGIN, { command: 'STATUS' }, conf);
+  for (const id of ['a', 'b', 'c', 'd', 'e']) assert.is((await rt.exec('ADD', conf, att('ADD', id), { plugin: PLUGIN })).exitCode, 0);
+  const st = await rt.exec('STATUS', conf, {}, { plugin: PLUGIN });
   assert.is(st.json.code, 50);
   assert.match(st.json.msg, /range set 0 \(10\.41\.0\.1-10\.41\.0\.6\) of network "net\d+" is exhausted: 5 of 5/);
-  const full = await cniExec(PLUGIN, att('ADD', 'f'), conf);
+  const full = await rt.exec('ADD', conf, att('ADD', 'f'), { plugin: PLUGIN });
   assert.is(full.json.code, 100);
-  const gc = await cniExec(PLUGIN, { command: 'GC' }, { ...conf, 'cni.dev/attachments': [{ containerID: 'b', ifname: 'eth0' }, { containerID: 'd', ifname: 'eth0' }] });
+  const gc = await rt.exec('GC', { ...conf, 'cni.dev/attachments': [{ containerID: 'b', ifname: 'eth0' }, { containerID: 'd', ifname: 'eth0' }] }, {}, { plugin: PLUGIN });
   assert.is(gc.exitCode, 0, gc.stdout);
   assert.equal([...reservations(dir).values()].sort(), ['b\r\neth0', 'd\r\neth0']);
-  assert.equal([(await cniExec(PLUGIN, { command: 'STATUS' }, conf)).exitCode], [0]);
+  assert.equal([(await rt.exec('STATUS', conf, {}, { plugin: PLUGIN })).exitCode], [0]);
 });
 
 test('resolvConf becomes the Result\'s dns; requested IPs from CNI_ARGS, args and runtimeConfig', async () => {
   const rc = join(root, 'resolv.conf');
   writeFileSync(rc, '# comment\nnameserver 10.0.0.53\nnameserver fd00::53\nsearch a.example b.example\ndomain example\noptions ndots:2 rotate\n');
   const { conf } = network({ resolvConf: rc }, { args: { cni: { ips: ['fd40::77'] } }, runtimeConfig: { ips: ['10.40.0.66/24'] } });
-  const o = await cniExec(PLUGIN, att('ADD'), conf);
+  const o = await rt.exec('ADD', conf, att('ADD'), { plugin: PLUGIN });
   assert.is(o.exitCode, 0, o.stdout);
   assert.equal(o.json.dns, { nameservers: ['10.0.0.53', 'fd00::53'], domain: 'example', search: ['a.example', 'b.example'], options: ['ndots:2', 'rotate'] });
   assert.equal(o.json.ips.map((x: any) => x.address), ['10.40.0.66/24', 'fd40::77/64']);
   const { conf: c2 } = network();
-  const e = await cniExec(PLUGIN, att('ADD', 'c1', { args: 'IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.40.0.9' }), c2);
+  const e = await rt.exec('ADD', c2, att('ADD', 'c1', { args: 'IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.40.0.9' }), { plugin: PLUGIN });
   assert.equal(e.json.ips.map((x: any) => x.address), ['10.40.0.9/24', 'fd40::2/64']);
 });
 
@@ -126,7 +110,7 @@ test('resolvConf becomes the Result\'s dns; requested IPs from CNI_ARGS, args an
 test('bad input gets the right code, a single error document, exit 1, and changes nothing', async () => {
   const { dataDir, conf } = network();
   // Something in the store that must survive every failed call untouched.
-  assert.is((await cniExec(PLUGIN, att('ADD', 'resident'), conf)).exitCode, 0);
+  assert.is((await rt.exec('ADD', conf, att('ADD', 'resident'), { plugin: PLUGIN })).exitCode, 0);
   const big = JSON.stringify({ ...conf, padding: 'x'.repeat(1 << 20) });
   const plantedDir = join(root, 'planted');
   mkdirSync(join(plantedDir, 'elsewhere'), { recursive: true });
@@ -172,7 +156,7 @@ test('bad input gets the right code, a single error document, exit 1, and change
   ];
   for (const [what, inv, config, code, re] of cases) {
     const before = treeSnapshot(root);
-    const o = await cniExec(PLUGIN, inv, config);
+    const o = await rt.exec(inv.command, config, inv, { plugin: PLUGIN });
     assert.is(o.exitCode, 1, `${what}: exit ${o.exitCode} ${o.stdout}`);
     assert.ok(o.json, `${what}: stdout is one JSON document: ${o.stdout}`);
     assert.is(o.json.code, code, `${what}: ${o.stdout}`);

@@ -9,16 +9,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniRuntime, createHost, sandboxed } from '../../netns-harness/index.js';
+import { createHost, sandboxed } from '../../netns-harness/index.js';
 import { delegate } from '../../lib/cni/delegate.js';
 import { CniError } from '../../lib/cni/errors.js';
 import { ipamAdd, ipamExec } from '../../lib/modes/ipam.js';
 import { withRollback } from '../../lib/modes/steps.js';
 import { parseRequest, type CniRequest } from '../../lib/cni/request.js';
 import { convertResult, parseResult, type CniResult } from '../../lib/cni/types.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations, treeSnapshot } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -58,14 +59,7 @@ test('delegating to the reference host-local (exec) in 0.3.1, 0.4.0 and 1.0.0: A
   }
   const conf = hostLocalConf('host-local', '0.4.0');
   await delegate('host-local', 'ADD', request('ADD', conf));
-  try {
-    await delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' }));
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, CniError);
-    assert.is((e as CniError).cniCode, 999, 'the reference\'s own error code comes back');
-    assert.match((e as Error).message, /requested IP address 10\.50\.0\.2 is not available/);
-  }
+  await assertRejects(() => delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' })), { instance: CniError, cniCode: 999, message: /requested IP address 10\.50\.0\.2 is not available/ });
 });
 
 test('delegating to the reference static plugin', async () => {
@@ -119,18 +113,16 @@ test('rollback: a failure after IPAM ADD runs IPAM DEL (exec and in process)', a
   for (const type of ['host-local', 'netplumb-host-local']) {
     const conf = hostLocalConf(type, '1.0.0');
     const req = request('ADD', conf);
-    try {
-      await withRollback(async (undo) => {
+    const e = await assertRejects<CniError>(
+      withRollback(async (undo) => {
         const r = await ipamAdd(req, undo);
         assert.is(r.ips!.length, 2);
         assert.is(reservations(join(conf.ipam.dataDir, 'delnet')).size, 2);
         throw new CniError(999, 'veth creation failed');
-      });
-      assert.unreachable();
-    } catch (e) {
-      assert.match((e as Error).message, /veth creation failed/);
-      assert.is((e as CniError).details, undefined, 'the undo itself succeeded');
-    }
+      }),
+      { message: /veth creation failed/ },
+    );
+    assert.is(e.details, undefined, 'the undo itself succeeded');
     assert.is(reservations(join(conf.ipam.dataDir, 'delnet')).size, 0, `${type}: addresses given back`);
   }
 });
@@ -147,7 +139,7 @@ test('the reference bridge delegates its IPAM to netplumb-host-local', async () 
     isGateway: true,
     ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.70.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
   };
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  const rt = cniRuntime({ host });
   const list = { cniVersion: conf.cniVersion, name: conf.name, plugins: [conf] };
   const att = { containerId: 'brctr', netns: ctr.netnsPath, ifname: 'eth0' };
   const result = parseResult(await rt.add(list, att));
@@ -171,7 +163,7 @@ test('Results of every version pass through the reference meta plugins and come 
     routes: [{ dst: '0.0.0.0/0', gw: '10.80.0.1' }],
     dns: { nameservers: ['10.80.0.1'] },
   };
-  const rt = new CniRuntime({ cniPath: [REFERENCE_BIN] });
+  const rt = cniRuntime({ cniPath: [REFERENCE_BIN] });
   const att = { containerId: 'meta1', ifname: 'eth0', netns: ctr.netnsPath };
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0']) {
     for (const p of ['portmap', 'tuning', 'bandwidth']) {

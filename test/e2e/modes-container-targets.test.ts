@@ -15,12 +15,11 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, type Container, type Host,
+  sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, waitFor, type Container, type Host, type CniCommand,
 } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
-import { addrView, cniExec, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
+import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
+import { addrView, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -44,8 +43,8 @@ const bridgeConf = {
   ipam: { type: 'netplumb-host-local', ranges: [[{ subnet: '10.80.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/run/cni-targets/ipam' },
 };
 const conf = (container: unknown) => ({ cniVersion: '1.1.0', name: 'joined', type: PLUGIN, container });
-const exec = (command: string, config: unknown, id: string, netns: string | undefined) =>
-  cniExec(host, command, (config as { type?: string }).type ?? PLUGIN, config, { containerId: id, netns, ifname: 'eth0' });
+const exec = (command: CniCommand, config: unknown, id: string, netns: string | undefined) =>
+  rt.exec(command, config, { containerId: id, netns, ifname: 'eth0' }, { plugin: (config as { type?: string }).type ?? PLUGIN });
 
 /** A harness container with an eth0 (a veth made by iproute2, not by netplumb) and lo up. */
 async function plainContainer(name: string, addr: string): Promise<Container> {
@@ -97,16 +96,12 @@ async function joinAndLeave(id: string, target: string, holder: Container, port:
 
 /** Waits (bounded) until the host has no link `name`: the kernel dismantles a freed namespace in a work queue. */
 async function hostLinkGone(name: string): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (!(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === name)) return true;
-    await sleep(50);
-  }
-  return false;
+  return waitFor(async () => !(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === name));
 }
 
 test.before(async () => {
   host = await createHost('tgthost');
-  rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  rt = cniRuntime({ host });
   nb = await host.createContainer('nb', { loopbackUp: true });
   const r = await rt.exec('ADD', bridgeConf, { containerId: 'nb', netns: nb.netnsPath, ifname: 'eth0' });
   assert.is(r.exitCode, 0, r.stdout);
@@ -141,9 +136,9 @@ test('joins a namespace by path (/run/netns, /var/run/netns, ns:, /proc/PID/ns/n
   // per invocation, as a runtime names it in CNI_ARGS (which wins over "container")
   const netns = await runtimeNetns('tgt');
   const inv = { containerId: 'j-args', netns, ifname: 'eth0', args: 'IgnoreUnknown=1;NETPLUMB_CONTAINER=/run/netns/plain-ns' };
-  assert.is((await cniExec(host, 'ADD', PLUGIN, conf('nb'), inv)).exitCode, 0);
+  assert.is((await rt.exec('ADD', conf('nb'), inv, { plugin: PLUGIN })).exitCode, 0);
   assert.is(nsId(netns), nsId(plain.netnsPath));
-  assert.is((await cniExec(host, 'DEL', PLUGIN, conf('nb'), inv)).exitCode, 0);
+  assert.is((await rt.exec('DEL', conf('nb'), inv, { plugin: PLUGIN })).exitCode, 0);
   await removeNetns(netns);
   await removeNetns('/run/netns/plain-ns');
 });
@@ -152,7 +147,7 @@ test('an all-digit value is a PID even when a container has that ID; id: names t
   // 4194304 is PID_MAX_LIMIT: no process can have it
   const digits = await host.createContainer('digits', { loopbackUp: true });
   const lo = { cniVersion: '1.1.0', name: 'lo', type: 'netplumb-none' };
-  assert.is((await cniExec(host, 'ADD', 'netplumb-none', lo, { containerId: '4194304', netns: digits.netnsPath, ifname: 'lo' })).exitCode, 0);
+  assert.is((await rt.exec('ADD', lo, { containerId: '4194304', netns: digits.netnsPath, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
   const netns = await runtimeNetns('tgt');
   const asPid = await exec('ADD', conf('4194304'), 'j-digits', netns);
   assert.is(errorOf(asPid)?.code, 3, asPid.stdout);
@@ -161,7 +156,7 @@ test('an all-digit value is a PID even when a container has that ID; id: names t
   assert.is(asId.exitCode, 0, asId.stdout);
   assert.is(nsId(netns), nsId(digits.netnsPath));
   assert.is((await exec('DEL', conf('id:4194304'), 'j-digits', netns)).exitCode, 0);
-  assert.is((await cniExec(host, 'DEL', 'netplumb-none', lo, { containerId: '4194304', netns: digits.netnsPath, ifname: 'lo' })).exitCode, 0);
+  assert.is((await rt.exec('DEL', lo, { containerId: '4194304', netns: digits.netnsPath, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
   await removeNetns(netns);
   await digits.destroy();
 });

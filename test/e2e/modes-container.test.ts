@@ -11,11 +11,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, ping, run, startEchoServer, tcpSend, type Container, type Host, type NetworkConfigList,
+  sandboxed, createHost, CniRuntime, ipJson, ping, run, startEchoServer, tcpSend, type Container, type Host, type NetworkConfigList, type CniCommand,
 } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
+import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
 import {
-  VERSIONS, addrView, assertVerbOfVersion, assertVersionAnswer, cniExec, errorOf, assertRefused, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
+  VERSIONS, addrView, assertVerbOfVersion, errorOf, assertRefused, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
 } from '../fixtures/modes.js';
 
 await sandboxed();
@@ -34,24 +34,20 @@ const bridgeList: NetworkConfigList = {
   plugins: [{ type: 'bridge', bridge: 'cni-modes0', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.77.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/run/cni-modes/ipam' } }],
 };
 const conf = (cniVersion = '1.1.0', extra: Record<string, unknown> = {}) => ({ cniVersion, name: 'joined', type: PLUGIN, container: 'web', ...extra });
-const exec = (command: string, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
-  cniExec(host, command, (config as { type?: string }).type ?? PLUGIN, config, { containerId: c.id ?? 'side', netns: c.netns, ifname: 'eth0', args: c.args });
+const exec = (command: CniCommand, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
+  rt.exec(command, config, { containerId: c.id ?? 'side', netns: c.netns, ifname: 'eth0', args: c.args }, { plugin: (config as { type?: string }).type ?? PLUGIN });
 
 const linkNames = async (netns: string) => (await ipJson<any[]>(['link', 'show'], netns)).map((l) => l.ifname).sort();
 test.before(async () => {
   host = await createHost('ctrhost');
   web = await host.createContainer('web');
-  rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  rt = cniRuntime({ host });
   await rt.add(loList, { containerId: 'web', netns: web.netnsPath, ifname: 'lo' });
   const res = await rt.add(bridgeList, { containerId: 'web', netns: web.netnsPath, ifname: 'eth0' });
   webIp = res.ips[0].address.split('/')[0];
 });
 test.after(async () => {
   await host.destroy();
-});
-
-test('VERSION lists every supported version', async () => {
-  assertVersionAnswer(await exec('VERSION', ''));
 });
 
 for (const v of VERSIONS) {
@@ -88,7 +84,7 @@ for (const v of VERSIONS) {
     const check = await exec('CHECK', { ...conf(v), prevResult: add.json }, { netns, id });
     assertVerbOfVersion('CHECK', v, check);
     for (const cmd of ['STATUS', 'GC'] as const) {
-      const r = await cniExec(host, cmd, PLUGIN, { ...conf(v), 'cni.dev/valid-attachments': [{ containerID: id, ifname: 'eth0' }] });
+      const r = await rt.exec(cmd, { ...conf(v), 'cni.dev/valid-attachments': [{ containerID: id, ifname: 'eth0' }] }, {}, { plugin: PLUGIN });
       assertVerbOfVersion(cmd, v, r);
     }
     assert.is(nsId(netns), nsId(web.netnsPath), 'GC kept the valid attachment joined');
@@ -159,10 +155,10 @@ test('GC undoes the joins of this network the runtime no longer lists', async ()
   const ownDrop = nsId(drop);
   assert.is((await exec('ADD', conf(), { netns: keep, id: 'keep' })).exitCode, 0);
   assert.is((await exec('ADD', conf(), { netns: drop, id: 'drop' })).exitCode, 0);
-  const other = await cniExec(host, 'GC', PLUGIN, { ...conf('1.1.0', { name: 'another' }), 'cni.dev/valid-attachments': [] });
+  const other = await rt.exec('GC', { ...conf('1.1.0', { name: 'another' }), 'cni.dev/valid-attachments': [] }, {}, { plugin: PLUGIN });
   assert.is(other.exitCode, 0);
   assert.is(nsId(drop), nsId(web.netnsPath), 'GC of another network touches nothing of this one');
-  const gc = await cniExec(host, 'GC', PLUGIN, { ...conf(), 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] });
+  const gc = await rt.exec('GC', { ...conf(), 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] }, {}, { plugin: PLUGIN });
   assert.equal([gc.exitCode, gc.stdout], [0, ''], gc.stdout);
   assert.is(nsId(drop), ownDrop, 'the stale join is unmounted');
   assert.is(nsId(keep), nsId(web.netnsPath), 'the valid one stays');
@@ -193,8 +189,8 @@ test('the joiner\'s own loopback attachment (netplumb-none through the joined fi
   assert.is((await exec('ADD', conf(), { netns, id: 'lojoin' })).exitCode, 0);
   // runtimes commonly run a loopback network for every container, through the same CNI_NETNS
   const lo = { cniVersion: '1.1.0', name: 'lo', type: 'netplumb-none' };
-  assert.is((await cniExec(host, 'ADD', 'netplumb-none', lo, { containerId: 'lojoin', netns, ifname: 'lo' })).exitCode, 0);
-  assert.is((await cniExec(host, 'DEL', 'netplumb-none', lo, { containerId: 'lojoin', netns, ifname: 'lo' })).exitCode, 0);
+  assert.is((await rt.exec('ADD', lo, { containerId: 'lojoin', netns, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
+  assert.is((await rt.exec('DEL', lo, { containerId: 'lojoin', netns, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
   const [webLo] = await web.ip<any[]>('link', 'show', 'dev', 'lo');
   assert.ok(webLo.flags.includes('UP'), 'web\'s lo is shared, so it stays up');
   assert.is((await exec('DEL', conf(), { netns, id: 'lojoin' })).exitCode, 0);
@@ -275,7 +271,7 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     const state = modesState();
     const webBefore = await addrView(web);
     const ids = [netns, joined, busy].map(nsId);
-    const r = await exec(command, config, { id: 'side', ...inv });
+    const r = await exec(command as CniCommand, config, { id: 'side', ...inv });
     assertRefused(what, r, PLUGIN, code, re);
     assert.equal(modesState(), state, `${what}: no record and no mount changed`);
     assert.equal(await addrView(web), webBefore, `${what}: web unchanged`);
@@ -286,8 +282,8 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
   const bystander = await host.createContainer('bystander');
   const lo = { cniVersion: '1.1.0', name: 'lo', type: 'netplumb-none' };
   const inv = { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'lo' };
-  assert.is((await cniExec(host, 'ADD', 'netplumb-none', lo, inv)).exitCode, 0);
-  const d = await cniExec(host, 'DEL', 'netplumb-none', lo, inv);
+  assert.is((await rt.exec('ADD', lo, inv, { plugin: 'netplumb-none' })).exitCode, 0);
+  const d = await rt.exec('DEL', lo, inv, { plugin: 'netplumb-none' });
   assert.equal([d.exitCode, d.stdout], [0, ''], d.stdout);
   const [bystanderLo] = await bystander.ip<any[]>('link', 'show', 'dev', 'lo');
   assert.not.ok(bystanderLo.flags.includes('UP'), 'its DEL did its work');
@@ -301,11 +297,11 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
 });
 
 test('STATUS is ready; with an unsafe state directory it says records cannot be written (50)', async () => {
-  assert.equal((await cniExec(host, 'STATUS', PLUGIN, conf())).exitCode, 0);
+  assert.equal((await rt.exec('STATUS', conf(), {}, { plugin: PLUGIN })).exitCode, 0);
   renameSync('/run/netplumb/attachments', '/run/netplumb/attachments.real');
   symlinkSync('/run/netplumb/attachments.real', '/run/netplumb/attachments');
   try {
-    const st = await cniExec(host, 'STATUS', PLUGIN, conf());
+    const st = await rt.exec('STATUS', conf(), {}, { plugin: PLUGIN });
     assert.is(errorOf(st)?.code, 50, st.stdout);
   } finally {
     rmSync('/run/netplumb/attachments');

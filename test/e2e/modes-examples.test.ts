@@ -10,8 +10,8 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sandboxed, createHost, CniRuntime, run, type Host, type NetworkConfigList } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
+import { sandboxed, createHost, run, type Host, type NetworkConfigList } from '../../netns-harness/index.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
 import { expectedDescription, nsId, VERSIONS } from '../fixtures/modes.js';
 
 await sandboxed();
@@ -70,7 +70,7 @@ test('installed as the guide says (links into /opt/cni/bin, or the import() wrap
 });
 
 test('the none, host and container lists: ADD, CHECK and DEL through the installed plugins', async () => {
-  const rt = new CniRuntime({ cniPath: [BIN, REFERENCE_BIN], host });
+  const rt = cniRuntime({ cniPath: [BIN, REFERENCE_BIN], host });
   // none: container "web" gets loopback only
   const web = await host.createContainer('web');
   const none = lists.get('netplumb-none')!;
@@ -123,7 +123,7 @@ test('the bridge list is a reference bridge configuration (and runs with netplum
   ];
   variants.push(['netplumb-bridge', withStore(list, {}), [NETPLUMB_BIN, REFERENCE_BIN]]);
   for (const [what, l, cniPath] of variants) {
-    const rt = new CniRuntime({ cniPath, host });
+    const rt = cniRuntime({ cniPath, host });
     const c = await host.createContainer(`br-${what.length}`);
     const att = { containerId: `br${what.length}`, netns: c.netnsPath, ifname: 'eth0', capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } };
     const r = await rt.add(l, att);

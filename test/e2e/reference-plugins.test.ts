@@ -6,7 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
-import { sandboxed, createHost, CniRuntime, ping, startEchoServer, tcpSend, type NetworkConfigList } from '../../netns-harness/index.js';
+import { sandboxed, createHost, ping, startEchoServer, tcpSend, type NetworkConfigList } from '../../netns-harness/index.js';
+import { cniRuntime, REFERENCE_BIN } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -27,7 +28,7 @@ const list: NetworkConfigList = {
 
 test('reference bridge + host-local + portmap through the runtime harness', async () => {
   const host = await createHost('refhost');
-  const rt = new CniRuntime({ cniPath: ['/usr/lib/cni'], host });
+  const rt = cniRuntime({ cniPath: [REFERENCE_BIN], host });
   const version = await rt.version('bridge');
   assert.ok(version.supportedVersions.includes('1.0.0'));
 

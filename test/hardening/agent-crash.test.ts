@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { createHost, destroyAll, sandboxed, type Host } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-env.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
 import { pool } from '../fixtures/cni-runtime.js';
 import { agentIn, attachEnv, eventsOf, forward, socketPath } from '../fixtures/agent.js';
 import { ADD_POINTS, attachmentsOf, storeFiles } from '../fixtures/storm.js';

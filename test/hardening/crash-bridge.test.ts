@@ -14,16 +14,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { createHost, destroyAll, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-env.js';
-import { intFrom } from '../fixtures/hardening.js';
-import { ADD_POINTS, containerLinks, DEL_POINTS, execPlugin, hostPicture, ok, pictureDiff, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
+import { createHost, destroyAll, must, sandboxed, type Container, type Host, type PluginRun } from '../../netns-harness/index.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
+import { CRASH_ROUNDS as TIMED_ROUNDS } from '../fixtures/budget.js';
+import { ADD_POINTS, containerLinks, DEL_POINTS, hostPicture, pictureDiff, seededRng, storeFiles } from '../fixtures/storm.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
 const rng = seededRng('NETPLUMB_CRASH_SEED', 'crash-bridge');
-/** kills at random moments per ADD/DEL timing test */
-const TIMED_ROUNDS = intFrom('NETPLUMB_CRASH_ROUNDS', 12);
 
 
 let host: Host;
@@ -43,12 +42,12 @@ let port = 30000;
 const confFor = () => ({ ...conf, runtimeConfig: { portMappings: [{ hostPort: port++, containerPort: 80, protocol: 'tcp' }] } });
 const confs = new Map<string, any>();
 
-async function add(c: Container, id: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<Exec> {
+async function add(c: Container, id: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<PluginRun> {
   if (!confs.has(id)) confs.set(id, confFor());
-  return execPlugin(host, 'ADD', confs.get(id), { containerId: id, netns: c.netnsPath, ifname: 'eth0', env, ...(killAfterMs === undefined ? {} : { killAfterMs }) });
+  return cniRuntime({ host }).exec('ADD', confs.get(id), { containerId: id, netns: c.netnsPath, ifname: 'eth0' }, { env, timeoutMs: killAfterMs });
 }
-async function del(c: Container | undefined, id: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<Exec> {
-  return execPlugin(host, 'DEL', confs.get(id) ?? conf, { containerId: id, netns: c?.netnsPath ?? '', ifname: 'eth0', env, ...(killAfterMs === undefined ? {} : { killAfterMs }) });
+async function del(c: Container | undefined, id: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<PluginRun> {
+  return cniRuntime({ host }).exec('DEL', confs.get(id) ?? conf, { containerId: id, netns: c?.netnsPath ?? '', ifname: 'eth0' }, { env, timeoutMs: killAfterMs });
 }
 const picture = () => hostPicture(host, [store]);
 
@@ -66,7 +65,7 @@ test.before(async () => {
   // The survivors: attached before and untouched by everything below.
   for (const id of ['survivor-1', 'survivor-2']) {
     const c = await host.createContainer(id);
-    survivors.push({ c, id, result: ok(await add(c, id), `ADD ${id}`).json });
+    survivors.push({ c, id, result: must(await add(c, id), `ADD ${id}`).json });
   }
   victim = await host.createContainer('victim');
   baseline = await picture();
@@ -78,7 +77,7 @@ test.after(async () => {
 
 /** DEL of the victim succeeds and the host is as it was with only the survivors. */
 async function delAndCompare(id: string, what: string): Promise<void> {
-  ok(await del(victim, id), `${what}: DEL`);
+  must(await del(victim, id), `${what}: DEL`);
   assert.equal(pictureDiff(baseline, await picture()), [], `${what}: after DEL the host holds exactly the survivors' state`);
   assert.equal(await containerLinks(victim), [], `${what}: nothing left in the victim's namespace`);
 }
@@ -102,7 +101,7 @@ test('ADD failing (not killed) at every fault point rolls back by itself: no DEL
       assert.equal(pictureDiff(baseline, await picture()), [], `ADD failed at ${point}: the host holds exactly the survivors' state`);
       assert.equal(await containerLinks(victim), [], `ADD failed at ${point}: nothing in the victim's namespace`);
     } finally {
-      ok(await del(victim, id), `DEL after the failure at ${point}`); // so a failure here does not spill into the next tests
+      must(await del(victim, id), `DEL after the failure at ${point}`); // so a failure here does not spill into the next tests
     }
   }
 });
@@ -110,7 +109,7 @@ test('ADD failing (not killed) at every fault point rolls back by itself: no DEL
 test('DEL killed at every fault point: the next DEL succeeds and leaves exactly the survivors', async () => {
   for (const point of DEL_POINTS) {
     const id = `del-${point}`;
-    ok(await add(victim, id), `ADD ${id}`);
+    must(await add(victim, id), `ADD ${id}`);
     const r = await del(victim, id, { NETPLUMB_FAULT: `kill:${point}` });
     assert.ok(r.killed, `DEL died of SIGKILL at ${point} (exit ${r.exitCode}, ${r.stdout} ${r.stderr.slice(0, 500)})`);
     assertStoreWhole(`DEL killed at ${point}`);
@@ -124,10 +123,10 @@ test(`ADD and DEL killed after random delays (${TIMED_ROUNDS} rounds each): DEL 
   const dels: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t0 = Date.now();
-    ok(await add(victim, 'timing'), 'ADD timing');
+    must(await add(victim, 'timing'), 'ADD timing');
     adds.push(Date.now() - t0);
     const t1 = Date.now();
-    ok(await del(victim, 'timing'), 'DEL timing');
+    must(await del(victim, 'timing'), 'DEL timing');
     dels.push(Date.now() - t1);
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
@@ -139,11 +138,11 @@ test(`ADD and DEL killed after random delays (${TIMED_ROUNDS} rounds each): DEL 
     const id = `timed-${i}`;
     const a = await add(victim, id, {}, 1 + rng.int(addMs));
     if (a.killed) killedAdds++;
-    else ok(a, `ADD ${id}`);
+    else must(a, `ADD ${id}`);
     assertStoreWhole(`round ${i}: ADD killed`);
     const d = await del(victim, id, {}, 1 + rng.int(delMs));
     if (d.killed) killedDels++;
-    else ok(d, `DEL ${id}`);
+    else must(d, `DEL ${id}`);
     assertStoreWhole(`round ${i}: DEL killed`);
     await delAndCompare(id, `round ${i}`);
   }
@@ -163,18 +162,18 @@ test('kills without DEL: GC naming the survivors leaves exactly their state', as
   }
   // One whose DEL died half way, too.
   const c = await host.createContainer('gc-del');
-  ok(await add(c, 'gc-del'), 'ADD gc-del');
+  must(await add(c, 'gc-del'), 'ADD gc-del');
   assert.ok((await del(c, 'gc-del', { NETPLUMB_FAULT: 'kill:del-veth' })).killed);
   victims.push({ c, id: 'gc-del' });
   assertStoreWhole('after the kills');
   assert.ok(pictureDiff(baseline, await picture()).length > 0, 'the kills left something behind (or GC would have nothing to do)');
 
   const valid = ['survivor-1', 'survivor-2'].map((id) => ({ containerID: id, ifname: 'eth0' }));
-  ok(await execPlugin(host, 'GC', { ...conf, 'cni.dev/valid-attachments': valid }), 'GC');
+  must(await cniRuntime({ host }).exec('GC', { ...conf, 'cni.dev/valid-attachments': valid }), 'GC');
   assert.equal(pictureDiff(baseline, await picture()), [], 'after GC the host holds exactly the survivors\' state');
   for (const v of victims) assert.equal(await containerLinks(v.c), [], `nothing left in ${v.id}'s namespace`);
   for (const s of survivors) {
-    ok(await execPlugin(host, 'CHECK', { ...confs.get(s.id), prevResult: s.result }, { containerId: s.id, netns: s.c.netnsPath, ifname: 'eth0' }), `CHECK ${s.id} after everything`);
+    must(await cniRuntime({ host }).exec('CHECK', { ...confs.get(s.id), prevResult: s.result }, { containerId: s.id, netns: s.c.netnsPath, ifname: 'eth0' }), `CHECK ${s.id} after everything`);
   }
 });
 

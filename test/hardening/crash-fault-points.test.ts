@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { faultPoint, InjectedFault } from '../../lib/sys/fault.js';
@@ -15,15 +16,8 @@ test('inert unless NETPLUMB_FAULT names the point', () => {
   for (const want of [undefined, '', 'veth', 'kill:veth', 'kill:', 'bridge ', 'BRIDGE']) faultPoint('bridge', want);
 });
 
-test('<point> throws an InjectedFault naming the point', () => {
-  try {
-    faultPoint('bridge', 'bridge');
-    assert.unreachable('no throw');
-  } catch (e) {
-    assert.instance(e, InjectedFault);
-    assert.is((e as InjectedFault).code, 'ERR_FAULT_INJECTED');
-    assert.match((e as Error).message, /fault injected after step "bridge"/);
-  }
+test('<point> throws an InjectedFault naming the point', async () => {
+  await assertRejects(() => faultPoint('bridge', 'bridge'), { instance: InjectedFault, code: 'ERR_FAULT_INJECTED', message: /fault injected after step "bridge"/ }, 'no throw');
 });
 
 function child(env: string | undefined): { status: number | null; signal: NodeJS.Signals | null; stdout: string } {

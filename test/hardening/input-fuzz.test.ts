@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 1 — a property-based fuzzer (fast-check) over the stdin configuration and the CNI_*
+ * A property-based fuzzer (fast-check) over the stdin configuration and the CNI_*
  * environment of every plugin and verb: valid configurations mutated (wrong types, unknown and prototype
  * keys, invalid CIDRs and ranges, path-like names, out-of-range numbers), truncated or prefixed JSON, hostile
  * environments. Each run executes the built plugin in the test's namespace (the "host") and checks:
@@ -16,18 +16,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { diffSnapshots, sandboxed, type Snapshot } from '../../netns-harness/index.js';
-import { ensurePluginBins } from '../fixtures/cni-runtime.js';
+import { diffSnapshots, execPlugin, sandboxed, type Snapshot } from '../../netns-harness/index.js';
+import { ensurePluginBins, pluginPath } from '../fixtures/cni-runtime.js';
 import {
-  execRaw, inputLab, settled, intFrom, LAB_BRIDGE, PLUGINS, refusalCode, seedFrom, STATE_ROOT, VERBS, type PluginName,
+  inputLab, settled, LAB_BRIDGE, PLUGINS, refusalCode, STATE_ROOT, VERBS, type PluginName,
 } from '../fixtures/hardening.js';
+import { FUZZ_RUNS as RUNS, seedFrom } from '../fixtures/budget.js';
 
 await sandboxed();
 ensurePluginBins();
 const lab = await inputLab();
 
 const SEED = seedFrom('NETPLUMB_FUZZ_SEED');
-const RUNS = intFrom('NETPLUMB_FUZZ_RUNS', 200);
 
 // ── arbitraries ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -160,7 +160,7 @@ async function check(input: Input): Promise<void> {
   const env = envOf(input);
   const stdin = stdinOf(input);
   const what = `${input.plugin} ${input.verb} env=${JSON.stringify(env)} stdin=${stdin.slice(0, 600)}`;
-  const r = await execRaw({ plugin: input.plugin, env, stdin, timeoutMs: 15_000 });
+  const r = await execPlugin({ file: pluginPath(input.plugin), env, stdin, timeoutMs: 15_000 });
   assert.ok(!r.timedOut, `${what}: timed out`);
   assert.ok(r.exitCode === 0 || r.exitCode === 1, `${what}: exit status ${r.exitCode}: ${r.stdout} ${r.stderr}`);
   assert.not.match(r.stdout, /\n\s+at |\bat [^\s]+\.c?js:\d+/, `${what}: a stack trace on stdout`);
@@ -177,7 +177,7 @@ async function check(input: Input): Promise<void> {
   }
   stats.succeeded++;
   if (input.verb === 'ADD') {
-    const del = await execRaw({ plugin: input.plugin, env: { ...env, CNI_COMMAND: 'DEL' }, stdin, timeoutMs: 15_000 });
+    const del = await execPlugin({ file: pluginPath(input.plugin), env: { ...env, CNI_COMMAND: 'DEL' }, stdin, timeoutMs: 15_000 });
     assert.is(del.exitCode, 0, `${what}: ADD succeeded but DEL failed: ${del.stdout} ${del.stderr}`);
   }
   const after = await settled(lab.snapshot);
@@ -193,12 +193,12 @@ test(`fuzz: every plugin and verb, mutated configurations and environments (seed
     if (bridge === undefined) delete conf.bridge;
     const env = lab.env('netplumb-bridge', 'ADD');
     for (const verb of ['ADD', 'DEL']) {
-      const r = await execRaw({ plugin: 'netplumb-bridge', env: { ...env, CNI_COMMAND: verb }, stdin: JSON.stringify(conf) });
+      const r = await execPlugin({ file: pluginPath('netplumb-bridge'), env: { ...env, CNI_COMMAND: verb }, stdin: JSON.stringify(conf) });
       assert.is(r.exitCode, 0, `warm-up ${verb}: ${r.stdout} ${r.stderr}`);
     }
   }
   for (const verb of ['ADD', 'DEL']) {
-    const r = await execRaw({ plugin: 'netplumb-none', env: lab.env('netplumb-none', verb), stdin: JSON.stringify(lab.config('netplumb-none')) });
+    const r = await execPlugin({ file: pluginPath('netplumb-none'), env: lab.env('netplumb-none', verb), stdin: JSON.stringify(lab.config('netplumb-none')) });
     assert.is(r.exitCode, 0, `warm-up none ${verb}: ${r.stdout} ${r.stderr}`);
   }
   baseline = await settled(lab.snapshot);

@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 4 — least privilege, capabilities: every plugin run as uid 0 with every capability dropped
+ * Least privilege, capabilities: every plugin run as uid 0 with every capability dropped
  * but CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_NET_RAW (setpriv: bounding, inheritable and ambient sets), and
  * what happens with CAP_NET_ADMIN or CAP_SYS_ADMIN missing. The test's own (sandbox) namespace is the host;
  * containers are `ip netns add` files in /run/netns (the sandbox's tmpfs), as runtimes make them — a
@@ -10,9 +10,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, diffSnapshots, run, sandboxed } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
-import { assertRefused, execRaw, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
+import { createHost, diffSnapshots, execPlugin, must, run, sandboxed, waitFor } from '../../netns-harness/index.js';
+import { ensurePluginBins, NETPLUMB_BIN, pluginPath } from '../fixtures/cni-runtime.js';
+import { bridgeConf as labBridgeConf } from '../fixtures/bridge-lab.js';
+import { assertRefused, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -35,23 +36,15 @@ async function netnsAdd(name: string): Promise<string> {
   return `/run/netns/${name}`;
 }
 
-function bridgeConf(extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: '1.1.0', name: 'privnet', type: 'netplumb-bridge', bridge: 'privbr0', isGateway: true, ipMasq: true,
-    capabilities: { portMappings: true },
-    ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.98.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
-    ...extra,
-  };
-}
+const bridgeConf = (extra: Record<string, unknown> = {}) =>
+  labBridgeConf({
+    name: 'privnet', bridge: 'privbr0', isGateway: true, ipMasq: true, capabilities: { portMappings: true },
+    subnet: '10.98.0.0/24', routes: [{ dst: '0.0.0.0/0' }], dataDir, ...extra,
+  });
 
 async function exec(plugin: PluginName, verb: string, conf: unknown, att: { id?: string; netns?: string; ifname?: string } = {}, wrapper = LEAST) {
   const env = { CNI_COMMAND: verb, CNI_CONTAINERID: att.id, CNI_NETNS: att.netns, CNI_IFNAME: att.ifname ?? (att.id ? 'eth0' : undefined), CNI_PATH: cniPath };
-  return execRaw({ plugin, env, stdin: JSON.stringify(conf), wrapper });
-}
-
-function ok(r: { exitCode: number; stdout: string; stderr: string }, what: string): any {
-  assert.is(r.exitCode, 0, `${what}: ${r.stdout} ${r.stderr}`);
-  return r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  return execPlugin({ file: pluginPath(plugin), env, stdin: JSON.stringify(conf), wrapper });
 }
 
 test('the wrapper leaves exactly CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_NET_RAW (effective, permitted, bounding)', async () => {
@@ -65,17 +58,17 @@ test('netplumb-bridge ADD, CHECK, DEL with IPAM, masquerade and a published port
   const a = await netnsAdd('cap-a');
   const b = await netnsAdd('cap-b');
   const conf = bridgeConf({ runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } });
-  const ra = ok(await exec('netplumb-bridge', 'ADD', conf, { id: 'cap-a', netns: a }), 'ADD a');
-  const rb = ok(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-b', netns: b }), 'ADD b');
-  ok(await exec('netplumb-bridge', 'CHECK', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'CHECK a');
+  const ra = must(await exec('netplumb-bridge', 'ADD', conf, { id: 'cap-a', netns: a }), 'ADD a').json;
+  const rb = must(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-b', netns: b }), 'ADD b').json;
+  must(await exec('netplumb-bridge', 'CHECK', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'CHECK a');
   const ipB = rb.ips[0].address.split('/')[0];
   const ping = await run(['ip', 'netns', 'exec', 'cap-a', 'ping', '-c', '1', '-W', '2', ipB], { check: false });
   assert.is(ping.exitCode, 0, `ping a → b: ${ping.stdout} ${ping.stderr}`);
   const nft = await run(['nft', 'list', 'ruleset']);
   assert.match(nft.stdout, /8080/, 'the published port is in the ruleset');
   assert.match(nft.stdout, /masquerade/);
-  ok(await exec('netplumb-bridge', 'DEL', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'DEL a');
-  ok(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-b', netns: b }), 'DEL b');
+  must(await exec('netplumb-bridge', 'DEL', { ...conf, prevResult: ra }, { id: 'cap-a', netns: a }), 'DEL a');
+  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-b', netns: b }), 'DEL b');
   const veths = (JSON.parse((await run(['ip', '-j', 'link', 'show', 'master', 'privbr0'])).stdout) as any[]).map((l) => l.ifname);
   assert.equal(veths, [], 'DEL removed both veths');
   assert.equal(readdirSync(join(dataDir, 'privnet')).filter((f) => /^\d/.test(f)), [], 'DEL released both addresses');
@@ -85,44 +78,41 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
   const target = await netnsAdd('cap-t');
   const joiner = await netnsAdd('cap-j');
   const none = { cniVersion: '1.1.0', name: 'privlo', type: 'netplumb-none' };
-  const r = ok(await exec('netplumb-none', 'ADD', none, { id: 'cap-t', netns: target }), 'none ADD');
-  ok(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK');
+  const r = must(await exec('netplumb-none', 'ADD', none, { id: 'cap-t', netns: target }), 'none ADD').json;
+  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK');
   // CHECK only reads: CAP_SYS_ADMIN (to enter the namespace) is enough, and without it the refusal names it.
-  ok(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone');
+  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone');
   assertRefused(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('net_admin')), 107, /CAP_SYS_ADMIN/, 'none CHECK without CAP_SYS_ADMIN');
 
   const join_ = { cniVersion: '1.1.0', name: 'privjoin', type: 'netplumb-container', container: 'cap-t' };
-  const rj = ok(await exec('netplumb-container', 'ADD', join_, { id: 'cap-j', netns: joiner }), 'container ADD (a bind mount: CAP_SYS_ADMIN)');
-  ok(await exec('netplumb-container', 'CHECK', { ...join_, prevResult: rj }, { id: 'cap-j', netns: joiner }), 'container CHECK');
+  const rj = must(await exec('netplumb-container', 'ADD', join_, { id: 'cap-j', netns: joiner }), 'container ADD (a bind mount: CAP_SYS_ADMIN)').json;
+  must(await exec('netplumb-container', 'CHECK', { ...join_, prevResult: rj }, { id: 'cap-j', netns: joiner }), 'container CHECK');
   const same = await run(['stat', '-L', '-c', '%i', target, joiner]);
   const [i1, i2] = same.stdout.trim().split('\n');
   assert.is(i1, i2, 'the joiner\'s file is the target\'s namespace');
-  ok(await exec('netplumb-container', 'DEL', join_, { id: 'cap-j', netns: joiner }), 'container DEL');
-  ok(await exec('netplumb-none', 'DEL', none, { id: 'cap-t', netns: target }), 'none DEL');
+  must(await exec('netplumb-container', 'DEL', join_, { id: 'cap-j', netns: joiner }), 'container DEL');
+  must(await exec('netplumb-none', 'DEL', none, { id: 'cap-t', netns: target }), 'none DEL');
 
   const host = { cniVersion: '1.1.0', name: 'privhost', type: 'netplumb-host' };
-  const rh = ok(await exec('netplumb-host', 'ADD', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host ADD');
+  const rh = must(await exec('netplumb-host', 'ADD', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host ADD').json;
   assert.ok(rh.interfaces.length >= 0);
-  ok(await exec('netplumb-host', 'DEL', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host DEL');
+  must(await exec('netplumb-host', 'DEL', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host DEL');
 
   const hl = { cniVersion: '1.1.0', name: 'privipam', type: 'netplumb-host-local', ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.97.0.0/24' }]] } };
-  const ri = ok(await exec('netplumb-host-local', 'ADD', hl, { id: 'cap-i', netns: target }), 'host-local ADD');
+  const ri = must(await exec('netplumb-host-local', 'ADD', hl, { id: 'cap-i', netns: target }), 'host-local ADD').json;
   assert.is(ri.ips[0].address, '10.97.0.2/24');
-  ok(await exec('netplumb-host-local', 'DEL', hl, { id: 'cap-i', netns: target }), 'host-local DEL');
+  must(await exec('netplumb-host-local', 'DEL', hl, { id: 'cap-i', netns: target }), 'host-local DEL');
 });
 
 test('netplumb-bridge needs no CAP_NET_RAW: the gratuitous ARP goes through arp_notify, not a packet socket', async () => {
   const c = await netnsAdd('cap-r');
-  const r = ok(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'ADD without CAP_NET_RAW');
+  const r = must(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'ADD without CAP_NET_RAW').json;
   // the bridge learnt the container's MAC from the announcement: a frame left the container without traffic
   const mac = r.interfaces[2].mac;
   let fdb = '';
-  for (let i = 0; i < 40 && !fdb.includes(mac); i++) {
-    fdb = (await run(['bridge', 'fdb', 'show', 'br', 'privbr0'])).stdout;
-    if (!fdb.includes(mac)) await new Promise((res) => setTimeout(res, 50));
-  }
+  await waitFor(async () => (fdb = (await run(['bridge', 'fdb', 'show', 'br', 'privbr0'])).stdout).includes(mac));
   assert.ok(fdb.includes(mac), `the bridge learnt ${mac}: ${fdb}`);
-  ok(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'DEL without CAP_NET_RAW');
+  must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'DEL without CAP_NET_RAW');
 });
 
 test('without CAP_NET_ADMIN or CAP_SYS_ADMIN: a CNI error that names the missing privilege, not a stack trace, and nothing changed', async () => {

@@ -8,9 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../../netns-harness/index.js';
+import { execPlugin, run } from '../../netns-harness/index.js';
 import { NETPLUMB_BIN, treeSnapshot } from '../fixtures/cni-runtime.js';
-import { execRaw, type PluginName } from '../fixtures/hardening.js';
+import { type PluginName } from '../fixtures/hardening.js';
 
 const dir = process.argv[2]!;
 const dataDir = join(dir, 'ipam');
@@ -34,8 +34,8 @@ const bridge = {
 const none = { cniVersion: '1.1.0', name: 'rootless-lo', type: 'netplumb-none' };
 
 async function step(name: string, plugin: PluginName, verb: string, conf: unknown, id: string, netns: string) {
-  const r = await execRaw({
-    plugin,
+  const r = await execPlugin({
+    file: join(NETPLUMB_BIN, plugin),
     env: { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: NETPLUMB_BIN },
     stdin: JSON.stringify(conf),
   });

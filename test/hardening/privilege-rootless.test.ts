@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 4 — rootless: the plugins run by an unprivileged user inside a user namespace of their own
+ * Rootless: the plugins run by an unprivileged user inside a user namespace of their own
  * (`setpriv --reuid=65534 … unshare --user --map-root-user --net --mount`), as rootless podman and
  * rootlesskit run them. Everything happens inside that namespace (test/hardening/privilege-rootless-inner.ts
  * reports back): netplumb-bridge ADD with masquerade and a published port, CHECK, a ping to the gateway, DEL;

@@ -1,5 +1,5 @@
 /**
- * Issue 6, item 4 — state files: the modes netplumb creates its state with (IPAM store, attachment records)
+ * State files: the modes netplumb creates its state with (IPAM store, attachment records)
  * and what it does with symbolic links planted where it keeps state. A link is never followed: the target a
  * link points at (a stand-in for /etc/passwd, in a temporary directory) keeps its content and mode, and the
  * plugin either ignores the link safely or refuses with error 106.
@@ -8,9 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sandboxed } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, treeSnapshot } from '../fixtures/cni-runtime.js';
-import { assertRefused, execRaw, STATE_ROOT, type PluginName } from '../fixtures/hardening.js';
+import { execPlugin, run, sandboxed } from '../../netns-harness/index.js';
+import { ensurePluginBins, NETPLUMB_BIN, pluginPath, REFERENCE_BIN, treeSnapshot } from '../fixtures/cni-runtime.js';
+import { assertRefused, STATE_ROOT } from '../fixtures/hardening.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -32,7 +32,7 @@ function ipamConf(dataDir: string, name = 'statenet', type = 'netplumb-host-loca
 }
 async function exec(plugin: string, verb: string, conf: any, id: string, extra: Record<string, unknown> = {}) {
   const env = { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: NETNS, CNI_IFNAME: 'eth0', CNI_PATH: `${NETPLUMB_BIN}:${REFERENCE_BIN}` };
-  return execRaw({ plugin: plugin.startsWith('/') ? plugin : (plugin as PluginName), env, stdin: JSON.stringify({ ...conf, ...extra }) });
+  return execPlugin({ file: pluginPath(plugin), env, stdin: JSON.stringify({ ...conf, ...extra }) });
 }
 const mode = (p: string) => (lstatSync(p).mode & 0o777).toString(8);
 

@@ -15,13 +15,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  createHost, destroyAll, ping, routerAdvertFrame, run, sandboxed, sendRawFrames, startUdpServer, udpFrame,
+  createHost, destroyAll, ping, routerAdvertFrame, run, sandboxed, sendRawFrames, startUdpServer, udpFrame, waitFor, must,
   type Container, type Host, type UdpServer,
 } from '../../netns-harness/index.js';
-import { bridgeConf, sysctl } from '../fixtures/bridge-env.js';
-import { execPlugin, ok } from '../fixtures/storm.js';
+import { bridgeConf, sysctl } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
@@ -48,7 +47,7 @@ const dual = bridgeConf({ name: 'spoofnet', bridge: BRIDGE, isGateway: true, sub
 
 async function attach(id: string, macspoofchk: boolean): Promise<Member> {
   const c = await host.createContainer(id);
-  const r = ok(await execPlugin(host, 'ADD', { ...dual, macspoofchk }, { containerId: id, netns: c.netnsPath, ifname: 'eth0' }), `ADD ${id}`).json;
+  const r = must(await cniRuntime({ host }).exec('ADD', { ...dual, macspoofchk }, { containerId: id, netns: c.netnsPath, ifname: 'eth0' }), `ADD ${id}`).json;
   const addr = (f: string) => r.ips.map((i: any) => i.address.split('/')[0]).find((a: string) => a.includes(f));
   return { c, id, mac: r.interfaces[2].mac, hostVeth: r.interfaces[1].name, v4: addr('.'), v6: addr(':') };
 }
@@ -83,7 +82,7 @@ async function deliver(from: Member, forged: { src?: string; srcIp?: string; fam
       payload,
     });
   await sendRawFrames(from.c, 'eth0', [...forged.map((f) => frame(f, f.tag)), frame({ family: 4 }, marker)]);
-  for (let i = 0; i < 60 && !srv.received().some((r) => r.message === marker); i++) await sleep(50);
+  await waitFor(() => srv.received().some((r) => r.message === marker));
   const got = srv.received().map((r) => r.message);
   assert.ok(got.includes(marker), `the genuine frame from ${from.id} arrived (${got.join(',')})`);
   return got.filter((m) => forged.some((f) => f.tag === m)).sort();
@@ -105,7 +104,7 @@ test('control: without macspoofchk, a forged source MAC, IPv4 and IPv6 address a
   ]);
   assert.equal(got, ['control-ip4', 'control-ip4-of-another', 'control-ip6', 'control-mac']);
   await arping(control, { srcIp: '10.93.0.77' });
-  for (let i = 0; i < 40 && (await neighbour('10.93.0.77')) === undefined; i++) await sleep(50);
+  await waitFor(async () => (await neighbour('10.93.0.77')) !== undefined);
   assert.is(await neighbour('10.93.0.77'), control.mac, 'the host believed the control owns 10.93.0.77');
 });
 
@@ -137,7 +136,7 @@ test('macspoofchk: ARP claiming another address or from another MAC (arping) doe
   await arping(attacker, { srcIp: control.v4 });
   await arping(attacker, { srcIp: attacker.v4, srcMac: FORGED_MAC });
   await arping(attacker, { srcIp: attacker.v4 }); // the genuine one, last: once it is seen, so would the others be
-  for (let i = 0; i < 40 && (await neighbour(attacker.v4)) === undefined; i++) await sleep(50);
+  await waitFor(async () => (await neighbour(attacker.v4)) !== undefined);
   assert.is(await neighbour(attacker.v4), attacker.mac, 'a genuine ARP from the attacker is believed');
   assert.is(await neighbour('10.93.0.78'), undefined, 'a claim of 10.93.0.78: ignored');
   assert.is.not(await neighbour(control.v4), attacker.mac, "a claim of the control's address: ignored");
@@ -152,8 +151,16 @@ test('macspoofchk: ARP claiming another address or from another MAC (arping) doe
 const v4only = bridgeConf({ name: 'ranet', bridge: 'npra0', isGateway: true, subnet: '10.94.0.0/24' });
 
 let raHost: Host;
-const raCount = async (): Promise<number> => {
-  const r = await run(['nft', '-j', 'list', 'table', 'inet', 'ratest'], { netns: raHost.netnsPath });
+/** Counts router advertisements reaching the IPv6 input of `where` (an nft counter, set up by countRAs). */
+async function countRAs(where: Host | Container, iif: string): Promise<void> {
+  for (const cmd of [
+    ['add', 'table', 'inet', 'ratest'],
+    ['add', 'chain', 'inet', 'ratest', 'input', '{ type filter hook input priority 0; }'],
+    ['add', 'rule', 'inet', 'ratest', 'input', 'iifname', iif, 'icmpv6', 'type', 'nd-router-advert', 'counter'],
+  ]) await run(['nft', ...cmd], { netns: where.netnsPath });
+}
+const raCount = async (where: Host | Container = raHost): Promise<number> => {
+  const r = await run(['nft', '-j', 'list', 'table', 'inet', 'ratest'], { netns: where.netnsPath });
   return (JSON.parse(r.stdout).nftables as any[]).filter((o) => o.rule).reduce((n, o) => n + (o.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0), 0);
 };
 const rogueState = async () => ({
@@ -164,50 +171,47 @@ const rogueState = async () => ({
 test('router advertisements from a container are ignored by the host and the other containers; with accept_ra on they are not', async () => {
   raHost = await createHost('ra');
   const c = await raHost.createContainer('rogue');
-  const r = ok(await execPlugin(raHost, 'ADD', v4only, { containerId: 'rogue', netns: c.netnsPath, ifname: 'eth0' }), 'ADD rogue').json;
+  const r = must(await cniRuntime({ host: raHost }).exec('ADD', v4only, { containerId: 'rogue', netns: c.netnsPath, ifname: 'eth0' }), 'ADD rogue').json;
   const mac: string = r.interfaces[2].mac;
   const hostVeth: string = r.interfaces[1].name;
   // A second container on the bridge, to show what the host's accept_ra does not cover.
   const bystander = await raHost.createContainer('bystander');
-  ok(await execPlugin(raHost, 'ADD', v4only, { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'eth0' }), 'ADD bystander');
+  must(await cniRuntime({ host: raHost }).exec('ADD', v4only, { containerId: 'bystander', netns: bystander.netnsPath, ifname: 'eth0' }), 'ADD bystander');
   assert.is(await sysctl(raHost, 'net/ipv6/conf/npra0/accept_ra'), '0', 'accept_ra off on the bridge');
   assert.is(await sysctl(raHost, `net/ipv6/conf/${hostVeth}/accept_ra`), '0', 'accept_ra off on the host veth');
   assert.is(await sysctl(raHost, 'net/ipv6/conf/npra0/forwarding'), '0', 'the host does not forward IPv6 here (else RAs are ignored anyway)');
   // A counter of RAs reaching the host's own IPv6 input: proves the RA was delivered, and then ignored.
-  for (const cmd of [
-    ['add', 'table', 'inet', 'ratest'],
-    ['add', 'chain', 'inet', 'ratest', 'input', '{ type filter hook input priority 0; }'],
-    ['add', 'rule', 'inet', 'ratest', 'input', 'iifname', 'npra0', 'icmpv6', 'type', 'nd-router-advert', 'counter'],
-  ]) await run(['nft', ...cmd], { netns: raHost.netnsPath });
+  await countRAs(raHost, 'npra0');
+  await countRAs(bystander, 'eth0');
   // The container's link-local address, as the source an RA must have.
   await c.exec(['ip', 'link', 'set', 'lo', 'up']);
   const ra = routerAdvertFrame({ src: mac, srcIp: 'fe80::bad:1', prefix: ROGUE_PREFIX });
 
   await sendRawFrames(c, 'eth0', [ra]);
-  for (let i = 0; i < 40 && (await raCount()) < 1; i++) await sleep(50);
-  assert.ok((await raCount()) >= 1, 'the RA reached the host');
+  assert.ok(await waitFor(async () => (await raCount()) >= 1), 'the RA reached the host');
   assert.equal(await rogueState(), { addrs: [], routes: [] }, 'no SLAAC address, prefix route or default route from the RA');
   // The RA is flooded to the other ports too; netplumb-bridge sets accept_ra=0 on the containers' interfaces,
-  // so a bystander container ignores it. Delivery happens at once; half a second more is ample for SLAAC to act.
+  // so a bystander container ignores it. The kernel acts on an RA (SLAAC adds the address) in the same pass
+  // that delivers it past the input hook, so once the bystander's counter has it, any address would be there.
   const rogueInBystander = async () =>
     (await bystander.ip<any[]>('-6', 'addr', 'show', 'dev', 'eth0'))[0]?.addr_info.filter((a: any) => String(a.local).startsWith('2001:db8:bad:')).length ?? 0;
   assert.is(await sysctl(bystander, 'net/ipv6/conf/eth0/accept_ra'), '0', 'accept_ra off in the bystander container');
-  await sleep(500);
+  assert.ok(await waitFor(async () => (await raCount(bystander)) >= 1), 'the RA reached the bystander');
   assert.is(await rogueInBystander(), 0, 'the bystander container took no address from the rogue RA');
   // Control: with the kernel's default (accept_ra=1) the same RA does configure the bystander.
   await bystander.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.eth0.accept_ra=1']);
   await sendRawFrames(c, 'eth0', [ra]);
-  for (let i = 0; i < 40 && (await rogueInBystander()) === 0; i++) await sleep(50);
+  await waitFor(async () => (await rogueInBystander()) > 0);
   assert.is(await rogueInBystander(), 1, 'with accept_ra=1 the bystander takes an address from the same RA (the test can fail)');
 
   // The same bridge, the same frame, accept_ra=2: now the host obeys the container.
   await raHost.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.npra0.accept_ra=2']);
   await sendRawFrames(c, 'eth0', [ra]);
   let state = await rogueState();
-  for (let i = 0; i < 40 && (state.addrs.length === 0 || state.routes.length < 2); i++) {
-    await sleep(50);
+  await waitFor(async () => {
     state = await rogueState();
-  }
+    return state.addrs.length > 0 && state.routes.length >= 2;
+  });
   assert.ok(state.addrs.some((a: string) => a.startsWith('2001:db8:bad:')), `with accept_ra=2 the RA gives the host an address (${JSON.stringify(state)})`);
   assert.ok(state.routes.includes('default ra'), `and a default route (${JSON.stringify(state)})`);
   await raHost.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.npra0.accept_ra=0']);

@@ -1,6 +1,6 @@
 /**
  * Concurrency of netplumb-bridge: a storm of mixed ADD, DEL and CHECK — NETPLUMB_STORM_OPS
- * operations (200), NETPLUMB_STORM_WIDTH at a time (16), on two networks with their own bridges and subnets —
+ * operations (100), NETPLUMB_STORM_WIDTH at a time (16), on two networks with their own bridges and subnets —
  * with about 10 % of them failing on purpose (a fault point throwing, a fault point killing the plugin, or a
  * SIGKILL after a random delay). The test plays the runtime: it never runs two operations of one container at
  * once, follows every failed ADD or DEL with a DEL (sooner or later), and keeps a model of which containers
@@ -17,17 +17,15 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHost, destroyAll, ping, runningAgent, sandboxed, TEST_AGENT_ENV, type Container, type Host } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-env.js';
-import { pool } from '../fixtures/cni-runtime.js';
-import { intFrom } from '../fixtures/hardening.js';
-import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, execPlugin, ok, seededRng, storeFiles, type Exec } from '../fixtures/storm.js';
+import { createHost, destroyAll, must, ping, runningAgent, sandboxed, TEST_AGENT_ENV, type Container, type Host, type PluginRun } from '../../netns-harness/index.js';
+import { bridgeConf } from '../fixtures/bridge-lab.js';
+import { cniRuntime, pool } from '../fixtures/cni-runtime.js';
+import { STORM_OPS as OPS, STORM_WIDTH as WIDTH } from '../fixtures/budget.js';
+import { ADD_POINTS, attachmentsOf, containerLinks, DEL_POINTS, seededRng, storeFiles } from '../fixtures/storm.js';
 
 await sandboxed();
 
 const rng = seededRng('NETPLUMB_STORM_SEED', 'storm-bridge');
-const OPS = intFrom('NETPLUMB_STORM_OPS', 200);
-const WIDTH = intFrom('NETPLUMB_STORM_WIDTH', 16);
 const SLOTS_PER_NET = 12;
 const FAULT_RATE = 0.1;
 /**
@@ -101,7 +99,7 @@ async function operate(s: Slot): Promise<void> {
   const kind = s.state === 'free' ? 'ADD' : s.state === 'dirty' ? 'DEL' : rng.chance(0.4) ? 'CHECK' : 'DEL';
   const fault = kind === 'CHECK' ? undefined : faultFor(kind);
   const conf = kind === 'CHECK' ? { ...s.net.conf, prevResult: s.result } : s.net.conf;
-  const r: Exec = await execPlugin(host, kind, conf, { ...attOf(s), env: fault?.env ?? {}, ...(fault?.killAfterMs === undefined ? {} : { killAfterMs: fault.killAfterMs }) });
+  const r: PluginRun = await cniRuntime({ host }).exec(kind, conf, attOf(s), { env: fault?.env, timeoutMs: fault?.killAfterMs });
   const agentDied = AGENT_KILLS && r.exitCode === 1 && r.json?.code === 11;
   count(`${kind} ${r.ok ? 'ok' : r.killed ? 'killed' : agentDied ? 'agent killed' : 'failed'}${fault ? ' (fault)' : ''}`);
   if (!r.ok && !fault && !agentDied) unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
@@ -118,8 +116,8 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   // Calibrate: one undisturbed ADD and DEL.
   const cal = slots[0]!;
   const t0 = Date.now();
-  ok(await execPlugin(host, 'ADD', cal.net.conf, attOf(cal)), 'calibration ADD');
-  ok(await execPlugin(host, 'DEL', cal.net.conf, attOf(cal)), 'calibration DEL');
+  must(await cniRuntime({ host }).exec('ADD', cal.net.conf, attOf(cal)), 'calibration ADD');
+  must(await cniRuntime({ host }).exec('DEL', cal.net.conf, attOf(cal)), 'calibration DEL');
   opMs = Math.max(20, Math.round((Date.now() - t0) / 2));
 
   let started = 0;
@@ -161,12 +159,12 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   const dirty = slots.filter((s) => s.state === 'dirty');
   for (const s of dirty) {
     if (rng.chance(0.5)) continue;
-    ok(await execPlugin(host, 'DEL', s.net.conf, attOf(s)), `final DEL ${s.id}`);
+    must(await cniRuntime({ host }).exec('DEL', s.net.conf, attOf(s)), `final DEL ${s.id}`);
     s.state = 'free';
   }
   for (const net of nets) {
     const valid = slots.filter((s) => s.net === net && s.state === 'attached').map((s) => ({ containerID: s.id, ifname: 'eth0' }));
-    ok(await execPlugin(host, 'GC', { ...net.conf, 'cni.dev/valid-attachments': valid }), `GC ${net.name}`);
+    must(await cniRuntime({ host }).exec('GC', { ...net.conf, 'cni.dev/valid-attachments': valid }), `GC ${net.name}`);
   }
   for (const s of slots) if (s.state === 'dirty') s.state = 'free';
   const attached = slots.filter((s) => s.state === 'attached');
@@ -233,7 +231,7 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
     assert.not.ok(p.ok, `${a[i]!.id} → ${b[i]!.id} across bridges must be dropped`);
   }
   // CHECK of every attached container passes after the storm.
-  await pool(attached, 8, async (s) => ok(await execPlugin(host, 'CHECK', { ...s.net.conf, prevResult: s.result }, attOf(s)), `CHECK ${s.id}`));
+  await pool(attached, 8, async (s) => must(await cniRuntime({ host }).exec('CHECK', { ...s.net.conf, prevResult: s.result }, attOf(s)), `CHECK ${s.id}`));
 });
 
 test.run();

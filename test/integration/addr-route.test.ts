@@ -1,6 +1,7 @@
 /** Addresses, routes and rules against the kernel, checked with `ip -j` and ping. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
@@ -54,13 +55,7 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   assert.ok(mine.find((x) => x.address === '10.9.0.2')!.noprefixroute);
   assert.equal((await listAddresses(hc, { family: 6, link: 'eth0' })).map((x) => x.family).filter((f) => f !== 6), []);
 
-  try {
-    await addAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EEXIST');
-    assert.match((e as Error).message, /add address 10\.1\.0\.2\/24 to eth0: EEXIST/);
-  }
+  await assertRejects(() => addAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' }), { code: 'EEXIST', message: /add address 10\.1\.0\.2\/24 to eth0: EEXIST/ });
   // replace: no EEXIST for an existing address (and no duplicate), and adds a missing one
   await replaceAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' });
   assert.is((await ipAddrs(c, 'eth0')).filter((x) => x.local === '10.1.0.2').length, 1);
@@ -68,12 +63,7 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   assert.ok((await ipAddrs(c, 'eth0')).some((x) => x.local === '10.1.0.9'));
   await deleteAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16' });
   assert.not.ok((await ipAddrs(c, 'eth0')).some((x) => x.local === '10.9.0.2'));
-  try {
-    await deleteAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16' });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EADDRNOTAVAIL');
-  }
+  await assertRejects(() => deleteAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16' }), { code: 'EADDRNOTAVAIL' });
   // flush takes every IPv4 address, secondaries included, and leaves IPv6 alone when asked
   await addAddress(hc, { link: 'eth0', cidr: '10.1.0.3/24' });
   await addAddress(hc, { link: 'eth0', cidr: '10.1.0.4/24' });
@@ -135,12 +125,7 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   const got = await getRoute(hc, { dst: '192.0.2.1' });
   assert.equal([got.gateway, got.src, got.dst], ['10.2.0.1', '10.2.0.2', '192.0.2.1/32']);
 
-  try {
-    await addRoute(hc, { dst: 'default', gateway: '10.2.0.1', metric: 50 });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EEXIST');
-  }
+  await assertRejects(() => addRoute(hc, { dst: 'default', gateway: '10.2.0.1', metric: 50 }), { code: 'EEXIST' });
   await replaceRoute(hc, { dst: 'default', gateway: '10.2.0.1', metric: 50, protocol: 'boot' });
   assert.is((await c.ip<any[]>('route', 'show', 'default', 'proto', 'boot')).length, 1, 'now proto boot');
   assert.is((await c.ip<any[]>('route', 'show', 'default', 'proto', 'static')).length, 0);
@@ -152,12 +137,7 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   assert.equal((await listRoutes(hc, { table: 100 })).map((x) => [x.dst, x.scope, x.table]), [['198.51.100.0/24', 'link', 100]]);
   await deleteRoute(hc, { dst: '198.51.100.0/24', table: 100 });
   assert.equal(await c.ip<any[]>('route', 'show', 'table', '100'), []);
-  try {
-    await deleteRoute(hc, { dst: '198.51.100.0/24', table: 100 });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'ESRCH');
-  }
+  await assertRejects(() => deleteRoute(hc, { dst: '198.51.100.0/24', table: 100 }), { code: 'ESRCH' });
   await deleteRoute(hc, { dst: 'default', gateway: '10.2.0.1' });
   assert.not.ok((await ping(c, '192.0.2.1', { timeoutSec: 1 })).ok, 'without the default route the ping fails again');
 });
@@ -241,12 +221,7 @@ test('policy rules: add, list, delete', async () => {
   assert.not.ok(after.includes(100));
   assert.not.ok(after.includes(102));
   assert.ok(after.includes(101));
-  try {
-    await deleteRule(hc, { priority: 100 });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'ENOENT');
-  }
+  await assertRejects(() => deleteRule(hc, { priority: 100 }), { code: 'ENOENT' });
 });
 
 test('a bridge made by the library: addresses, routes and forwarding between two containers', async () => {

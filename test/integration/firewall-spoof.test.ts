@@ -6,8 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { createHost, destroyAll, ipJson, ping, run, sandboxed, sendRawFrames, startUdpServer, tcpRoundTrip, udpFrame, type UdpServer } from '../../netns-harness/index.js';
+import { createHost, destroyAll, ipJson, ping, run, sandboxed, sendRawFrames, startUdpServer, tcpRoundTrip, udpFrame, waitFor, type UdpServer } from '../../netns-harness/index.js';
 import { addContainerRules, checkContainerRules, removeContainerRules, type ContainerFirewall } from '../../lib/firewall/index.js';
 import { attach, enableForwarding, makeBridge, nftTable, type Attached } from '../fixtures/bridge-lab.js';
 
@@ -39,7 +38,7 @@ async function deliver(srv: UdpServer, from: Attached, forged: { src?: string; s
   );
   frames.push(udpFrame({ src: from.mac, dst: b.mac, srcIp: v4(from), dstIp: v4(b), sport: 4000, dport: 5000, payload: marker }));
   await sendRawFrames(from.container, 'eth0', frames);
-  for (let i = 0; i < 60 && !srv.received().some((r) => r.message === marker); i++) await sleep(50);
+  await waitFor(() => srv.received().some((r) => r.message === marker));
   const got = srv.received().map((r) => r.message);
   assert.ok(got.includes(marker), `the legitimate frame from ${from.container.name} arrived (${got.join(',')})`);
   return got.filter((m) => forged.some((f) => f.tag === m));
@@ -112,7 +111,7 @@ test('with the check: ARP claiming another address or another MAC is dropped (ar
   await arping(a, { srcIp: v4(a), srcMac: FORGED_MAC, target: '10.88.0.1' });
   assert.is(await hostNeighbour(v4(a)), undefined, "a's own address with a forged MAC: ignored");
   await arping(a, { srcIp: v4(a), target: '10.88.0.1' }); // the real thing, last
-  for (let i = 0; i < 40 && (await hostNeighbour(v4(a))) === undefined; i++) await sleep(50);
+  await waitFor(async () => (await hostNeighbour(v4(a))) !== undefined);
   assert.is(await hostNeighbour(v4(a)), a.mac, 'a real ARP from a is believed');
   assert.is(await hostNeighbour('10.88.0.78'), undefined, 'a claimed 10.88.0.78: ignored');
   assert.is.not(await hostNeighbour(v4(c)), a.mac, "a claimed c's address: ignored");

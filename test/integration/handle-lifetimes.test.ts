@@ -6,13 +6,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { sandboxed, run, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandle, openHandleSync, createLink, createVethPair, ensureBridge, addAddress, getLink, listLinks, watch,
-  waitForOwnNetns, type NetEvent, type Watch, type NetplumbError,
+  waitForOwnNetns, type NetEvent, type Watch,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -51,12 +52,7 @@ test('every handle has its own socket: closing one leaves the others working, an
   assert.is(routeSockets(a.pid).all, before + 1, 'closing one released its own socket only');
   await createLink(h2, { kind: 'bridge', name: 'own0' });
   assert.is((await a.ip<any[]>('link', 'show', 'dev', 'own0'))[0].ifname, 'own0', 'the other handle still works');
-  try {
-    await getLink(h1, 'own0');
-    assert.unreachable('a closed handle must not answer');
-  } catch (e) {
-    assert.match((e as Error).message, /closed/);
-  }
+  await assertRejects(() => getLink(h1, 'own0'), { message: /closed/ }, 'a closed handle must not answer');
   {
     using h3 = openHandleSync({ pid: a.pid });
     assert.is((await getLink(h3, 'own0')).name, 'own0');
@@ -172,12 +168,7 @@ test('a watch keeps the process alive until it ends; with persistent: false it d
 test('openHandle waits for a freshly spawned process to have its own namespace', async () => {
   const child = unshareLater(0.3);
   try {
-    try {
-      openHandleSync({ pid: child.pid! });
-      assert.unreachable('still in our namespace: refused');
-    } catch (e) {
-      assert.is((e as NetplumbError).code, 'ERR_NETNS_SELF');
-    }
+    await assertRejects(() => openHandleSync({ pid: child.pid! }), { code: 'ERR_NETNS_SELF' }, 'still in our namespace: refused');
     const h = await openHandle({ pid: child.pid! }, { waitForOwnNetns: { timeoutMs: 10_000 } });
     try {
       await createLink(h, { kind: 'bridge', name: 'kid0' });
@@ -196,16 +187,9 @@ test('openHandle waits for a freshly spawned process to have its own namespace',
 test('waitForOwnNetns is bounded: ERR_TIMEOUT for a process that stays, ESRCH for one that is gone, AbortError on abort', async () => {
   const stays = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
-    try {
-      await waitForOwnNetns(stays.pid!, { timeoutMs: 200 });
-      assert.unreachable();
-    } catch (e) {
-      assert.is((e as NetplumbError).code, 'ERR_TIMEOUT');
-    }
-    try {
-      await waitForOwnNetns(stays.pid!, { timeoutMs: 10_000, signal: AbortSignal.timeout(100) });
-      assert.unreachable();
-    } catch (e) {
+    await assertRejects(() => waitForOwnNetns(stays.pid!, { timeoutMs: 200 }), { code: 'ERR_TIMEOUT' });
+    {
+      const e = await assertRejects(() => waitForOwnNetns(stays.pid!, { timeoutMs: 10_000, signal: AbortSignal.timeout(100) }), {});
       assert.is((e as Error).name, 'AbortError');
     }
   } finally {
@@ -213,12 +197,7 @@ test('waitForOwnNetns is bounded: ERR_TIMEOUT for a process that stays, ESRCH fo
   }
   const gone = spawn('true', { stdio: 'ignore' });
   await new Promise((r) => gone.once('exit', r));
-  try {
-    await waitForOwnNetns(gone.pid!, { timeoutMs: 1000 });
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetplumbError).code, 'ESRCH');
-  }
+  await assertRejects(() => waitForOwnNetns(gone.pid!, { timeoutMs: 1000 }), { code: 'ESRCH' });
 });
 
 test.run();

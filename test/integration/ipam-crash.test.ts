@@ -11,9 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { CniRuntime, sandboxed } from '../../netns-harness/index.js';
+import { sandboxed } from '../../netns-harness/index.js';
 import { Store } from '../../lib/ipam/store.js';
-import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, pool, reservations } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -92,8 +92,8 @@ test('after the storm every file is well formed and every seen allocation is in 
 
 test('GC with the surviving attachments returns the store to exactly those', async () => {
   const valid = [...survivors.keys()].map((id) => ({ containerID: id, ifname: 'eth0' }));
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN] });
-  const o = await rt.exec('GC', { ...conf, 'cni.dev/valid-attachments': valid }, {}, 'netplumb-host-local');
+  const rt = cniRuntime();
+  const o = await rt.exec('GC', { ...conf, 'cni.dev/valid-attachments': valid }, {}, { plugin: 'netplumb-host-local' });
   assert.is(o.exitCode, 0, o.stdout + o.stderr);
   const want = new Map<string, string>();
   for (const [id, addrs] of survivors) for (const a of addrs) want.set(a, `${id}\r\neth0`);
@@ -103,9 +103,9 @@ test('GC with the surviving attachments returns the store to exactly those', asy
   assert.equal(entries.filter((e) => e.kind === 'temp' || e.problem !== undefined), []);
   assert.equal(entries.filter((e) => e.kind === 'lock' || e.kind === 'last-reserved').map((e) => e.name), ['last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
   // The store is usable: nobody holds the lock, and both plugins allocate from it.
-  const a = await rt.exec('ADD', conf, { containerId: 'after', ifname: 'eth0', netns: '/proc/self/ns/net' }, 'netplumb-host-local');
+  const a = await rt.exec('ADD', conf, { containerId: 'after', ifname: 'eth0', netns: '/proc/self/ns/net' }, { plugin: 'netplumb-host-local' });
   assert.is(a.exitCode, 0, a.stdout);
-  const b = await rt.exec('ADD', { ...conf, cniVersion: '1.0.0' }, { containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' }, 'host-local');
+  const b = await rt.exec('ADD', { ...conf, cniVersion: '1.0.0' }, { containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' }, { plugin: 'host-local' });
   assert.is(b.exitCode, 0, b.stdout);
   assert.is(reservations(dir).size, want.size + 4);
 });

@@ -7,9 +7,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniRuntime, sandboxed, type CniCommand } from '../../netns-harness/index.js';
+import { sandboxed } from '../../netns-harness/index.js';
 import { Store } from '../../lib/ipam/store.js';
-import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { cniRuntime, ensurePluginBins, pool, reservations } from '../fixtures/cni-runtime.js';
+import { IPAM_ALLOCATIONS as N } from '../fixtures/budget.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -17,19 +18,13 @@ ensurePluginBins();
 const OURS = 'netplumb-host-local';
 const REF = 'host-local';
 const name = (p: string) => (p === OURS ? 'netplumb' : 'reference');
-const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN] });
-/** One plugin run, as a runtime does it; `args` is CNI_ARGS. */
-function cniExec(plugin: string, a: { command: string; containerId: string; ifname: string; netns: string; args?: string }, conf: unknown) {
-  const args = a.args === undefined ? undefined : Object.fromEntries(a.args.split(';').map((kv) => kv.split('=') as [string, string]));
-  return rt.exec(a.command as CniCommand, conf, { containerId: a.containerId, ifname: a.ifname, netns: a.netns, args }, plugin);
-}
-
+const rt = cniRuntime();
 function network(net: string, ranges: unknown[], cniVersion = '1.0.0') {
   const dataDir = mkdtempSync('/run/np-interop-');
   return { dataDir, dir: join(dataDir, net), conf: { cniVersion, name: net, type: 'bridge', ipam: { type: 'host-local', dataDir, ranges } } };
 }
 
-const inv = (command: string, containerId: string, ifname = 'eth0') => ({ command, containerId, ifname, netns: '/proc/self/ns/net' });
+const att = (containerId: string, ifname = 'eth0') => ({ containerId, ifname, netns: '/proc/self/ns/net' });
 
 function wellFormed(dataDir: string, net: string): void {
   const entries = Store.open(dataDir, net, { create: false }).inspect();
@@ -42,7 +37,7 @@ test('interleaved: round robin continues across plugins; each CHECKs and DELs wh
   const got: string[] = [];
   for (let i = 0; i < 12; i++) {
     const p = i % 2 === 0 ? OURS : REF;
-    const o = await cniExec(p, inv('ADD', `c${i}`), conf);
+    const o = await rt.exec('ADD', conf, att(`c${i}`), { plugin: p });
     assert.is(o.exitCode, 0, `${name(p)} ADD c${i}: ${o.stdout}${o.stderr}`);
     assert.equal(o.json.ips.map((x: any) => x.gateway), ['10.20.0.1', 'fd20::1']);
     got.push(...o.json.ips.map((x: any) => x.address));
@@ -54,43 +49,43 @@ test('interleaved: round robin continues across plugins; each CHECKs and DELs wh
 
   for (let i = 0; i < 12; i++) {
     const other = i % 2 === 0 ? REF : OURS;
-    const chk = await cniExec(other, inv('CHECK', `c${i}`), { ...conf, cniVersion: '1.0.0' });
+    const chk = await rt.exec('CHECK', { ...conf, cniVersion: '1.0.0' }, att(`c${i}`), { plugin: other });
     assert.is(chk.exitCode, 0, `${name(other)} CHECK of c${i}: ${chk.stdout}`);
   }
   for (const p of [OURS, REF]) {
-    const chk = await cniExec(p, inv('CHECK', 'nobody'), conf);
+    const chk = await rt.exec('CHECK', conf, att('nobody'), { plugin: p });
     assert.is(chk.exitCode, 1, `${name(p)} CHECK of an unknown container fails`);
   }
   // Release every other one with the plugin that did not allocate it; the freed addresses are reused.
   for (let i = 0; i < 12; i += 2) {
     const other = i % 4 === 0 ? REF : OURS;
-    const del = await cniExec(other, inv('DEL', `c${i}`), conf);
+    const del = await rt.exec('DEL', conf, att(`c${i}`), { plugin: other });
     assert.is(del.exitCode, 0, `${name(other)} DEL c${i}: ${del.stdout}`);
   }
   assert.is(reservations(dir).size, 12);
-  const next = await cniExec(REF, inv('ADD', 'late'), conf);
+  const next = await rt.exec('ADD', conf, att('late'), { plugin: REF });
   assert.equal(next.json.ips.map((x: any) => x.address), ['10.20.0.14/24', 'fd20::e/64'], 'round robin, not the lowest free');
-  for (let i = 1; i < 12; i += 2) assert.is((await cniExec(i % 4 === 1 ? OURS : REF, inv('DEL', `c${i}`), conf)).exitCode, 0);
-  assert.is((await cniExec(OURS, inv('DEL', 'late'), conf)).exitCode, 0);
+  for (let i = 1; i < 12; i += 2) assert.is((await rt.exec('DEL', conf, att(`c${i}`), { plugin: i % 4 === 1 ? OURS : REF })).exitCode, 0);
+  assert.is((await rt.exec('DEL', conf, att('late'), { plugin: OURS })).exitCode, 0);
   assert.equal([...reservations(dir).keys()], [], 'no leak');
   wellFormed(dataDir, 'interleaved');
 });
 
-test('concurrent: 200 allocations, 8 at a time, half by each; no duplicate; the other plugin\'s DELs leave nothing', async () => {
+test(`concurrent: ${N} allocations, 8 at a time, half by each; no duplicate; the other plugin's DELs leave nothing`, async () => {
   const { dataDir, dir, conf } = network('storm', [[{ subnet: '10.21.0.0/24' }], [{ subnet: 'fd21::/112' }]]);
-  const ids = Array.from({ length: 200 }, (_, i) => `storm-${i}`);
+  const ids = Array.from({ length: N }, (_, i) => `storm-${i}`);
   const adds = await pool(ids, 8, async (id, i) => {
     const p = i % 2 === 0 ? OURS : REF;
-    const o = await cniExec(p, inv('ADD', id), conf);
+    const o = await rt.exec('ADD', conf, att(id), { plugin: p });
     assert.is(o.exitCode, 0, `${name(p)} ADD ${id}: ${o.stdout}${o.stderr}`);
     return o.json.ips.map((x: any) => x.address.split('/')[0]) as string[];
   });
   for (const fam of [0, 1]) {
     const addrs = adds.map((a) => a[fam]!);
-    assert.is(new Set(addrs).size, 200, `200 distinct ${fam === 0 ? 'IPv4' : 'IPv6'} addresses`);
+    assert.is(new Set(addrs).size, N, `${N} distinct ${fam === 0 ? 'IPv4' : 'IPv6'} addresses`);
   }
   const res = reservations(dir);
-  assert.is(res.size, 400);
+  assert.is(res.size, 2 * N);
   adds.forEach((a, i) => {
     for (const ip of a) assert.is(res.get(ip), `${ids[i]}\r\neth0`, `${ip} is recorded for the container that got it`);
   });
@@ -98,7 +93,7 @@ test('concurrent: 200 allocations, 8 at a time, half by each; no duplicate; the 
 
   await pool(ids, 8, async (id, i) => {
     const p = i % 2 === 0 ? REF : OURS; // the plugin that did not allocate
-    const o = await cniExec(p, inv('DEL', id), conf);
+    const o = await rt.exec('DEL', conf, att(id), { plugin: p });
     assert.is(o.exitCode, 0, `${name(p)} DEL ${id}: ${o.stdout}`);
   });
   assert.equal([...reservations(dir).keys()], [], 'no leak after the matching DELs');
@@ -107,7 +102,7 @@ test('concurrent: 200 allocations, 8 at a time, half by each; no duplicate; the 
 
 test('concurrent exhaustion: 40 ADDs for 29 addresses give exactly 29 distinct ones; the losers leave nothing', async () => {
   const { dataDir, dir, conf } = network('tight', [[{ subnet: '10.22.0.0/27' }]]);
-  const outs = await pool(Array.from({ length: 40 }, (_, i) => `t${i}`), 8, (id, i) => cniExec(i % 2 ? REF : OURS, inv('ADD', id), conf));
+  const outs = await pool(Array.from({ length: 40 }, (_, i) => `t${i}`), 8, (id, i) => rt.exec('ADD', conf, att(id), { plugin: i % 2 ? REF : OURS }));
   const ok = outs.filter((o) => o.exitCode === 0);
   assert.is(ok.length, 29);
   assert.is(new Set(ok.map((o) => o.json.ips[0].address)).size, 29);
@@ -124,13 +119,13 @@ test('concurrent exhaustion: 40 ADDs for 29 addresses give exactly 29 distinct o
 
 test('requested addresses and legacy files are understood by both', async () => {
   const { dir, conf } = network('req', [[{ subnet: '10.23.0.0/24' }]]);
-  const a = await cniExec(OURS, { ...inv('ADD', 'r1'), args: 'IP=10.23.0.50' }, conf);
+  const a = await rt.exec('ADD', conf, { ...att('r1'), args: 'IP=10.23.0.50' }, { plugin: OURS });
   assert.is(a.json.ips[0].address, '10.23.0.50/24');
-  const b = await cniExec(REF, { ...inv('ADD', 'r2'), args: 'IP=10.23.0.50' }, conf);
+  const b = await rt.exec('ADD', conf, { ...att('r2'), args: 'IP=10.23.0.50' }, { plugin: REF });
   assert.match(b.json.msg, /not available/, 'the reference sees netplumb\'s reservation');
-  const c = await cniExec(REF, { ...inv('ADD', 'r3'), args: 'IP=10.23.0.60' }, conf);
+  const c = await rt.exec('ADD', conf, { ...att('r3'), args: 'IP=10.23.0.60' }, { plugin: REF });
   assert.is(c.json.ips[0].address, '10.23.0.60/24');
-  const d = await cniExec(OURS, { ...inv('ADD', 'r4'), args: 'IP=10.23.0.60' }, conf);
+  const d = await rt.exec('ADD', conf, { ...att('r4'), args: 'IP=10.23.0.60' }, { plugin: OURS });
   assert.is(d.json.code, 101, 'netplumb sees the reference\'s reservation');
   assert.equal(reservations(dir), new Map([['10.23.0.50', 'r1\r\neth0'], ['10.23.0.60', 'r3\r\neth0']]));
 });

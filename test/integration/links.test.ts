@@ -1,8 +1,9 @@
 /** Links against the kernel; every result checked with `ip -j` (iproute2) or packets, never with the library. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { openSync, closeSync } from 'node:fs';
-import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
+import { sandboxed, ping, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandleSync, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
@@ -63,21 +64,13 @@ test('namespace ids: none until assigned, then the one asked for', async () => {
   assert.ok(auto >= 0 && auto !== 42);
   const listed = JSON.parse((await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout).map((x: any) => x.nsid).sort((a: number, b: number) => a - b);
   assert.equal(listed, [auto, 42].sort((a, b) => a - b));
-  try {
-    await setNetnsId(h, { pid: c2.pid }, 43);
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EEXIST');
-  }
+  await assertRejects(() => setNetnsId(h, { pid: c2.pid }, 43), { code: 'EEXIST' });
 });
 
 test('creating an existing link is EEXIST and deleting a missing one ENODEV, naming the link', async () => {
   await createLink(h, { kind: 'bridge', name: 'br0' });
-  try {
-    await createLink(h, { kind: 'bridge', name: 'br0' });
-    assert.unreachable('second create must fail');
-  } catch (e) {
-    assert.instance(e, NetlinkError);
+  {
+    const e = await assertRejects(() => createLink(h, { kind: 'bridge', name: 'br0' }), { instance: NetlinkError }, 'second create must fail');
     assert.instance(e, NetplumbError);
     const ne = e as NetlinkError;
     assert.is(ne.code, 'EEXIST');
@@ -85,20 +78,15 @@ test('creating an existing link is EEXIST and deleting a missing one ENODEV, nam
     assert.is(ne.object, 'br0');
     assert.match(ne.message, /create link br0: EEXIST \(File exists\)/);
   }
-  try {
-    await deleteLink(h, 'nosuch0');
-    assert.unreachable('delete of a missing link must fail');
-  } catch (e) {
+  {
+    const e = await assertRejects(() => deleteLink(h, 'nosuch0'), {}, 'delete of a missing link must fail');
     const ne = e as NetlinkError;
     assert.is(ne.code, 'ENODEV');
     assert.is(ne.op, 'RTM_DELLINK');
     assert.match(ne.message, /nosuch0: ENODEV/);
   }
-  try {
-    await setLinkMtu(h, 'br0', 1_000_000);
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetlinkError).code, 'EINVAL');
+  {
+    const e = await assertRejects(() => setLinkMtu(h, 'br0', 1_000_000), { code: 'EINVAL' });
     assert.ok((e as NetlinkError).extack, 'the kernel explained itself through the extended ACK');
     assert.match((e as NetlinkError).message, /br0.*EINVAL.*: \S/);
   }
@@ -234,10 +222,7 @@ test('ports enslaved as they are created start disabled while their peer is down
   // and a port whose peer comes up starts forwarding (STP is off)
   await setLinkUp(h, 'q0');
   let state = '';
-  for (let i = 0; i < 100 && state !== 'forwarding'; i++) {
-    state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state;
-    if (state !== 'forwarding') await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(async () => (state = JSON.parse((await host.exec(['bridge', '-j', 'link', 'show', 'dev', 'p0'])).stdout)[0].state) === 'forwarding');
   assert.is(state, 'forwarding');
 });
 
@@ -293,13 +278,7 @@ test('ensureBridge creates once with its address, and refuses a non-bridge of th
   const [br] = await host.ip<any[]>('addr', 'show', 'dev', 'cni0');
   assert.equal(br.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['10.22.0.1/24']);
   await createVethPair(h, { name: 'notbr', peer: { name: 'notbr1' } });
-  try {
-    await ensureBridge(h, 'notbr');
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as NetplumbError).code, 'ERR_LINK_KIND');
-    assert.match((e as Error).message, /notbr.*not a bridge/);
-  }
+  await assertRejects(() => ensureBridge(h, 'notbr'), { code: 'ERR_LINK_KIND', message: /notbr.*not a bridge/ });
 });
 
 test('two containers on a bridge built by the library ping each other', async () => {

@@ -5,10 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { sandboxed, createHost, ipJson, run, inNetns, type Host } from '../../netns-harness/index.js';
+import { sandboxed, createHost, ipJson, run, inNetns, waitForExec, waitFor, type Host } from '../../netns-harness/index.js';
 
 await sandboxed();
 
@@ -23,15 +22,8 @@ async function startOutsider(where: Host): Promise<ChildProcess> {
   const [file, ...args] = inNetns(where.netnsPath, ['unshare', '-n', 'sleep', '600']) as [string, ...string[]];
   const child = spawn(file, args, { stdio: 'ignore' });
   // nsenter and unshare exec in turn, so the PID ends up being sleep's
-  for (let i = 0; i < 400; i++) {
-    try {
-      if (readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === 'sleep') return child;
-    } catch {
-      /* not yet */
-    }
-    await sleep(5);
-  }
-  throw new Error('unshare -n sleep did not start');
+  await waitForExec(child, 'sleep', 'unshare -n sleep');
+  return child;
 }
 
 /** Runs the walkthrough in the host's namespace, which plays the machine. */
@@ -90,14 +82,36 @@ test('the guide\'s steps, printed and done', async () => {
   assert.match(p.stdout, /2 packets transmitted, 2 received/);
 });
 
+/**
+ * What the walkthrough owns in a namespace: its links (kind, master, admin state), their IPv4 addresses and
+ * the IPv4 routes. Not the kernel's own IPv6 link-local addresses, whose flags (`tentative`) and lifetimes
+ * change by themselves while a test runs.
+ */
+async function owned(netns: string): Promise<string> {
+  const links = await ipJson<any[]>(['-d', 'addr', 'show'], netns);
+  const routes = await ipJson<any[]>(['-4', 'route', 'show'], netns);
+  return JSON.stringify({
+    links: links.map((l) => ({
+      name: l.ifname,
+      kind: l.linkinfo?.info_kind,
+      master: l.master,
+      up: l.flags.includes('UP'),
+      v4: l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`),
+    })),
+    routes: routes.map((r) => [r.dst, r.gateway, r.dev, r.prefsrc]),
+  });
+}
+
 test('running it again reports it is already done and changes nothing', async () => {
-  const before = JSON.stringify([await host.ip('addr', 'show'), await ipJson(['addr', 'show'], `/proc/${pid}/ns/net`)]);
+  const world = async () => [await owned(host.netnsPath), await owned(`/proc/${pid}/ns/net`)];
+  const before = await world();
+  assert.match(before[0]!, /"docker0"/);
+  assert.match(before[1]!, /172\.17\.42\.99\/16/);
   const r = await walk('--pid', String(pid));
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.match(r.stdout, new RegExp(`${pid} is already done`));
   assert.not.match(r.stdout, /\$ ip link add/);
-  const after = JSON.stringify([await host.ip('addr', 'show'), await ipJson(['addr', 'show'], `/proc/${pid}/ns/net`)]);
-  assert.is(after, before);
+  assert.equal(await world(), before);
 });
 
 test('a PID in the host\'s own namespace is refused before anything is done', async () => {
@@ -116,12 +130,8 @@ test('--cleanup removes the link once the process is gone, as find -L … -delet
   assert.is((await run(['ls', '-A', '/var/run/netns'])).stdout.trim(), '');
   // with the namespace gone, A (whose peer died with it) goes from the host as well; the kernel tears a
   // namespace down in a work queue, so give it a moment
-  let a: unknown = true;
-  for (let i = 0; i < 100 && a; i++) {
-    a = (await host.ip<any[]>('link', 'show')).find((l) => l.ifname === 'A');
-    if (a) await sleep(20);
-  }
-  assert.is(a, undefined);
+  const gone = await waitFor(async () => !(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === 'A'));
+  assert.ok(gone, 'A left the host with its peer\'s namespace');
 });
 
 test('on today\'s docker0 (172.17.0.1/16, a container at the top): the bridge\'s address, the next free one from the top, probed', async () => {

@@ -9,22 +9,18 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { diffSnapshots, spawnSandboxed, takeSnapshot, taggedProcesses, RUN_ID_ENV } from '../../netns-harness/index.js';
+import { diffSnapshots, spawnSandboxed, takeSnapshot, taggedProcesses, waitFor, RUN_ID_ENV } from '../../netns-harness/index.js';
 
 const BUSY = fileURLToPath(new URL('../fixtures/busy-lab.js', import.meta.url));
 const HARNESS_TEST = fileURLToPath(new URL('../integration/harness.test.js', import.meta.url));
 
 async function gone(id: string): Promise<string[]> {
   let left: string[] = [];
-  for (let i = 0; i < 100; i++) {
-    left = taggedProcesses(id);
-    if (left.length === 0) return left;
-    await sleep(50);
-  }
+  await waitFor(() => (left = taggedProcesses(id)).length === 0);
   return left;
 }
 
-function waitFor(child: ReturnType<typeof spawn>, text: string, ms: number): Promise<void> {
+function waitForOutput(child: ReturnType<typeof spawn>, text: string, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms} ms: ${seen}`)), ms);
@@ -87,7 +83,7 @@ for (const [what, start, kill] of scenarios) {
     const before = await takeSnapshot();
     const id = `np-leak-${randomBytes(4).toString('hex')}`;
     const child = start(id);
-    await waitFor(child, 'ready', 30_000);
+    await waitForOutput(child, 'ready', 30_000);
     assert.ok(taggedProcesses(id).length >= 5, 'the lab is running: holders, servers, sandbox');
     kill(child, id);
     await exited(child);

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { sandboxed, createHost, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
-import { nftRuleset, vethNames } from '../fixtures/bridge-env.js';
+import { nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
 import {
   busyboxRootfs, cniBinDir, criClient, ociArchive, recordedCalls, replayRecordedAdds, skipUnlessInstalled, startContainerd, tcpFetch,
   type Containerd, type CriClient,

@@ -11,9 +11,9 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sandboxed, createHost, run, CniRuntime, type Host } from '../../netns-harness/index.js';
-import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
-import { nftAttachments, nftRuleset, vethNames } from '../fixtures/bridge-env.js';
+import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
+import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations } from '../fixtures/cni-runtime.js';
+import { nftAttachments, nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
 import { busyboxRootfs, ociArchive, skipUnlessInstalled, startContainerd, tcpFetch, type Containerd } from '../fixtures/runtimes.js';
 
 skipUnlessInstalled(['containerd', 'ctr', 'runc', '/bin/busybox', '/etc/cni/net.d', `${REFERENCE_BIN}/loopback`], 'containerd runc busybox-static containernetworking-plugins podman (for /etc/cni/net.d)');
@@ -104,10 +104,10 @@ test('ctr run --cni -d: containers reach each other; without DEL, GC reclaims th
   assert.equal(readdirSync(RECORDS).sort(), [cniId('c1'), cniId('c2')]);
 
   // a GC from a runtime that still lists c1: its namespace is gone, so it is reclaimed; c2 is kept
-  const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN, REFERENCE_BIN], host });
+  const rt = cniRuntime({ host });
   const plugin = { ...conflist.plugins[0]!, cniVersion: '1.1.0', name: NETWORK };
   const gc = async (valid: string[]) => {
-    const g = await rt.exec('GC', { ...plugin, 'cni.dev/valid-attachments': valid.map((c) => ({ containerID: cniId(c), ifname: 'eth0' })) }, {}, 'netplumb-bridge');
+    const g = await rt.exec('GC', { ...plugin, 'cni.dev/valid-attachments': valid.map((c) => ({ containerID: cniId(c), ifname: 'eth0' })) }, {}, { plugin: 'netplumb-bridge' });
     assert.ok(g.ok, g.stdout + g.stderr);
   };
   const rulesBefore = (await nftAttachments(host)).chains.length;

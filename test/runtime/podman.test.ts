@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, wri
 import { join } from 'node:path';
 import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
-import { nftRuleset, vethNames } from '../fixtures/bridge-env.js';
+import { nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
 import { busyboxRootfs, cniBinDir, recordedCalls, replayRecordedAdds, rootfsTar, RUNC_WRAPPER, skipUnlessInstalled, tcpFetch } from '../fixtures/runtimes.js';
 
 skipUnlessInstalled(['podman', 'conmon', '/usr/sbin/runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'podman runc busybox-static containernetworking-plugins');

@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,11 +213,7 @@ test('stdin is bounded: more than 1 MiB is refused with error 5', async () => {
   writeFileSync(big, Buffer.alloc(MAX_STDIN_BYTES + 10, 0x20));
   const fd = openSync(big, 'r');
   try {
-    await readStdin(MAX_STDIN_BYTES, fd);
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as CniError).cniCode, 5);
-    assert.match((e as Error).message, /larger than 1048576 bytes/);
+    await assertRejects(readStdin(MAX_STDIN_BYTES, fd), { cniCode: 5, message: /larger than 1048576 bytes/ });
   } finally {
     closeSync(fd);
   }
@@ -241,8 +238,8 @@ test('CNI_ARGS: K=V pairs; unknown keys refused unless IgnoreUnknown', () => {
 
 test('rollback: undos run in reverse, all of them, failures named in details; success forgets them', async () => {
   const log: string[] = [];
-  try {
-    await withRollback(async (undo) => {
+  const e = await assertRejects<CniError>(
+    withRollback(async (undo) => {
       undo.push('one', () => log.push('undo one'));
       undo.push('two', () => {
         log.push('undo two');
@@ -250,13 +247,11 @@ test('rollback: undos run in reverse, all of them, failures named in details; su
       });
       undo.push('three', async () => log.push('undo three'));
       throw new CniError(100, 'exhausted');
-    });
-    assert.unreachable();
-  } catch (e) {
-    assert.equal(log, ['undo three', 'undo two', 'undo one']);
-    assert.is((e as CniError).cniCode, 100);
-    assert.match((e as CniError).details!, /rollback also failed: two: two is stuck/);
-  }
+    }),
+    { cniCode: 100 },
+  );
+  assert.equal(log, ['undo three', 'undo two', 'undo one']);
+  assert.match(e.details!, /rollback also failed: two: two is stuck/);
   const undo = new UndoStack();
   undo.push('x', () => log.push('never'));
   undo.clear();

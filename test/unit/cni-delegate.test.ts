@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,17 +51,6 @@ const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/
 const stdin = Buffer.from(JSON.stringify(conf));
 const req = parseRequest(env, stdin);
 
-async function rejects(p: Promise<unknown>, code: number, re: RegExp): Promise<CniError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, CniError);
-    assert.is((e as CniError).cniCode, code, (e as Error).message);
-    assert.match((e as Error).message, re);
-    return e as CniError;
-  }
-  return assert.unreachable('resolved') as never;
-}
 
 test('plugin types with path components are refused (CVE-2021-20206)', () => {
   for (const bad of ['../host-local', '/usr/lib/cni/host-local', 'a/b', '..', '.', '.hidden', 'x\0y', '', 'a..b', 'host local']) {
@@ -94,12 +84,12 @@ test('a delegate gets our environment with the verb set, and the complete stdin 
 });
 
 test('a delegate\'s error JSON comes back as its own code; a crash, garbage or a hang is error 105', async () => {
-  const e = await rejects(delegate('failing', 'ADD', req), 100, /^no free address$/);
+  const e = await assertRejects<CniError>(delegate('failing', 'ADD', req), { instance: CniError, cniCode: 100, message: /^no free address$/ });
   assert.is(e.details, 'range set 0');
-  await rejects(delegate('crashing', 'ADD', req), 105, /plugin crashing exited 2: segfault-ish/);
-  await rejects(delegate('garbage', 'ADD', req), 105, /printed no JSON Result/);
-  await rejects(delegate('hanging', 'DEL', req, { timeoutMs: 300 }), 105, /plugin hanging timed out after 300 ms/);
-  await rejects(delegate('recorder', 'ADD', parseRequest({ ...env, CNI_PATH: 'bin2' }, stdin)), 4, /relative/);
+  await assertRejects<CniError>(delegate('crashing', 'ADD', req), { instance: CniError, cniCode: 105, message: /plugin crashing exited 2: segfault-ish/ });
+  await assertRejects<CniError>(delegate('garbage', 'ADD', req), { instance: CniError, cniCode: 105, message: /printed no JSON Result/ });
+  await assertRejects<CniError>(delegate('hanging', 'DEL', req, { timeoutMs: 300 }), { instance: CniError, cniCode: 105, message: /plugin hanging timed out after 300 ms/ });
+  await assertRejects<CniError>(delegate('recorder', 'ADD', parseRequest({ ...env, CNI_PATH: 'bin2' }, stdin)), { instance: CniError, cniCode: 4, message: /relative/ });
 });
 
 test.run();

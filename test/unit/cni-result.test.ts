@@ -1,6 +1,7 @@
 /** Result types: every supported version parsed into the 1.1.0 model and printed back, both ways. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { CniError } from '../../lib/cni/errors.js';
 import { convertResult, formatResult, parseResult, type CniResult } from '../../lib/cni/types.js';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/version.js';
@@ -99,7 +100,7 @@ test('a Result without cniVersion is read as the given default (libcni parses pr
   assert.equal(r.ips, [{ address: '10.1.0.2/24' }]);
 });
 
-test('malformed Results are refused with the asked code, naming the field', () => {
+test('malformed Results are refused with the asked code, naming the field', async () => {
   const bad: Array<[unknown, RegExp]> = [
     ['nope', /not a JSON object/],
     [{ cniVersion: '1.0.0', ips: {} }, /ips must be a list/],
@@ -113,23 +114,13 @@ test('malformed Results are refused with the asked code, naming the field', () =
     [{ cniVersion: '1.0.0', dns: { nameservers: 'x' } }, /dns\.nameservers must be a list of strings/],
   ];
   for (const [raw, re] of bad) {
-    try {
-      parseResult(raw, { code: 105, what: 'Result of plugin x' });
-      assert.unreachable(JSON.stringify(raw));
-    } catch (e) {
-      assert.instance(e, CniError);
-      assert.is((e as CniError).cniCode, 105);
-      assert.match((e as Error).message, /^invalid Result of plugin x: /);
+    {
+      const e = await assertRejects(() => parseResult(raw, { code: 105, what: 'Result of plugin x' }), { instance: CniError, cniCode: 105, message: /^invalid Result of plugin x: / }, JSON.stringify(raw));
       assert.match((e as Error).message, re);
     }
   }
   for (const v of ['0.2.0', '0.1.0', '2.0.0', 7]) {
-    try {
-      parseResult({ cniVersion: v });
-      assert.unreachable(String(v));
-    } catch (e) {
-      assert.is((e as CniError).cniCode, 1, String(v));
-    }
+    await assertRejects(() => parseResult({ cniVersion: v }), { cniCode: 1 }, String(v));
   }
   assert.throws(() => convertResult(full, '0.2.0'), (e: unknown) => (e as CniError).cniCode === 1);
 });

@@ -6,31 +6,19 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { join } from 'node:path';
+import { DIST as dist, heavy, loadedModules } from '../fixtures/startup.js';
 
-const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const register = join(dist, 'test/fixtures/module-log-register.js');
-const tmp = mkdtempSync(join(tmpdir(), 'np-startup-'));
+const tmp = mkdtempSync(join(tmpdir(), 'np-startup-data-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-let n = 0;
-
-async function loaded(args: string[], env: Record<string, string> = {}, input = ''): Promise<string[]> {
-  const log = join(tmp, `log${++n}`);
-  await execa(process.execPath, ['--import', register, ...args], { env: { ...env, MODULE_LOG: log }, extendEnv: false, input, reject: false });
-  return readFileSync(log, 'utf8').split('\n').filter(Boolean);
-}
-
-const heavy = (mods: string[]) => mods.filter((u) => /node_modules\/(koffi|netlink|execa)\//.test(u));
 
 test('the oracle sees packages being loaded', async () => {
-  const mods = await loaded(['--input-type=module', '-e', "await import('execa')"], {}, '');
+  const mods = (await loadedModules(['--input-type=module', '-e', "await import('execa')"], {}, '')).mods;
   assert.ok(heavy(mods).length > 0, 'execa shows up');
 });
 
 test('importing lib/cni loads neither netlink, koffi, execa nor the IPAM store', async () => {
-  const mods = await loaded(['--input-type=module', '-e', `await import(${JSON.stringify(join(dist, 'lib/cni/index.js'))})`]);
+  const mods = (await loadedModules(['--input-type=module', '-e', `await import(${JSON.stringify(join(dist, 'lib/cni/index.js'))})`])).mods;
   assert.ok(mods.some((u) => u.endsWith('/lib/cni/skeleton.js')));
   assert.equal(heavy(mods), []);
   assert.equal(mods.filter((u) => /lib\/ipam\/(store|allocator)\.js$/.test(u)), []);
@@ -38,10 +26,10 @@ test('importing lib/cni loads neither netlink, koffi, execa nor the IPAM store',
 
 test('netplumb-host-local: VERSION loads no native code; ADD loads koffi for flock, never execa', async () => {
   const plugin = join(dist, 'plugins/netplumb-host-local.js');
-  const version = await loaded([plugin], { CNI_COMMAND: 'VERSION' });
+  const version = (await loadedModules([plugin], { CNI_COMMAND: 'VERSION' })).mods;
   assert.equal(heavy(version), []);
   const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'n', ipam: { type: 'netplumb-host-local', dataDir: join(tmp, 'data'), subnet: '10.1.0.0/24' } });
-  const add = await loaded([plugin], { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' }, conf);
+  const add = (await loadedModules([plugin], { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' }, conf)).mods;
   assert.ok(readFileSync(join(tmp, 'data/n/10.1.0.2'), 'utf8') === 'c1\r\neth0', 'the ADD did allocate');
   assert.ok(heavy(add).some((u) => u.includes('/koffi/')));
   assert.equal(heavy(add).filter((u) => !u.includes('/koffi/')), []);

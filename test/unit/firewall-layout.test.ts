@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import {
   ipPrefix,
   attachmentTag,
@@ -108,13 +109,7 @@ test('nft error texts map to errno names', () => {
 test('invalid specs are refused before nftables is touched (no privilege needed)', async () => {
   const ok = { containerId: 'c', ifname: 'eth0', network: 'n', bridge: 'br0', ips: ['10.0.0.2/24'] };
   for (const bad of [{ ips: ['nope'] }, { bridge: 'has space' }, { portMappings: [{ hostPort: 1.5, containerPort: 80 }] }, { spoofCheck: true, mac: '02:00:00:00:00:01' }, { network: '' }]) {
-    try {
-      await addContainerRules({ ...ok, ...bad } as never);
-      assert.unreachable(JSON.stringify(bad));
-    } catch (e) {
-      assert.instance(e, FirewallError);
-      assert.match((e as FirewallError).code, /^ERR_INVALID_(ADDRESS|NAME|MAC|ARG_VALUE)$/, (e as Error).message);
-    }
+    await assertRejects(() => addContainerRules({ ...ok, ...bad } as never), { instance: FirewallError, code: /^ERR_INVALID_(ADDRESS|NAME|MAC|ARG_VALUE)$/ }, JSON.stringify(bad));
   }
 });
 

@@ -5,30 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { join } from 'node:path';
+import { DIST as dist, heavy, loadedModules } from '../fixtures/startup.js';
 
-const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const register = join(dist, 'test/fixtures/module-log-register.js');
-const tmp = mkdtempSync(join(tmpdir(), 'np-modes-startup-'));
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-let n = 0;
-
-async function run(plugin: string, env: Record<string, string>, input = ''): Promise<{ mods: string[]; exitCode: number; stdout: string }> {
-  const log = join(tmp, `log${++n}`);
-  const r = await execa(process.execPath, ['--import', register, join(dist, `plugins/${plugin}.js`)], {
-    env: { ...env, MODULE_LOG: log },
-    extendEnv: false,
-    input,
-    reject: false,
-  });
-  return { mods: readFileSync(log, 'utf8').split('\n').filter(Boolean), exitCode: r.exitCode ?? -1, stdout: String(r.stdout) };
-}
-
-const heavy = (mods: string[]) => mods.filter((u) => /node_modules\/(koffi|netlink|execa)\//.test(u));
+const run = (plugin: string, env: Record<string, string>, input = '') => loadedModules([join(dist, `plugins/${plugin}.js`)], env, input);
 const conf = (type: string) => JSON.stringify({ cniVersion: '1.1.0', name: 'n', type, container: 'x', 'cni.dev/valid-attachments': [] });
 
 for (const plugin of ['netplumb-none', 'netplumb-host', 'netplumb-container']) {

@@ -4,6 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { assertRejects } from '../fixtures/assert.js';
 import { chainResult } from '../../lib/cni/chain.js';
 import { CniError } from '../../lib/cni/errors.js';
 import { runSteps, Teardown } from '../../lib/modes/steps.js';
@@ -30,12 +31,8 @@ test('Teardown: every step runs; the first failure is thrown with the others in 
     });
   });
   assert.equal(ran, ['a', 'c']);
-  try {
-    t.finish();
-    assert.unreachable('finish() throws');
-  } catch (e) {
-    assert.instance(e, CniError);
-    assert.is((e as CniError).cniCode, 5);
+  {
+    const e = await assertRejects(() => t.finish(), { instance: CniError, cniCode: 5 }, 'finish() throws');
     assert.is((e as CniError).message, 'b broke');
     assert.match(String((e as CniError).details), /d broke/);
   }
@@ -55,12 +52,7 @@ test('Teardown: the fault point after a step is del-<name>', async () => {
   const t = new Teardown('test: DEL', { env: { NETPLUMB_FAULT: 'del-b' } }, 'del-');
   const ran: string[] = [];
   await t.step('a', () => ran.push('a'));
-  try {
-    await t.step('b', () => ran.push('b'));
-    assert.unreachable('the fault point throws');
-  } catch (e) {
-    assert.match((e as Error).message, /fault injected after step "del-b"/);
-  }
+  await assertRejects(() => t.step('b', () => ran.push('b')), { message: /fault injected after step "del-b"/ }, 'the fault point throws');
   assert.equal(ran, ['a', 'b'], 'the step ran before its fault point');
 });
 
