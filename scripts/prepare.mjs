@@ -14,6 +14,7 @@ const needs = {
   test: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
+    'rsvg-convert': 'librsvg2-bin',
   },
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
