@@ -5,7 +5,12 @@
  * handle per namespace), and the endpoints' records of lib/networks.
  */
 import { statSync } from 'node:fs';
-import { listAddresses, listLinks, listNamedNetns, listRoutes, openHandle, type Link } from '../index.js';
+import { listAddresses } from '../net/addr.js';
+import { openHandle } from '../net/handle.js';
+import { listLinks } from '../net/link.js';
+import type { Link } from '../net/link-types.js';
+import { listNamedNetns } from '../net/ns.js';
+import { listRoutes } from '../net/route.js';
 import { isLive, listEndpoints, listNetworks, parseTarget, resolveTarget } from '../networks/index.js';
 
 export interface TopoLink {

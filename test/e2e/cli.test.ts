@@ -251,6 +251,19 @@ test('install-cni: links to the plugins and a conflist, idempotent; --uninstall 
   }
 });
 
+test("walkthrough: Docker's --net=none guide on a process, through the subcommand; a second run changes nothing", async () => {
+  const c = await host.createContainer('guide');
+  const first = await ok(['walkthrough', '--pid', String(c.pid), '--bridge', 'br-guide']);
+  assert.match(first.stdout, /\$ ip link add A type veth peer name B/);
+  const [eth0] = await c.ip<any[]>('addr', 'show', 'dev', 'eth0');
+  assert.ok(eth0.addr_info.some((a: any) => `${a.local}/${a.prefixlen}` === '172.17.42.99/16'), JSON.stringify(eth0.addr_info));
+  assert.ok((await ping(c, '172.17.42.1')).ok, 'the container reaches the bridge');
+  const again = await ok(['walkthrough', '--pid', String(c.pid), '--bridge', 'br-guide']);
+  assert.match(again.stdout, /already done/);
+  await c.destroy();
+  await host.exec(['ip', 'link', 'del', 'br-guide']);
+});
+
 test('as nobody without the agent: each change is refused naming what is missing, and nothing changes', async () => {
   await ok(['network', 'create', 'guarded', '--subnet', '10.70.0.0/24']);
   const c = await host.createContainer('victim');
