@@ -148,7 +148,7 @@ for (const v of VARIANTS.filter((x) => x.env?.NETPLUMB_TIMING)) {
     ['Node start-up and exit', ['node', 'exec+exit']],
     ['module loading', ['modules']],
     ['IPAM', ['ipam']],
-    ['netlink and sysctls (kernel included)', ['bridge', 'veth', 'host', 'container', 'port-up', 'garp']],
+    ['netlink and sysctls (kernel included)', ['preflight', 'bridge', 'veth', 'host', 'container', 'port-up', 'garp']],
     ['nftables', ['firewall']],
     ['CNI parsing and the Result', ['parse', 'result', 'other']],
   ];

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { sandboxed } from '../netns-harness/index.js';
-import { hostLocal } from '../lib/cni/host-local.js';
+import { hostLocal } from '../lib/modes/host-local.js';
 import { parseRequest } from '../lib/cni/request.js';
 import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
 

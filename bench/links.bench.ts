@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { sandboxed, createHost, run, type Host } from '../netns-harness/index.js';
-import { openHandle } from '../lib/net/handle.js';
+import { openHandleSync } from '../lib/net/handle.js';
 import { createLink } from '../lib/net/link.js';
 import { buildPairs, pairAddress as addr } from './links-lib.js';
 import { median } from './stats.js';
@@ -101,7 +101,7 @@ async function verify(host: Host, label: string): Promise<void> {
 async function fresh<T>(fn: (h: Host) => Promise<T>, label: string): Promise<T> {
   const host = await createHost('bench');
   try {
-    const h = openHandle({ pid: host.pid });
+    const h = openHandleSync({ pid: host.pid });
     await createLink(h, { kind: 'bridge', name: 'br0', up: true });
     h.close();
     const r = await fn(host);

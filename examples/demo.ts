@@ -6,7 +6,7 @@
  */
 import { sandboxed, createHost, ping, tcpRoundTrip } from '../netns-harness/index.js';
 import {
-  openHandle, ensureBridge, createVethPair, addAddress, addRoute, setLinkUp, getLink, listAddresses, waitForOperUp,
+  openHandleSync, ensureBridge, createVethPair, addAddress, addRoute, setLinkUp, getLink, listAddresses, waitForOperUp,
 } from '../lib/index.js';
 
 await sandboxed();
@@ -15,7 +15,7 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const host = await createHost('demo-host');
 say(`host namespace: ${host.netnsId} (pid ${host.pid})`);
 
-const h = openHandle({ pid: host.pid });
+const h = openHandleSync({ pid: host.pid });
 await ensureBridge(h, 'netplumb0', { address: '10.88.0.1/24', up: true });
 say('bridge netplumb0 10.88.0.1/24 up');
 
@@ -23,11 +23,11 @@ const containers = [];
 for (const [i, name] of ['web', 'client'].entries()) {
   const c = await host.createContainer(name);
   const address = `10.88.0.${i + 2}`;
-  const hc = openHandle({ pid: c.pid });
+  const hc = openHandleSync({ pid: c.pid });
   // the container's end is created directly inside its namespace, already named eth0
   await createVethPair(h, { name: `veth-${name}`, master: 'netplumb0', up: true, peer: { name: 'eth0', netns: hc } });
   await setLinkUp(hc, 'lo');
-  await addAddress(hc, 'eth0', `${address}/24`);
+  await addAddress(hc, { link: 'eth0', cidr: `${address}/24` });
   await setLinkUp(hc, 'eth0');
   await addRoute(hc, { dst: 'default', gateway: '10.88.0.1' });
   await waitForOperUp(hc, 'eth0');

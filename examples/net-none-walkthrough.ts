@@ -13,8 +13,8 @@
 import { mkdirSync, readlinkSync, lstatSync, unlinkSync, symlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  openHandle, ensureBridge, getLink, findLink, createVethPair, setLink, moveLink, addAddress, listAddresses,
-  addRoute, listRoutes, removeStaleNetns, isSameNetns, NETNS_RUN_DIR, type Handle, NetplumbError,
+  openHandleSync, ensureBridge, getLink, findLink, createVethPair, setLink, moveLink, addAddress, listAddresses,
+  addRoute, listRoutes, removeStaleNetnsSync, isSameNetnsSync, NETNS_RUN_DIR, type Handle, NetplumbError,
 } from '../lib/index.js';
 
 const { values } = parseArgs({
@@ -46,7 +46,7 @@ interface Plan {
 async function isDone(host: Handle, ctr: Handle, p: Plan): Promise<boolean> {
   const path = `${NETNS_RUN_DIR}/${p.pid}`;
   try {
-    if (!isSameNetns({ path }, { pid: p.pid })) return false;
+    if (!isSameNetnsSync({ path }, { pid: p.pid })) return false;
   } catch {
     return false;
   }
@@ -61,7 +61,7 @@ async function isDone(host: Handle, ctr: Handle, p: Plan): Promise<boolean> {
 export async function walkthrough(host: Handle, p: Plan): Promise<void> {
   const ns = `${p.pid}`;
   // Refuses a PID that shares our namespace: the steps would rename and address the host's own links.
-  const ctr = openHandle({ pid: p.pid });
+  const ctr = openHandleSync({ pid: p.pid });
   try {
     if (await isDone(host, ctr, p)) {
       say(`# ${p.pid} is already done: ${p.hostIf} is on ${p.bridge}, eth0 in ${NETNS_RUN_DIR}/${ns} has ${p.address} and a default route via ${p.gateway}`);
@@ -74,7 +74,7 @@ export async function walkthrough(host: Handle, p: Plan): Promise<void> {
     const target = `/proc/${p.pid}/ns/net`;
     let linked = false;
     try {
-      linked = lstatSync(link).isSymbolicLink() && readlinkSync(link) === target && isSameNetns({ path: link }, { pid: p.pid });
+      linked = lstatSync(link).isSymbolicLink() && readlinkSync(link) === target && isSameNetnsSync({ path: link }, { pid: p.pid });
       if (!linked) unlinkSync(link); // stale: a dead process with the same PID
     } catch {
       /* absent */
@@ -147,7 +147,7 @@ export async function walkthrough(host: Handle, p: Plan): Promise<void> {
       skip(`ip netns exec ${ns} ip addr add ${p.address} dev eth0`, 'addressed');
     } else {
       cmd(`ip netns exec ${ns} ip addr add ${p.address} dev eth0`);
-      await addAddress(ctr, e.index, p.address);
+      await addAddress(ctr, { link: e.index, cidr: p.address });
     }
     if ((await listRoutes(ctr, { family: 4 })).some((r) => r.dst === 'default' && r.gateway === p.gateway)) {
       skip(`ip netns exec ${ns} ip route add default via ${p.gateway}`, 'routed');
@@ -163,7 +163,7 @@ export async function walkthrough(host: Handle, p: Plan): Promise<void> {
 
 function cleanup(): void {
   cmd(`find -L ${NETNS_RUN_DIR} -type l -delete`);
-  const removed = removeStaleNetns();
+  const removed = removeStaleNetnsSync();
   say(removed.length ? `# removed ${removed.map((n) => `${NETNS_RUN_DIR}/${n}`).join(' ')}` : '# nothing stale');
 }
 
@@ -180,7 +180,7 @@ async function main(): Promise<number> {
   if (values.pid !== undefined) {
     const pid = Number(values.pid);
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`--pid must be a process ID, not ${values.pid}`);
-    const host = openHandle();
+    const host = openHandleSync();
     try {
       await walkthrough(host, plan(pid));
     } finally {
@@ -200,7 +200,7 @@ async function main(): Promise<number> {
   try {
     const container = await machine.createContainer('container', { loopbackUp: true });
     say(`# a container with no network: process ${container.pid}, alone in ${container.netnsId}`);
-    const host = openHandle({ pid: machine.pid });
+    const host = openHandleSync({ pid: machine.pid });
     try {
       await walkthrough(host, plan(container.pid));
       say('# and again, which finds everything in place:');

@@ -1,3 +1,7 @@
+/**
+ * netplumb's error family: NetplumbError (code, op, object) and SyscallError, and errno names both ways.
+ * See docs/NET.md for the rest.
+ */
 import { constants as osConstants } from 'node:os';
 
 const errnoNames = new Map<number, string>();
@@ -19,7 +23,7 @@ export function errnoValue(name: string): number | undefined {
 }
 
 export interface NetplumbErrorInit {
-  /** errno name such as `EEXIST`, or a netplumb code such as `EINVAL_CONFIG` */
+  /** errno name such as `EEXIST`, or a netplumb code such as `ENETNS_SELF` */
   code: string;
   /** what was being done: `setns`, `RTM_NEWLINK`, `flock`, … */
   op: string;

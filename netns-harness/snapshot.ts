@@ -64,7 +64,7 @@ export function taggedProcesses(id: string): string[] {
 export async function takeSnapshot(opts: { netns?: string } = {}): Promise<Snapshot> {
   const ns = opts.netns;
   const lifetimes = ['valid_life_time', 'preferred_life_time', 'expires'];
-  let netns = '';
+  let netns: string;
   try {
     netns = readdirSync('/var/run/netns').sort().join('\n');
   } catch {

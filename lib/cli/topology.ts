@@ -9,7 +9,7 @@ import { listAddresses } from '../net/addr.js';
 import { openHandle } from '../net/handle.js';
 import { listLinks } from '../net/link.js';
 import type { Link } from '../net/link-types.js';
-import { listNamedNetns } from '../net/ns.js';
+import { listNamedNetnsSync } from '../net/ns.js';
 import { listRoutes } from '../net/route.js';
 import { isLive, listEndpoints, listNetworks, parseTarget, resolveTarget } from '../networks/index.js';
 
@@ -75,7 +75,7 @@ export async function readTopology(given: readonly string[] = []): Promise<Topol
       add(t.netns, t.name ?? g, 'given');
     }
   } else {
-    for (const n of listNamedNetns()) if (n.alive) add(n.path, n.name, 'named');
+    for (const n of listNamedNetnsSync()) if (n.alive) add(n.path, n.name, 'named');
   }
   for (const net of safeNetworks()) {
     for (const e of listEndpoints(net.name).filter(isLive)) {
@@ -87,7 +87,7 @@ export async function readTopology(given: readonly string[] = []): Promise<Topol
   }
   const raw = new Map<string, Link[]>();
   for (const ns of seen.values()) {
-    const h = openHandle(ns.kind === 'host' ? undefined : { path: ns.path });
+    const h = await openHandle(ns.kind === 'host' ? undefined : { path: ns.path });
     try {
       const links = await listLinks(h);
       const addrs = await listAddresses(h);
@@ -100,12 +100,12 @@ export async function readTopology(given: readonly string[] = []): Promise<Topol
         up: l.up,
         ...(l.mac ? { mac: l.mac } : {}),
         ...(l.masterIndex !== undefined && byIndex.get(l.masterIndex) ? { master: byIndex.get(l.masterIndex)!.name } : {}),
-        addresses: addrs.filter((a) => a.index === l.index).map((a) => a.cidr),
+        addresses: addrs.filter((a) => a.linkIndex === l.index).map((a) => a.cidr),
       }));
       for (const family of [4, 6] as const) {
         for (const r of await listRoutes(h, { family })) {
           if (r.dst !== 'default') continue;
-          const dev = r.dev === undefined ? undefined : byIndex.get(r.dev)?.name;
+          const dev = r.linkIndex === undefined ? undefined : byIndex.get(r.linkIndex)?.name;
           ns.defaultRoutes.push(`default${r.gateway ? ` via ${r.gateway}` : ''}${dev ? ` dev ${dev}` : ''}`);
         }
       }
@@ -162,9 +162,7 @@ export function renderTree(t: Topology): string {
 }
 
 function describe(l: TopoLink, label: (id: string) => string): string {
-  return [
-    `${l.name} (${l.kind}${l.up ? '' : ', down'})`,
-    l.addresses.join(' '),
-    l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '',
-  ].filter(Boolean).join(' ');
+  return [`${l.name} (${l.kind}${l.up ? '' : ', down'})`, l.addresses.join(' '), l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '']
+    .filter(Boolean)
+    .join(' ');
 }

@@ -1,6 +1,7 @@
 /**
  * The capabilities a plugin needs, checked before it acts: a plugin run with too few fails at once, with the
  * missing ones named, instead of halfway with an EPERM after it changed the IPAM store.
+ * See docs/CNI.md for the rest.
  */
 import { readFileSync } from 'node:fs';
 import { CniError, NETPLUMB_ERR } from './errors.js';

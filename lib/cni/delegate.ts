@@ -1,23 +1,23 @@
 /**
  * Delegation: running another plugin (usually IPAM) the way a runtime would — found by its `type` in
  * CNI_PATH, executed with execa (argument array, no shell), the same CNI environment with the verb set,
- * the complete configuration on stdin — and reading its Result or error back. netplumb's own IPAM
- * (`netplumb-host-local`) runs in process instead: same code, same checks, no exec.
+ * the complete configuration on stdin — and reading its Result or error back. A caller may name plugins it
+ * serves in process instead (the modes: netplumb-host-local, lib/modes/host-local.ts): same code, same checks,
+ * no exec. This module knows no plugin of its own.
  *
  * Safety: a `type` is one file name (no `/`, no `..`, no NUL: CVE-2021-20206), CNI_PATH entries must be
  * absolute, and the plugin found must be a regular executable file.
+ * See docs/CNI.md for the rest.
  */
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, toCniError } from './errors.js';
 import type { CniCommand } from './env.js';
 import { parseRequest, type CniRequest } from './request.js';
+import type { CniPlugin } from './skeleton.js';
 import { parseResult, type CniResult } from './types.js';
 
 const PLUGIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
-
-/** The IPAM type served in process (lib/cni/host-local.ts) instead of by exec. */
-export const HOST_LOCAL_TYPE = 'netplumb-host-local';
 
 /** Validates a plugin `type` as a single safe file name (error 7 naming `key`). */
 export function validatePluginType(type: unknown, key = 'ipam.type'): string {
@@ -135,10 +135,15 @@ export async function execPlugin(file: string, opts: ExecPluginOptions): Promise
   });
 }
 
+/** Plugins a caller serves in process instead of executing them: `type` → how to load the plugin. */
+export type InProcessPlugins = Readonly<Record<string, () => Promise<CniPlugin>>>;
+
 export interface DelegateOptions {
   /** stdin for the delegate (default: the request's, unchanged — the complete config) */
   stdin?: Buffer | string;
-  /** use the in-process fast path for netplumb-host-local (default true; NETPLUMB_IPAM_EXEC=1 turns it off) */
+  /** plugins run in process rather than by exec, by `type` (default: none) */
+  plugins?: InProcessPlugins;
+  /** use `plugins` (default true; NETPLUMB_IPAM_EXEC=1 in the request's environment turns it off) */
   inProcess?: boolean;
   timeoutMs?: number;
 }
@@ -151,22 +156,23 @@ export interface DelegateOptions {
 export async function delegate(type: string, command: CniCommand, req: CniRequest, opts: DelegateOptions = {}): Promise<CniResult | undefined> {
   validatePluginType(type, 'type');
   const inProcess = opts.inProcess ?? req.env.NETPLUMB_IPAM_EXEC !== '1';
-  if (type === HOST_LOCAL_TYPE && inProcess) {
-    const { hostLocal } = await import('./host-local.js');
+  const load = inProcess && Object.hasOwn(opts.plugins ?? {}, type) ? opts.plugins![type] : undefined;
+  if (load !== undefined) {
+    const plugin = await load();
     // What an executed plugin would see: our environment with the verb set, and the same stdin.
     const sub = parseRequest(delegateEnv(req, command), opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin));
     try {
       switch (command) {
         case 'ADD':
-          return await hostLocal.add(sub);
+          return await plugin.add(sub);
         case 'DEL':
-          return void (await hostLocal.del(sub));
+          return void (await plugin.del(sub));
         case 'CHECK':
-          return void (await hostLocal.check(sub));
+          return void (await plugin.check(sub));
         case 'GC':
-          return void (await hostLocal.gc?.(sub));
+          return void (await plugin.gc?.(sub));
         case 'STATUS':
-          return void (await hostLocal.status?.(sub));
+          return void (await plugin.status?.(sub));
         default:
           throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `cannot delegate ${command}`);
       }

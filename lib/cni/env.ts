@@ -3,6 +3,7 @@
  * spec's requirements per verb (ADD and CHECK need all four of command, container, netns and ifname; DEL
  * may come without CNI_NETNS; VERSION, STATUS and GC need only the command) and its syntax rules, each
  * violation an error 4 that names the variables.
+ * See docs/CNI.md for the rest.
  */
 import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../ipam/names.js';
 import { invalidEnv } from './errors.js';

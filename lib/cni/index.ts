@@ -1,8 +1,9 @@
 /**
  * The CNI contract shared by netplumb's plugins: environment and stdin parsing with the spec's rules,
- * error codes, Result types with version conversion, the plugin skeleton, IPAM delegation (exec from
- * CNI_PATH or netplumb-host-local in process) and rollback. Importing this module loads neither netlink
+ * error codes, Result types with version conversion and chaining, the plugin skeleton, delegation to other
+ * plugins (exec from CNI_PATH, or in process for plugins the caller names). Importing this module loads neither netlink
  * nor koffi nor execa: those are loaded on the paths that need them.
+ * See docs/CNI.md for the rest.
  */
 export { runPlugin, handle, type CniPlugin, type Outcome, type HandleOptions } from './skeleton.js';
 export { parseRequest, readStdin, checkNetns, MAX_STDIN_BYTES, type CniRequest, type NetConf, type GcAttachment } from './request.js';
@@ -45,8 +46,8 @@ export {
   findInPath,
   delegateEnv,
   validatePluginType,
-  HOST_LOCAL_TYPE,
   type DelegateOptions,
   type ExecPluginOptions,
+  type InProcessPlugins,
 } from './delegate.js';
-export { ipamType, ipamExec, ipamAdd, ipamDel, ipamCheck, ipamGc, ipamStatus, UndoStack, withRollback } from './ipam.js';
+export { chainResult } from './chain.js';

@@ -2,6 +2,7 @@
  * One CNI invocation, read and validated: environment, stdin (bounded), the network configuration with
  * its version checked against the verb, prevResult converted to the 1.1.0 model, GC's valid attachments.
  * Every failure is a CniError with the spec's code, raised before any plugin code runs.
+ * See docs/CNI.md for the rest.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
 import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';

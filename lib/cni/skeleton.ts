@@ -5,6 +5,7 @@
  * carries anything but the one JSON document.
  *
  *   await runPlugin({ name: 'netplumb-x', netns: 'foreign', add, del, check, gc, status });
+ * See docs/CNI.md for the rest.
  */
 import { checkCapabilities, type Capability } from './caps.js';
 import { toCniError, type CniError, type CniErrorJson } from './errors.js';

@@ -7,6 +7,7 @@
  *                          {dst, gw}; `dns` is always present (possibly `{}`).
  *   1.0.0 / 1.1.0:         no `version`; interfaces may add mtu, socketPath, pciID; routes may add mtu,
  *                          advmss, priority, table, scope; an empty `dns` is left out.
+ * See docs/CNI.md for the rest.
  */
 import type { IpamRoute } from '../ipam/config.js';
 import { parseCidr, parseIp } from '../ipam/ip.js';

@@ -1,4 +1,7 @@
-/** CNI spec versions: which netplumb speaks, comparison, and what each verb requires. */
+/**
+ * CNI spec versions: which netplumb speaks, comparison, and what each verb requires.
+ * See docs/CNI.md for the rest.
+ */
 
 /** The versions netplumb's plugins accept and answer in (VERSION lists them). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;

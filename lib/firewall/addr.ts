@@ -1,4 +1,7 @@
-/** Just enough address handling for rules: parse `ADDR[/PREFIX]`, canonical text, the subnet of an address. */
+/**
+ * Just enough address handling for rules: parse `ADDR[/PREFIX]`, canonical text, the subnet of an address.
+ * See docs/FIREWALL.md for the rest.
+ */
 import { isIPv4, isIPv6 } from 'node:net';
 
 export interface IpPrefix {

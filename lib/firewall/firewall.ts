@@ -8,6 +8,7 @@
  * and delete by name and key; each element deletion is preceded by an `add` of the element as it was read,
  * which is a no-op when unchanged and fails the whole transaction if someone changed it in between — a
  * compare-and-delete — after which the operation reads again and retries (bounded).
+ * See docs/FIREWALL.md for the rest.
  */
 import { parsePrefix, canonicalIp, ipFamily } from './addr.js';
 import {

@@ -18,6 +18,7 @@
  * ID>`, and dispatch is by verdict-map elements whose data (`jump c-<tag>-…`) names their owner. So a DEL
  * needs nothing but the container ID, interface and network to find exactly its own elements and chains, and
  * the kernel refuses to delete a chain that an element still points at.
+ * See docs/FIREWALL.md for the rest.
  */
 import { createHash } from 'node:crypto';
 import type { IpPrefix } from './addr.js';

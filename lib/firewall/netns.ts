@@ -2,6 +2,7 @@
  * Doing a little synchronous work in another network namespace without moving the process: enter it on the
  * calling thread, run `fn`, return — all without yielding to the event loop, so nothing else runs in the
  * foreign namespace and no thread is started inside the window (FIELD-NOTES: new threads inherit it).
+ * See docs/FIREWALL.md for the rest.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { SyscallError } from '../errors.js';

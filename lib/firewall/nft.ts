@@ -10,6 +10,7 @@
  * A namespace is targeted with `netns` (a path such as /proc/PID/ns/net): the in-process backend enters it on
  * the calling thread for the duration of one synchronous call (see netns.ts); the exec backend prefixes
  * `nsenter --net=PATH`.
+ * See docs/FIREWALL.md for the rest.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,7 @@ export interface NftBackend {
   listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- `nft -j` output: untyped JSON, read by shape
 export type NftObject = Record<string, any>;
 
 function parseListing(text: string): NftObject[] {

@@ -1,4 +1,7 @@
-/** What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles). */
+/**
+ * What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles).
+ * See docs/FIREWALL.md for the rest.
+ */
 import { keyId, MAPS, parseContainerChain, TABLE, type Family, type MapName } from './layout.js';
 import type { NftBackend, NftObject } from './nft.js';
 
@@ -49,6 +52,7 @@ function absorb(into: Observed, family: Family, objects: NftObject[]): void {
     if (o.rule && o.rule.table === TABLE) {
       into.chains.get(chainKey(family, o.rule.chain))?.rules.push({ handle: o.rule.handle, comment: o.rule.comment });
     } else if (o.map && o.map.table === TABLE && o.map.name in MAPS && MAPS[o.map.name as MapName].family === family) {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- `nft -j` output: untyped JSON, read by shape
       for (const pair of (o.map.elem ?? []) as [unknown, Record<string, any>][]) {
         const key = unwrap(pair[0]);
         const verdict = pair[1] ?? {};

@@ -2,6 +2,7 @@
  * host-local's operations over the store, each under one flock: allocate (round robin per range set,
  * requested addresses, all or nothing), release by attachment (idempotent), lookup, garbage collection
  * against the attachments that are still valid, and a status count of free addresses.
+ * See docs/CNI.md for the rest.
  */
 import { accessSync, constants as FS } from 'node:fs';
 import { dirname } from 'node:path';

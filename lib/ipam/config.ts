@@ -6,6 +6,7 @@
  *
  * Defaults are host-local's. Validation is host-local's plus what it forgets (a gateway outside its
  * subnet, rangeStart after rangeEnd, the IPv4 network or broadcast address as a bound, relative dataDir).
+ * See docs/CNI.md for the rest.
  */
 import { configError } from './errors.js';
 import { BITS, cidrContains, formatIp, lastOf, parseCidr, parseIp, type Family, type Ip } from './ip.js';

@@ -5,6 +5,7 @@
  * IPv4-mapped IPv6 addresses are IPv4 (Go's `To4()`), IPv6 is printed in RFC 5952 form.
  *
  * No package dependency (only netplumb's own address printing from lib/netlink/encoding): this runs in every plugin exec, and the tests check it against `ip-cidr` as an oracle.
+ * See docs/CNI.md for the rest.
  */
 import { formatIpv6Groups } from '../netlink/encoding.js';
 

@@ -2,6 +2,7 @@
  * The names that reach the file system or a store file: network names (a directory), container IDs and
  * interface names (a file's content). The rules are the CNI spec's (libcni's), and they are what keeps a
  * name from leaving its directory: no `/`, no leading `.`, no whitespace or line breaks.
+ * See docs/CNI.md for the rest.
  */
 
 const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

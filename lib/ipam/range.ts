@@ -3,6 +3,7 @@
  * [rangeStart, rangeEnd] and a gateway; a range set is a list of ranges of one family that together yield
  * one address. The iterator reproduces host-local's round robin exactly, so both allocators hand out the
  * same next address from the same store.
+ * See docs/CNI.md for the rest.
  */
 import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from './ip.js';
 

@@ -1,5 +1,9 @@
-/** host-local's `resolvConf`: the DNS settings of a resolv.conf file, as a CNI `dns` object. */
-import { closeSync, constants as FS, fstatSync, openSync, readSync } from 'node:fs';
+/**
+ * host-local's `resolvConf`: the DNS settings of a resolv.conf file, as a CNI `dns` object.
+ * See docs/CNI.md for the rest.
+ */
+import { closeSync, constants as FS, fstatSync, openSync } from 'node:fs';
+import { readUpTo } from '../sys/read.js';
 import { configError } from './errors.js';
 
 export interface Dns {
@@ -53,10 +57,7 @@ export function readResolvConf(path: string): Dns {
   }
   try {
     if (!fstatSync(fd).isFile()) throw bad('is not a regular file');
-    const buf = Buffer.alloc(MAX_RESOLV_CONF_BYTES);
-    let n = 0;
-    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
-    return parseResolvConf(buf.subarray(0, n).toString('utf8'));
+    return parseResolvConf(readUpTo(fd, MAX_RESOLV_CONF_BYTES).toString('utf8'));
   } finally {
     closeSync(fd);
   }

@@ -18,6 +18,7 @@
  *
  * Inside a lock everything is synchronous: the critical section is a handful of small files, and holding
  * a cross-process lock across event-loop turns would only make everyone else wait longer.
+ * See docs/CNI.md for the rest.
  */
 import {
   closeSync,
@@ -29,13 +30,13 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readSync,
   renameSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { faultPoint } from '../sys/fault.js';
+import { readUpTo } from '../sys/read.js';
 import { IpamError } from './errors.js';
 import { formatIp, parseIp, type Ip } from './ip.js';
 import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
@@ -259,10 +260,8 @@ export class StoreTx {
     }
     try {
       if (!fstatSync(fd).isFile()) return undefined;
-      const buf = Buffer.allocUnsafe(MAX_FILE_BYTES + 1);
-      let n = 0;
-      for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
-      return n > MAX_FILE_BYTES ? undefined : buf.toString('utf8', 0, n);
+      const content = readUpTo(fd, MAX_FILE_BYTES + 1);
+      return content.length > MAX_FILE_BYTES ? undefined : content.toString('utf8');
     } finally {
       closeSync(fd);
     }

@@ -4,12 +4,13 @@
  * and the names it derives (host veth, alias). Parsing has no side effects: every error is raised before
  * anything is touched.
  *
- * Error codes of the bridge plugin (plugin-specific codes start at 100; 100–106 belong to lib/cni and IPAM):
+ * Error codes of the bridge plugin (plugin-specific codes start at 100; those below 110 belong to lib/cni and IPAM, CNI_ERR):
  *   110 the bridge name is taken by another kind of link, or the bridge has a conflicting address
  *   111 the attachment exists already (host veth name or CNI_IFNAME taken in the container)
  *   112 CHECK found drift (every difference is listed in msg)
  *   113 the host end of the veth did not come up in time
  *   114 a published host port belongs to another attachment
+ * See docs/BRIDGE.md for the rest.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -1,13 +1,14 @@
 /**
  * netplumb-bridge: Docker's bridge network mode as a CNI plugin, configured like the reference `bridge`.
  *
- * ADD (all or nothing; every step registers its undo):
- *   IPAM ADD (first, so an exhausted range fails before anything exists) → bridge (created with a fixed MAC if
- *   missing, up, accept_ra=0, gateway addresses) → veth pair created in one request with the host end
- *   `veth<hash>` up on the bridge and the peer made directly inside the container's namespace as CNI_IFNAME →
- *   host end's bridge port options and accept_ra=0, ip_forward → in the container: accept_dad/arp_notify, up,
- *   addresses, routes → wait for the host port to be up → gratuitous ARP → nftables (masquerade, published
- *   ports, isolation, spoof check) in one transaction → Result.
+ * ADD, all or nothing, as steps (lib/modes/steps.ts: each registers its undo, names a timing phase and a fault
+ * point): parse → preflight (refuse a repeated ADD or a `bridge` that is no bridge; open the container's
+ * namespace) → ipam (before anything exists, so an exhausted range changes nothing) → bridge (created with a
+ * fixed MAC if missing, up, accept_ra=0, gateway addresses) → veth (one request: the host end `veth<hash>` up
+ * on the bridge, the peer made inside the container's namespace as CNI_IFNAME) → host (port options,
+ * accept_ra=0, forwarding) → container (sysctls; up, addresses, routes: lib/cni/configure-iface.ts) → port-up
+ * → garp → firewall (masquerade, published ports, isolation, spoof check: one nftables transaction) → record
+ * → result.
  * DEL needs neither the container's namespace nor its addresses: the rules are found by attachment, the host
  * veth by its derived name (and checked by its alias), the IPAM by container ID. It never deletes the bridge.
  * CHECK compares the kernel, the IPAM and nftables with prevResult and the configuration and lists the drift.
@@ -15,24 +16,24 @@
  * no longer knows.
  * Every attachment is recorded (lib/modes/state.ts, mode "bridge": the container's namespace path and inode), so
  * that netplumb-container can join a bridge-attached container by its ID (Docker's --net=container:<id>).
+ * See docs/BRIDGE.md for the rest.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, withRollback, type UndoStack } from '../cni/ipam.js';
-import { CniError, invalidConfig } from '../cni/errors.js';
+import { chainResult } from '../cni/chain.js';
+import { configureIface, defaultGateways } from '../cni/configure-iface.js';
+import { CniError, invalidConfig, NETPLUMB_ERR } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
-import type { CniDns, CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
+import type { CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { cidrContains, formatIp, parseCidr, type Cidr } from '../ipam/ip.js';
 import { bytesToIp, ipToBytes } from '../netlink/encoding.js';
 import { addAddress, deleteAddress, listAddresses, type Address } from '../net/addr.js';
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
-import { openHandle, type Handle } from '../net/handle.js';
+import { openHandleSync, type Handle } from '../net/handle.js';
 import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, setLink, type Link } from '../net/link.js';
-import { NLM_F_APPEND, NLM_F_CREATE, RTM_NEWROUTE } from '../netlink/constants.js';
-import { listRoutes, routeMessage, type RouteSpec } from '../net/route.js';
-import { readSysctl, setAcceptRa, writeSysctl } from '../net/sysctl.js';
+import { listRoutes } from '../net/route.js';
+import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
 import {
   addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
@@ -40,9 +41,9 @@ import {
   BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam.js';
 import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
-import { faultPoint } from '../sys/fault.js';
-import { mark } from './timing.js';
+import { runSteps, Teardown, type UndoStack } from './steps.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
 const PORT_UP_TIMEOUT_MS = 5000;
@@ -58,16 +59,6 @@ const canonical = (cidr: string) => {
   return `${bytesToIp(ipToBytes(a!))}/${p}`;
 };
 
-/**
- * `NETPLUMB_FAULT=<step>` makes ADD fail right after that step (tests of the rollback; like the reference's
- * debugPostIPAMError); `NETPLUMB_FAULT=kill:<step>` kills the plugin there (tests of crash safety).
- * lib/sys/fault.ts; steps of DEL and GC are `del-…` and `gc-…`.
- */
-function faultInjector(req: CniRequest): (step: string) => void {
-  const want = req.env.NETPLUMB_FAULT;
-  return (step) => faultPoint(step, want);
-}
-
 // ── addresses and routes from the IPAM result ───────────────────────────────────────────────────────────
 
 interface Plan {
@@ -75,9 +66,6 @@ interface Plan {
   routes: CniRoute[];
   /** `gateway/prefix` per address, to put on the bridge (isGateway) */
   bridgeAddrs: string[];
-  /** the first gateway of each family: routes without `gw` go through it */
-  gw4: string | undefined;
-  gw6: string | undefined;
 }
 
 /** The reference's calcGateways: gateways default to the subnet's first address, isDefaultGateway adds default routes. */
@@ -85,8 +73,6 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
   const ips = (ipam?.ips ?? []).map((ip) => ({ ...ip }));
   const routes = (ipam?.routes ?? []).map((r) => ({ ...r }));
   const bridgeAddrs: string[] = [];
-  let gw4: string | undefined;
-  let gw6: string | undefined;
   const haveDefault = new Set<number>();
   for (const ip of ips) {
     const c = parseCidr(ip.address)!;
@@ -97,33 +83,14 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
       haveDefault.add(c.family);
     }
     if (conf.isGateway && ip.gateway !== undefined) bridgeAddrs.push(`${ip.gateway}/${c.prefix}`);
-    if (ip.gateway !== undefined) {
-      if (c.family === 4) gw4 ??= ip.gateway;
-      else gw6 ??= ip.gateway;
-    }
   }
-  return { ips, routes, bridgeAddrs, gw4, gw6 };
+  return { ips, routes, bridgeAddrs };
 }
 
-function routeSpec(r: CniRoute, dev: number, p: Plan): RouteSpec {
-  const c = parseCidr(r.dst)!;
-  const gateway = r.gw ?? (c.family === 4 ? p.gw4 : p.gw6);
-  const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, dev };
-  if (gateway !== undefined) spec.gateway = gateway;
-  if (r.priority !== undefined) spec.metric = r.priority;
-  if (r.table !== undefined) spec.table = r.table;
-  if (r.scope !== undefined) spec.scope = r.scope;
-  return spec;
-}
+const familiesOf = (ips: readonly CniIpConfig[]) => new Set(ips.map((i) => parseCidr(i.address)!.family));
 
-/**
- * Adds a route next to any with the same destination (NLM_F_APPEND, as the reference's RouteAddEcmp does): a
- * second interface of one container on the same network gets its own default route instead of EEXIST.
- */
-async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev #${String(r.dev)}`, object: r.dst });
-}
+/** Whether the host forwards for this network: it routes for it (gateway), masquerades or publishes ports. */
+const needsForwarding = (conf: BridgeConf, p: Plan) => p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0;
 
 // ── the bridge ───────────────────────────────────────────────────────────────────────────────────────────
 
@@ -155,11 +122,8 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
     });
   }
   if (conf.promiscMode && !br.promisc) await setLink(h, br.index, { promisc: true });
-  try {
-    setAcceptRa(h, conf.bridge, 0); // we own the routes of this interface (CVE-2020-13401)
-  } catch {
-    /* no IPv6 in this namespace */
-  }
+  // We own the routes of this interface (CVE-2020-13401); without IPv6 in the namespace there is nothing to turn off.
+  writeSysctlsSync(h, [[`net/ipv6/conf/${conf.bridge}/accept_ra`, 0]], { ignoreErrors: true });
   if (addrs.length > 0) {
     const have = await listAddresses(h, { link: br.index });
     for (const want of addrs) {
@@ -172,15 +136,15 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
           if (!conf.forceAddress) {
             throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
-          await deleteAddress(h, br.index, a.cidr).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
+          await deleteAddress(h, { link: br.index, cidr: a.cidr }).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
       }
       try {
         // IPv6 gateways skip DAD: the subnet is ours, and a tentative gateway would drop the first packets.
-        await addAddress(h, br.index, want, w.family === 6 ? { nodad: true } : {});
+        await addAddress(h, { link: br.index, cidr: want, ...(w.family === 6 ? { nodad: true } : {}) });
         if (!r.created) {
           undo.push(`remove address ${want} from bridge ${conf.bridge} unless in use`, async () => {
-            if (!(await hasPorts(h, br.index))) await deleteAddress(h, br.index, want).catch(() => undefined);
+            if (!(await hasPorts(h, br.index))) await deleteAddress(h, { link: br.index, cidr: want }).catch(() => undefined);
           });
         }
       } catch (e) {
@@ -195,50 +159,6 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
 
 function ignoreMissing(e: unknown): void {
   if (errCode(e) !== 'ENODEV') throw e;
-}
-
-function writeHostSysctl(h: Handle, key: string, value: number, optional: boolean): void {
-  try {
-    writeSysctl(h, key, value);
-  } catch (e) {
-    if (!optional) throw e;
-  }
-}
-
-/** Opens the files of several sysctls inside the container's namespace in one setns window, then writes them. */
-function writeContainerSysctls(h: Handle, entries: [key: string, value: number][]): void {
-  const fds = h.inNetns('sysctls', () =>
-    entries.map(([key]) => {
-      try {
-        return openSync(`/proc/sys/${key}`, 'w');
-      } catch {
-        return -1; // the reference ignores these failures too (no IPv6 in the container, …)
-      }
-    }),
-  );
-  fds.forEach((fd, i) => {
-    if (fd < 0) return;
-    try {
-      writeSync(fd, `${entries[i]![1]}\n`);
-    } catch {
-      /* as above */
-    } finally {
-      closeSync(fd);
-    }
-  });
-}
-
-/** Waits until no IPv6 address of the link is tentative (DAD done), bounded; fails if DAD found a duplicate. */
-async function settleAddresses(h: Handle, index: number): Promise<void> {
-  const deadline = Date.now() + DAD_TIMEOUT_MS;
-  for (;;) {
-    const addrs = await listAddresses(h, { link: index, family: 6 });
-    const failed = addrs.find((a) => a.dadfailed);
-    if (failed) throw new CniError(999, `duplicate address detection failed for ${failed.cidr}`, { object: failed.cidr });
-    if (!addrs.some((a) => a.tentative)) return;
-    if (Date.now() > deadline) throw new CniError(999, `IPv6 addresses still tentative after ${DAD_TIMEOUT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function firewallSpec(req: CniRequest, conf: BridgeConf, ips: CniIpConfig[], hostVeth: string, mac: string): ContainerFirewall {
@@ -258,173 +178,177 @@ function firewallSpec(req: CniRequest, conf: BridgeConf, ips: CniIpConfig[], hos
   };
 }
 
-/** This plugin's Result appended to a prevResult (chaining): interfaces after the earlier ones, indexes shifted. */
-function merge(prev: CniResult | undefined, ours: CniResult): CniResult {
-  if (prev === undefined) return ours;
-  const shift = prev.interfaces?.length ?? 0;
-  const dns: CniDns | undefined = ours.dns ?? prev.dns;
-  const out: CniResult = {
-    cniVersion: CURRENT_VERSION,
-    interfaces: [...(prev.interfaces ?? []), ...(ours.interfaces ?? [])],
-    ips: [...(prev.ips ?? []), ...(ours.ips ?? []).map((ip) => ({ ...ip, interface: ip.interface === undefined ? undefined : ip.interface + shift }))],
-    routes: [...(prev.routes ?? []), ...(ours.routes ?? [])],
-  };
-  if (dns !== undefined) out.dns = dns;
-  return out;
+// ── ADD: preflight → IPAM → bridge → veth → host side → container side → port up → announce → firewall → record ──
+
+/**
+ * What must be refused before anything is touched; opens a handle on the host's namespace and one on the
+ * container's (adding them to `open`, which the caller closes): opening the latter fails when the plugin lacks
+ * the privilege there (a namespace of another user namespace, rootless).
+ */
+async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Promise<{ host: Handle; ctr: Handle }> {
+  const host = openHandleSync();
+  open.push(host);
+  const hostVeth = hostVethName(req.containerId, req.ifname);
+  // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
+  // the rollback would release the address the first ADD still uses.
+  if (await findLink(host, hostVeth)) {
+    throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
+  }
+  // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
+  // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
+  const named = await findLink(host, conf.bridge);
+  if (named && named.kind !== 'bridge') {
+    throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+  }
+  const ctr = openHandleSync({ path: req.netns });
+  open.push(ctr);
+  return { host, ctr };
 }
 
-// ── ADD ──────────────────────────────────────────────────────────────────────────────────────────────────
+/** IPAM ADD (its undo: IPAM DEL); an IPAM that hands out no address is an error. */
+async function allocate(req: CniRequest, undo: UndoStack): Promise<CniResult> {
+  const ipam = await ipamAdd(req, undo);
+  if ((ipam.ips ?? []).length === 0) {
+    throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
+  }
+  return ipam;
+}
+
+/**
+ * The veth pair, in one request: the host end `veth<hash>` up on the bridge with the attachment as its alias,
+ * the peer made directly inside the container's namespace as CNI_IFNAME. Its undo deletes it (both ends).
+ * Returns the host end and the index of the container end.
+ */
+async function createVeth(host: Handle, ctr: Handle, req: CniRequest, conf: BridgeConf, bridge: Link, mac: string, undo: UndoStack): Promise<{ veth: Link; peerIndex: number }> {
+  const hostVeth = hostVethName(req.containerId, req.ifname);
+  const mtu = conf.mtu ? { mtu: conf.mtu } : {};
+  let veth: Link;
+  try {
+    veth = await createLink(host, {
+      kind: 'veth',
+      name: hostVeth,
+      ...mtu,
+      master: bridge.index,
+      up: true,
+      alias: vethAlias(conf.network, req.containerId, req.ifname),
+      peer: { name: req.ifname, mac, ...mtu, netns: ctr },
+    });
+  } catch (e) {
+    if (errCode(e) !== 'EEXIST') throw e;
+    const which = (await findLink(host, hostVeth)) ? `host interface ${hostVeth}` : `interface ${req.ifname} in ${req.netns}`;
+    throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
+  }
+  undo.push(`delete veth ${hostVeth}`, () => deleteLink(host, veth.index).catch(ignoreMissing));
+  const peerIndex = veth.kind === 'veth' && veth.peerIndex !== undefined ? veth.peerIndex : (await getLink(ctr, req.ifname)).index;
+  return { veth, peerIndex };
+}
+
+/**
+ * The host side: bridge port options (hairpin is needed for published ports: a container reaching its own
+ * port), accept_ra off on the host end, and forwarding when the host routes or NATs for the network.
+ */
+async function configureHostSide(host: Handle, conf: BridgeConf, p: Plan, veth: Link): Promise<void> {
+  const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
+  if (hairpin || conf.portIsolation) await setBridgePort(host, veth.index, { hairpin, ...(conf.portIsolation ? { isolated: true } : {}) });
+  writeSysctlsSync(host, [[`net/ipv6/conf/${veth.name}/accept_ra`, 0]], { ignoreErrors: true });
+  if (needsForwarding(conf, p)) for (const family of familiesOf(p.ips)) setIpForwardSync(host, true, family);
+}
+
+/**
+ * The container side: its sysctls (as the reference sets them; failures ignored, as the reference does),
+ * then the interface configured from the plan: up, addresses, DAD (if enabled), routes.
+ */
+async function configureContainerSide(ctr: Handle, req: CniRequest, conf: BridgeConf, p: Plan, index: number): Promise<void> {
+  const ifname = req.ifname;
+  const sysctls: SysctlSetting[] = [[`net/ipv6/conf/${ifname}/accept_dad`, conf.enabledad ? 1 : 0]];
+  if (conf.enabledad) sysctls.push([`net/ipv6/conf/${ifname}/enhanced_dad`, 1]);
+  sysctls.push([`net/ipv4/conf/${ifname}/arp_notify`, 1]);
+  // The plugin alone configures the container's addresses and routes: a router advertisement another
+  // container floods over the bridge must not add a SLAAC address or a default route (CVE-2020-10749's
+  // attack, aimed at the neighbours rather than the host).
+  sysctls.push([`net/ipv6/conf/${ifname}/accept_ra`, 0]);
+  if (familiesOf(p.ips).has(6)) sysctls.push(['net/ipv6/conf/lo/disable_ipv6', 0], [`net/ipv6/conf/${ifname}/disable_ipv6`, 0]);
+  writeSysctlsSync(ctr, sysctls, { ignoreErrors: true });
+  await configureIface(ctr, index, p, { up: !conf.disableContainerInterface, ...(conf.enabledad ? { settleTimeoutMs: DAD_TIMEOUT_MS } : {}) });
+}
+
+/** Waits until the host end forwards (both ends up), as the reference does before answering. */
+async function waitPortUp(host: Handle, veth: Link): Promise<void> {
+  try {
+    await waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS });
+  } catch (e) {
+    if (errCode(e) !== 'ETIMEDOUT') throw e;
+    throw bridgeError(BRIDGE_ERR.PORT_NOT_UP, `bridge port ${veth.name} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, veth.name, e);
+  }
+}
+
+/**
+ * Gratuitous ARP for every IPv4 address, now that the port forwards: with arp_notify=1, setting the MAC (to
+ * the same value) makes the kernel announce the addresses itself. Cheaper than an AF_PACKET socket, whose
+ * close waits for an RCU grace period (~10 ms).
+ */
+async function announce(ctr: Handle, index: number, mac: string): Promise<void> {
+  await setLink(ctr, index, { mac });
+}
+
+/** The attachment's nftables rules in one transaction; its undo removes them. */
+async function addFirewall(req: CniRequest, conf: BridgeConf, p: Plan, veth: Link, mac: string, undo: UndoStack): Promise<void> {
+  try {
+    await addContainerRules(firewallSpec(req, conf, p.ips, veth.name, mac));
+  } catch (e) {
+    if (errCode(e) === 'EADDRINUSE') throw bridgeError(BRIDGE_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
+    if (errCode(e) === 'EINVAL' && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
+    throw e;
+  }
+  undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
+}
+
+/** The attachment record, last, so that a record always stands for a complete attachment: netplumb-container trusts it. */
+function record(req: CniRequest, ctr: Handle, undo: UndoStack): void {
+  writeAttachment({ ...recordKey(req), netns: req.netns, netnsId: ctr.netnsId });
+  undo.push('forget the attachment record', () => removeAttachment(recordKey(req)));
+}
+
+/** The Result: bridge, host veth, container interface, the plan's addresses and routes, chained after prevResult. */
+async function resultOf(req: CniRequest, conf: BridgeConf, p: Plan, ipam: CniResult | undefined, host: Handle, bridge: { link: Link; created: boolean }, veth: Link, mac: string): Promise<CniResult> {
+  // The bridge's MAC may have changed as our port joined if someone else created it without a fixed one.
+  const brMac = bridge.created ? bridge.link.mac : (await getLink(host, bridge.link.index)).mac;
+  const ctrIf: CniInterface = { name: req.ifname, mac, sandbox: req.netns };
+  if (conf.mtu) ctrIf.mtu = conf.mtu;
+  const ours: CniResult = {
+    cniVersion: CURRENT_VERSION,
+    interfaces: [{ name: conf.bridge, ...(brMac ? { mac: brMac } : {}) }, { name: veth.name, ...(veth.mac ? { mac: veth.mac } : {}) }, ctrIf],
+    ips: p.ips.map((ip) => ({ ...ip, interface: 2 })),
+    routes: p.routes,
+  };
+  const dns = conf.dns ?? ipam?.dns;
+  if (dns !== undefined) ours.dns = dns;
+  return chainResult(req.prevResult, ours);
+}
 
 async function add(req: CniRequest): Promise<CniResult> {
-  const conf = parseBridgeConf(req);
-  const fault = faultInjector(req);
-  mark('parse');
-  const host = openHandle();
-  let ctr: Handle | undefined;
+  const open: Handle[] = []; // closed last: the undos use them
   try {
-    const hostVeth = hostVethName(req.containerId, req.ifname);
-    // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
-    // the rollback would release the address the first ADD still uses.
-    if (await findLink(host, hostVeth)) {
-      throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
-    }
-    // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
-    // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
-    const named = await findLink(host, conf.bridge);
-    if (named && named.kind !== 'bridge') {
-      throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
-    }
-    // Entering the container's namespace fails when the plugin lacks the privilege there (a namespace of
-    // another user namespace, rootless): find out before the IPAM or the bridge are touched.
-    const ctrNs = openHandle({ path: req.netns });
-    ctr = ctrNs;
-    return await withRollback(async (undo) => {
-      const ctr = ctrNs; // narrowed for the steps below; the outer `ctr` is for closing
-      let ipam: CniResult | undefined;
-      if (conf.hasIpam) {
-        ipam = await ipamAdd(req, undo);
-        mark('ipam');
-        if ((ipam.ips ?? []).length === 0) throw new CniError(999, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
-        fault('ipam');
-      }
+    return await runSteps(req, async (step, undo) => {
+      const conf = await step('parse', () => parseBridgeConf(req));
+      const { host, ctr } = await step('preflight', () => preflight(req, conf, open));
+      const ipam = conf.hasIpam ? await step('ipam', () => allocate(req, undo)) : undefined;
       const p = plan(conf, ipam);
-
-      const { link: br, created } = await setupBridge(host, conf, p.bridgeAddrs, undo);
-      mark('bridge');
-      fault('bridge');
-
-      // The veth pair: one request creates both ends, the host end up on the bridge, the peer inside the container.
+      const bridge = await step('bridge', () => setupBridge(host, conf, p.bridgeAddrs, undo));
       const mac = conf.mac ?? randomMac();
-      const mtu = conf.mtu ? { mtu: conf.mtu } : {};
-      let veth: Link;
-      try {
-        veth = await createLink(host, {
-          kind: 'veth',
-          name: hostVeth,
-          ...mtu,
-          master: br.index,
-          up: true,
-          alias: vethAlias(conf.network, req.containerId, req.ifname),
-          peer: { name: req.ifname, mac, ...mtu, netns: ctr },
-        });
-      } catch (e) {
-        if (errCode(e) !== 'EEXIST') throw e;
-        const which = (await findLink(host, hostVeth)) ? `host interface ${hostVeth}` : `interface ${req.ifname} in ${req.netns}`;
-        throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
-      }
-      undo.push(`delete veth ${hostVeth}`, () => deleteLink(host, veth.index).catch(ignoreMissing));
-      const ctrIndex = veth.kind === 'veth' && veth.peerIndex !== undefined ? veth.peerIndex : (await getLink(ctr, req.ifname)).index;
-      mark('veth');
-      fault('veth');
-
-      // Host side: port options, sysctls. Hairpin is needed for published ports (a container reaching its own port).
-      const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
-      if (hairpin || conf.portIsolation) await setBridgePort(host, veth.index, { hairpin, ...(conf.portIsolation ? { isolated: true } : {}) });
-      writeHostSysctl(host, `net/ipv6/conf/${hostVeth}/accept_ra`, 0, true);
-      const families = new Set(p.ips.map((i) => parseCidr(i.address)!.family));
-      if (p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0) {
-        if (families.has(4)) writeHostSysctl(host, 'net/ipv4/ip_forward', 1, false);
-        if (families.has(6)) writeHostSysctl(host, 'net/ipv6/conf/all/forwarding', 1, false);
-      }
-      mark('host');
-      fault('host');
-
-      // Container side: sysctls, then up and addresses in one batch, then routes in another.
-      const sysctls: [string, number][] = [[`net/ipv6/conf/${req.ifname}/accept_dad`, conf.enabledad ? 1 : 0]];
-      if (conf.enabledad) sysctls.push([`net/ipv6/conf/${req.ifname}/enhanced_dad`, 1]);
-      sysctls.push([`net/ipv4/conf/${req.ifname}/arp_notify`, 1]);
-      // The plugin alone configures the container's addresses and routes: a router advertisement another
-      // container floods over the bridge must not add a SLAAC address or a default route (CVE-2020-10749's
-      // attack, aimed at the neighbours rather than the host).
-      sysctls.push([`net/ipv6/conf/${req.ifname}/accept_ra`, 0]);
-      if (families.has(6)) sysctls.push(['net/ipv6/conf/lo/disable_ipv6', 0], [`net/ipv6/conf/${req.ifname}/disable_ipv6`, 0]);
-      writeContainerSysctls(ctr, sysctls);
-      const c = ctr;
-      await Promise.all([
-        ...(conf.disableContainerInterface ? [] : [setLink(c, ctrIndex, { up: true })]),
-        ...p.ips.map((ip) => addAddress(c, ctrIndex, ip.address)),
-      ]);
-      if (conf.enabledad && families.has(6)) await settleAddresses(c, ctrIndex);
-      // Two routes that end up the same (isDefaultGateway's and an IPAM default route without `gw`) go in once.
-      const specs = new Map(p.routes.map((r) => routeSpec(r, ctrIndex, p)).map((r) => [JSON.stringify(r), r]));
-      await Promise.all([...specs.values()].map((r) => appendRoute(c, r)));
-      mark('container');
-      fault('container');
-
-      if (!conf.disableContainerInterface) {
-        try {
-          await waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS });
-        } catch (e) {
-          if (errCode(e) !== 'ETIMEDOUT') throw e;
-          throw bridgeError(BRIDGE_ERR.PORT_NOT_UP, `bridge port ${hostVeth} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, hostVeth, e);
-        }
-        mark('port-up');
-        // Gratuitous ARP for every IPv4 address, now that the port forwards: with arp_notify=1, setting the MAC
-        // (to the same value) makes the kernel announce the addresses itself. Cheaper than an AF_PACKET socket,
-        // whose close waits for an RCU grace period (~10 ms).
-        if (families.has(4)) await setLink(c, ctrIndex, { mac });
-        mark('garp');
-      }
-      fault('garp');
-
-      const fw = firewallSpec(req, conf, p.ips, hostVeth, mac);
-      try {
-        await addContainerRules(fw);
-      } catch (e) {
-        if (errCode(e) === 'EADDRINUSE') throw bridgeError(BRIDGE_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
-        if (errCode(e) === 'EINVAL' && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
-        throw e;
-      }
-      undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
-      mark('firewall');
-      // Last, so that a record always stands for a complete attachment: netplumb-container trusts it.
-      writeAttachment({ ...recordKey(req), netns: req.netns, netnsId: ctr.netnsId });
-      undo.push('forget the attachment record', () => removeAttachment(recordKey(req)));
-      mark('record');
-      fault('firewall');
-
-      // The bridge's MAC may have changed as our port joined if someone else created it without a fixed one.
-      const brMac = created ? br.mac : (await getLink(host, br.index)).mac;
-      const ctrIf: CniInterface = { name: req.ifname, mac, sandbox: req.netns };
-      if (conf.mtu) ctrIf.mtu = conf.mtu;
-      const ours: CniResult = {
-        cniVersion: CURRENT_VERSION,
-        interfaces: [
-          { name: conf.bridge, ...(brMac ? { mac: brMac } : {}) },
-          { name: hostVeth, ...(veth.mac ? { mac: veth.mac } : {}) },
-          ctrIf,
-        ],
-        ips: p.ips.map((ip) => ({ ...ip, interface: 2 })),
-        routes: p.routes,
-      };
-      const dns = conf.dns ?? ipam?.dns;
-      if (dns !== undefined) ours.dns = dns;
-      mark('result');
-      return merge(req.prevResult, ours);
+      const { veth, peerIndex } = await step('veth', () => createVeth(host, ctr, req, conf, bridge.link, mac, undo));
+      await step('host', () => configureHostSide(host, conf, p, veth));
+      await step('container', () => configureContainerSide(ctr, req, conf, p, peerIndex));
+      // A container interface left down (disableContainerInterface) neither comes up nor announces anything.
+      const live = !conf.disableContainerInterface;
+      await step('port-up', async () => live && (await waitPortUp(host, veth)));
+      await step('garp', async () => live && familiesOf(p.ips).has(4) && (await announce(ctr, peerIndex, mac)));
+      await step('firewall', () => addFirewall(req, conf, p, veth, mac, undo));
+      await step('record', () => record(req, ctr, undo));
+      return step('result', () => resultOf(req, conf, p, ipam, host, bridge, veth, mac));
     });
   } finally {
-    ctr?.close();
-    host.close();
+    for (const h of open.reverse()) h.close();
   }
 }
 
@@ -456,129 +380,165 @@ async function deleteHostVeth(h: Handle, network: string, containerId: string, i
 async function staleHolderVeths(req: CniRequest, keep: Set<string>): Promise<Set<string>> {
   const type = (req.config.ipam as Json | undefined)?.type;
   if (type !== 'netplumb-host-local' && type !== 'host-local') return new Set();
-  const [{ storeRef }, { holders }] = await Promise.all([import('../cni/host-local.js'), import('../ipam/allocator.js')]);
+  const [{ storeRef }, { holders }] = await Promise.all([import('./host-local.js'), import('../ipam/allocator.js')]);
   const names = holders(storeRef(req)).map((a) => hostVethName(a.containerId, a.ifname));
   return new Set(names.filter((n) => !keep.has(n)));
 }
 
-async function del(req: CniRequest): Promise<void> {
-  const network = req.name;
-  const fault = faultInjector(req);
-  const failures: unknown[] = [];
-  const attempt = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      failures.push(e);
-      process.stderr.write(`netplumb-bridge: DEL ${req.containerId}/${req.ifname}: ${what}: ${(e as Error).message}\n`);
-    }
-    mark(what);
-  };
-  // Rules first (plugins#810: they go even without a namespace), then the veth, then the addresses, so an
-  // address is never handed out again while the old interface or its rules still exist.
-  await attempt('firewall', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network }));
-  fault('del-firewall');
-  await attempt('veth', async () => {
-    const h = openHandle();
-    try {
-      await deleteHostVeth(h, network, req.containerId, req.ifname);
-    } finally {
-      h.close();
-    }
-  });
-  fault('del-veth');
-  if (hasIpam(req.config as Json)) await attempt('ipam', () => ipamDel(req));
-  fault('del-ipam');
-  await attempt('record', async () => removeAttachment(recordKey(req)));
-  if (failures.length > 0) {
-    const first = failures[0];
-    if (failures.length === 1) throw first;
-    const err = first instanceof CniError ? first : new CniError(999, (first as Error).message, { cause: first });
-    throw new CniError(err.cniCode, err.message, { details: failures.slice(1).map((e) => (e as Error).message).join('; '), cause: first });
+/** Deletes the attachment's host veth, if it is there and is ours (deleteHostVeth). */
+async function removeHostVeth(network: string, containerId: string, ifname: string): Promise<void> {
+  const h = openHandleSync();
+  try {
+    await deleteHostVeth(h, network, containerId, ifname);
+  } finally {
+    h.close();
   }
 }
 
+async function del(req: CniRequest): Promise<void> {
+  const network = req.name;
+  const t = new Teardown(`netplumb-bridge: DEL ${req.containerId}/${req.ifname}`, req, 'del-');
+  // Rules first (plugins#810: they go even without a namespace), then the veth, then the addresses, so an
+  // address is never handed out again while the old interface or its rules still exist.
+  await t.step('firewall', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network }));
+  await t.step('veth', () => removeHostVeth(network, req.containerId, req.ifname));
+  await t.step('ipam', () => hasIpam(req.config as Json) && ipamDel(req));
+  await t.step('record', () => removeAttachment(recordKey(req)));
+  t.finish();
+}
+
 // ── CHECK ────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** What prevResult says this plugin made: the bridge, the host veth, the container interface and its addresses. */
+interface Expected {
+  hostVeth: string;
+  bridge: CniInterface | undefined;
+  veth: CniInterface | undefined;
+  ctr: CniInterface | undefined;
+  /** prevResult's addresses of the container interface */
+  ips: CniIpConfig[];
+  /** what prevResult lacks */
+  missing: string[];
+}
+
+function expected(req: CniRequest, conf: BridgeConf, prev: CniResult): Expected {
+  const ifs = prev.interfaces ?? [];
+  const hostVeth = hostVethName(req.containerId, req.ifname);
+  const ctrIndex = ifs.findIndex((i) => i.name === req.ifname && i.sandbox === req.netns);
+  const e: Expected = {
+    hostVeth,
+    bridge: ifs.find((i) => i.name === conf.bridge && !i.sandbox),
+    ctr: ifs[ctrIndex],
+    veth: ifs.find((i) => i.name === hostVeth && !i.sandbox),
+    ips: (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === ctrIndex),
+    missing: [],
+  };
+  if (!e.bridge) e.missing.push(`prevResult has no interface for bridge ${conf.bridge}`);
+  if (!e.ctr) e.missing.push(`prevResult has no interface ${req.ifname} in sandbox ${req.netns}`);
+  if (!e.veth) e.missing.push(`prevResult has no host interface ${hostVeth}`);
+  if (conf.hasIpam && e.ips.length === 0) e.missing.push(`prevResult has no address for ${req.ifname}`);
+  return e;
+}
+
+const onOff = (b: boolean | undefined) => (b ? 'on' : 'off');
+
+function bridgeDrift(conf: BridgeConf, br: Link | undefined, want: CniInterface | undefined): string[] {
+  if (!br) return [`bridge ${conf.bridge} not found`];
+  const drift: string[] = [];
+  if (br.kind !== 'bridge') drift.push(`${conf.bridge} is not a bridge (kind ${br.infoKind ?? 'device'})`);
+  if (!br.up) drift.push(`bridge ${conf.bridge} is down`);
+  if (br.promisc !== conf.promiscMode) drift.push(`bridge ${conf.bridge} promiscuous mode is ${onOff(br.promisc)}, configured ${onOff(conf.promiscMode)}`);
+  if (want?.mac && want.mac !== br.mac) drift.push(`bridge ${conf.bridge} MAC is ${br.mac}, prevResult says ${want.mac}`);
+  return drift;
+}
+
+function containerIfDrift(req: CniRequest, conf: BridgeConf, c: Link | undefined, want: CniInterface | undefined): string[] {
+  if (!c) return [`interface ${req.ifname} not found in ${req.netns}`];
+  const drift: string[] = [];
+  if (c.kind !== 'veth') drift.push(`${req.ifname} in the container is not a veth (kind ${c.infoKind ?? 'device'})`);
+  if (!conf.disableContainerInterface && !c.up) drift.push(`${req.ifname} in the container is down`);
+  if (want?.mac && want.mac !== c.mac) drift.push(`${req.ifname} MAC is ${c.mac}, prevResult says ${want.mac}`);
+  if (conf.mtu && c.mtu !== conf.mtu) drift.push(`${req.ifname} MTU is ${c.mtu}, configured ${conf.mtu}`);
+  return drift;
+}
+
+function hostVethDrift(req: CniRequest, conf: BridgeConf, v: Link | undefined, br: Link | undefined, c: Link | undefined, want: Expected): string[] {
+  const name = want.hostVeth;
+  if (!v) return [`host interface ${name} not found`];
+  const drift: string[] = [];
+  if (v.kind !== 'veth') drift.push(`${name} is not a veth`);
+  if (br && v.masterIndex !== br.index) drift.push(`${name} is not a port of bridge ${conf.bridge}`);
+  if (c && v.kind === 'veth' && v.peerIndex !== c.index) drift.push(`${name} is not the peer of ${req.ifname} in the container`);
+  if (want.veth?.mac && want.veth.mac !== v.mac) drift.push(`${name} MAC is ${v.mac}, prevResult says ${want.veth.mac}`);
+  const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
+  if (v.bridgePort && v.bridgePort.hairpin !== hairpin) drift.push(`${name} hairpin mode is ${onOff(v.bridgePort.hairpin)}, expected ${onOff(hairpin)}`);
+  if (v.bridgePort && v.bridgePort.isolated !== conf.portIsolation) drift.push(`${name} port isolation is ${onOff(v.bridgePort.isolated)}, configured ${onOff(conf.portIsolation)}`);
+  if (!conf.disableContainerInterface && v.operstate !== 'up') drift.push(`${name} is ${v.operstate}, not up`);
+  return drift;
+}
+
+/** prevResult's addresses on the container interface, and its routes in the container. */
+async function addressAndRouteDrift(ctr: Handle, req: CniRequest, c: Link | undefined, ips: CniIpConfig[], routes: readonly CniRoute[]): Promise<string[]> {
+  const drift: string[] = [];
+  const addrs: Address[] = c ? await listAddresses(ctr, { link: c.index }) : [];
+  for (const ip of ips) {
+    if (!addrs.some((a) => a.cidr === canonical(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
+  }
+  const have = await listRoutes(ctr, { table: 'all' });
+  const gateways = defaultGateways(ips);
+  for (const r of routes) {
+    const cidr = parseCidr(r.dst);
+    if (!cidr) continue;
+    const dst = cidr.prefix === 0 ? 'default' : canonical(r.dst);
+    const gw = r.gw ?? gateways[cidr.family];
+    const table = r.table ?? 254;
+    const found = have.some(
+      (x) => x.family === cidr.family && x.dst === dst && x.table === table && (gw === undefined || x.gateway === gw || x.multipath?.some((n) => n.gateway === gw)),
+    );
+    if (!found) drift.push(`route ${r.dst}${gw ? ` via ${gw}` : ''} missing in the container`);
+  }
+  return drift;
+}
+
+function forwardingDrift(host: Handle, conf: BridgeConf, ips: CniIpConfig[]): string[] {
+  const p = plan(conf, { cniVersion: CURRENT_VERSION, ips });
+  if (!needsForwarding(conf, p)) return [];
+  const families = familiesOf(ips);
+  const drift: string[] = [];
+  if (families.has(4) && readSysctlSync(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
+  if (families.has(6) && readSysctlSync(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
+  return drift;
+}
+
+function recordDrift(req: CniRequest, ctr: Handle): string[] {
+  const rec = readAttachment(recordKey(req));
+  if (!rec) return ['no attachment record (netplumb-container cannot find this container)'];
+  if (rec.netnsId !== ctr.netnsId) return [`the attachment record names namespace ${rec.netns} (${rec.netnsId}), not CNI_NETNS (${ctr.netnsId})`];
+  return [];
+}
 
 async function check(req: CniRequest): Promise<void> {
   const conf = parseBridgeConf(req);
   const prev = req.prevResult;
   if (prev === undefined) throw invalidConfig('CHECK needs prevResult (the Result of ADD)', 'prevResult');
   if (conf.hasIpam) await ipamCheck(req);
-  const drift: string[] = [];
-  const ifs = prev.interfaces ?? [];
-  const hostVeth = hostVethName(req.containerId, req.ifname);
-  const brIf = ifs.find((i) => i.name === conf.bridge && !i.sandbox);
-  const ctrIfIdx = ifs.findIndex((i) => i.name === req.ifname && i.sandbox === req.netns);
-  const ctrIf = ifs[ctrIfIdx];
-  const vethIf = ifs.find((i) => i.name === hostVeth && !i.sandbox);
-  if (!brIf) drift.push(`prevResult has no interface for bridge ${conf.bridge}`);
-  if (!ctrIf) drift.push(`prevResult has no interface ${req.ifname} in sandbox ${req.netns}`);
-  if (!vethIf) drift.push(`prevResult has no host interface ${hostVeth}`);
-
-  const host = openHandle();
-  const ctr = openHandle({ path: req.netns });
+  const want = expected(req, conf, prev);
+  const drift = [...want.missing];
+  const host = openHandleSync();
+  const ctr = openHandleSync({ path: req.netns });
   try {
     const br = await findLink(host, conf.bridge);
-    if (!br) drift.push(`bridge ${conf.bridge} not found`);
-    else {
-      if (br.kind !== 'bridge') drift.push(`${conf.bridge} is not a bridge (kind ${br.infoKind ?? 'device'})`);
-      if (!br.up) drift.push(`bridge ${conf.bridge} is down`);
-      if (br.promisc !== conf.promiscMode) drift.push(`bridge ${conf.bridge} promiscuous mode is ${br.promisc ? 'on' : 'off'}, configured ${conf.promiscMode ? 'on' : 'off'}`);
-      if (brIf?.mac && brIf.mac !== br.mac) drift.push(`bridge ${conf.bridge} MAC is ${br.mac}, prevResult says ${brIf.mac}`);
-    }
     const c = await findLink(ctr, req.ifname);
-    if (!c) drift.push(`interface ${req.ifname} not found in ${req.netns}`);
-    else {
-      if (c.kind !== 'veth') drift.push(`${req.ifname} in the container is not a veth (kind ${c.infoKind ?? 'device'})`);
-      if (!conf.disableContainerInterface && !c.up) drift.push(`${req.ifname} in the container is down`);
-      if (ctrIf?.mac && ctrIf.mac !== c.mac) drift.push(`${req.ifname} MAC is ${c.mac}, prevResult says ${ctrIf.mac}`);
-      if (conf.mtu && c.mtu !== conf.mtu) drift.push(`${req.ifname} MTU is ${c.mtu}, configured ${conf.mtu}`);
-    }
-    const v = await findLink(host, hostVeth);
-    if (!v) drift.push(`host interface ${hostVeth} not found`);
-    else {
-      if (v.kind !== 'veth') drift.push(`${hostVeth} is not a veth`);
-      if (br && v.masterIndex !== br.index) drift.push(`${hostVeth} is not a port of bridge ${conf.bridge}`);
-      if (c && v.kind === 'veth' && v.peerIndex !== c.index) drift.push(`${hostVeth} is not the peer of ${req.ifname} in the container`);
-      if (vethIf?.mac && vethIf.mac !== v.mac) drift.push(`${hostVeth} MAC is ${v.mac}, prevResult says ${vethIf.mac}`);
-      const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
-      if (v.bridgePort && v.bridgePort.hairpin !== hairpin) drift.push(`${hostVeth} hairpin mode is ${v.bridgePort.hairpin ? 'on' : 'off'}, expected ${hairpin ? 'on' : 'off'}`);
-      if (v.bridgePort && v.bridgePort.isolated !== conf.portIsolation) drift.push(`${hostVeth} port isolation is ${v.bridgePort.isolated ? 'on' : 'off'}, configured ${conf.portIsolation ? 'on' : 'off'}`);
-      if (!conf.disableContainerInterface && v.operstate !== 'up') drift.push(`${hostVeth} is ${v.operstate}, not up`);
-    }
-
-    // Addresses and routes of prevResult, on the container interface.
-    const ours = (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === ctrIfIdx);
-    let addrs: Address[] = [];
-    if (c) addrs = await listAddresses(ctr, { link: c.index });
-    for (const ip of ours) {
-      if (!addrs.some((a) => a.cidr === canonical(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
-    }
-    if (conf.hasIpam && ours.length === 0) drift.push(`prevResult has no address for ${req.ifname}`);
-    const routes = await listRoutes(ctr, { table: 'all' });
-    const p = plan(conf, { cniVersion: CURRENT_VERSION, ips: ours });
-    for (const r of prev.routes ?? []) {
-      const cidr = parseCidr(r.dst);
-      if (!cidr) continue;
-      const dst = cidr.prefix === 0 ? 'default' : canonical(r.dst);
-      const gw = r.gw ?? (cidr.family === 4 ? p.gw4 : p.gw6);
-      const table = r.table ?? 254;
-      const found = routes.some(
-        (x) => x.family === cidr.family && x.dst === dst && x.table === table && (gw === undefined || x.gateway === gw || x.multipath?.some((n) => n.gateway === gw)),
-      );
-      if (!found) drift.push(`route ${r.dst}${gw ? ` via ${gw}` : ''} missing in the container`);
-    }
-    if (p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0) {
-      const fams = new Set(ours.map((i) => parseCidr(i.address)!.family));
-      if (fams.has(4) && readSysctl(host, 'net/ipv4/ip_forward') !== '1') drift.push('net.ipv4.ip_forward is off');
-      if (fams.has(6) && readSysctl(host, 'net/ipv6/conf/all/forwarding') !== '1') drift.push('net.ipv6.conf.all.forwarding is off');
-    }
-    const rec = readAttachment(recordKey(req));
-    if (!rec) drift.push('no attachment record (netplumb-container cannot find this container)');
-    else if (rec.netnsId !== ctr.netnsId) drift.push(`the attachment record names namespace ${rec.netns} (${rec.netnsId}), not CNI_NETNS (${ctr.netnsId})`);
-    const fwDrift = await checkContainerRules(firewallSpec(req, conf, ours, hostVeth, c?.mac ?? ctrIf?.mac ?? ''));
-    drift.push(...fwDrift.map((d) => `firewall: ${d}`));
+    const v = await findLink(host, want.hostVeth);
+    drift.push(
+      ...bridgeDrift(conf, br, want.bridge),
+      ...containerIfDrift(req, conf, c, want.ctr),
+      ...hostVethDrift(req, conf, v, br, c, want),
+      ...(await addressAndRouteDrift(ctr, req, c, want.ips, prev.routes ?? [])),
+      ...forwardingDrift(host, conf, want.ips),
+      ...recordDrift(req, ctr),
+      ...(await checkContainerRules(firewallSpec(req, conf, want.ips, want.hostVeth, c?.mac ?? want.ctr?.mac ?? ''))).map((d) => `firewall: ${d}`),
+    );
   } finally {
     ctr.close();
     host.close();
@@ -592,45 +552,42 @@ async function check(req: CniRequest): Promise<void> {
 
 // ── GC and STATUS ────────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * Deletes this network's host veths whose attachment is not valid: those whose alias names such an
+ * attachment, and those left without an alias by a killed ADD (`halfMade`, by their derived names).
+ */
+async function gcHostVeths(network: string, keep: Set<string>, halfMade: Set<string>): Promise<void> {
+  const h = openHandleSync();
+  try {
+    for (const l of await listLinks(h, { kind: 'veth' })) {
+      if (l.alias === undefined && halfMade.has(l.name)) {
+        await deleteLink(h, l.index).catch(ignoreMissing);
+        continue;
+      }
+      const owner = parseVethAlias(l.alias);
+      if (owner?.network !== network || keep.has(l.name)) continue;
+      if (l.name !== hostVethName(owner.containerId, owner.ifname)) continue; // an alias cut short, or not ours
+      await deleteLink(h, l.index).catch(ignoreMissing);
+    }
+  } finally {
+    h.close();
+  }
+}
+
 async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
   const valid = req.validAttachments ?? [];
-  const fault = faultInjector(req);
-  const failures: unknown[] = [];
-  const attempt = async (fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      failures.push(e);
-    }
-  };
-  await attempt(() => gcFirewall(network, valid));
-  fault('gc-firewall');
-  await attempt(async () => {
+  const t = new Teardown(`netplumb-bridge: GC ${network}`, req, 'gc-');
+  await t.step('firewall', () => gcFirewall(network, valid));
+  await t.step('veth', async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
-    const halfMade = await staleHolderVeths(req, keep);
-    const h = openHandle();
-    try {
-      for (const l of await listLinks(h, { kind: 'veth' })) {
-        if (l.alias === undefined && halfMade.has(l.name)) {
-          await deleteLink(h, l.index).catch(ignoreMissing);
-          continue;
-        }
-        const owner = parseVethAlias(l.alias);
-        if (owner?.network !== network || keep.has(l.name)) continue;
-        if (l.name !== hostVethName(owner.containerId, owner.ifname)) continue; // an alias cut short, or not ours
-        await deleteLink(h, l.index).catch(ignoreMissing);
-      }
-    } finally {
-      h.close();
-    }
+    await gcHostVeths(network, keep, await staleHolderVeths(req, keep));
   });
-  fault('gc-veth');
-  if (hasIpam(req.config as Json)) await attempt(() => ipamGc(req));
-  await attempt(async () => {
+  await t.step('ipam', () => hasIpam(req.config as Json) && ipamGc(req));
+  await t.step('record', () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
   });
-  if (failures.length > 0) throw failures[0];
+  t.finish();
 }
 
 async function status(req: CniRequest): Promise<void> {

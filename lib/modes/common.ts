@@ -8,7 +8,7 @@ import type { CniRequest } from '../cni/request.js';
 
 /**
  * Plugin-specific CNI error codes of netplumb-none, -host and -container (docs/MODES.md). netplumb-host-local
- * uses 100–106, netplumb-bridge 110–119.
+ * and lib/cni use the codes below 110 (CNI_ERR), netplumb-bridge 110–119 (BRIDGE_ERR).
  */
 export const MODES_ERR = {
   /** CHECK found drift: loopback down or without its addresses; a joined namespace that is no longer the target's */

@@ -31,22 +31,24 @@
  *          Idempotent; works with CNI_NETNS empty or vanished (the record names the path).
  *   GC     does what DEL does for every attachment of this network the runtime no longer lists.
  *   STATUS ready unless attachments cannot be recorded (50).
+ * See docs/MODES.md for the rest.
  */
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { cniArgsValues } from '../cni/env.js';
 import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
-import { withRollback } from '../cni/ipam.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
+import type { CniResult } from '../cni/types.js';
 import type { Netns } from '../net/ns.js';
 import { MODES_ERR, netnsIdOf, nsLabel, refusePrevResult } from './common.js';
+import { runSteps, type UndoStack } from './steps.js';
 import {
   describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
 } from './target.js';
 import {
   ATTACHMENTS_DIR, attachmentKey, checkStateUsable, containerAttachments, readAttachment, removeAttachment, staleAttachments, writeAttachment,
-  type AttachmentKey, type AttachmentRecord,
+  type AttachmentKey, type AttachmentRecord, type JoinState,
 } from './state.js';
 
 type Sys = typeof import('../net/ns.js') & typeof import('../sys/libc.js');
@@ -104,7 +106,7 @@ function refuseSelfTarget(t: TargetSpec, netns: string, where: string): void {
  * opens to the recorded namespace. Error 3 when there is none.
  */
 async function openRecorded(id: string): Promise<Netns> {
-  const { openNetns } = await sys();
+  const { openNetnsSync } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
     throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`, {
@@ -115,7 +117,7 @@ async function openRecorded(id: string): Promise<Netns> {
   for (const record of records) {
     let ns: Netns;
     try {
-      ns = openNetns({ path: record.netns }, { allowCurrent: true });
+      ns = openNetnsSync({ path: record.netns }, { allowCurrent: true });
     } catch (e) {
       seen.push(`${record.netns}: ${errCode(e) ?? (e as Error).message}`);
       continue;
@@ -139,7 +141,7 @@ export async function openTarget(t: TargetSpec): Promise<OpenedNetns> {
   const opened = t.kind === 'container' ? { ns: await openRecorded(t.id) } : t.kind === 'pid' ? await openProcessNetns(t.pid) : await openPathNetns(t.path);
   try {
     const where = t.kind === 'container' ? `container ${t.id}'s network namespace` : `the network namespace of ${describeTarget(t)}`;
-    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsId(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
+    refuseHostNetns(opened.ns.id, (await sys()).currentNetnsIdSync(), `${where} (${nsLabel(opened.ns.id)})`, formatTarget(t));
   } catch (e) {
     opened.ns.close();
     throw e;
@@ -239,6 +241,81 @@ function unmountJoin({ umount2, MNT_DETACH, UMOUNT_NOFOLLOW }: Sys, path: string
   return 'unmounted';
 }
 
+/**
+ * Refusals before the target is opened: a target that is CNI_NETNS itself, a prevResult, an attachment that
+ * already joined another target. Returns the attachment's record, if any (a repeated ADD).
+ */
+function preflight(req: CniRequest, spec: TargetSpec): AttachmentRecord | undefined {
+  refuseSelfTarget(spec, req.netns, 'the target');
+  refusePrevResult(req, 'netplumb-container');
+  const prior = readAttachment(key(req));
+  if (prior?.joined && prior.joined.container !== formatTarget(spec)) {
+    throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${describeTarget(spec)}`, {
+      object: req.containerId,
+    });
+  }
+  return prior;
+}
+
+/** Error 121 when this attachment joined the same target before, but in another namespace of it. */
+function refuseRejoin(req: CniRequest, prior: AttachmentRecord | undefined, target: OpenedNetns, label: string): void {
+  if (!prior?.joined || prior.joined.netnsId === target.ns.id) return;
+  const why = prior.joined.pidStart !== undefined && prior.joined.pidStart !== target.pidStart ? 'another process' : 'replaced';
+  throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(target.ns.id)} now (${why}); DEL it before joining again`, {
+    object: req.containerId,
+  });
+}
+
+/** Error 8 unless CNI_NETNS is a namespace file the target can be mounted on, holding no interface but lo. */
+async function refuseUnjoinable(netns: string, label: string): Promise<void> {
+  const why = notJoinable(netns);
+  if (why !== undefined) {
+    throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${netns} cannot be made to join ${label}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`, {
+      object: netns,
+    });
+  }
+  const [{ openHandleSync }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
+  const own = openHandleSync({ path: netns });
+  try {
+    const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
+    if (others.length > 0) {
+      throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${netns} already has interfaces (${others.join(', ')}) of another network; joining ${label} would hide them`, {
+        object: netns,
+      });
+    }
+  } finally {
+    own.close();
+  }
+}
+
+/**
+ * Makes CNI_NETNS the target's namespace: recorded first (so that DEL or GC finds a mount left by a plugin
+ * killed halfway), then the target's namespace bind-mounted on it; each with its undo.
+ */
+async function join(req: CniRequest, target: OpenedNetns, joinedBy: Pick<JoinState, 'container' | 'pidStart'>, currentId: string, label: string, undo: UndoStack): Promise<void> {
+  const { ns } = target;
+  const rec: AttachmentRecord = { ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: true, originalNetnsId: currentId } };
+  writeAttachment(rec);
+  undo.push('forget the attachment', () => removeAttachment(key(req)));
+  mountOver(await sys(), ns, req.netns, currentId);
+  undo.push(`unmount the namespace of ${label} from ${req.netns}`, () => undoJoin(rec));
+  const now = netnsIdOf(req.netns);
+  if (now !== ns.id) {
+    throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
+  }
+}
+
+/** The Result: the interfaces, addresses and default routes of the joined namespace, as seen from CNI_NETNS. */
+async function describeJoined(req: CniRequest, target: OpenedNetns): Promise<CniResult> {
+  const [{ openHandleSync }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
+  const h = openHandleSync(target.ns);
+  try {
+    return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
+  } finally {
+    h.close();
+  }
+}
+
 /** Undoes what ADD did for one record (DEL, GC, rollback). */
 async function undoJoin(r: AttachmentRecord): Promise<void> {
   if (r.joined?.mounted) unmountJoin(await sys(), r.netns, r.joined.netnsId);
@@ -252,70 +329,27 @@ export const containerPlugin: CniPlugin = {
 
   async add(req) {
     const spec = targetOf(req);
-    const target = formatTarget(spec);
     const label = describeTarget(spec);
-    refuseSelfTarget(spec, req.netns, 'the target');
-    refusePrevResult(req, 'netplumb-container');
-    const prior = readAttachment(key(req));
-    if (prior?.joined && prior.joined.container !== target) {
-      throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${label}`, {
-        object: req.containerId,
-      });
-    }
-    const s = await sys();
-    const { ns, pidStart } = await openTarget(spec);
+    const prior = preflight(req, spec);
+    const target = await openTarget(spec);
     try {
-      if (prior?.joined && prior.joined.netnsId !== ns.id) {
-        throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(ns.id)} now (${prior.joined.pidStart !== undefined && prior.joined.pidStart !== pidStart ? 'another process' : 'replaced'}); DEL it before joining again`, {
-          object: req.containerId,
-        });
-      }
-      const joinedBy = { container: target, ...(pidStart !== undefined ? { pidStart } : {}) };
-      const currentId = netnsIdOf(req.netns);
-      await withRollback(async (undo) => {
-        if (currentId === ns.id) {
+      return await runSteps(req, async (step, undo) => {
+        refuseRejoin(req, prior, target, label);
+        const joinedBy = { container: formatTarget(spec), ...(target.pidStart !== undefined ? { pidStart: target.pidStart } : {}) };
+        const currentId = netnsIdOf(req.netns);
+        if (currentId === target.ns.id) {
           // already the target's namespace: by the runtime, or by an earlier ADD of this attachment
-          writeAttachment({ ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: prior?.joined?.mounted ?? false, ...(prior?.joined?.originalNetnsId ? { originalNetnsId: prior.joined.originalNetnsId } : {}) } });
-          return;
+          const earlier = prior?.joined;
+          const joined = { ...joinedBy, netnsId: currentId, mounted: earlier?.mounted ?? false, ...(earlier?.originalNetnsId ? { originalNetnsId: earlier.originalNetnsId } : {}) };
+          await step('record', () => writeAttachment({ ...key(req), netns: req.netns, netnsId: currentId, joined }));
+        } else {
+          await step('joinable', () => refuseUnjoinable(req.netns, label));
+          await step('join', () => join(req, target, joinedBy, currentId, label, undo));
         }
-        const why = notJoinable(req.netns);
-        if (why !== undefined) {
-          throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} cannot be made to join ${label}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`, {
-            object: req.netns,
-          });
-        }
-        const [{ openHandle }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
-        const own = openHandle({ path: req.netns });
-        try {
-          const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
-          if (others.length > 0) {
-            throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${req.netns} already has interfaces (${others.join(', ')}) of another network; joining ${label} would hide them`, {
-              object: req.netns,
-            });
-          }
-        } finally {
-          own.close();
-        }
-        const rec: AttachmentRecord = { ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: true, originalNetnsId: currentId } };
-        // recorded before mounting, so that DEL or GC finds a mount left by a plugin killed halfway
-        writeAttachment(rec);
-        undo.push('forget the attachment', () => removeAttachment(key(req)));
-        mountOver(s, ns, req.netns, currentId);
-        undo.push(`unmount the namespace of ${label} from ${req.netns}`, () => undoJoin(rec));
-        const now = netnsIdOf(req.netns);
-        if (now !== ns.id) {
-          throw new CniError(999, `CNI_NETNS ${req.netns} is ${nsLabel(now)} after mounting ${nsLabel(ns.id)} on it`, { object: req.netns });
-        }
+        return step('result', () => describeJoined(req, target));
       });
-      const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
-      const h = openHandle(ns);
-      try {
-        return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
-      } finally {
-        h.close();
-      }
     } finally {
-      ns.close();
+      target.ns.close();
     }
   },
 

@@ -1,6 +1,7 @@
 /**
  * A namespace's network as the pieces of a CNI Result: what netplumb-host reports about the host and
  * netplumb-container about the container it joined.
+ * See docs/MODES.md for the rest.
  */
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types.js';
 import { cidrContains, parseCidr, parseIp } from '../ipam/ip.js';
@@ -34,11 +35,11 @@ export async function describeNamespace(h: Handle, sandbox: string): Promise<Nam
   const position = new Map(links.map((l, i) => [l.index, i]));
   const ips: CniIpConfig[] = [];
   for (const a of addrs) {
-    const i = position.get(a.index);
+    const i = position.get(a.linkIndex);
     if (i === undefined || (a.scope !== 'universe' && a.scope !== 'site') || a.tentative || a.dadfailed) continue;
     const net = parseCidr(a.cidr);
     const gw = defaults.find((r) => {
-      if (r.family !== a.family || r.gateway === undefined || r.dev !== a.index || !net) return false;
+      if (r.family !== a.family || r.gateway === undefined || r.linkIndex !== a.linkIndex || !net) return false;
       const ip = parseIp(r.gateway);
       return ip !== undefined && cidrContains(net, ip);
     })?.gateway;

@@ -11,6 +11,7 @@
  *   CHECK  CNI_NETNS is still the host's namespace (8 otherwise).
  *   DEL    nothing, always successful (CNI_NETNS may be empty, vanished or anything else).
  *   GC, STATUS  nothing to collect; always ready.
+ * See docs/MODES.md for the rest.
  */
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
@@ -40,8 +41,8 @@ export const hostPlugin: CniPlugin = {
     assertHostNetns(req);
     refusePrevResult(req, 'netplumb-host');
     // netlink only on the path that needs it: DEL, GC, STATUS and VERSION start without it
-    const [{ openHandle }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
-    const h = openHandle();
+    const [{ openHandleSync }, { describeNamespace }] = await Promise.all([import('../net/handle.js'), import('./describe.js')]);
+    const h = openHandleSync();
     try {
       return { cniVersion: req.cniVersion, ...(await describeNamespace(h, req.netns)) };
     } finally {

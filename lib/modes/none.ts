@@ -16,16 +16,19 @@
  *   STATUS ready unless attachments cannot be recorded (50).
  *
  * CNI_IFNAME only names the attachment (the reference ignores it as well): the interface is always `lo`.
+ * See docs/MODES.md for the rest.
  */
+import { chainResult } from '../cni/chain.js';
 import { CniError } from '../cni/errors.js';
-import { withRollback } from '../cni/ipam.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
-import type { CniIpConfig, CniResult } from '../cni/types.js';
+import type { CniIpConfig } from '../cni/types.js';
+import { CURRENT_VERSION } from '../cni/version.js';
 import type { Address } from '../net/addr.js';
 import type { Handle } from '../net/handle.js';
 import type { Link } from '../net/link.js';
 import { MODES_ERR, netnsIdOf } from './common.js';
+import { runSteps, type UndoStack } from './steps.js';
 import {
   allAttachments, attachmentKey, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
 } from './state.js';
@@ -55,7 +58,7 @@ async function loopback(n: Net, h: Handle): Promise<Link> {
 /** IPv6 on lo: false when disabled by sysctl or when the kernel has no IPv6 at all. */
 function ipv6Enabled(n: Net, h: Handle): boolean {
   try {
-    return n.readSysctl(h, 'net/ipv6/conf/lo/disable_ipv6').trim() === '0';
+    return n.readSysctlSync(h, 'net/ipv6/conf/lo/disable_ipv6').trim() === '0';
   } catch {
     return false;
   }
@@ -81,6 +84,32 @@ async function loDrift(n: Net, h: Handle, expect: string[]): Promise<string[]> {
   return drift;
 }
 
+/** lo up if it is down (the kernel then adds 127.0.0.1/8 and ::1); the undo takes down and away what was not there. Returns lo's addresses. */
+async function bringUp(n: Net, h: Handle, lo: Link, undo: UndoStack): Promise<Address[]> {
+  const addrs = await n.listAddresses(h, { link: lo.index });
+  if (lo.up) return addrs;
+  const before = new Set(addrs.map((a) => a.cidr));
+  await n.setLinkUp(h, lo.index);
+  undo.push('bring lo down again', async () => {
+    await n.setLinkDown(h, lo.index);
+    for (const a of await n.listAddresses(h, { link: lo.index })) if (!before.has(a.cidr)) await n.deleteAddress(h, { link: lo.index, cidr: a.cidr });
+  });
+  return n.listAddresses(h, { link: lo.index });
+}
+
+/** 127.0.0.1/8 and (with IPv6) ::1/128 put back on lo if someone removed them. Returns lo's addresses. */
+async function restoreAddresses(n: Net, h: Handle, lo: Link, addrs: Address[], undo: UndoStack): Promise<Address[]> {
+  let added = false;
+  for (const cidr of [LO4, ...(ipv6Enabled(n, h) ? [LO6] : [])]) {
+    if (addrs.some((a) => a.cidr === cidr)) continue;
+    await n.addAddress(h, { link: lo.index, cidr, scope: 'host', ...(cidr === LO6 ? { nodad: true } : {}) });
+    undo.push(`remove ${cidr} from lo`, () => n.deleteAddress(h, { link: lo.index, cidr }));
+    added = true;
+  }
+  // The Result reports lo's addresses as the kernel has them: read again only if this ADD changed them.
+  return added ? n.listAddresses(h, { link: lo.index }) : addrs;
+}
+
 export const nonePlugin: CniPlugin = {
   name: 'netplumb-none',
   about: 'netplumb-none: loopback only (Docker\'s --net=none)',
@@ -90,42 +119,21 @@ export const nonePlugin: CniPlugin = {
 
   async add(req) {
     const n = await net();
-    const h = n.openHandle({ path: req.netns });
+    const h = n.openHandleSync({ path: req.netns });
     try {
       // the undos use the handle: it stays open until the rollback is over
-      return await withRollback(async (undo) => {
+      return await runSteps(req, async (step, undo) => {
         const lo = await loopback(n, h);
-        let addrs = await n.listAddresses(h, { link: lo.index });
-        if (!lo.up) {
-          // Bringing lo up makes the kernel add 127.0.0.1/8 and ::1; the undo takes away what was not there.
-          const before = new Set(addrs.map((a) => a.cidr));
-          await n.setLinkUp(h, lo.index);
-          undo.push('bring lo down again', async () => {
-            await n.setLinkDown(h, lo.index);
-            for (const a of await n.listAddresses(h, { link: lo.index })) if (!before.has(a.cidr)) await n.deleteAddress(h, lo.index, a.cidr);
-          });
-          addrs = await n.listAddresses(h, { link: lo.index });
-        }
-        const wanted = [LO4, ...(ipv6Enabled(n, h) ? [LO6] : [])];
-        let added = false;
-        for (const cidr of wanted) {
-          if (addrs.some((a) => a.cidr === cidr)) continue;
-          await n.addAddress(h, lo.index, cidr, { scope: 'host', ...(cidr === LO6 ? { nodad: true } : {}) });
-          undo.push(`remove ${cidr} from lo`, () => n.deleteAddress(h, lo.index, cidr));
-          added = true;
-        }
-        // The Result reports lo's addresses as the kernel has them: read again only if this ADD changed them.
-        if (added) addrs = await n.listAddresses(h, { link: lo.index });
-        writeAttachment({ ...key(req), netns: req.netns, netnsId: h.netnsId });
-        const prev = req.prevResult;
-        const iface = prev?.interfaces?.length ?? 0;
-        const result: CniResult = {
-          ...(prev ?? {}),
-          cniVersion: req.cniVersion,
-          interfaces: [...(prev?.interfaces ?? []), { name: lo.name, mac: lo.mac ?? ZERO_MAC, sandbox: req.netns }],
-          ips: [...(prev?.ips ?? []), ...loIps(addrs, iface)],
-        };
-        return result;
+        const up = await step('up', () => bringUp(n, h, lo, undo));
+        const addrs = await step('addresses', () => restoreAddresses(n, h, lo, up, undo));
+        await step('record', () => writeAttachment({ ...key(req), netns: req.netns, netnsId: h.netnsId }));
+        return step('result', () =>
+          chainResult(req.prevResult, {
+            cniVersion: CURRENT_VERSION,
+            interfaces: [{ name: lo.name, mac: lo.mac ?? ZERO_MAC, sandbox: req.netns }],
+            ips: loIps(addrs, 0),
+          }),
+        );
       });
     } finally {
       h.close();
@@ -134,7 +142,7 @@ export const nonePlugin: CniPlugin = {
 
   async check(req) {
     const n = await net();
-    const h = n.openHandle({ path: req.netns });
+    const h = n.openHandleSync({ path: req.netns });
     try {
       // lo addresses a prevResult reports for this sandbox must still be there
       const prev = req.prevResult;
@@ -164,7 +172,7 @@ export const nonePlugin: CniPlugin = {
       let h: Handle | undefined;
       try {
         const n = await net();
-        h = n.openHandle({ path });
+        h = n.openHandleSync({ path });
         await n.setLinkDown(h, (await loopback(n, h)).index);
       } catch (e) {
         // vanished between the check and the open: nothing left to bring down

@@ -13,14 +13,16 @@
  * Writes are atomic (a temporary file renamed over the record), so a record is whole or absent. Nothing is
  * followed: the directories must be real directories and the records regular files, owned by the effective
  * user and writable by no one else; anything else is CNI error 106 (unsafe state), never read as a record.
+ * See docs/MODES.md for the rest.
  */
 import {
-  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, unlinkSync,
+  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync,
   writeSync, constants as fsc, type Stats,
 } from 'node:fs';
 import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
 import type { GcAttachment } from '../cni/request.js';
 import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
+import { readUpTo } from '../sys/read.js';
 import { parseRecordedTarget } from './target.js';
 
 export const STATE_ROOT = '/run/netplumb';
@@ -157,16 +159,9 @@ function readRecordFile(path: string): AttachmentRecord | undefined {
     const st = fstatSync(fd);
     checkOwned(st, path, 'file');
     if (st.size > MAX_RECORD_BYTES) throw unsafe(`netplumb state ${path} is ${st.size} bytes, too big for a record`, path);
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < buf.length) {
-      const n = readSync(fd, buf, off, buf.length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
     let v: unknown;
     try {
-      v = JSON.parse(buf.subarray(0, off).toString('utf8'));
+      v = JSON.parse(readUpTo(fd, st.size).toString('utf8'));
     } catch {
       throw unsafe(`netplumb state ${path} is not a JSON record`, path);
     }
@@ -188,6 +183,23 @@ export function readAttachment(k: AttachmentKey): AttachmentRecord | undefined {
   return r;
 }
 
+/** The records among the entries `names` of container directory `dir`; `tolerant` as in recordsOf. */
+function recordsIn(containerId: string, dir: string, names: readonly string[], tolerant: boolean): AttachmentRecord[] {
+  const out: AttachmentRecord[] = [];
+  for (const n of names) {
+    if (n.startsWith('.')) continue;
+    let r: AttachmentRecord | undefined;
+    try {
+      r = readRecordFile(`${dir}/${n}`);
+    } catch (e) {
+      if (tolerant) continue;
+      throw e;
+    }
+    if (r && r.containerId === containerId && recordName(r) === n) out.push(r);
+  }
+  return out;
+}
+
 /**
  * The records of one container. `tolerant`: an unsafe entry is skipped instead of being error 106 (when
  * looking through every container: an entry under another container's name is no record of ours, and it
@@ -203,19 +215,7 @@ function recordsOf(containerId: string, tolerant: boolean): AttachmentRecord[] {
     if (tolerant || errCode(e) === 'ENOENT') return [];
     throw e;
   }
-  const out: AttachmentRecord[] = [];
-  for (const n of names) {
-    if (n.startsWith('.')) continue;
-    let r: AttachmentRecord | undefined;
-    try {
-      r = readRecordFile(`${dir}/${n}`);
-    } catch (e) {
-      if (tolerant) continue;
-      throw e;
-    }
-    if (r && r.containerId === containerId && recordName(r) === n) out.push(r);
-  }
-  return out;
+  return recordsIn(containerId, dir, names, tolerant);
 }
 
 /** Every record of one container (any network, interface or mode); 106 if any entry is unsafe. */
@@ -280,21 +280,25 @@ export function removeAttachment(k: AttachmentKey): void {
 }
 
 /**
- * The records of `network` and `mode` whose attachment the runtime no longer lists (CNI GC), after removing
- * stale temporary files. The caller undoes what each one stands for, then removes it.
+ * The records of `network` and `mode` whose attachment the runtime no longer lists (CNI GC), in one walk of
+ * the record directories that also removes stale temporary files. Unsafe entries are skipped (not ours to
+ * clean). The caller undoes what each record stands for, then removes it.
  */
 export function staleAttachments(network: string, mode: AttachmentMode, valid: readonly GcAttachment[]): AttachmentRecord[] {
   if (!safeDir(ATTACHMENTS_DIR)) return [];
   const keep = new Set(valid.map((a) => `${a.containerId}\0${a.ifname}`));
   const now = Date.now();
-  for (const id of readdirSync(ATTACHMENTS_DIR)) {
+  const stale: AttachmentRecord[] = [];
+  for (const id of readdirSync(ATTACHMENTS_DIR).filter(isValidContainerId).sort()) {
     const dir = `${ATTACHMENTS_DIR}/${id}`;
+    let names: string[];
     try {
-      if (!isValidContainerId(id) || !safeDir(dir)) continue;
+      if (!safeDir(dir)) continue;
+      names = readdirSync(dir).sort();
     } catch {
-      continue; // unsafe: not ours to clean
+      continue;
     }
-    for (const n of readdirSync(dir)) {
+    for (const n of names) {
       if (!n.startsWith(TEMP_PREFIX)) continue;
       try {
         if (now - lstatSync(`${dir}/${n}`).mtimeMs > TEMP_MAX_AGE_MS) unlinkSync(`${dir}/${n}`);
@@ -302,8 +306,11 @@ export function staleAttachments(network: string, mode: AttachmentMode, valid: r
         /* gone already */
       }
     }
+    for (const r of recordsIn(id, dir, names, true)) {
+      if (r.network === network && r.mode === mode && !keep.has(`${r.containerId}\0${r.ifname}`)) stale.push(r);
+    }
   }
-  return allAttachments().filter((r) => r.network === network && r.mode === mode && !keep.has(`${r.containerId}\0${r.ifname}`));
+  return stale;
 }
 
 /**

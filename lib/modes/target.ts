@@ -14,6 +14,7 @@
  * Parsing loads no native code; opening a process's or a path's namespace (openProcessNetns, openPathNetns)
  * loads lib/net/ns.js on first use. Both open the namespace once and return it open: everything after that
  * uses the descriptor, so no path is looked up twice between the checks and the mount.
+ * See docs/MODES.md for the rest.
  */
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -131,7 +132,7 @@ const notNetns = (msg: string, object: string) => new CniError(CNI_ERR.INVALID_N
  */
 export async function openProcessNetns(pid: number, label = `container: process ${pid}`): Promise<OpenedNetns> {
   if (!Number.isInteger(pid) || pid <= 0 || pid > PID_MAX) throw invalidConfig(`invalid PID ${pid}`, 'container');
-  const { openNetns } = await import('../net/ns.js');
+  const { openNetnsSync } = await import('../net/ns.js');
   let dir: number;
   try {
     dir = openSync(`/proc/${pid}`, fsc.O_RDONLY | fsc.O_DIRECTORY | O_CLOEXEC);
@@ -155,7 +156,7 @@ export async function openProcessNetns(pid: number, label = `container: process 
     if (state === 'Z' || state === 'X' || pidStart === undefined || !/^\d+$/.test(pidStart)) throw exited();
     let ns: Netns;
     try {
-      ns = openNetns({ path: `/proc/self/fd/${dir}/ns/net` }, { allowCurrent: true });
+      ns = openNetnsSync({ path: `/proc/self/fd/${dir}/ns/net` }, { allowCurrent: true });
     } catch (e) {
       if (errCode(e) === 'ENOENT' || errCode(e) === 'ESRCH') throw exited();
       throw e;
@@ -201,10 +202,10 @@ export async function openPathNetns(path: string): Promise<OpenedNetns> {
     if (st.isSymbolicLink()) throw notNetns(`${label} is a symbolic link; links are not followed (name the namespace file itself)`, path);
     if (st.isDirectory()) throw notNetns(`${label} is a directory, not a network namespace file`, path);
     if (!st.isFile()) throw notNetns(`${label} is a special file, not a network namespace file`, path);
-    const { openNetns } = await import('../net/ns.js');
+    const { openNetnsSync } = await import('../net/ns.js');
     let ns: Netns;
     try {
-      ns = openNetns({ fd }, { allowCurrent: true });
+      ns = openNetnsSync({ fd }, { allowCurrent: true });
     } catch (e) {
       if (errCode(e) === 'EINVAL') throw notNetns(`${label} is not a network namespace (no network namespace is mounted on it)`, path);
       throw e;

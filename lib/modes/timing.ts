@@ -7,6 +7,7 @@
  * each value the milliseconds of that phase (`node` = from the process's start to the first line of the
  * plugin, i.e. Node's own start-up). Phases are sequential, so they add up to `total`. Off, it costs nothing
  * but a check of one variable per mark.
+ * See docs/MODES.md for the rest.
  */
 const enabled = process.env.NETPLUMB_TIMING === '1';
 const phases: [string, number][] = [];

@@ -1,23 +1,29 @@
-/** IPv4 and IPv6 addresses: add, replace, delete, list, flush. */
+/** IPv4 and IPv6 addresses: add, replace, delete, list, flush (`ip addr`). See docs/NET.md. */
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
   IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
 import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NetplumbError } from '../errors.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** An address's or route's scope, as `ip` names it. */
 export type Scope = 'universe' | 'site' | 'link' | 'host' | 'nowhere';
 const SCOPES: Record<Scope, number> = { universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+/** @internal The name of a scope number (or the number as text). */
 export function scopeName(n: number): Scope | `${number}` {
   return (Object.entries(SCOPES).find(([, v]) => v === n)?.[0] as Scope | undefined) ?? `${n}`;
 }
+/** @internal The number of a scope name. */
 export function scopeNumber(s: Scope | number): number {
   return typeof s === 'number' ? s : SCOPES[s];
 }
 
+/** Options for adding an address (`ip addr add`'s). */
 export interface AddressOptions {
   /** IPv4 broadcast address, or true to compute it from the prefix (`brd +`) */
   broadcast?: string | true;
@@ -30,8 +36,18 @@ export interface AddressOptions {
   noprefixroute?: boolean;
 }
 
+/** An address to add, replace or delete: the link it is on and `address/prefix`, plus options for adding. */
+export interface AddressSpec extends AddressOptions {
+  /** the link the address is on, by name or index */
+  link: LinkRef;
+  /** `10.0.0.2/24`, `fd00::2/64` (as `Address.cidr` reads back) */
+  cidr: string;
+}
+
+/** An address as the kernel reports it. */
 export interface Address {
-  index: number;
+  /** index of the link the address is on (`AddressSpec.link` accepts it) */
+  linkIndex: number;
   family: 4 | 6;
   /** the address without prefix */
   address: string;
@@ -57,6 +73,7 @@ export interface Address {
   preferredLifetime: number | undefined;
 }
 
+/** Decodes an RTM_NEWADDR/RTM_DELADDR message (a dump entry or an event). */
 export function parseAddress(m: NlMessage): Address {
   const d = m.data;
   const fam = d.readUInt8(0);
@@ -68,7 +85,7 @@ export function parseAddress(m: NlMessage): Address {
   const address = local ?? addr ?? '';
   const ci = a[IFA_CACHEINFO];
   return {
-    index: d.readUInt32LE(4),
+    linkIndex: d.readUInt32LE(4),
     family: fam === AF_INET6 ? 6 : 4,
     address,
     prefix,
@@ -96,7 +113,7 @@ function broadcastOf(address: string, prefix: number): string {
   return bytesToIp(Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
 }
 
-/** The request for an address change, by index; exposed for batching. */
+/** @internal The request for an address change, by link index. */
 export function addressMessage(type: number, flags: number, index: number, cidr: string, opts: AddressOptions = {}): Buffer {
   const { address, prefix, family } = parseCidr(cidr);
   const w = new MessageWriter(type, flags);
@@ -120,25 +137,31 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
   return w.finish();
 }
 
-/** Adds `cidr` (`10.0.0.2/24`, `fd00::2/64`) to a link; EEXIST if it is already there. */
-export async function addAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
+/**
+ * Adds an address to a link; EEXIST if it is already there.
+ * Equivalent to: `ip addr add CIDR dev LINK [broadcast …] [scope …] [label …] [nodad] [noprefixroute]`.
+ */
+export async function addAddress(h: Handle, spec: AddressSpec): Promise<void> {
+  const { link, cidr, ...opts } = spec;
   const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await linkIndex(h, link), cidr, opts);
   await h.request(msg, { op: 'RTM_NEWADDR', what: `add address ${cidr} to ${refText(link)}`, object: cidr });
 }
 
-/** Adds or updates `cidr` on a link (no error if present). */
-export async function replaceAddress(h: Handle, link: LinkRef, cidr: string, opts: AddressOptions = {}): Promise<void> {
+/** Adds an address to a link or updates it there (no error if present). Equivalent to: `ip addr replace CIDR dev LINK …`. */
+export async function replaceAddress(h: Handle, spec: AddressSpec): Promise<void> {
+  const { link, cidr, ...opts } = spec;
   const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await linkIndex(h, link), cidr, opts);
   await h.request(msg, { op: 'RTM_NEWADDR', what: `replace address ${cidr} on ${refText(link)}`, object: cidr });
 }
 
-/** Removes `cidr` from a link; EADDRNOTAVAIL if it is not there. */
-export async function deleteAddress(h: Handle, link: LinkRef, cidr: string): Promise<void> {
+/** Removes an address from a link; EADDRNOTAVAIL if it is not there. Equivalent to: `ip addr del CIDR dev LINK`. */
+export async function deleteAddress(h: Handle, spec: Pick<AddressSpec, 'link' | 'cidr'>): Promise<void> {
+  const { link, cidr } = spec;
   const msg = addressMessage(RTM_DELADDR, 0, await linkIndex(h, link), cidr);
   await h.request(msg, { op: 'RTM_DELADDR', what: `delete address ${cidr} from ${refText(link)}`, object: cidr });
 }
 
-/** Addresses of the namespace, or of one link, or of one family. */
+/** Addresses of the namespace, or of one link, or of one family. Equivalent to: `ip addr show [dev LINK] [-4|-6]`. */
 export async function listAddresses(h: Handle, filter: { link?: LinkRef; family?: 4 | 6 } = {}): Promise<Address[]> {
   const index = filter.link === undefined ? 0 : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETADDR, 0);
@@ -150,19 +173,20 @@ export async function listAddresses(h: Handle, filter: { link?: LinkRef; family?
   return replies
     .filter((m) => m.type === RTM_NEWADDR)
     .map(parseAddress)
-    .filter((a) => (index === 0 || a.index === index) && (filter.family === undefined || a.family === filter.family));
+    .filter((a) => (index === 0 || a.linkIndex === index) && (filter.family === undefined || a.family === filter.family));
 }
 
-/** Removes every address of a link (of one family if given), like `ip addr flush dev X`. Returns what went. */
-export async function flushAddresses(h: Handle, link: LinkRef, opts: { family?: 4 | 6 } = {}): Promise<Address[]> {
-  const addrs = await listAddresses(h, { link, ...(opts.family ? { family: opts.family } : {}) });
+/** Removes every address of a link (of one family if given); returns what went. Equivalent to: `ip addr flush dev LINK [-4|-6]`. */
+export async function flushAddresses(h: Handle, filter: { link: LinkRef; family?: 4 | 6 }): Promise<Address[]> {
+  const { link } = filter;
+  const addrs = await listAddresses(h, filter);
   // Primaries first would take their secondaries with them (and their deletes would fail): delete secondaries first.
   addrs.sort((a, b) => Number(b.secondary) - Number(a.secondary));
   const gone: Address[] = [];
   await Promise.all(
     addrs.map(async (a) => {
       try {
-        await h.request(addressMessage(RTM_DELADDR, 0, a.index, a.cidr), {
+        await h.request(addressMessage(RTM_DELADDR, 0, a.linkIndex, a.cidr), {
           op: 'RTM_DELADDR',
           what: `delete address ${a.cidr} from ${refText(link)}`,
           object: a.cidr,
@@ -175,4 +199,29 @@ export async function flushAddresses(h: Handle, link: LinkRef, opts: { family?: 
     }),
   );
   return gone;
+}
+
+/**
+ * Waits until no IPv6 address of a link is tentative any more (duplicate address detection is over, what
+ * `ip -6 addr show dev X tentative` lists is empty), polling every 50 ms for at most `timeoutMs` (default
+ * 10 s, what the reference plugins allow). Rejects with `ERR_DAD_FAILED` naming the address when DAD found a
+ * duplicate, `ETIMEDOUT` when addresses are still tentative at the deadline.
+ */
+export async function waitForAddressesSettled(h: Handle, link: LinkRef, opts: { timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const addrs = await listAddresses(h, { link, family: 6 });
+    const failed = addrs.find((a) => a.dadfailed);
+    if (failed) {
+      throw new NetplumbError(`duplicate address detection failed for ${failed.cidr} on ${refText(link)}`, { code: 'ERR_DAD_FAILED', op: 'wait for DAD', object: failed.cidr });
+    }
+    const tentative = addrs.filter((a) => a.tentative);
+    if (tentative.length === 0) return;
+    if (Date.now() > deadline) {
+      const list = tentative.map((a) => a.cidr).join(', ');
+      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, { code: 'ETIMEDOUT', op: 'wait for DAD', object: refText(link) });
+    }
+    await sleep(50);
+  }
 }

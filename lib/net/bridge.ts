@@ -1,11 +1,12 @@
-/** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. */
+/** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. See docs/NET.md. */
 import { NetplumbError } from '../errors.js';
 import { bytesToIp, ipToBytes, parseCidr } from '../netlink/encoding.js';
 import { addAddress, listAddresses } from './addr.js';
 import type { Handle } from './handle.js';
-import { createLink, findLink, setLink, type Link } from './link.js';
-import type { BridgeConfig } from './link-types.js';
+import { createLink, findLink, setLink } from './link.js';
+import type { BridgeConfig, BridgeLink } from './link-types.js';
 
+/** How ensureBridge creates the bridge when it is absent, and what it must have. */
 export interface EnsureBridgeOptions extends Omit<BridgeConfig, 'kind' | 'name'> {
   /** an address (`172.17.42.1/16`) the bridge must have; added when missing */
   address?: string;
@@ -15,8 +16,9 @@ export interface EnsureBridgeOptions extends Omit<BridgeConfig, 'kind' | 'name'>
  * Returns the bridge `name`, creating it (with `opts`) if absent. Refuses (EEXIST) when `name` is a link of
  * another kind. Brings it up when `up` is set, and adds `address` when the bridge lacks it.
  * `created` tells whether this call made it.
+ * Equivalent to: `ip link show NAME type bridge || ip link add NAME type bridge …; ip link set NAME up; ip addr add ADDRESS dev NAME`.
  */
-export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOptions = {}): Promise<{ link: Link; created: boolean }> {
+export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOptions = {}): Promise<{ link: BridgeLink; created: boolean }> {
   const { address, ...cfg } = opts;
   let link = await findLink(h, name);
   let created = false;
@@ -42,7 +44,7 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
     const want = parseCidr(address);
     const canonical = `${bytesToIp(ipToBytes(want.address))}/${want.prefix}`; // fd00:0::1 and fd00::1 are one address
     const have = await listAddresses(h, { link: link.index, family: want.family });
-    if (!have.some((a) => a.cidr === canonical)) await addAddress(h, link.index, address);
+    if (!have.some((a) => a.cidr === canonical)) await addAddress(h, { link: link.index, cidr: address });
   }
   return { link, created };
 }

@@ -1,6 +1,7 @@
 /**
- * Change notifications of a namespace as an async iterator: links, addresses, routes, neighbours. Each
- * subscription has its own socket in the namespace; leaving the `for await` loop (or calling `return()`) closes it.
+ * Change notifications of a namespace as an async iterator (links, addresses, routes, neighbours), optionally
+ * preceded by what exists; and waitForOperUp, built on it. Each subscription has its own socket in the
+ * namespace. See docs/NET.md ("Watching") for how a watch ends.
  */
 import {
   RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE,
@@ -9,26 +10,54 @@ import {
 import type { NlMessage } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { NetlinkSocket } from '../netlink/socket.js';
-import { parseAddress, type Address } from './addr.js';
-import { Handle } from './handle.js';
-import { getLink, parseLink, type Link } from './link.js';
+import { listAddresses, parseAddress, type Address } from './addr.js';
+import type { Handle } from './handle.js';
+import { getLink, listLinks, parseLink, type Link } from './link.js';
 import type { LinkRef } from './link-types.js';
-import { parseNeighbour, type Neighbour } from './neigh.js';
-import { parseRoute, type Route } from './route.js';
+import { listNeighbours, parseNeighbour, type Neighbour } from './neigh.js';
+import { listRoutes, parseRoute, type Route } from './route.js';
 
+/** One change in a namespace: a link, address, route or neighbour that appeared or changed (`new`) or went (`del`). */
 export type NetEvent =
   | { type: 'link'; action: 'new' | 'del'; link: Link }
   | { type: 'address'; action: 'new' | 'del'; address: Address }
   | { type: 'route'; action: 'new' | 'del'; route: Route }
   | { type: 'neighbour'; action: 'new' | 'del'; neighbour: Neighbour };
 
+/** What to watch, and how the subscription behaves. */
 export interface WatchOptions {
   link?: boolean;
   address?: boolean;
   route?: boolean;
   neighbour?: boolean;
-  /** events kept while the consumer is slow before the subscription fails (default 10000) */
+  /**
+   * First report what exists (as `new` events: links, then addresses, routes of every table, neighbours), then
+   * the changes. The subscription is made before the listing, so nothing that happens in between is missed; an
+   * object changed meanwhile may be reported twice, the later report being the newer state.
+   */
+  listExisting?: boolean;
+  /** ends the watch as `return()` would; a pending `next()` resolves `done` */
+  signal?: AbortSignal;
+  /**
+   * Keep the process alive while the watch is open (default true, like `fs.watch`'s `persistent`). With false,
+   * a process whose only pending work is this watch exits.
+   */
+  persistent?: boolean;
+  /** events kept while the consumer is slow before the subscription fails with ENOBUFS (default 10000) */
   maxQueue?: number;
+}
+
+/**
+ * A subscription: an async iterator of NetEvents that ends when `return()` is called (leaving a `for await`
+ * loop does), when the handle it was made on closes, or when its AbortSignal fires. Ending settles a pending
+ * `next()` with `done` and closes the subscription's socket. `await using w = watch(h)` ends it at the end of
+ * the block.
+ */
+export interface Watch extends AsyncIterableIterator<NetEvent, undefined> {
+  next(): Promise<IteratorResult<NetEvent, undefined>>;
+  return(): Promise<IteratorReturnResult<undefined>>;
+  [Symbol.asyncIterator](): Watch;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 function toEvent(m: NlMessage): NetEvent | undefined {
@@ -50,23 +79,42 @@ function toEvent(m: NlMessage): NetEvent | undefined {
   }
 }
 
+/** What exists now of the kinds watched, as `new` events (on the handle's own socket, one dump at a time). */
+async function existing(h: Handle, kinds: { link: boolean; address: boolean; route: boolean; neighbour: boolean }): Promise<NetEvent[]> {
+  const out: NetEvent[] = [];
+  if (kinds.link) for (const link of await listLinks(h)) out.push({ type: 'link', action: 'new', link });
+  if (kinds.address) for (const address of await listAddresses(h)) out.push({ type: 'address', action: 'new', address });
+  if (kinds.route) for (const route of await listRoutes(h, { table: 'all' })) out.push({ type: 'route', action: 'new', route });
+  if (kinds.neighbour) for (const neighbour of await listNeighbours(h)) out.push({ type: 'neighbour', action: 'new', neighbour });
+  return out;
+}
+
 /**
  * Subscribes to changes in the handle's namespace (all kinds unless some are chosen). The subscription is
- * live when this returns, so a change made right after is seen.
+ * live when this returns, so a change made right after is seen. It has its own socket in the namespace; it
+ * keeps the process alive until it ends unless `persistent: false` (see Watch for how it ends).
+ * Equivalent to: `ip monitor [link] [address] [route] [neigh]`.
  */
-export function watch(h: Handle, opts: WatchOptions = {}): AsyncIterableIterator<NetEvent> {
+export function watch(h: Handle, opts: WatchOptions = {}): Watch {
   const all = opts.link === undefined && opts.address === undefined && opts.route === undefined && opts.neighbour === undefined;
+  const kinds = { link: all || !!opts.link, address: all || !!opts.address, route: all || !!opts.route, neighbour: all || !!opts.neighbour };
   const groups: number[] = [];
-  if (all || opts.link) groups.push(RTNLGRP_LINK);
-  if (all || opts.address) groups.push(RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR);
-  if (all || opts.route) groups.push(RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE);
-  if (all || opts.neighbour) groups.push(RTNLGRP_NEIGH);
-  const sock = h.inNetns('subscribe', () => NetlinkSocket.open({ groups }));
-  sock.keepAlive(true);
+  if (kinds.link) groups.push(RTNLGRP_LINK);
+  if (kinds.address) groups.push(RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR);
+  if (kinds.route) groups.push(RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE);
+  if (kinds.neighbour) groups.push(RTNLGRP_NEIGH);
+  const sock = h.inNetnsSync('subscribe', () => NetlinkSocket.open({ groups }));
+  sock.keepAlive(opts.persistent ?? true);
   const max = opts.maxQueue ?? 10000;
   const queue: NetEvent[] = [];
   let failure: unknown;
-  let wake: (() => void) | undefined;
+  // every next() waiting for an event (more than one when a caller does not await each before the next)
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const fn of w) fn();
+  };
   let done = false;
   const info = { op: 'RTNLGRP', what: `events of ${h.label}` };
   sock.onMessage((m) => {
@@ -74,36 +122,58 @@ export function watch(h: Handle, opts: WatchOptions = {}): AsyncIterableIterator
     if (!ev) return;
     if (queue.length >= max) failure ??= new NetlinkError(105 /* ENOBUFS */, info, `more than ${max} events not consumed`);
     else queue.push(ev);
-    wake?.();
+    wake();
   });
   sock.onError((e) => {
     // ENOBUFS: the kernel dropped notifications because we read too slowly; the caller must resynchronise.
     if (!done) failure ??= new NetlinkError((e as { errno?: number }).errno ?? 105, info, e.message);
-    wake?.();
+    wake();
   });
+  // Listed after subscribing, so that nothing between the listing and the first event is lost.
+  let listing: Promise<NetEvent[]> | undefined = opts.listExisting && !opts.signal?.aborted ? existing(h, kinds) : undefined;
+  listing?.catch(() => undefined); // reported by next()
   const finish = () => {
+    if (done) return;
     done = true;
+    queue.length = 0;
     sock.close();
-    wake?.();
+    forgetClose();
+    opts.signal?.removeEventListener('abort', finish);
+    wake();
   };
-  const it: AsyncIterableIterator<NetEvent> = {
+  const forgetClose = h.onClose(finish);
+  if (opts.signal?.aborted) finish();
+  else opts.signal?.addEventListener('abort', finish, { once: true });
+  const it: Watch = {
     async next() {
+      if (listing) {
+        const first = listing;
+        listing = undefined;
+        try {
+          const now = await first;
+          if (!done) queue.unshift(...now);
+        } catch (e) {
+          if (!done) failure ??= e;
+        }
+      }
       for (;;) {
         if (queue.length) return { value: queue.shift()!, done: false };
-        if (failure !== undefined) {
+        if (failure !== undefined && !done) {
           const f = failure;
           failure = undefined;
           finish();
           throw f;
         }
         if (done) return { value: undefined, done: true };
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
+        await new Promise<void>((r) => waiters.push(r));
       }
     },
     async return() {
       finish();
       return { value: undefined, done: true };
+    },
+    async [Symbol.asyncDispose]() {
+      finish();
     },
     [Symbol.asyncIterator]() {
       return it;
@@ -117,6 +187,7 @@ const isOperUp = (l: Link) => l.operstate === 'up' || (l.operstate === 'unknown'
 /**
  * Resolves with the link once it is operationally up (carrier and admin up: for a veth, both ends up), or
  * rejects with ETIMEDOUT after `timeoutMs` (default 5000).
+ * Equivalent to: `ip monitor link` until LINK reports `state UP`.
  */
 export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?: number } = {}): Promise<Link> {
   const timeoutMs = opts.timeoutMs ?? 5000;
@@ -128,7 +199,7 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new NetlinkError(110 /* ETIMEDOUT */, { op: 'RTM_GETLINK', what: `wait for link ${now.name} to be up`, object: now.name }, `still ${now.operstate} after ${timeoutMs} ms`));
-        void events.return?.();
+        void events.return();
       }, timeoutMs);
     });
     const seen = (async () => {
@@ -141,7 +212,7 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
     return await Promise.race([seen, timeout]);
   } finally {
     clearTimeout(timer);
-    await events.return?.();
+    await events.return();
   }
 }
 

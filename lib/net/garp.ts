@@ -1,6 +1,7 @@
 /**
  * Gratuitous ARP: announce "IP is at MAC" on a link, so neighbours (and switches) update their tables at once
  * after an address moves. A real ARP packet from an AF_PACKET socket opened inside the link's namespace.
+ * See docs/NET.md for the rest.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AF_PACKET } from '../netlink/constants.js';
@@ -30,10 +31,26 @@ export function gratuitousArpPacket(mac: string, ip: string): Buffer {
   return p;
 }
 
-/** Sends `count` (default 1) gratuitous ARP requests for `ip` out of `dev`, `intervalMs` apart. */
-export async function sendGratuitousArp(h: Handle, dev: LinkRef, ip: string, opts: { count?: number; intervalMs?: number } = {}): Promise<void> {
+/** What sendGratuitousArp announces, where, and how often. */
+export interface GratuitousArpSpec {
+  /** the link to send on, by name or index */
+  link: LinkRef;
+  /** the IPv4 address to announce (the link's own) */
+  address: string;
+  /** requests to send (default 1) */
+  count?: number;
+  /** milliseconds between them (default 100) */
+  intervalMs?: number;
+}
+
+/**
+ * Sends `count` gratuitous ARP requests for `address` out of `link`, `intervalMs` apart.
+ * Equivalent to: `arping -U -c COUNT -I LINK ADDRESS` (iputils; `ip` has no such verb).
+ */
+export async function sendGratuitousArp(h: Handle, spec: GratuitousArpSpec): Promise<void> {
+  const { address: ip, ...opts } = spec;
   if (familyOf(ip) !== 4) throw new NetplumbError(`gratuitous ARP is IPv4 only (${ip})`, { code: 'EINVAL', op: 'garp', object: ip });
-  const link = await getLink(h, dev);
+  const link = await getLink(h, spec.link);
   if (!link.mac) throw new NetplumbError(`link ${link.name} has no MAC address`, { code: 'EINVAL', op: 'garp', object: link.name });
   const packet = gratuitousArpPacket(link.mac, ip);
   // sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8] = broadcast
@@ -44,7 +61,7 @@ export async function sendGratuitousArp(h: Handle, dev: LinkRef, ip: string, opt
   to.writeUInt8(6, 11);
   Buffer.from([255, 255, 255, 255, 255, 255]).copy(to, 12);
   // Protocol 0: the socket sends but never receives, so nothing queues up on it.
-  const fd = h.inNetns('gratuitous ARP', () => socket(AF_PACKET, SOCK_DGRAM, 0, `packet socket on ${link.name}`));
+  const fd = h.inNetnsSync('gratuitous ARP', () => socket(AF_PACKET, SOCK_DGRAM, 0, `packet socket on ${link.name}`));
   try {
     const count = opts.count ?? 1;
     for (let i = 0; i < count; i++) {

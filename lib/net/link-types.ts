@@ -1,4 +1,8 @@
-/** Link types: what a caller asks to create (LinkConfig) and what the kernel reports back (Link). */
+/**
+ * Link types: what a caller asks to create (LinkConfig), changes (LinkChanges) and what the kernel reports back
+ * (Link, narrowed by kind with LinkOf). Specs name other links by LinkRef; what is read back gives indexes.
+ * See docs/NET.md for the rest.
+ */
 import type { Netns, NetnsRef } from './ns.js';
 import type { Handle } from './handle.js';
 
@@ -78,8 +82,8 @@ export interface VxlanConfig extends LinkCommon {
   /** multicast group or (unicast) remote */
   group?: string;
   local?: string;
-  /** underlying device */
-  dev?: LinkRef;
+  /** the link underneath (`dev`), by name or index */
+  parent?: LinkRef;
   ttl?: number;
   learning?: boolean;
 }
@@ -137,7 +141,8 @@ export interface VxlanInfo {
   port?: number;
   group?: string;
   local?: string;
-  devIndex?: number;
+  /** index of the link underneath */
+  parentIndex?: number;
   ttl?: number;
   learning?: boolean;
 }
@@ -186,6 +191,13 @@ export type Link = LinkBase &
     /** any other kind (see infoKind), or a plain device */
     | { kind: 'other' }
   );
+
+/** A link of one kind: `LinkOf<'veth'>` has `peerIndex`, `LinkOf<'bridge'>` has `bridge`. */
+export type LinkOf<K extends Link['kind']> = Extract<Link, { kind: K }>;
+/** What createVethPair resolves with: the side made in the handle's namespace. */
+export type VethLink = LinkOf<'veth'>;
+/** What ensureBridge resolves with. */
+export type BridgeLink = LinkOf<'bridge'>;
 
 /** Changes to an existing link, all made by one request. `null` removes (master, alias). */
 export interface LinkChanges {

@@ -1,7 +1,8 @@
 /**
  * Links: list, get, create (every kind in LinkConfig), delete, and change (up/down, MTU, MAC, name, master,
- * namespace, alias, promiscuity, bridge port options). One request per operation; requests issued together
+ * namespace, alias, promiscuity, bridge port options). Most operations are one request; requests issued together
  * travel together (see NetlinkSocket), so creating hundreds of links costs a few syscalls.
+ * See docs/NET.md for the rest.
  */
 import {
   AF_UNSPEC, IFF_LOOPBACK, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, IFLA_ADDRESS, IFLA_BR_AGEING_TIME,
@@ -20,11 +21,11 @@ import {
 } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { faultPoint } from '../sys/fault.js';
-import { borrowNetnsFd, Handle, openHandle, type BorrowedNetnsFd } from './handle.js';
+import { borrowNetnsFdSync, Handle, openHandleSync, type BorrowedNetnsFd } from './handle.js';
 import { Netns } from './ns.js';
 import type {
   BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
-  MacvlanMode, NetnsTarget, OperState, VethConfig, VethPeerConfig,
+  LinkOf, MacvlanMode, NetnsTarget, OperState, VethConfig, VethLink, VethPeerConfig,
 } from './link-types.js';
 
 export type * from './link-types.js';
@@ -33,6 +34,7 @@ const OPERSTATES: OperState[] = ['unknown', 'notpresent', 'down', 'lowerlayerdow
 const MACVLAN_MODES: Record<number, MacvlanMode> = { 1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru', 16: 'source' };
 const IPVLAN_MODES: IpvlanMode[] = ['l2', 'l3', 'l3s'];
 
+/** @internal How a LinkRef reads in messages: the name, or `#index`. */
 export const refText = (ref: LinkRef) => (typeof ref === 'number' ? `#${ref}` : ref);
 
 // ---------------------------------------------------------------- decoding
@@ -59,7 +61,7 @@ function parseBridgePort(b: Buffer): BridgePortInfo {
   };
 }
 
-/** Decodes an RTM_NEWLINK message (a dump entry, a GET reply, or an event). */
+/** Decodes an RTM_NEWLINK message (a dump entry, a GET reply, or an event): what `ip -d link show` prints of it. */
 export function parseLink(m: NlMessage): Link {
   const d = m.data;
   const index = d.readInt32LE(4);
@@ -136,7 +138,7 @@ export function parseLink(m: NlMessage): Link {
           port: getBe16(k[IFLA_VXLAN_PORT]),
           group: group ? bytesToIp(group) : undefined,
           local: local ? bytesToIp(local) : undefined,
-          devIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
+          parentIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
           ttl: getU8(k[IFLA_VXLAN_TTL]),
           learning: k[IFLA_VXLAN_LEARNING] ? getU8(k[IFLA_VXLAN_LEARNING]) === 1 : undefined,
         },
@@ -178,16 +180,14 @@ function linkMessage(type: number, ref: LinkRef, flags = 0, up?: boolean, promis
   return w;
 }
 
-/** An fd for a namespace target, and how to let it go after the request. */
-
-/** The index of a link given by name or index (a name costs one request). */
+/** The index of a link given by name or index (a name costs one request). Equivalent to: `ip -j link show dev NAME` → `ifindex`. */
 export async function linkIndex(h: Handle, ref: LinkRef): Promise<number> {
   return typeof ref === 'number' ? ref : (await lookupLink(h, ref)).data.readInt32LE(4);
 }
 
 // ---------------------------------------------------------------- queries
 
-/** Every link of the handle's namespace, optionally only one kind or one master's ports. */
+/** Every link of the handle's namespace, optionally only one kind or one master's ports. Equivalent to: `ip link show [type KIND] [master LINK]`. */
 export async function listLinks(h: Handle, filter: { kind?: string; master?: LinkRef } = {}): Promise<Link[]> {
   const master = filter.master === undefined ? undefined : await linkIndex(h, filter.master);
   const w = new MessageWriter(RTM_GETLINK, 0);
@@ -211,7 +211,7 @@ export async function listLinks(h: Handle, filter: { kind?: string; master?: Lin
   return links;
 }
 
-/** One link by name or index; rejects with NetlinkError ENODEV when there is none. */
+/** One link by name or index; rejects with NetlinkError ENODEV when there is none. Equivalent to: `ip link show dev LINK`. */
 export async function getLink(h: Handle, ref: LinkRef): Promise<Link> {
   return parseLink(await lookupLink(h, ref));
 }
@@ -228,7 +228,7 @@ async function lookupLink(h: Handle, ref: LinkRef): Promise<NlMessage> {
   return m;
 }
 
-/** Like getLink, but undefined instead of ENODEV. */
+/** Like getLink, but undefined instead of ENODEV. Equivalent to: `ip link show dev LINK 2>/dev/null`. */
 export async function findLink(h: Handle, ref: LinkRef): Promise<Link | undefined> {
   try {
     return await getLink(h, ref);
@@ -249,7 +249,7 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
   if (peer.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(peer.mac));
   if (peer.mtu !== undefined) w.u32(IFLA_MTU, peer.mtu);
   if (peer.netns !== undefined) {
-    const t = borrowNetnsFd(peer.netns);
+    const t = borrowNetnsFdSync(peer.netns);
     fds.push(t);
     w.u32(IFLA_NET_NS_FD, t.fd);
   }
@@ -259,7 +259,7 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
 async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<void> {
   // Parents are attributes outside IFLA_LINKINFO, so they go first.
   if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
-  const vxlanDev = cfg.kind === 'vxlan' && cfg.dev !== undefined ? await linkIndex(h, cfg.dev) : undefined;
+  const vxlanParent = cfg.kind === 'vxlan' && cfg.parent !== undefined ? await linkIndex(h, cfg.parent) : undefined;
   const li = w.nest(IFLA_LINKINFO);
   w.str(IFLA_INFO_KIND, cfg.kind);
   const data = w.nest(IFLA_INFO_DATA);
@@ -290,7 +290,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
       w.u32(IFLA_VXLAN_ID, cfg.vni);
       if (cfg.group !== undefined) w.attr(familyOf(cfg.group) === 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, ipToBytes(cfg.group));
       if (cfg.local !== undefined) w.attr(familyOf(cfg.local) === 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, ipToBytes(cfg.local));
-      if (vxlanDev !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanDev);
+      if (vxlanParent !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanParent);
       if (cfg.ttl !== undefined) w.u8(IFLA_VXLAN_TTL, cfg.ttl);
       if (cfg.learning !== undefined) w.u8(IFLA_VXLAN_LEARNING, cfg.learning ? 1 : 0);
       if (cfg.port !== undefined) w.be16(IFLA_VXLAN_PORT, cfg.port);
@@ -302,7 +302,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
   w.end(li);
 }
 
-/** The request that creates a link, for callers that batch; `createLink` sends it. */
+/** @internal The request that creates a link; `createLink` sends it. */
 export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<Buffer> {
   // NLM_F_ECHO: the kernel answers with the new link (index, MAC, a veth's peer index), saving a lookup.
   const w = new MessageWriter(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
@@ -314,7 +314,7 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: Borrowe
   if (cfg.alias !== undefined) w.str(IFLA_IFALIAS, cfg.alias);
   if (cfg.master !== undefined) w.u32(IFLA_MASTER, await linkIndex(h, cfg.master));
   if (cfg.netns !== undefined) {
-    const t = borrowNetnsFd(cfg.netns);
+    const t = borrowNetnsFdSync(cfg.netns);
     fds.push(t);
     w.u32(IFLA_NET_NS_FD, t.fd);
   }
@@ -323,11 +323,17 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: Borrowe
 }
 
 /**
- * Creates a link of any kind and resolves with it as the kernel reported it on creation (for a veth,
+ * Creates a link of any kind and resolves with it as the kernel reported it, narrowed to its kind (for a veth,
  * `peerIndex` is the peer's index, in the peer's namespace). Fails with EEXIST if the name is taken (in the
- * namespace it is created in). `up` and `master` are applied by the same request.
+ * namespace it is created in). `up` travels in the creating request; the peer's `up`, the alias and the master
+ * follow in requests of their own (see below), and a failure of any of them deletes the link again.
+ * Equivalent to: `ip link add NAME [mtu …] [address …] [netns …] type KIND …`.
  */
-export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
+export async function createLink<C extends LinkConfig>(h: Handle, cfg: C): Promise<LinkOf<C['kind']>> {
+  return (await createAnyLink(h, cfg)) as LinkOf<C['kind']>; // parseLink reports the kind that was asked for
+}
+
+async function createAnyLink(h: Handle, cfg: LinkConfig): Promise<Link> {
   const fds: BorrowedNetnsFd[] = [];
   try {
     // The master is set by a second request, once the kernel has caught up with the new link (see below).
@@ -369,7 +375,7 @@ export async function createLink(h: Handle, cfg: LinkConfig): Promise<Link> {
 
 async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>): Promise<T> {
   if (target instanceof Handle) return fn(target);
-  const hh = openHandle(target);
+  const hh = openHandleSync(target);
   try {
     return await fn(hh);
   } finally {
@@ -377,14 +383,18 @@ async function inNamespace<T>(target: NetnsTarget, fn: (h: Handle) => Promise<T>
   }
 }
 
-/** A veth pair; the peer may be created directly inside another namespace with its final name and MAC. */
-export function createVethPair(h: Handle, cfg: Omit<VethConfig, 'kind'>): Promise<Link> {
+/**
+ * A veth pair; the peer may be created directly inside another namespace with its final name and MAC. Resolves
+ * with the side made in the handle's namespace (`peerIndex`: the peer's index, in its own namespace).
+ * Equivalent to: `ip link add NAME type veth peer name PEER [netns NS]`.
+ */
+export function createVethPair(h: Handle, cfg: Omit<VethConfig, 'kind'>): Promise<VethLink> {
   return createLink(h, { ...cfg, kind: 'veth' });
 }
 
 // ---------------------------------------------------------------- changes
 
-/** Deletes a link (a veth takes its peer with it). ENODEV when there is none. */
+/** Deletes a link (a veth takes its peer with it). ENODEV when there is none. Equivalent to: `ip link del LINK`. */
 export async function deleteLink(h: Handle, ref: LinkRef): Promise<void> {
   const w = linkMessage(RTM_DELLINK, ref);
   await h.request(w.finish(), { op: 'RTM_DELLINK', what: `delete link ${refText(ref)}`, object: refText(ref) });
@@ -404,7 +414,10 @@ function describeChanges(c: LinkChanges): string {
   return parts.join(' ');
 }
 
-/** Changes an existing link; everything asked is sent in one request (one ACK, all or nothing for most). */
+/**
+ * Changes an existing link; everything asked is sent in one request (one ACK, all or nothing for most).
+ * Equivalent to: `ip link set dev LINK [up|down] [mtu …] [address …] [name …] [master …|nomaster] [alias …] [netns …]`.
+ */
 export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<void> {
   // Renaming a link named by its name needs its index: the name attribute can't both find and rename.
   const target = c.name !== undefined && typeof ref === 'string' ? await linkIndex(h, ref) : ref;
@@ -420,7 +433,7 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
     if (c.netns !== undefined) {
       if (!(c.netns instanceof Handle) && !(c.netns instanceof Netns) && 'pid' in c.netns) w.u32(IFLA_NET_NS_PID, c.netns.pid);
       else {
-        ns = borrowNetnsFd(c.netns);
+        ns = borrowNetnsFdSync(c.netns);
         w.u32(IFLA_NET_NS_FD, ns.fd);
       }
     }
@@ -439,23 +452,36 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
   }
 }
 
+/** Brings a link up. Equivalent to: `ip link set dev LINK up`. */
 export const setLinkUp = (h: Handle, ref: LinkRef) => setLink(h, ref, { up: true });
+/** Takes a link down. Equivalent to: `ip link set dev LINK down`. */
 export const setLinkDown = (h: Handle, ref: LinkRef) => setLink(h, ref, { up: false });
+/** Equivalent to: `ip link set dev LINK mtu MTU`. */
 export const setLinkMtu = (h: Handle, ref: LinkRef, mtu: number) => setLink(h, ref, { mtu });
+/** Equivalent to: `ip link set dev LINK address MAC`. */
 export const setLinkMac = (h: Handle, ref: LinkRef, mac: string) => setLink(h, ref, { mac });
+/** Equivalent to: `ip link set dev LINK name NAME`. */
 export const renameLink = (h: Handle, ref: LinkRef, name: string) => setLink(h, ref, { name });
+/** Makes a link a port of `master` (a bridge). Equivalent to: `ip link set dev LINK master MASTER`. */
 export const setLinkMaster = (h: Handle, ref: LinkRef, master: LinkRef) => setLink(h, ref, { master });
+/** Equivalent to: `ip link set dev LINK nomaster`. */
 export const setLinkNoMaster = (h: Handle, ref: LinkRef) => setLink(h, ref, { master: null });
+/** Sets (or with null removes) a link's alias. Equivalent to: `ip link set dev LINK alias TEXT`. */
 export const setLinkAlias = (h: Handle, ref: LinkRef, alias: string | null) => setLink(h, ref, { alias });
+/** Equivalent to: `ip link set dev LINK promisc on|off`. */
 export const setLinkPromisc = (h: Handle, ref: LinkRef, on: boolean) => setLink(h, ref, { promisc: on });
 
-/** Moves a link into another namespace (by handle, open Netns, name, path or PID), optionally renaming it there. */
+/**
+ * Moves a link into another namespace (by handle, open Netns, name, path or PID), optionally renaming it there.
+ * Equivalent to: `ip link set dev LINK netns NS [name NAME]`.
+ */
 export const moveLink = (h: Handle, ref: LinkRef, netns: NetnsTarget | { pid: number }, opts: { name?: string } = {}) =>
   setLink(h, ref, { netns, ...(opts.name !== undefined ? { name: opts.name } : {}) });
 
 /**
  * Sets bridge port options of a link that is a bridge port. They must travel as IFLA_INFO_SLAVE_DATA in an
  * RTM_NEWLINK: through RTM_SETLINK the kernel acknowledges and ignores them.
+ * Equivalent to: `bridge link set dev LINK [hairpin on|off] [learning on|off] [flood on|off] [isolated on|off] [cost N] [priority N]`.
  */
 export async function setBridgePort(h: Handle, ref: LinkRef, cfg: BridgePortConfig): Promise<void> {
   const w = linkMessage(RTM_NEWLINK, ref);
@@ -474,5 +500,5 @@ export async function setBridgePort(h: Handle, ref: LinkRef, cfg: BridgePortConf
   await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge port ${refText(ref)} ${opts}`, object: refText(ref) });
 }
 
-/** Hairpin mode of a bridge port (what the CNI bridge plugin's hairpinMode sets). */
+/** Hairpin mode of a bridge port (what the CNI bridge plugin's hairpinMode sets). Equivalent to: `bridge link set dev LINK hairpin on|off`. */
 export const setHairpin = (h: Handle, ref: LinkRef, on: boolean) => setBridgePort(h, ref, { hairpin: on });

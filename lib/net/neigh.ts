@@ -1,10 +1,11 @@
-/** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete. */
+/** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete (`ip neigh`). See docs/NET.md. */
 import { AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
 import { bytesToIp, bytesToMac, familyOf, ipToBytes, macToBytes, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
-import { linkIndex } from './link.js';
+import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** A neighbour entry's state (`nud`), as `ip neigh` names it. */
 export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
 const STATES: [NeighState, number][] = [
   ['incomplete', 0x01], ['reachable', 0x02], ['stale', 0x04], ['delay', 0x08],
@@ -13,8 +14,10 @@ const STATES: [NeighState, number][] = [
 const NTF_PROXY = 0x08;
 const NTF_ROUTER = 0x80;
 
+/** A neighbour entry to add, replace or delete. */
 export interface NeighbourSpec {
-  dev: LinkRef;
+  /** the link the entry is on, by name or index */
+  link: LinkRef;
   /** the IP address */
   address: string;
   /** the link-layer address, `aa:bb:cc:dd:ee:ff` */
@@ -25,8 +28,10 @@ export interface NeighbourSpec {
   router?: boolean;
 }
 
+/** A neighbour entry as the kernel reports it. */
 export interface Neighbour {
-  index: number;
+  /** index of the link the entry is on (`NeighbourSpec.link` accepts it) */
+  linkIndex: number;
   family: 4 | 6;
   address: string;
   lladdr: string | undefined;
@@ -36,13 +41,14 @@ export interface Neighbour {
   proxy: boolean;
 }
 
+/** Decodes an RTM_NEWNEIGH/RTM_DELNEIGH message (a dump entry or an event). */
 export function parseNeighbour(m: NlMessage): Neighbour {
   const d = m.data;
   const a = parseAttrs(d, 12);
   const st = d.readUInt16LE(8);
   const flags = d.readUInt8(10);
   return {
-    index: d.readInt32LE(4),
+    linkIndex: d.readInt32LE(4),
     family: d.readUInt8(0) === AF_INET6 ? 6 : 4,
     address: a[NDA_DST] ? bytesToIp(a[NDA_DST]!) : '',
     lladdr: a[NDA_LLADDR]?.length === 6 ? bytesToMac(a[NDA_LLADDR]!) : undefined,
@@ -56,7 +62,7 @@ async function neighMessage(h: Handle, type: number, flags: number, n: Neighbour
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
   s.writeUInt8(familyOf(n.address) === 4 ? AF_INET : AF_INET6, 0);
-  s.writeInt32LE(await linkIndex(h, n.dev), 4);
+  s.writeInt32LE(await linkIndex(h, n.link), 4);
   s.writeUInt16LE(type === RTM_DELNEIGH ? 0 : STATES.find(([k]) => k === (n.state ?? 'permanent'))![1], 8);
   s.writeUInt8(n.router ? NTF_ROUTER : 0, 10);
   w.attr(NDA_DST, ipToBytes(n.address));
@@ -64,23 +70,26 @@ async function neighMessage(h: Handle, type: number, flags: number, n: Neighbour
   return w.finish();
 }
 
-const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${n.dev}`;
+const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${refText(n.link)}`;
 
+/** Adds a neighbour entry (default permanent); EEXIST if there is one. Equivalent to: `ip neigh add ADDRESS lladdr MAC dev LINK nud STATE`. */
 export async function addNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
   await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n), { op: 'RTM_NEWNEIGH', what: `add neighbour ${text(n)}`, object: n.address });
 }
 
+/** Adds a neighbour entry or replaces the one there. Equivalent to: `ip neigh replace ADDRESS lladdr MAC dev LINK nud STATE`. */
 export async function replaceNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
   await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n), { op: 'RTM_NEWNEIGH', what: `replace neighbour ${text(n)}`, object: n.address });
 }
 
-export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'dev' | 'address'>): Promise<void> {
+/** Deletes a neighbour entry; ENOENT if there is none. Equivalent to: `ip neigh del ADDRESS dev LINK`. */
+export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'link' | 'address'>): Promise<void> {
   await h.request(await neighMessage(h, RTM_DELNEIGH, 0, n), { op: 'RTM_DELNEIGH', what: `delete neighbour ${text(n)}`, object: n.address });
 }
 
-/** The neighbour tables (ARP and NDP), optionally of one link or family. */
-export async function listNeighbours(h: Handle, filter: { dev?: LinkRef; family?: 4 | 6 } = {}): Promise<Neighbour[]> {
-  const index = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev);
+/** The neighbour tables (ARP and NDP), optionally of one link or family. Equivalent to: `ip neigh show [dev LINK] [-4|-6]`. */
+export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family?: 4 | 6 } = {}): Promise<Neighbour[]> {
+  const index = filter.link === undefined ? undefined : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETNEIGH, 0);
   const s = w.struct(12);
   s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
@@ -88,5 +97,5 @@ export async function listNeighbours(h: Handle, filter: { dev?: LinkRef; family?
   return replies
     .filter((m) => m.type === RTM_NEWNEIGH)
     .map(parseNeighbour)
-    .filter((n) => (index === undefined || n.index === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
+    .filter((n) => (index === undefined || n.linkIndex === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
 }

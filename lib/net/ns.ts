@@ -2,21 +2,28 @@
  * Network namespaces: named ones under /var/run/netns (as `ip netns add` makes them), namespaces of processes
  * (/proc/PID/ns/net), identity by device and inode (two paths to one namespace compare equal), and the guard
  * that refuses to act on the caller's own namespace when the caller asked for another.
+ * See docs/NET.md for the rest.
  */
 import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,
 } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NetplumbError, SyscallError } from '../errors.js';
 import { CLONE_NEWNET, flockSync, LOCK_EX, LOCK_UN, mount, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, namespaceType, umount2 } from '../sys/libc.js';
 import { inNewNetnsSync } from '../sys/netns-window.js';
 
 export const NETNS_RUN_DIR = '/var/run/netns';
 
-/** An open network namespace: an fd that keeps it alive while open, and its identity. */
+/** An open network namespace: an fd that keeps it alive while open, and its identity. Made by openNetnsSync and friends. */
 export class Netns {
   #fd: number;
 
-  constructor(
+  /** @internal use openNetnsSync */
+  static _adopt(fd: number, path: string, dev: number, ino: number, name?: string): Netns {
+    return new Netns(fd, path, dev, ino, name);
+  }
+
+  private constructor(
     fd: number,
     /** the path it was opened from */
     readonly path: string,
@@ -43,15 +50,18 @@ export class Netns {
     return this.name ?? this.path;
   }
 
+  /** True when `other` is the same namespace (by device and inode). */
   isSame(other: Netns): boolean {
     return this.dev === other.dev && this.ino === other.ino;
   }
 
+  /** Closes the fd (the namespace lives on while anything else holds it). Idempotent. */
   close(): void {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
   }
 
+  /** `using ns = openNetnsSync(…)`: closes it at the end of the block. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -81,7 +91,7 @@ function fromFd(fd: number, path: string, name?: string): Netns {
     throw new NetplumbError(`${path} is not a network namespace`, { code: 'EINVAL', op: 'netns', object: path });
   }
   const st = fstatSync(fd);
-  return new Netns(fd, path, st.dev, st.ino, name);
+  return Netns._adopt(fd, path, st.dev, st.ino, name);
 }
 
 function openPath(path: string, name?: string): Netns {
@@ -95,18 +105,18 @@ function openPath(path: string, name?: string): Netns {
   return fromFd(fd, path, name);
 }
 
-/** The calling thread's namespace. */
-export function currentNetns(): Netns {
+/** The calling thread's namespace, open. Equivalent to: `ip netns identify` (which names it). */
+export function currentNetnsSync(): Netns {
   return openPath('/proc/thread-self/ns/net');
 }
 
 /** `dev:ino` of the caller's namespace. */
-export function currentNetnsId(): string {
+export function currentNetnsIdSync(): string {
   const st = statSync('/proc/thread-self/ns/net');
   return `${st.dev}:${st.ino}`;
 }
 
-/** The path a reference resolves to (without opening it). */
+/** The path a reference resolves to (without opening it); validates names and PIDs. */
 export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): string {
   if ('name' in ref) {
     checkName(ref.name);
@@ -121,14 +131,15 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
 
 /**
  * Opens a namespace by name (/var/run/netns/NAME), path, PID or fd (the fd is duplicated by reopening it
- * through /proc, so the caller keeps its own). The caller closes the result.
+ * through /proc, so the caller keeps its own). The caller closes the result. Refuses (ENETNS_SELF) a
+ * namespace that turns out to be the caller's own unless `allowCurrent`; for a just-spawned PID see waitForOwnNetns.
  */
-export function openNetns(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
+export function openNetnsSync(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
   let ns: Netns;
   if (ref instanceof Netns) ns = openPath(`/proc/self/fd/${ref.fd}`, ref.name);
   else if ('fd' in ref) ns = openPath(`/proc/self/fd/${ref.fd}`);
   else ns = openPath(netnsPath(ref), 'name' in ref ? ref.name : undefined);
-  if (!opts.allowCurrent && ns.id === currentNetnsId()) {
+  if (!opts.allowCurrent && ns.id === currentNetnsIdSync()) {
     const path = ref instanceof Netns ? ref.path : 'fd' in ref ? `fd ${ref.fd}` : netnsPath(ref);
     ns.close();
     throw new NetplumbError(`${path} is the caller's own network namespace; refusing to act on it as another`, {
@@ -140,10 +151,56 @@ export function openNetns(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
   return ns;
 }
 
+/** How long waitForOwnNetns waits, and what can stop it early. */
+export interface WaitForOwnNetnsOptions {
+  /** give up after this long with ETIMEDOUT (default 5000) */
+  timeoutMs?: number;
+  /** stop waiting (rejects with Node's AbortError) */
+  signal?: AbortSignal;
+}
+
+/**
+ * Resolves once process `pid` is in a network namespace other than the caller's: a child spawned to run
+ * `unshare -n …` (or a runtime's container init) starts in its parent's namespace and gets its own a moment
+ * later, and the kernel offers no event for that. Polls /proc/PID/ns/net with a backoff (1 ms doubling up to
+ * 50 ms), bounded by `timeoutMs`; rejects with ETIMEDOUT when the time is up, ESRCH when the process is gone.
+ * Keeps the process alive while waiting.
+ */
+export async function waitForOwnNetns(pid: number, opts: WaitForOwnNetnsOptions = {}): Promise<void> {
+  const path = netnsPath({ pid });
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const own = currentNetnsIdSync();
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new NetplumbError(`wait for process ${pid} to have its own network namespace: ${code === 'ENOENT' ? 'no such process' : code}`, {
+        code: code === 'ENOENT' ? 'ESRCH' : (code ?? 'EIO'),
+        op: 'netns wait',
+        object: String(pid),
+        cause: e,
+      });
+    }
+    if (`${st.dev}:${st.ino}` !== own) return;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new NetplumbError(`process ${pid} is still in the caller's network namespace after ${timeoutMs} ms`, {
+        code: 'ETIMEDOUT',
+        op: 'netns wait',
+        object: String(pid),
+      });
+    }
+    await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : undefined);
+  }
+}
+
 /** True when both references are the same namespace (by device and inode, not by path). */
-export function isSameNetns(a: NetnsRef, b: NetnsRef): boolean {
-  const x = a instanceof Netns ? a : openNetns(a, { allowCurrent: true });
-  const y = b instanceof Netns ? b : openNetns(b, { allowCurrent: true });
+export function isSameNetnsSync(a: NetnsRef, b: NetnsRef): boolean {
+  const x = a instanceof Netns ? a : openNetnsSync(a, { allowCurrent: true });
+  const y = b instanceof Netns ? b : openNetnsSync(b, { allowCurrent: true });
   try {
     return x.isSame(y);
   } finally {
@@ -214,11 +271,11 @@ function bindOnto(path: string, name: string, op: string, mountIt: () => void): 
 }
 
 /**
- * Creates a named namespace like `ip netns add NAME`: an empty file /var/run/netns/NAME with a new namespace
- * bind-mounted on it. The namespace is made by unshare on the calling thread, which then returns to its own.
- * Returns the new namespace, open.
+ * Creates a named namespace: an empty file /var/run/netns/NAME with a new namespace bind-mounted on it. The
+ * namespace is made by unshare on the calling thread, which then returns to its own. Returns it, open.
+ * Equivalent to: `ip netns add NAME`.
  */
-export function createNamedNetns(name: string): Netns {
+export function createNamedNetnsSync(name: string): Netns {
   const path = netnsPath({ name });
   return withRunDirLock(() => {
     bindOnto(path, name, 'netns add', () => inNewNetnsSync(() => mount('/proc/thread-self/ns/net', path, 'none', MS_BIND)));
@@ -226,8 +283,8 @@ export function createNamedNetns(name: string): Netns {
   });
 }
 
-/** Deletes a named namespace (unmount and remove the file), like `ip netns delete NAME`. */
-export function deleteNamedNetns(name: string): void {
+/** Deletes a named namespace (unmount and remove the file). Equivalent to: `ip netns delete NAME`. */
+export function deleteNamedNetnsSync(name: string): void {
   const path = netnsPath({ name });
   withRunDirLock(() => {
     let st;
@@ -248,6 +305,7 @@ export function deleteNamedNetns(name: string): void {
   });
 }
 
+/** An entry of /var/run/netns. */
 export interface NamedNetns {
   name: string;
   path: string;
@@ -281,8 +339,8 @@ function inspect(name: string): NamedNetns {
   }
 }
 
-/** The entries of /var/run/netns, each with whether a namespace is really behind it. */
-export function listNamedNetns(): NamedNetns[] {
+/** The entries of /var/run/netns, each with whether a namespace is really behind it. Equivalent to: `ip netns list`. */
+export function listNamedNetnsSync(): NamedNetns[] {
   let names: string[];
   try {
     names = readdirSync(NETNS_RUN_DIR);
@@ -292,6 +350,7 @@ export function listNamedNetns(): NamedNetns[] {
   return names.sort().map(inspect);
 }
 
+/** How attachNetnsSync names the namespace. */
 export interface AttachOptions {
   /** make a symlink to /proc/PID/ns/net (the walkthrough's `ln -s`) instead of a bind mount (`ip netns attach`) */
   symlink?: boolean;
@@ -299,9 +358,10 @@ export interface AttachOptions {
 
 /**
  * Gives a process's namespace a name under /var/run/netns. A bind mount keeps the namespace alive after the
- * process exits; a symlink does not (it goes stale, see removeStaleNetns).
+ * process exits; a symlink does not (it goes stale, see removeStaleNetnsSync).
+ * Equivalent to: `ip netns attach NAME PID` (or `ln -s /proc/PID/ns/net /var/run/netns/NAME`).
  */
-export function attachNetns(name: string, pid: number, opts: AttachOptions = {}): Netns {
+export function attachNetnsSync(name: string, pid: number, opts: AttachOptions = {}): Netns {
   const path = netnsPath({ name });
   const source = netnsPath({ pid });
   const ns = openPath(source);
@@ -322,16 +382,16 @@ export function attachNetns(name: string, pid: number, opts: AttachOptions = {})
     ns.close();
     throw e;
   }
-  return new Netns(ns.fd, path, ns.dev, ns.ino, name);
+  return Netns._adopt(ns.fd, path, ns.dev, ns.ino, name);
 }
 
 /**
  * Removes the entries of /var/run/netns whose namespace is gone: dangling symlinks (the guide's
  * `find -L /var/run/netns -type l -delete`) and files with nothing mounted on them. Returns their names.
  */
-export function removeStaleNetns(): string[] {
+export function removeStaleNetnsSync(): string[] {
   const removed: string[] = [];
-  for (const e of listNamedNetns()) {
+  for (const e of listNamedNetnsSync()) {
     if (e.alive) continue;
     try {
       if (!e.symlink) {

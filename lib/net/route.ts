@@ -1,34 +1,39 @@
-/** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route get`). */
+/** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route`). See docs/NET.md. */
 import {
-  AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
+  AF_INET, AF_INET6, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
   RTM_NEWROUTE, RTNH_F_ONLINK,
 } from '../netlink/constants.js';
 import { bytesToIp, eachAttr, familyOf, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
 import { scopeName, scopeNumber, type Scope } from './addr.js';
 import type { Handle } from './handle.js';
-import { linkIndex } from './link.js';
+import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
 
+/** A route's type, as `ip route` names it. */
 export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 const TYPES: RouteType[] = ['unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw'];
 const PROTOCOLS: Record<string, number> = { unspec: 0, redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 };
 const protocolName = (n: number) => Object.entries(PROTOCOLS).find(([, v]) => v === n)?.[0] ?? String(n);
 const tableNumber = (t: number | 'main' | 'local') => (t === 'main' ? RT_TABLE_MAIN : t === 'local' ? RT_TABLE_LOCAL : t);
 
+/** One next hop of a multipath route. */
 export interface NextHop {
   gateway?: string;
-  dev?: LinkRef;
+  /** the link the hop goes out of, by name or index */
+  link?: LinkRef;
   /** relative weight, 1..256 */
   weight?: number;
   onlink?: boolean;
 }
 
+/** A route to add, replace or delete (for a delete, what is given selects). */
 export interface RouteSpec {
   /** `default`, or a prefix (`10.1.0.0/16`, `fd00::/64`); a bare address is a host route */
   dst: string;
   gateway?: string;
-  dev?: LinkRef;
+  /** the link the route goes out of (`dev`), by name or index */
+  link?: LinkRef;
   /** preferred source address */
   src?: string;
   table?: number | 'main' | 'local';
@@ -39,19 +44,20 @@ export interface RouteSpec {
   type?: RouteType;
   /** gateway is reachable on the device even though no prefix says so */
   onlink?: boolean;
-  /** equal-cost (or weighted) next hops instead of gateway/dev */
+  /** equal-cost (or weighted) next hops instead of gateway/link */
   multipath?: NextHop[];
   /** needed for `default` routes without a gateway (blackhole, unreachable); else taken from the addresses */
   family?: 4 | 6;
 }
 
+/** A route as the kernel reports it. */
 export interface Route {
   family: 4 | 6;
   /** `default` or `prefix/len` */
   dst: string;
   gateway: string | undefined;
-  /** outgoing link index */
-  dev: number | undefined;
+  /** index of the link the route goes out of (`RouteSpec.link` accepts it) */
+  linkIndex: number | undefined;
   src: string | undefined;
   table: number;
   metric: number | undefined;
@@ -59,9 +65,10 @@ export interface Route {
   protocol: string;
   type: RouteType | `${number}`;
   onlink: boolean;
-  multipath: { gateway: string | undefined; dev: number; weight: number; onlink: boolean }[] | undefined;
+  multipath: { gateway: string | undefined; linkIndex: number; weight: number; onlink: boolean }[] | undefined;
 }
 
+/** Decodes an RTM_NEWROUTE/RTM_DELROUTE message (a dump entry, a `get` answer or an event). */
 export function parseRoute(m: NlMessage): Route {
   const d = m.data;
   const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
@@ -79,7 +86,7 @@ export function parseRoute(m: NlMessage): Route {
       eachAttr(mp.subarray(off + 8, off + len), (t, v) => {
         if (t === RTA_GATEWAY) gw = bytesToIp(v);
       });
-      multipath.push({ gateway: gw, dev: mp.readInt32LE(off + 4), weight: mp.readUInt8(off + 3) + 1, onlink: (mp.readUInt8(off + 2) & RTNH_F_ONLINK) !== 0 });
+      multipath.push({ gateway: gw, linkIndex: mp.readInt32LE(off + 4), weight: mp.readUInt8(off + 3) + 1, onlink: (mp.readUInt8(off + 2) & RTNH_F_ONLINK) !== 0 });
       off += (len + 3) & ~3;
     }
   }
@@ -89,7 +96,7 @@ export function parseRoute(m: NlMessage): Route {
     family: fam,
     dst,
     gateway: a[RTA_GATEWAY] ? bytesToIp(a[RTA_GATEWAY]!) : undefined,
-    dev: getU32(a[RTA_OIF]),
+    linkIndex: getU32(a[RTA_OIF]),
     src: a[RTA_PREFSRC] ? bytesToIp(a[RTA_PREFSRC]!) : undefined,
     table: getU32(a[RTA_TABLE]) ?? d.readUInt8(4),
     metric: getU32(a[RTA_PRIORITY]),
@@ -110,7 +117,7 @@ function specFamily(r: RouteSpec): 4 | 6 {
   return r.family ?? 4;
 }
 
-/** The request for a route change; exposed for batching. Names of links must already be indexes. */
+/** @internal The request for a route change (links given by name are looked up on `h`). */
 export async function routeMessage(h: Handle, type: number, flags: number, r: RouteSpec): Promise<Buffer> {
   const family = specFamily(r);
   const isDelete = type === RTM_DELROUTE;
@@ -140,7 +147,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
   }
   if (table >= 256) w.u32(RTA_TABLE, table);
   if (r.gateway) w.attr(RTA_GATEWAY, ipToBytes(r.gateway));
-  if (r.dev !== undefined) w.u32(RTA_OIF, await linkIndex(h, r.dev));
+  if (r.link !== undefined) w.u32(RTA_OIF, await linkIndex(h, r.link));
   if (r.src) w.attr(RTA_PREFSRC, ipToBytes(r.src));
   if (r.metric !== undefined) w.u32(RTA_PRIORITY, r.metric);
   if (r.multipath) {
@@ -151,7 +158,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
       const hdr = w.struct(8);
       hdr.writeUInt8(nh.onlink ? RTNH_F_ONLINK : 0, 2);
       hdr.writeUInt8((nh.weight ?? 1) - 1, 3);
-      hdr.writeInt32LE(nh.dev === undefined ? 0 : await linkIndex(h, nh.dev), 4);
+      hdr.writeInt32LE(nh.link === undefined ? 0 : await linkIndex(h, nh.link), 4);
       if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(nh.gateway));
       w.end(start);
     }
@@ -163,38 +170,51 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
 function describe(r: RouteSpec): string {
   const parts = [r.type && r.type !== 'unicast' ? `${r.type} ${r.dst}` : r.dst];
   if (r.gateway) parts.push(`via ${r.gateway}`);
-  if (r.dev !== undefined) parts.push(`dev ${r.dev}`);
-  if (r.multipath) parts.push(r.multipath.map((n) => `nexthop${n.gateway ? ` via ${n.gateway}` : ''}${n.dev !== undefined ? ` dev ${n.dev}` : ''}`).join(' '));
+  if (r.link !== undefined) parts.push(`dev ${refText(r.link)}`);
+  if (r.multipath) parts.push(r.multipath.map((n) => `nexthop${n.gateway ? ` via ${n.gateway}` : ''}${n.link !== undefined ? ` dev ${refText(n.link)}` : ''}`).join(' '));
   if (r.table !== undefined) parts.push(`table ${r.table}`);
   if (r.metric !== undefined) parts.push(`metric ${r.metric}`);
   return parts.join(' ');
 }
 
-/** Adds a route; EEXIST if an identical one exists. */
+/** Adds a route; EEXIST if an identical one exists. Equivalent to: `ip route add DST [via GW] [dev LINK] …`. */
 export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
   const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, r);
   await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${describe(r)}`, object: r.dst });
 }
 
-/** Adds a route or replaces the one with the same destination, table and metric. */
+/** Adds a route or replaces the one with the same destination, table and metric. Equivalent to: `ip route replace …`. */
 export async function replaceRoute(h: Handle, r: RouteSpec): Promise<void> {
   const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
   await h.request(msg, { op: 'RTM_NEWROUTE', what: `replace route ${describe(r)}`, object: r.dst });
 }
 
-/** Deletes the first route matching what is given (ESRCH when none does). */
+/**
+ * Adds a route beside any with the same destination (`ip route append`; NLM_F_APPEND, as the reference's
+ * RouteAddEcmp does): a second interface of one container on the same network gets a default route of its
+ * own instead of EEXIST.
+ */
+export async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
+  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, r);
+  await h.request(msg, { op: 'RTM_NEWROUTE', what: `append route ${describe(r)}`, object: r.dst });
+}
+
+/** Deletes the first route matching what is given (ESRCH when none does). Equivalent to: `ip route del …`. */
 export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
   const msg = await routeMessage(h, RTM_DELROUTE, 0, r);
   await h.request(msg, { op: 'RTM_DELROUTE', what: `delete route ${describe(r)}`, object: r.dst });
 }
 
-/** Routes of one table (default main; `all` for every table), optionally of one family or one device. */
+/**
+ * Routes of one table (default main; `all` for every table), optionally of one family or one link.
+ * Equivalent to: `ip route show [table T|all] [dev LINK] [-4|-6]`.
+ */
 export async function listRoutes(
   h: Handle,
-  filter: { family?: 4 | 6; table?: number | 'main' | 'local' | 'all'; dev?: LinkRef } = {},
+  filter: { family?: 4 | 6; table?: number | 'main' | 'local' | 'all'; link?: LinkRef } = {},
 ): Promise<Route[]> {
   const table = filter.table === 'all' ? undefined : tableNumber(filter.table ?? 'main');
-  const dev = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev);
+  const dev = filter.link === undefined ? undefined : await linkIndex(h, filter.link);
   const families = filter.family ? [filter.family] : ([4, 6] as const);
   const out: Route[] = [];
   for (const fam of families) {
@@ -216,15 +236,31 @@ export async function listRoutes(
       if (m.data.readUInt32LE(8) & 0x200 /* RTM_F_CLONED */) continue;
       const r = parseRoute(m);
       if (table !== undefined && r.table !== table) continue;
-      if (dev !== undefined && r.dev !== dev && !r.multipath?.some((n) => n.dev === dev)) continue;
+      if (dev !== undefined && r.linkIndex !== dev && !r.multipath?.some((n) => n.linkIndex === dev)) continue;
       out.push(r);
     }
   }
   return out;
 }
 
-/** The route the kernel would use for `dst` (`ip route get`), optionally from `src` or out of `oif`. */
-export async function getRoute(h: Handle, dst: string, opts: { src?: string; oif?: LinkRef; iif?: LinkRef } = {}): Promise<Route> {
+/** What getRoute asks about: a destination, and optionally a source and the links in and out. */
+export interface RouteQuery {
+  /** the destination address */
+  dst: string;
+  /** the source address (`from`) */
+  src?: string;
+  /** the link the packet must leave by (`oif`) */
+  link?: LinkRef;
+  /** the link the packet arrives on (`iif`), for a forwarded packet */
+  inputLink?: LinkRef;
+}
+
+/**
+ * The route the kernel would use for a packet to `dst`.
+ * Equivalent to: `ip route get DST [from SRC] [oif LINK] [iif INPUTLINK]`.
+ */
+export async function getRoute(h: Handle, query: RouteQuery): Promise<Route> {
+  const { dst, ...opts } = query;
   const fam = familyOf(dst);
   const w = new MessageWriter(RTM_GETROUTE, 0);
   const s = w.struct(12);
@@ -235,8 +271,8 @@ export async function getRoute(h: Handle, dst: string, opts: { src?: string; oif
     s.writeUInt8(fam === 4 ? 32 : 128, 2);
     w.attr(RTA_SRC, ipToBytes(opts.src));
   }
-  if (opts.oif !== undefined) w.u32(RTA_OIF, await linkIndex(h, opts.oif));
-  if (opts.iif !== undefined) w.u32(RTA_IIF, await linkIndex(h, opts.iif));
+  if (opts.link !== undefined) w.u32(RTA_OIF, await linkIndex(h, opts.link));
+  if (opts.inputLink !== undefined) w.u32(RTA_IIF, await linkIndex(h, opts.inputLink));
   const replies = await h.request(w.finish(), { op: 'RTM_GETROUTE', what: `get route to ${dst}`, object: dst });
   const m = replies.find((x) => x.type === RTM_NEWROUTE);
   if (!m) throw new Error(`get route to ${dst}: no answer`);

@@ -1,4 +1,4 @@
-/** Policy routing rules (`ip rule`): list, add, delete. */
+/** Policy routing rules (`ip rule`): list, add, delete. See docs/NET.md. */
 import {
   AF_INET, AF_INET6, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
   FRA_TABLE, NLM_F_CREATE, NLM_F_EXCL, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE,
@@ -6,10 +6,12 @@ import {
 import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 
+/** What a rule does with a matching packet, as `ip rule` names it. */
 export type RuleAction = 'table' | 'goto' | 'nop' | 'blackhole' | 'unreachable' | 'prohibit';
 const ACTIONS: Record<RuleAction, number> = { table: 1, goto: 2, nop: 3, blackhole: 6, unreachable: 7, prohibit: 8 };
 const FIB_RULE_INVERT = 0x2;
 
+/** A rule to add, or the selectors of one to delete. */
 export interface RuleSpec {
   family?: 4 | 6;
   priority?: number;
@@ -22,14 +24,17 @@ export interface RuleSpec {
   src?: string;
   /** `to` prefix */
   dst?: string;
-  iif?: string;
-  oif?: string;
+  /** name of the link packets arrive on (`iif`); matched by name, so the link need not exist yet */
+  inputLink?: string;
+  /** name of the link packets leave by (`oif`), for locally generated traffic */
+  outputLink?: string;
   fwmark?: number;
   fwmask?: number;
   /** `not`: match what the selectors do not */
   invert?: boolean;
 }
 
+/** A rule as the kernel reports it. */
 export interface Rule {
   family: 4 | 6;
   priority: number | undefined;
@@ -37,8 +42,8 @@ export interface Rule {
   action: RuleAction | `${number}`;
   src: string | undefined;
   dst: string | undefined;
-  iif: string | undefined;
-  oif: string | undefined;
+  inputLink: string | undefined;
+  outputLink: string | undefined;
   fwmark: number | undefined;
   fwmask: number | undefined;
   goto: number | undefined;
@@ -47,6 +52,7 @@ export interface Rule {
 
 const TABLES = { default: 253, main: 254, local: 255 } as const;
 
+/** Decodes an RTM_NEWRULE message (a dump entry). */
 export function parseRule(m: NlMessage): Rule {
   const d = m.data;
   const a = parseAttrs(d, 12);
@@ -59,8 +65,8 @@ export function parseRule(m: NlMessage): Rule {
     action: (Object.entries(ACTIONS).find(([, v]) => v === act)?.[0] as RuleAction | undefined) ?? `${act}`,
     src: a[FRA_SRC] ? `${bytesToIp(a[FRA_SRC]!)}/${d.readUInt8(2)}` : undefined,
     dst: a[FRA_DST] ? `${bytesToIp(a[FRA_DST]!)}/${d.readUInt8(1)}` : undefined,
-    iif: getStr(a[FRA_IIFNAME]),
-    oif: getStr(a[FRA_OIFNAME]),
+    inputLink: getStr(a[FRA_IIFNAME]),
+    outputLink: getStr(a[FRA_OIFNAME]),
     fwmark: getU32(a[FRA_FWMARK]),
     fwmask: getU32(a[FRA_FWMASK]),
     goto: getU32(a[FRA_GOTO]),
@@ -92,8 +98,8 @@ function ruleMessage(type: number, flags: number, r: RuleSpec): Buffer {
     s.writeUInt8(c.prefix, 1);
     w.attr(FRA_DST, ipToBytes(c.address));
   }
-  if (r.iif) w.str(FRA_IIFNAME, r.iif);
-  if (r.oif) w.str(FRA_OIFNAME, r.oif);
+  if (r.inputLink) w.str(FRA_IIFNAME, r.inputLink);
+  if (r.outputLink) w.str(FRA_OIFNAME, r.outputLink);
   if (r.fwmark !== undefined) w.u32(FRA_FWMARK, r.fwmark);
   if (r.fwmask !== undefined) w.u32(FRA_FWMASK, r.fwmask);
   if (r.goto !== undefined) w.u32(FRA_GOTO, r.goto);
@@ -106,25 +112,27 @@ function describe(r: RuleSpec): string {
   if (r.invert) p.push('not');
   if (r.src) p.push(`from ${r.src}`);
   if (r.dst) p.push(`to ${r.dst}`);
-  if (r.iif) p.push(`iif ${r.iif}`);
-  if (r.oif) p.push(`oif ${r.oif}`);
+  if (r.inputLink) p.push(`iif ${r.inputLink}`);
+  if (r.outputLink) p.push(`oif ${r.outputLink}`);
   if (r.fwmark !== undefined) p.push(`fwmark ${r.fwmark}`);
   if (r.table !== undefined) p.push(`lookup ${r.table}`);
   if (r.action && r.action !== 'table') p.push(r.action);
   return p.join(' ');
 }
 
+/** Adds a policy routing rule; EEXIST if an identical one exists. Equivalent to: `ip rule add [not] [from SRC] [to DST] [iif …] [oif …] [fwmark …] lookup TABLE [priority N]`. */
 export async function addRule(h: Handle, r: RuleSpec): Promise<void> {
   const d = describe(r);
   await h.request(ruleMessage(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r), { op: 'RTM_NEWRULE', what: `add rule ${d}`, object: d });
 }
 
-/** Deletes the first rule matching the selectors given (ENOENT when none does). */
+/** Deletes the first rule matching the selectors given (ENOENT when none does). Equivalent to: `ip rule del …`. */
 export async function deleteRule(h: Handle, r: RuleSpec): Promise<void> {
   const d = describe(r);
   await h.request(ruleMessage(RTM_DELRULE, 0, r), { op: 'RTM_DELRULE', what: `delete rule ${d}`, object: d });
 }
 
+/** The policy routing rules of both families, or of one. Equivalent to: `ip rule show [-4|-6]`. */
 export async function listRules(h: Handle, filter: { family?: 4 | 6 } = {}): Promise<Rule[]> {
   const out: Rule[] = [];
   for (const fam of filter.family ? [filter.family] : ([4, 6] as const)) {

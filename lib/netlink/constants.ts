@@ -1,6 +1,7 @@
 /**
  * Numbers from the kernel's uapi headers (linux/netlink.h, rtnetlink.h, if_link.h, if_addr.h, neighbour.h,
  * fib_rules.h, net_namespace.h). Only what netplumb sends or reads; names keep the kernel's so they can be grepped.
+ * See docs/NET.md for the rest.
  */
 
 // netlink.h

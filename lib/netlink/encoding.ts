@@ -3,6 +3,7 @@
  * peer's ifinfomsg inside INFO_DATA, bridge port data), multipath next hops, and little allocation, since a
  * batch of hundreds of requests is encoded in one go. Host byte order (the kernel's) except where the
  * protocol says network order (ports, VLAN protocol).
+ * See docs/NET.md for the rest.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { NLMSG_HDRLEN } from './constants.js';
@@ -49,6 +50,7 @@ export class MessageWriter {
     this.buf.writeUInt16LE(type, this.off + 2);
   }
 
+  /** An attribute holding `data` as it is (addresses, MACs, nested bytes built elsewhere). */
   attr(type: number, data: Uint8Array): this {
     this.ensure(4 + align4(data.length));
     this.header(type, 4 + data.length);
@@ -67,26 +69,31 @@ export class MessageWriter {
     this.off += 8;
     return at;
   }
+  /** A one-byte attribute. */
   u8(type: number, v: number): this {
     const at = this.fixed(type, 1);
     this.buf.writeUInt8(v, at);
     return this;
   }
+  /** A 16-bit attribute in host (little-endian) order. */
   u16(type: number, v: number): this {
     const at = this.fixed(type, 2);
     this.buf.writeUInt16LE(v, at);
     return this;
   }
+  /** A 16-bit attribute in network order (ports, VLAN protocol). */
   be16(type: number, v: number): this {
     const at = this.fixed(type, 2);
     this.buf.writeUInt16BE(v, at);
     return this;
   }
+  /** An unsigned 32-bit attribute in host order. */
   u32(type: number, v: number): this {
     const at = this.fixed(type, 4);
     this.buf.writeUInt32LE(v >>> 0, at);
     return this;
   }
+  /** A signed 32-bit attribute in host order (namespace ids, where -1 means "none"). */
   s32(type: number, v: number): this {
     const at = this.fixed(type, 4);
     this.buf.writeInt32LE(v, at);
@@ -102,6 +109,7 @@ export class MessageWriter {
     this.off += 4 + align4(n + 1);
     return this;
   }
+  /** An attribute with no payload: its presence is the value. */
   flag(type: number): this {
     this.ensure(4);
     this.header(type, 4);
@@ -116,6 +124,7 @@ export class MessageWriter {
     this.off += 4;
     return start;
   }
+  /** Closes the nested attribute opened at `start` (patches its length). */
   end(start: number): this {
     this.buf.writeUInt16LE(this.off - start, start);
     return this;
@@ -159,6 +168,7 @@ export function parseMessages(buf: Buffer): NlMessage[] {
 /** Attributes by type (the last one wins when repeated; use `eachAttr` for lists). */
 export type Attrs = (Buffer | undefined)[];
 
+/** The attributes of `buf[start, end)` by type. */
 export function parseAttrs(buf: Buffer, start = 0, end = buf.length): Attrs {
   const out: Attrs = [];
   eachAttr(buf.subarray(start, end), (type, data) => {
@@ -178,11 +188,17 @@ export function eachAttr(buf: Buffer, fn: (type: number, data: Buffer) => void):
   }
 }
 
+/** Attribute readers: the value, or undefined when the attribute is absent or too short. */
 export const getU8 = (b: Buffer | undefined) => (b && b.length >= 1 ? b.readUInt8(0) : undefined);
+/** See getU8. */
 export const getU16 = (b: Buffer | undefined) => (b && b.length >= 2 ? b.readUInt16LE(0) : undefined);
+/** See getU8 (network order). */
 export const getBe16 = (b: Buffer | undefined) => (b && b.length >= 2 ? b.readUInt16BE(0) : undefined);
+/** See getU8. */
 export const getU32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
+/** See getU8. */
 export const getS32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readInt32LE(0) : undefined);
+/** A string attribute up to its NUL, or undefined when absent. */
 export function getStr(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
   const nul = b.indexOf(0);

@@ -1,3 +1,7 @@
+/**
+ * NetlinkError: the kernel's refusal of a request, with the errno name, the message type, the object and the
+ * kernel's extended ACK text. See docs/NET.md for the rest.
+ */
 import { errnoName, NetplumbError } from '../errors.js';
 import { strerror } from '../sys/libc.js';
 

@@ -12,6 +12,7 @@
  *   with EBUSY or interleave. A dump the kernel marks NLM_F_DUMP_INTR (the table changed under it) is retried.
  * - Errors become NetlinkError with the errno name, the message type and the object, plus the kernel's extended
  *   ACK text when it gave one.
+ * See docs/NET.md for the rest.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
@@ -25,6 +26,7 @@ import {
 import { eachAttr, getStr, parseMessages, type NlMessage } from './encoding.js';
 import { NetlinkError, type RequestInfo } from './errors.js';
 
+/** @internal How NetlinkSocket.open makes its socket. */
 export interface OpenOptions {
   /** fd of a network namespace to open the socket in (default: the caller's) */
   netnsFd?: number | undefined;
@@ -74,6 +76,7 @@ function findFd(port: number): number | undefined {
   return undefined;
 }
 
+/** @internal A NETLINK_ROUTE socket with pipelined requests (see the file's header); lib/net's Handle owns one. */
 export class NetlinkSocket {
   readonly #raw: RawNetlinkSocket;
   readonly port: number;
@@ -170,6 +173,7 @@ export class NetlinkSocket {
     return () => this.#listeners.delete(fn);
   }
 
+  /** Receives errors of the socket itself (ENOBUFS when the kernel dropped notifications, a closed socket). */
   onError(fn: (e: Error) => void): () => void {
     this.#errorListeners.add(fn);
     return () => this.#errorListeners.delete(fn);
@@ -181,6 +185,7 @@ export class NetlinkSocket {
     this.#updateRef();
   }
 
+  /** Closes the socket; requests still pending reject. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -123,7 +123,8 @@ function firstFreeSubnet(taken: readonly string[]): string {
 
 function checkSubnet(subnet: string, family: 4 | 6, what: string): void {
   const c = parseCidr(subnet);
-  if (!c || c.family !== family) throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, subnet);
+  if (!c || c.family !== family)
+    throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, subnet);
   if (c.prefix > BITS[family] - 2) throw usage(`${what} ${subnet} is too small (at most /${BITS[family] - 2})`, subnet);
   if (c.ip !== c.network) throw usage(`${what} ${subnet} has host bits set`, subnet);
 }
@@ -162,7 +163,11 @@ export function listNetworks(opts?: StoreOptions): Network[] {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
-  return names.filter((n) => NAME.test(n)).sort().map((n) => readNetwork(n, opts)).filter((n): n is Network => n !== undefined);
+  return names
+    .filter((n) => NAME.test(n))
+    .sort()
+    .map((n) => readNetwork(n, opts))
+    .filter((n): n is Network => n !== undefined);
 }
 
 /**
@@ -174,12 +179,21 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const name = checkNetworkName(spec.name);
   const others = listNetworks(opts);
   if (others.some((n) => n.name === name)) {
-    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, { code: 'EEXIST', op: 'network create', object: name });
+    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, {
+      code: 'EEXIST',
+      op: 'network create',
+      object: name,
+    });
   }
   const subnet = spec.subnet ?? firstFreeSubnet(others.map((n) => n.subnet));
   checkSubnet(subnet, 4, '--subnet');
   const clash = others.find((n) => overlaps(n.subnet, subnet) || (n.ipv6 && spec.ipv6Subnet && overlaps(n.ipv6.subnet, spec.ipv6Subnet)));
-  if (clash) throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, { code: 'EEXIST', op: 'network create', object: subnet });
+  if (clash)
+    throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, {
+      code: 'EEXIST',
+      op: 'network create',
+      object: subnet,
+    });
   const bridge = spec.bridge ?? defaultBridge(name);
   if (!IFNAME.test(bridge)) throw usage(`bridge name ${JSON.stringify(bridge)} is not an interface name (1-15 letters, digits, '_.-')`, bridge);
   const bclash = others.find((n) => n.bridge === bridge);
@@ -187,7 +201,9 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const internal = spec.internal ?? false;
   const net: Network = {
     name,
-    id: createHash('sha256').update(`${name}\0${randomBytes(16).toString('hex')}`).digest('hex'),
+    id: createHash('sha256')
+      .update(`${name}\0${randomBytes(16).toString('hex')}`)
+      .digest('hex'),
     created: new Date().toISOString(),
     driver: 'netplumb-bridge',
     bridge,

@@ -4,6 +4,7 @@
  * written its answer (stdout and stderr to pipes or files are written synchronously on Linux) gains nothing
  * from that. lib/sys/libc.ts offers _exit(2) here once it has loaded libc, so a process that never needed
  * koffi does not load it just to exit.
+ * See docs/NET.md for the rest.
  */
 let quick: ((code: number) => void) | undefined;
 

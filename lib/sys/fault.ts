@@ -1,12 +1,13 @@
 /**
- * Fault points, for the rollback and crash-safety tests (issue 6) and nothing else:
+ * Fault points, for the rollback and crash-safety tests and nothing else:
  *
  *   NETPLUMB_FAULT=<point>        the process throws right after <point> (a failure: ADD rolls back)
  *   NETPLUMB_FAULT=kill:<point>   the process kills itself with SIGKILL right there (a crash: no undo,
  *                                 no finally, no exit handler, no buffered write flushed)
  *
  * Points are named after what has just happened (`veth`: the veth pair exists; `ipam-open`: an IPAM
- * temporary file was created and is still empty …; docs/SECURITY.md lists them). Without the variable
+ * temporary file was created and is still empty …; docs/SECURITY.md lists them). The modes pass one after
+ * each step of a verb (lib/modes/steps.ts); lower layers place their own. Without the variable
  * (production) a point costs one string comparison against a value read once.
  */
 import { NetplumbError } from '../errors.js';

@@ -1,6 +1,7 @@
 /**
  * The few libc calls Node does not expose (setns, unshare, mount, flock), bound with koffi.
  * Each wrapper throws SyscallError with the errno name, so callers never look at raw return values.
+ * See docs/NET.md for the rest.
  */
 import koffi, { type KoffiFunc } from 'koffi';
 import { SyscallError } from '../errors.js';

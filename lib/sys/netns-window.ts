@@ -6,6 +6,7 @@
  * Rules the callers keep: the function is synchronous (never an `await` inside: the event loop would run other
  * code in the wrong namespace), and it starts no thread (threads inherit the creating thread's namespace).
  * If returning fails, the process is in the wrong namespace with no way back, so it aborts rather than go on.
+ * See docs/NET.md for the rest.
  */
 import { closeSync, openSync } from 'node:fs';
 import { CLONE_NEWNET, preloadLibc, setns, unshare } from './libc.js';

@@ -1,5 +1,5 @@
 /**
- * Crash safety of netplumb-bridge (issue 6, item 2): ADD and DEL killed with SIGKILL between every pair of
+ * Crash safety of netplumb-bridge: ADD and DEL killed with SIGKILL between every pair of
  * steps (fault points, `NETPLUMB_FAULT=kill:<point>`, lib/sys/fault.ts) and at moments nobody chose (a kill
  * after a seeded random delay). Afterwards:
  *  - at the moment of the kill, no IPAM file is torn (every reservation is `<id>\r\n<ifname>`, every

@@ -209,7 +209,7 @@ test(`fuzz: every plugin and verb, mutated configurations and environments (seed
   } catch (e) {
     // fast-check keeps the property's own assertion as the cause: show both
     const cause = (e as { cause?: unknown }).cause;
-    throw new Error(`${(e as Error).message}\n${cause instanceof Error ? cause.message : String(cause)}`);
+    throw new Error(`${(e as Error).message}\n${cause instanceof Error ? cause.message : String(cause)}`, { cause: e });
   } finally {
     const codes = [...stats.codes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}×${n}`).join(' ');
     console.log(`  fuzz: ${stats.runs} runs, ${stats.refused} refused (codes ${codes}), ${stats.succeeded} succeeded; seed=${SEED}`);

@@ -1,5 +1,5 @@
 /**
- * Spoofing through the executed netplumb-bridge (issue 6, item 5):
+ * Spoofing through the executed netplumb-bridge:
  *  - `macspoofchk: true`: frames from the container with another source MAC, another source IPv4 or IPv6
  *    address (hand-made with netns-harness's raw frames), and ARP claiming another address (`arping`), never
  *    reach a second container or the host; genuine frames, pings and ARP do. A container of the same network

@@ -1,5 +1,5 @@
 /**
- * Concurrency of netplumb-bridge (issue 6, item 3): a storm of mixed ADD, DEL and CHECK — NETPLUMB_STORM_OPS
+ * Concurrency of netplumb-bridge: a storm of mixed ADD, DEL and CHECK — NETPLUMB_STORM_OPS
  * operations (200), NETPLUMB_STORM_WIDTH at a time (16), on two networks with their own bridges and subnets —
  * with about 10 % of them failing on purpose (a fault point throwing, a fault point killing the plugin, or a
  * SIGKILL after a random delay). The test plays the runtime: it never runs two operations of one container at

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandle, createVethPair, setLinkUp, addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
+  openHandleSync, createVethPair, setLinkUp, addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
   addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, addRule, deleteRule, listRules, getLink, createLink,
   type Handle, type NetlinkError,
 } from '../../lib/index.js';
@@ -30,9 +30,9 @@ test.after.each(() => lab.destroy());
 const ipAddrs = async (where: Host | Container, dev: string) => (await where.ip<any[]>('addr', 'show', 'dev', dev))[0].addr_info as any[];
 
 test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute', async () => {
-  await addAddress(hc, 'eth0', '10.1.0.2/24', { broadcast: true, label: 'eth0:web' });
-  await addAddress(hc, 'eth0', '10.9.0.2/16', { scope: 'link', noprefixroute: true });
-  await addAddress(hc, 'eth0', 'fd00:1::2/64', { nodad: true });
+  await addAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24', broadcast: true, label: 'eth0:web' });
+  await addAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16', scope: 'link', noprefixroute: true });
+  await addAddress(hc, { link: 'eth0', cidr: 'fd00:1::2/64', nodad: true });
   const ai = await ipAddrs(c, 'eth0');
   const a = ai.find((x) => x.local === '10.1.0.2');
   assert.equal([a.prefixlen, a.broadcast, a.label, a.scope], [24, '10.1.0.255', 'eth0:web', 'global']);
@@ -55,41 +55,41 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   assert.equal((await listAddresses(hc, { family: 6, link: 'eth0' })).map((x) => x.family).filter((f) => f !== 6), []);
 
   try {
-    await addAddress(hc, 'eth0', '10.1.0.2/24');
+    await addAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' });
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetlinkError).code, 'EEXIST');
     assert.match((e as Error).message, /add address 10\.1\.0\.2\/24 to eth0: EEXIST/);
   }
   // replace: no EEXIST for an existing address (and no duplicate), and adds a missing one
-  await replaceAddress(hc, 'eth0', '10.1.0.2/24');
+  await replaceAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' });
   assert.is((await ipAddrs(c, 'eth0')).filter((x) => x.local === '10.1.0.2').length, 1);
-  await replaceAddress(hc, 'eth0', '10.1.0.9/24');
+  await replaceAddress(hc, { link: 'eth0', cidr: '10.1.0.9/24' });
   assert.ok((await ipAddrs(c, 'eth0')).some((x) => x.local === '10.1.0.9'));
-  await deleteAddress(hc, 'eth0', '10.9.0.2/16');
+  await deleteAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16' });
   assert.not.ok((await ipAddrs(c, 'eth0')).some((x) => x.local === '10.9.0.2'));
   try {
-    await deleteAddress(hc, 'eth0', '10.9.0.2/16');
+    await deleteAddress(hc, { link: 'eth0', cidr: '10.9.0.2/16' });
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetlinkError).code, 'EADDRNOTAVAIL');
   }
   // flush takes every IPv4 address, secondaries included, and leaves IPv6 alone when asked
-  await addAddress(hc, 'eth0', '10.1.0.3/24');
-  await addAddress(hc, 'eth0', '10.1.0.4/24');
-  await flushAddresses(hc, 'eth0', { family: 4 });
+  await addAddress(hc, { link: 'eth0', cidr: '10.1.0.3/24' });
+  await addAddress(hc, { link: 'eth0', cidr: '10.1.0.4/24' });
+  await flushAddresses(hc, { link: 'eth0', family: 4 });
   const left = await ipAddrs(c, 'eth0');
   assert.equal(left.filter((x) => x.family === 'inet'), []);
   assert.ok(left.some((x) => x.local === 'fd00:1::2'));
-  await flushAddresses(hc, 'eth0');
+  await flushAddresses(hc, { link: 'eth0' });
   assert.equal((await ipAddrs(c, 'eth0')).filter((x) => x.scope === 'global'), []);
 });
 
 test('routes: default via gateway, dev, src, table, metric, protocol, scope, and ping uses them', async () => {
-  await addAddress(h, 'veth0', '10.2.0.1/24');
-  await addAddress(hc, 'eth0', '10.2.0.2/24');
+  await addAddress(h, { link: 'veth0', cidr: '10.2.0.1/24' });
+  await addAddress(hc, { link: 'eth0', cidr: '10.2.0.2/24' });
   await setLinkUp(hc, 'lo');
-  await addAddress(h, 'lo', '192.0.2.1/32');
+  await addAddress(h, { link: 'lo', cidr: '192.0.2.1/32' });
   // without a route back to 192.0.2.1 the container cannot reach it
   assert.not.ok((await ping(c, '192.0.2.1', { timeoutSec: 1 })).ok);
   await addRoute(hc, { dst: 'default', gateway: '10.2.0.1', src: '10.2.0.2', metric: 50, protocol: 'static' });
@@ -99,8 +99,8 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   assert.ok(p.ok, p.output);
 
   const r = (await listRoutes(hc, { family: 4 })).find((x) => x.dst === 'default')!;
-  assert.equal([r.gateway, r.src, r.metric, r.protocol, r.table, r.type, r.dev], ['10.2.0.1', '10.2.0.2', 50, 'static', 254, 'unicast', (await getLink(hc, 'eth0')).index]);
-  const got = await getRoute(hc, '192.0.2.1');
+  assert.equal([r.gateway, r.src, r.metric, r.protocol, r.table, r.type, r.linkIndex], ['10.2.0.1', '10.2.0.2', 50, 'static', 254, 'unicast', (await getLink(hc, 'eth0')).index]);
+  const got = await getRoute(hc, { dst: '192.0.2.1' });
   assert.equal([got.gateway, got.src, got.dst], ['10.2.0.1', '10.2.0.2', '192.0.2.1/32']);
 
   try {
@@ -114,7 +114,7 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   assert.is((await c.ip<any[]>('route', 'show', 'default', 'proto', 'static')).length, 0);
 
   // a route in another table, with link scope and no gateway
-  await addRoute(hc, { dst: '198.51.100.0/24', dev: 'eth0', table: 100 });
+  await addRoute(hc, { dst: '198.51.100.0/24', link: 'eth0', table: 100 });
   const t100 = await c.ip<any[]>('route', 'show', 'table', '100');
   assert.equal(t100.map((x) => [x.dst, x.dev, x.scope]), [['198.51.100.0/24', 'eth0', 'link']]);
   assert.equal((await listRoutes(hc, { table: 100 })).map((x) => [x.dst, x.scope, x.table]), [['198.51.100.0/24', 'link', 100]]);
@@ -133,8 +133,8 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
 test('route types blackhole, unreachable and local; onlink; IPv6', async () => {
   await addRoute(hc, { dst: '203.0.113.0/24', type: 'blackhole' });
   await addRoute(hc, { dst: '203.0.114.0/24', type: 'unreachable' });
-  await addRoute(hc, { dst: '203.0.115.7/32', type: 'local', dev: 'eth0' });
-  await addRoute(hc, { dst: '203.0.116.0/24', gateway: '10.77.0.1', dev: 'eth0', onlink: true });
+  await addRoute(hc, { dst: '203.0.115.7/32', type: 'local', link: 'eth0' });
+  await addRoute(hc, { dst: '203.0.116.0/24', gateway: '10.77.0.1', link: 'eth0', onlink: true });
   const main = await c.ip<any[]>('route', 'show');
   assert.ok(main.some((r) => r.type === 'blackhole' && r.dst === '203.0.113.0/24'));
   assert.ok(main.some((r) => r.type === 'unreachable' && r.dst === '203.0.114.0/24'));
@@ -152,7 +152,7 @@ test('route types blackhole, unreachable and local; onlink; IPv6', async () => {
   await addRoute(hc, { dst: 'default', type: 'blackhole', family: 6, metric: 999 });
   const v6 = await c.ip<any[]>('-6', 'route', 'show');
   assert.ok(v6.some((r) => r.dst === 'default' && r.type === 'blackhole'));
-  await addAddress(hc, 'eth0', 'fd00:2::2/64', { nodad: true });
+  await addAddress(hc, { link: 'eth0', cidr: 'fd00:2::2/64', nodad: true });
   await addRoute(hc, { dst: 'fd00:99::/48', gateway: 'fd00:2::1' });
   const r6 = (await c.ip<any[]>('-6', 'route', 'show')).find((r) => r.dst === 'fd00:99::/48');
   assert.is(r6.gateway, 'fd00:2::1');
@@ -161,13 +161,13 @@ test('route types blackhole, unreachable and local; onlink; IPv6', async () => {
 
 test('multipath (ECMP) routes with weights', async () => {
   await createVethPair(hc, { name: 'eth1', up: true, peer: { name: 'veth1', netns: h, up: true } });
-  await addAddress(hc, 'eth0', '10.3.0.2/24');
-  await addAddress(hc, 'eth1', '10.4.0.2/24');
+  await addAddress(hc, { link: 'eth0', cidr: '10.3.0.2/24' });
+  await addAddress(hc, { link: 'eth1', cidr: '10.4.0.2/24' });
   await addRoute(hc, {
     dst: '100.64.0.0/16',
     multipath: [
-      { gateway: '10.3.0.1', dev: 'eth0', weight: 1 },
-      { gateway: '10.4.0.1', dev: 'eth1', weight: 3 },
+      { gateway: '10.3.0.1', link: 'eth0', weight: 1 },
+      { gateway: '10.4.0.1', link: 'eth1', weight: 3 },
     ],
   });
   const [r] = await c.ip<any[]>('route', 'show', '100.64.0.0/16');
@@ -179,17 +179,17 @@ test('multipath (ECMP) routes with weights', async () => {
   const eth0 = (await getLink(hc, 'eth0')).index;
   const eth1 = (await getLink(hc, 'eth1')).index;
   assert.equal(mine.multipath, [
-    { gateway: '10.3.0.1', dev: eth0, weight: 1, onlink: false },
-    { gateway: '10.4.0.1', dev: eth1, weight: 3, onlink: false },
+    { gateway: '10.3.0.1', linkIndex: eth0, weight: 1, onlink: false },
+    { gateway: '10.4.0.1', linkIndex: eth1, weight: 3, onlink: false },
   ]);
-  assert.equal((await listRoutes(hc, { dev: 'eth1', family: 4 })).map((x) => x.dst).sort(), ['10.4.0.0/24', '100.64.0.0/16']);
+  assert.equal((await listRoutes(hc, { link: 'eth1', family: 4 })).map((x) => x.dst).sort(), ['10.4.0.0/24', '100.64.0.0/16']);
 });
 
 test('policy rules: add, list, delete', async () => {
   await addRule(hc, { priority: 100, src: '10.5.0.0/16', table: 100 });
   await addRule(hc, { priority: 101, fwmark: 7, table: 101 });
   await addRule(hc, { priority: 102, dst: '10.6.0.0/16', action: 'blackhole' });
-  await addRule(hc, { priority: 103, iif: 'eth0', table: 'main', invert: true });
+  await addRule(hc, { priority: 103, inputLink: 'eth0', table: 'main', invert: true });
   const rules = await c.ip<any[]>('rule', 'show');
   const byPrio = (p: number) => rules.find((r) => r.priority === p);
   assert.equal([byPrio(100).src, byPrio(100).srclen, byPrio(100).table], ['10.5.0.0', 16, '100']);
@@ -219,12 +219,12 @@ test('policy rules: add, list, delete', async () => {
 
 test('a bridge made by the library: addresses, routes and forwarding between two containers', async () => {
   await createLink(h, { kind: 'bridge', name: 'br0', up: true });
-  await addAddress(h, 'br0', '10.8.0.1/24');
+  await addAddress(h, { link: 'br0', cidr: '10.8.0.1/24' });
   const c2 = await host.createContainer('c2');
-  const hc2 = openHandle({ pid: c2.pid });
+  const hc2 = openHandleSync({ pid: c2.pid });
   try {
     await createVethPair(h, { name: 'vc2', master: 'br0', up: true, peer: { name: 'eth0', netns: hc2, up: true } });
-    await addAddress(hc2, 'eth0', '10.8.0.2/24');
+    await addAddress(hc2, { link: 'eth0', cidr: '10.8.0.2/24' });
     await addRoute(hc2, { dst: 'default', gateway: '10.8.0.1' });
     const p = await ping(c2, '10.8.0.1', { count: 2, interval: 0.2 });
     assert.ok(p.ok, p.output);

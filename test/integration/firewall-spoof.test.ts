@@ -1,5 +1,5 @@
 /**
- * lib/firewall spoof check (`macspoofchk`, issue 6 item 5): a container's veth may send only frames with its
+ * lib/firewall spoof check (`macspoofchk`): a container's veth may send only frames with its
  * own MAC, and ARP/IPv4/IPv6 only from its own addresses. Forged frames are made by hand (AF_PACKET) and by
  * `arping` inside the container; the oracles are another container's UDP socket, the host's neighbour table
  * and the bridge's forwarding database. A container without the check proves the forgeries would work.

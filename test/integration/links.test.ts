@@ -5,9 +5,9 @@ import { openSync, closeSync } from 'node:fs';
 import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandle, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
+  openHandleSync, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
   setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
-  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetns, getNetnsId, setNetnsId,
+  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetnsSync, getNetnsId, setNetnsId,
   type Handle,
 } from '../../lib/index.js';
 
@@ -199,7 +199,7 @@ test('move a link to another namespace by path, by PID and by fd', async () => {
   assert.equal(await names(c2), ['eth0', 'lo'], 'renamed on arrival');
   assert.equal(await names(c3), ['lo', 'm3']);
   // and back, into a namespace given as a handle
-  const hc3 = openHandle({ pid: c3.pid });
+  const hc3 = openHandleSync({ pid: c3.pid });
   try {
     await moveLink(hc3, 'm3', h);
   } finally {
@@ -253,7 +253,7 @@ test('macvlan and vxlan, with their parameters', async () => {
   assert.is(l.mode, 'bridge');
   assert.is(l.parentIndex, (await getLink(h, 'up0')).index);
 
-  await createLink(h, { kind: 'vxlan', name: 'vx0', vni: 42, port: 4789, dev: 'up0', local: '10.0.0.1', learning: false });
+  await createLink(h, { kind: 'vxlan', name: 'vx0', vni: 42, port: 4789, parent: 'up0', local: '10.0.0.1', learning: false });
   const vx = (await ipLink(host, 'vx0')).linkinfo.info_data;
   assert.equal([vx.id, vx.port, vx.link, vx.local, vx.learning], [42, 4789, 'up0', '10.0.0.1', false]);
   const x = await getLink(h, 'vx0');
@@ -308,9 +308,9 @@ test('two containers on a bridge built by the library ping each other', async ()
   const containers = [c1, c2];
   for (const [i, c] of containers.entries()) {
     await createVethPair(h, { name: `veth${i}`, master: 'br0', up: true, peer: { name: 'eth0', netns: { pid: c.pid } } });
-    const hc = openHandle({ pid: c.pid });
+    const hc = openHandleSync({ pid: c.pid });
     try {
-      await addAddress(hc, 'eth0', `10.50.0.${i + 2}/24`);
+      await addAddress(hc, { link: 'eth0', cidr: `10.50.0.${i + 2}/24` });
       await setLinkUp(hc, 'eth0');
     } finally {
       hc.close();
@@ -325,7 +325,7 @@ test('two containers on a bridge built by the library ping each other', async ()
 });
 
 test('a link can be created directly in another namespace', async () => {
-  const ns = openNetns({ pid: c1.pid });
+  const ns = openNetnsSync({ pid: c1.pid });
   try {
     await createLink(h, { kind: 'bridge', name: 'inside0', netns: ns });
   } finally {

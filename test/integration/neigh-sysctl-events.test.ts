@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs';
 import { sandboxed, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandle, createVethPair, createLink, setLinkUp, setLinkDown, addAddress, deleteAddress, addRoute, getLink,
+  openHandleSync, createVethPair, createLink, setLinkUp, setLinkDown, addAddress, deleteAddress, addRoute, getLink,
   listLinks, listAddresses, addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, sendGratuitousArp,
-  readSysctl, writeSysctl, setIpForward, getIpForward, setRpFilter, setAcceptRa, setDisableIpv6, setRouteLocalnet,
-  setArpNotify, setAcceptDad, setArpAccept, watch, waitForOperUp, batch, deleteLink, type Handle, type NetEvent,
+  readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setRpFilterSync, setAcceptRaSync, setDisableIpv6Sync, setRouteLocalnetSync,
+  setArpNotifySync, setAcceptDadSync, setArpAcceptSync, watch, waitForOperUp, batch, deleteLink, type Handle, type NetEvent,
   type NetlinkError,
 } from '../../lib/index.js';
 
@@ -32,8 +32,8 @@ test.before.each(async () => {
 test.after.each(() => lab.destroy());
 
 test('neighbours: add, replace, delete, list, ARP and NDP', async () => {
-  await addNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:09' });
-  await addNeighbour(ha, { dev: 'eth0', address: 'fd00::9', lladdr: '02:00:00:00:00:19', state: 'reachable', router: true });
+  await addNeighbour(ha, { link: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:09' });
+  await addNeighbour(ha, { link: 'eth0', address: 'fd00::9', lladdr: '02:00:00:00:00:19', state: 'reachable', router: true });
   let n = await a.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   const v4 = n.find((x) => x.dst === '10.0.0.9');
   assert.equal([v4.lladdr, v4.state], ['02:00:00:00:00:09', ['PERMANENT']]);
@@ -41,34 +41,34 @@ test('neighbours: add, replace, delete, list, ARP and NDP', async () => {
   assert.is(v6.lladdr, '02:00:00:00:00:19');
   assert.is(v6.router, null);
   try {
-    await addNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a' });
+    await addNeighbour(ha, { link: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a' });
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetlinkError).code, 'EEXIST');
   }
-  await replaceNeighbour(ha, { dev: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a', state: 'stale' });
+  await replaceNeighbour(ha, { link: 'eth0', address: '10.0.0.9', lladdr: '02:00:00:00:00:0a', state: 'stale' });
   n = await a.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.equal(n.find((x) => x.dst === '10.0.0.9').lladdr, '02:00:00:00:00:0a');
-  const mine = await listNeighbours(ha, { dev: 'eth0' });
+  const mine = await listNeighbours(ha, { link: 'eth0' });
   const m4 = mine.find((x) => x.address === '10.0.0.9')!;
   assert.equal([m4.lladdr, m4.state, m4.family], ['02:00:00:00:00:0a', ['stale'], 4]);
   const m6 = mine.find((x) => x.address === 'fd00::9')!;
   assert.ok(m6.router);
   assert.equal((await listNeighbours(ha, { family: 6 })).every((x) => x.family === 6), true);
-  await deleteNeighbour(ha, { dev: 'eth0', address: '10.0.0.9' });
+  await deleteNeighbour(ha, { link: 'eth0', address: '10.0.0.9' });
   n = await a.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.not.ok(n.some((x) => x.dst === '10.0.0.9'));
 });
 
 test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour table', async () => {
-  await addAddress(ha, 'eth0', '10.0.0.1/24');
-  await addAddress(hb, 'eth0', '10.0.0.2/24');
+  await addAddress(ha, { link: 'eth0', cidr: '10.0.0.1/24' });
+  await addAddress(hb, { link: 'eth0', cidr: '10.0.0.2/24' });
   const macA = (await getLink(ha, 'eth0')).mac;
   // accept gratuitous ARP as new entries on b, so the entry can only come from our packet
-  setArpAccept(hb, 'eth0', true);
+  setArpAcceptSync(hb, 'eth0', true);
   const before = await b.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.not.ok(before.some((x) => x.dst === '10.0.0.1'), 'b knows nothing about a yet');
-  await sendGratuitousArp(ha, 'eth0', '10.0.0.1', { count: 2, intervalMs: 50 });
+  await sendGratuitousArp(ha, { link: 'eth0', address: '10.0.0.1', count: 2, intervalMs: 50 });
   let entry: any;
   for (let i = 0; i < 50 && !entry; i++) {
     entry = (await b.ip<any[]>('neigh', 'show', 'dev', 'eth0')).find((x) => x.dst === '10.0.0.1');
@@ -83,40 +83,40 @@ test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour tab
 
 test('sysctls are read and written in the handle\'s namespace, not the caller\'s', async () => {
   const own = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
-  setIpForward(ha, true);
+  setIpForwardSync(ha, true);
   assert.is(await a.sysctl('net.ipv4.ip_forward'), '1');
   assert.is(await b.sysctl('net.ipv4.ip_forward'), '0');
   assert.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), own, 'the caller\'s namespace is untouched');
-  assert.ok(getIpForward(ha));
-  assert.not.ok(getIpForward(hb));
-  setIpForward(ha, true, 6);
+  assert.ok(getIpForwardSync(ha));
+  assert.not.ok(getIpForwardSync(hb));
+  setIpForwardSync(ha, true, 6);
   assert.is(await a.sysctl('net.ipv6.conf.all.forwarding'), '1');
-  setRpFilter(ha, 'eth0', 2);
+  setRpFilterSync(ha, 'eth0', 2);
   assert.is(await a.sysctl('net.ipv4.conf.eth0.rp_filter'), '2');
-  setAcceptRa(ha, 'eth0', 0);
+  setAcceptRaSync(ha, 'eth0', 0);
   assert.is(await a.sysctl('net.ipv6.conf.eth0.accept_ra'), '0');
-  setRouteLocalnet(ha, 'eth0', true);
+  setRouteLocalnetSync(ha, 'eth0', true);
   assert.is(await a.sysctl('net.ipv4.conf.eth0.route_localnet'), '1');
-  setArpNotify(ha, 'eth0', true);
+  setArpNotifySync(ha, 'eth0', true);
   assert.is(await a.sysctl('net.ipv4.conf.eth0.arp_notify'), '1');
-  setAcceptDad(ha, 'eth0', 0);
+  setAcceptDadSync(ha, 'eth0', 0);
   assert.is(await a.sysctl('net.ipv6.conf.eth0.accept_dad'), '0');
-  setDisableIpv6(ha, 'eth0', true);
+  setDisableIpv6Sync(ha, 'eth0', true);
   assert.is(await a.sysctl('net.ipv6.conf.eth0.disable_ipv6'), '1');
   assert.is(await b.sysctl('net.ipv6.conf.eth0.disable_ipv6'), '0');
   // keys with dots in interface names go in the path form
   await createLink(ha, { kind: 'bridge', name: 'br.5' });
-  writeSysctl(ha, 'net/ipv4/conf/br.5/rp_filter', '1');
+  writeSysctlSync(ha, 'net/ipv4/conf/br.5/rp_filter', '1');
   assert.is((await a.exec(['cat', '/proc/sys/net/ipv4/conf/br.5/rp_filter'])).stdout.trim(), '1');
-  assert.is(readSysctl(ha, 'net/ipv4/conf/br.5/rp_filter'), '1');
+  assert.is(readSysctlSync(ha, 'net/ipv4/conf/br.5/rp_filter'), '1');
   try {
-    readSysctl(ha, 'net.ipv4.conf.nosuch0.rp_filter');
+    readSysctlSync(ha, 'net.ipv4.conf.nosuch0.rp_filter');
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetlinkError).code, 'ENOENT');
   }
   try {
-    readSysctl(ha, 'net/../../etc/passwd');
+    readSysctlSync(ha, 'net/../../etc/passwd');
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetlinkError).code, 'EINVAL');
@@ -139,9 +139,9 @@ test('events: link, address and route changes in another namespace, then the soc
     }
   })();
   await createLink(ha, { kind: 'bridge', name: 'evbr', up: true });
-  await addAddress(ha, 'evbr', '10.44.0.1/24');
+  await addAddress(ha, { link: 'evbr', cidr: '10.44.0.1/24' });
   await addRoute(ha, { dst: '10.45.0.0/16', gateway: '10.44.0.2' });
-  await deleteAddress(ha, 'evbr', '10.44.0.1/24'); // takes the route with it
+  await deleteAddress(ha, { link: 'evbr', cidr: '10.44.0.1/24' }); // takes the route with it
   await Promise.race([collect, new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.type + e.action))}`)), 5000))]);
   assert.ok(seen.some((e) => e.type === 'link' && e.action === 'new' && e.link.name === 'evbr'));
   assert.ok(seen.some((e) => e.type === 'address' && e.action === 'new' && e.address.cidr === '10.44.0.1/24'));
@@ -169,7 +169,7 @@ test('waitForOperUp resolves when the other end comes up, and times out otherwis
 });
 
 test('hundreds of requests in flight at once, with dumps running alongside', async () => {
-  const hh = openHandle({ pid: host.pid });
+  const hh = openHandleSync({ pid: host.pid });
   try {
     await createLink(hh, { kind: 'bridge', name: 'br0', up: true });
     const n = 300;
@@ -179,7 +179,7 @@ test('hundreds of requests in flight at once, with dumps running alongside', asy
         // dumps on the same socket while creations are in flight: serialized, never EBUSY
         if (i % 30 === 0) dumps.push(listLinks(hh), listAddresses(hh));
         await createVethPair(hh, { name: `p${i}`, master: 'br0', up: true, peer: { name: `q${i}` } });
-        await addAddress(hh, `q${i}`, `10.60.${i >> 8}.${i & 255}/32`);
+        await addAddress(hh, { link: `q${i}`, cidr: `10.60.${i >> 8}.${i & 255}/32` });
         return i;
       }),
     );

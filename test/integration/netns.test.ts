@@ -5,8 +5,8 @@ import { existsSync, lstatSync, openSync, closeSync, readFileSync, readlinkSync,
 import { spawn } from 'node:child_process';
 import { sandboxed, createHost, run, ipJson } from '../../netns-harness/index.js';
 import {
-  createNamedNetns, deleteNamedNetns, listNamedNetns, openNetns, currentNetns, isSameNetns, attachNetns,
-  removeStaleNetns, openHandle, createVethPair, NetplumbError, NETNS_RUN_DIR,
+  createNamedNetnsSync, deleteNamedNetnsSync, listNamedNetnsSync, openNetnsSync, currentNetnsSync, isSameNetnsSync, attachNetnsSync,
+  removeStaleNetnsSync, openHandleSync, createVethPair, NetplumbError, NETNS_RUN_DIR,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -14,9 +14,9 @@ await sandboxed();
 const mountsAt = (path: string) =>
   readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === path);
 
-test('createNamedNetns makes what `ip netns` sees, bind-mounted in the sandbox only', async () => {
+test('createNamedNetnsSync makes what `ip netns` sees, bind-mounted in the sandbox only', async () => {
   const before = readlinkSync('/proc/self/ns/net');
-  const ns = createNamedNetns('np-a');
+  const ns = createNamedNetnsSync('np-a');
   try {
     assert.is(readlinkSync('/proc/self/ns/net'), before, 'the process is back in its own namespace');
     const listed = (await run(['ip', 'netns', 'list'])).stdout;
@@ -44,12 +44,12 @@ test('createNamedNetns makes what `ip netns` sees, bind-mounted in the sandbox o
     ns.close();
   }
   try {
-    createNamedNetns('np-a');
+    createNamedNetnsSync('np-a');
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetplumbError).code, 'EEXIST');
   }
-  deleteNamedNetns('np-a');
+  deleteNamedNetnsSync('np-a');
   assert.not.ok(existsSync('/run/netns/np-a'));
   assert.equal(mountsAt('/run/netns/np-a'), []);
   assert.not.match((await run(['ip', 'netns', 'list'])).stdout, /np-a/);
@@ -58,8 +58,8 @@ test('createNamedNetns makes what `ip netns` sees, bind-mounted in the sandbox o
 test('a namespace made by `ip netns add` opens by name, and the library lists it', async () => {
   await run(['ip', 'netns', 'add', 'np-b']);
   try {
-    const ns = openNetns({ name: 'np-b' });
-    const byPath = openNetns({ path: '/var/run/netns/np-b' });
+    const ns = openNetnsSync({ name: 'np-b' });
+    const byPath = openNetnsSync({ path: '/var/run/netns/np-b' });
     try {
       assert.ok(ns.isSame(byPath));
       assert.is(ns.name, 'np-b');
@@ -67,7 +67,7 @@ test('a namespace made by `ip netns add` opens by name, and the library lists it
       ns.close();
       byPath.close();
     }
-    const e = listNamedNetns().find((x) => x.name === 'np-b');
+    const e = listNamedNetnsSync().find((x) => x.name === 'np-b');
     assert.ok(e && e.alive && !e.symlink);
   } finally {
     await run(['ip', 'netns', 'del', 'np-b']);
@@ -77,19 +77,19 @@ test('a namespace made by `ip netns add` opens by name, and the library lists it
 test('identity by inode: a PID, its /proc path and an fd are the same namespace; others are not', async () => {
   const host = await createHost('h');
   try {
-    assert.ok(isSameNetns({ pid: host.pid }, { path: host.netnsPath }));
+    assert.ok(isSameNetnsSync({ pid: host.pid }, { path: host.netnsPath }));
     const fd = openSync(host.netnsPath, 'r');
     try {
-      assert.ok(isSameNetns({ fd }, { pid: host.pid }));
+      assert.ok(isSameNetnsSync({ fd }, { pid: host.pid }));
     } finally {
       closeSync(fd);
     }
     const c = await host.createContainer('c');
-    assert.not.ok(isSameNetns({ pid: host.pid }, { pid: c.pid }));
-    const cur = currentNetns();
+    assert.not.ok(isSameNetnsSync({ pid: host.pid }, { pid: c.pid }));
+    const cur = currentNetnsSync();
     try {
       assert.is(`net:[${cur.ino}]`, readlinkSync('/proc/self/ns/net'));
-      assert.ok(isSameNetns(cur, { pid: process.pid }));
+      assert.ok(isSameNetnsSync(cur, { pid: process.pid }));
     } finally {
       cur.close();
     }
@@ -101,23 +101,23 @@ test('identity by inode: a PID, its /proc path and an fd are the same namespace;
 test('asking for another namespace that is the caller\'s own is refused, unless allowed', async () => {
   for (const ref of [{ pid: process.pid }, { path: '/proc/self/ns/net' }]) {
     try {
-      openHandle(ref);
+      openHandleSync(ref);
       assert.unreachable(`${JSON.stringify(ref)} must be refused`);
     } catch (e) {
       assert.is((e as NetplumbError).code, 'ENETNS_SELF');
     }
   }
-  const h = openHandle({ pid: process.pid }, { allowCurrent: true });
+  const h = openHandleSync({ pid: process.pid }, { allowCurrent: true });
   h.close();
   try {
-    openNetns({ path: '/etc/hostname' });
+    openNetnsSync({ path: '/etc/hostname' });
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetplumbError).code, 'EINVAL');
     assert.match((e as Error).message, /not a network namespace/);
   }
   try {
-    openNetns({ name: '../etc' });
+    openNetnsSync({ name: '../etc' });
     assert.unreachable();
   } catch (e) {
     assert.is((e as NetplumbError).code, 'EINVAL');
@@ -129,14 +129,14 @@ test('attach a PID\'s namespace by bind mount and by symlink; stale entries are 
   const proc = spawn('unshare', ['-n', 'sleep', '600'], { stdio: 'ignore' });
   const exited = new Promise((r) => proc.once('exit', r));
   for (let i = 0; i < 200 && readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
-  const bound = attachNetns('np-bound', proc.pid!);
-  const linked = attachNetns(String(proc.pid), proc.pid!, { symlink: true });
+  const bound = attachNetnsSync('np-bound', proc.pid!);
+  const linked = attachNetnsSync(String(proc.pid), proc.pid!, { symlink: true });
   try {
     assert.ok(bound.isSame(linked));
     assert.is(readlinkSync(`/var/run/netns/${proc.pid}`), `/proc/${proc.pid}/ns/net`);
     assert.ok(lstatSync(`/var/run/netns/${proc.pid}`).isSymbolicLink());
     // the library can build in it, and iproute2 sees it through the symlink
-    const h = openHandle({ name: String(proc.pid) });
+    const h = openHandleSync({ name: String(proc.pid) });
     try {
       await createVethPair(h, { name: 'a0', peer: { name: 'b0' } });
     } finally {
@@ -152,14 +152,14 @@ test('attach a PID\'s namespace by bind mount and by symlink; stale entries are 
   writeFileSync('/var/run/netns/np-empty', '');
   proc.kill('SIGKILL');
   await exited;
-  const entries = Object.fromEntries(listNamedNetns().map((e) => [e.name, e.alive]));
+  const entries = Object.fromEntries(listNamedNetnsSync().map((e) => [e.name, e.alive]));
   assert.equal(entries, { 'np-bound': true, [String(proc.pid)]: false, 'np-empty': false }, 'the bind mount keeps the namespace alive, the symlink dangles');
-  assert.equal(removeStaleNetns().sort(), [String(proc.pid), 'np-empty'].sort());
+  assert.equal(removeStaleNetnsSync().sort(), [String(proc.pid), 'np-empty'].sort());
   // the guide's check: nothing dangling is left
   const dangling = await run(['find', '-L', '/var/run/netns', '-type', 'l']);
   assert.is(dangling.stdout.trim(), '');
-  deleteNamedNetns('np-bound');
-  assert.equal(listNamedNetns(), []);
+  deleteNamedNetnsSync('np-bound');
+  assert.equal(listNamedNetnsSync(), []);
 });
 
 test.run();

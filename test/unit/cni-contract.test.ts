@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cniArgsValues, parseCniArgs, parseEnv } from '../../lib/cni/env.js';
 import { CniError, toCniError, unsupportedField } from '../../lib/cni/errors.js';
-import { UndoStack, withRollback } from '../../lib/cni/ipam.js';
+import { UndoStack, withRollback } from '../../lib/modes/steps.js';
 import { MAX_STDIN_BYTES, readStdin, type CniRequest } from '../../lib/cni/request.js';
 import { handle, type CniPlugin } from '../../lib/cni/skeleton.js';
 import { IpamError } from '../../lib/ipam/errors.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { delegate, delegateEnv, findInPath, validatePluginType } from '../../lib/cni/delegate.js';
 import { CniError } from '../../lib/cni/errors.js';
-import { ipamType } from '../../lib/cni/ipam.js';
+import { ipamType } from '../../lib/modes/ipam.js';
 import { parseRequest } from '../../lib/cni/request.js';
 
 const root = mkdtempSync(join(tmpdir(), 'np-delegate-'));

@@ -138,8 +138,8 @@ test('a multipath route encodes rtnexthop records and decodes back', async () =>
   const msg = await routeMessage(undefined as never, RTM_NEWROUTE, 0, {
     dst: '100.64.0.0/16',
     multipath: [
-      { gateway: '10.3.0.1', dev: 4, weight: 1 },
-      { gateway: '10.4.0.1', dev: 5, weight: 3, onlink: true },
+      { gateway: '10.3.0.1', link: 4, weight: 1 },
+      { gateway: '10.4.0.1', link: 5, weight: 3, onlink: true },
     ],
   });
   const [m] = parseMessages(msg);
@@ -156,17 +156,17 @@ test('a multipath route encodes rtnexthop records and decodes back', async () =>
   assert.equal(gws, ['10.3.0.1']);
   const r = parseRoute(m!);
   assert.equal(r.multipath, [
-    { gateway: '10.3.0.1', dev: 4, weight: 1, onlink: false },
-    { gateway: '10.4.0.1', dev: 5, weight: 3, onlink: true },
+    { gateway: '10.3.0.1', linkIndex: 4, weight: 1, onlink: false },
+    { gateway: '10.4.0.1', linkIndex: 5, weight: 3, onlink: true },
   ]);
   assert.is(r.dst, '100.64.0.0/16');
   gws = [];
 });
 
 test('route defaults follow iproute2: link scope without gateway, host scope and local table for local', async () => {
-  const direct = parseMessages(await routeMessage(undefined as never, RTM_NEWROUTE, 0, { dst: '10.1.0.0/24', dev: 3 }))[0]!.data;
+  const direct = parseMessages(await routeMessage(undefined as never, RTM_NEWROUTE, 0, { dst: '10.1.0.0/24', link: 3 }))[0]!.data;
   assert.is(direct[6], 253);
-  const local = parseMessages(await routeMessage(undefined as never, RTM_NEWROUTE, 0, { dst: '10.1.0.7', type: 'local', dev: 3 }))[0]!.data;
+  const local = parseMessages(await routeMessage(undefined as never, RTM_NEWROUTE, 0, { dst: '10.1.0.7', type: 'local', link: 3 }))[0]!.data;
   assert.equal([local[1], local[4], local[6], local[7]], [32, 255, 254, 2]);
   const big = parseMessages(await routeMessage(undefined as never, RTM_NEWROUTE, 0, { dst: 'default', gateway: 'fd00::1', table: 1000 }))[0]!;
   assert.equal([big.data[0], big.data[4]], [10, 0]);
@@ -177,7 +177,7 @@ test('an address message carries LOCAL, ADDRESS, broadcast, label and high flags
   const msg = addressMessage(20, 0, 9, '10.1.2.3/20', { broadcast: true, label: 'eth0:x', noprefixroute: true, nodad: true });
   const a = parseAddress(parseMessages(msg)[0]!);
   assert.equal(
-    [a.index, a.cidr, a.broadcast, a.label, a.nodad, a.noprefixroute, a.family],
+    [a.linkIndex, a.cidr, a.broadcast, a.label, a.nodad, a.noprefixroute, a.family],
     [9, '10.1.2.3/20', '10.1.15.255', 'eth0:x', true, true, 4],
   );
   const six = parseAddress(parseMessages(addressMessage(20, 0, 2, 'fd00::5/64'))[0]!);

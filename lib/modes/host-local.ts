@@ -1,25 +1,25 @@
 /**
  * netplumb-host-local: lib/ipam behind the CNI contract. The same object serves the executable
- * (plugins/netplumb-host-local.ts → runPlugin) and the in-process fast path of IPAM delegation, so both
- * behave identically.
+ * (plugins/netplumb-host-local.ts → runPlugin) and the in-process fast path of the modes' IPAM delegation
+ * (lib/modes/ipam.ts), so both behave identically.
  *
  * ADD allocates one address per range set; DEL releases the attachment's addresses (needing only the
  * network name and dataDir, so a config whose ranges changed or broke still releases); CHECK verifies that
  * the attachment holds an address in every range set and every prevResult address of its ranges; GC
  * releases everything not held by a valid attachment; STATUS reports an exhausted range set (error 50).
+ * See docs/CNI.md for the rest.
  */
 import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';
 import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
-import { cniArgsValues } from './env.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from './errors.js';
-import { HOST_LOCAL_TYPE } from './delegate.js';
-import type { CniRequest } from './request.js';
-import type { CniPlugin } from './skeleton.js';
-import type { CniResult } from './types.js';
-import { CURRENT_VERSION } from './version.js';
+import { cniArgsValues } from '../cni/env.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from '../cni/errors.js';
+import type { CniRequest } from '../cni/request.js';
+import type { CniPlugin } from '../cni/skeleton.js';
+import type { CniResult } from '../cni/types.js';
+import { CURRENT_VERSION } from '../cni/version.js';
 
 function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
   let envIp: string | undefined;
@@ -45,7 +45,7 @@ export function storeRef(req: CniRequest): { dataDir: string; name: string } {
 }
 
 export const hostLocal: CniPlugin = {
-  name: HOST_LOCAL_TYPE,
+  name: 'netplumb-host-local',
   about: 'netplumb-host-local: IPAM compatible with host-local (config and store), with GC and STATUS',
 
   async add(req): Promise<CniResult> {
