@@ -120,18 +120,18 @@ console.log(JSON.stringify({ version: pkg.version, open: typeof lib.openHandle, 
     join(proj, 'use.ts'),
     `
 import { openHandle, listLinks, NetplumbError, type Link } from 'netplumb';
-import { runPlugin, withRollback, type CniPlugin, type CniResult } from 'netplumb/cni';
+import { runPlugin, CniError, type CniPlugin, type CniResult } from 'netplumb/cni';
 import { createHost, type Host } from 'netplumb/harness';
 export async function names(): Promise<string[]> {
-  const h = openHandle();
+  const h = await openHandle();
   try { return (await listLinks(h)).map((l: Link) => l.name); } finally { h.close(); }
 }
 export const plugin: CniPlugin = {
   name: 'mine',
-  add: (): Promise<CniResult> => withRollback(async () => ({ cniVersion: '1.1.0' })),
+  add: async (): Promise<CniResult> => ({ cniVersion: '1.1.0' }),
   del: async () => {}, check: async () => {},
 };
-export const isOurs = (e: unknown): boolean => e instanceof NetplumbError;
+export const isOurs = (e: unknown): boolean => e instanceof NetplumbError || e instanceof CniError;
 export type H = Host; export { runPlugin, createHost };
 `,
   );
