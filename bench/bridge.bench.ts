@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { createHost, run, sandboxed, type Host } from '../netns-harness/index.js';
 import { CniRuntime } from '../netns-harness/cni-runtime.js';
 import { ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
+import { timedCycle } from './cycle.js';
 import { median } from './stats.js';
 
 await sandboxed();
@@ -80,17 +81,7 @@ function record(r: Run, verb: 'ADD' | 'DEL', wall: number, stderr: string): void
 
 async function cycle(v: Variant, timed: boolean): Promise<void> {
   const r = runs.get(v)!;
-  const ctr = await r.host.createContainer(`c${r.seq}`);
-  const att = { containerId: `bench-${r.seq++}`, netns: ctr.netnsPath, ifname: 'eth0' };
-  let t = performance.now();
-  const add = await r.rt.exec('ADD', r.conf, att);
-  const tAdd = performance.now() - t;
-  if (!add.ok) throw new Error(`${v.label} ADD: ${add.stdout} ${add.stderr}`);
-  t = performance.now();
-  const del = await r.rt.exec('DEL', r.conf, att);
-  const tDel = performance.now() - t;
-  if (!del.ok) throw new Error(`${v.label} DEL: ${del.stdout} ${del.stderr}`);
-  await ctr.destroy();
+  const { add, del, tAdd, tDel } = await timedCycle(v.label, r.host, r.rt, r.conf, `bench-${r.seq++}`);
   if (!timed) return;
   r.add.push(tAdd);
   r.del.push(tDel);

@@ -5,7 +5,15 @@
  * imported on its own (`dist/lib/net/link.js`) by programs that must load little, such as the CNI plugins.
  * How to use it: docs/NET.md.
  */
-export { NetplumbError, SyscallError, errnoName, errnoValue } from './errors.js';
+export {
+  NetplumbError, SyscallError, ERR, ERRNO, errnoName, errnoValue, wrapError, during, capabilityFor,
+  type ErrCode, type Capability, type ErrorContext,
+} from './errors.js';
+export * from './addr/index.js';
+export {
+  ifnameProblem, isValidIfname, isValidContainerId, isValidNetworkName, isValidNetnsName, MAX_IFNAME_BYTES,
+  MAX_CONTAINER_ID_BYTES, MAX_NETWORK_NAME_BYTES,
+} from './names.js';
 export { NetlinkError, type RequestInfo } from './netlink/errors.js';
 export {
   Netns, NETNS_RUN_DIR, openNetnsSync, currentNetnsSync, currentNetnsIdSync, isSameNetnsSync, netnsPath, createNamedNetnsSync,
@@ -31,7 +39,7 @@ export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleActi
 export {
   addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
 } from './net/neigh.js';
-export { sendGratuitousArp, type GratuitousArpSpec } from './net/garp.js';
+export { sendGratuitousArp, probeArp, type GratuitousArpSpec, type ArpProbeSpec } from './net/garp.js';
 export {
   readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setAcceptRaSync, setDisableIpv6Sync, setRpFilterSync, setRouteLocalnetSync,
   setArpNotifySync, setAcceptDadSync, setArpAcceptSync,

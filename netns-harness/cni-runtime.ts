@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { agentSocketFor } from './agent.js';
 import { run, type RunResult } from './exec.js';
 import type { NetnsHolder } from './holder.js';
 
@@ -78,6 +79,8 @@ export class CniRuntime {
     if (att.containerId !== undefined) env.CNI_CONTAINERID = att.containerId;
     if (att.netns !== undefined) env.CNI_NETNS = att.netns;
     if (att.ifname !== undefined) env.CNI_IFNAME = att.ifname;
+    const agent = await agentSocketFor(this.opts.host);
+    if (agent !== undefined) env.NETPLUMB_AGENT_SOCKET = agent;
     if (att.args !== undefined) env.CNI_ARGS = Object.entries(att.args).map(([k, v]) => `${k}=${v}`).join(';');
     const r: RunResult = await run([this.find(plugin)], {
       netns: this.opts.host?.netnsPath,

@@ -18,3 +18,4 @@ export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, send
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
 export { CniRuntime, CniPluginError, type CniCommand, type Attachment, type PluginRun, type NetworkConfigList, type CniRuntimeOptions } from './cni-runtime.js';
+export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';

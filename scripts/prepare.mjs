@@ -3,7 +3,7 @@
 // apt-get), node_modules (npm ci), and the build. Plain JavaScript with no dependencies, because it runs
 // before node_modules exists. Usage: node scripts/prepare.mjs demo|test|bench
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 
 const profile = process.argv[2] ?? 'test';
 const root = new URL('..', import.meta.url).pathname;
@@ -14,11 +14,13 @@ const needs = {
   test: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
     'rsvg-convert': 'librsvg2-bin',
   },
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
   },
 }[profile];
 if (!needs) throw new Error(`unknown profile ${profile}`);
@@ -45,5 +47,16 @@ if (!existsSync(`${root}/node_modules/.package-lock.json`)) {
   console.error('prepare: npm ci');
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }
-execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
-execFileSync(process.execPath, [`${root}/scripts/write-plugin-bins.mjs`], { stdio: 'inherit' });
+// Build only when a source is newer than the last build (tsc takes seconds; `npm run walkthrough` should not).
+const stamp = `${root}/dist/.built`;
+const newest = (path) => {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(st.mtimeMs, ...readdirSync(path).map((n) => newest(`${path}/${n}`)));
+};
+const sources = ['lib', 'plugins', 'netns-harness', 'test', 'examples', 'bench', 'tsconfig.json', 'package-lock.json', 'scripts/write-plugin-bins.mjs'];
+const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
+if (sources.some((s) => existsSync(`${root}/${s}`) && newest(`${root}/${s}`) > built)) {
+  execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', root], { stdio: 'inherit' });
+  execFileSync(process.execPath, [`${root}/scripts/write-plugin-bins.mjs`], { stdio: 'inherit' }); // writes the stamp
+}

@@ -1,4 +1,4 @@
-// After tsc: bundle the library's entry (writeLibraryBundle, below), and turn each dist/plugins/netplumb-*.js into an executable without extension, so that
+// After tsc: bundle the library's entry (writeLibraryBundle, below), and turn each dist/plugins/netplumb-*.js into an executable without extension (layout: writePluginBins), so that
 // CNI_PATH=<repo>/dist/plugins finds `netplumb-bridge` etc. the way a runtime looks plugins up.
 //
 // With esbuild (a devDependency) each plugin is bundled into one CommonJS file, dist/plugins/netplumb-X.bundle.cjs
@@ -6,11 +6,13 @@
 // from dist/plugins/execa.bundle.cjs, execa alone bundled into CommonJS, when the loader finds it).
 // netplumb-X.cjs is a small loader that compiles the bundle with V8's code cache (one cache file per CNI verb,
 // netplumb-X.bundle.cjs.<VERB>.cache, written by the first run of that verb that finds none or a stale one, if
-// the directory is writable), and netplumb-X is a symlink to the loader. A plugin is a fresh process for every
-// verb: one file instead of some forty ES modules saves about 20 ms a process, the code cache a few more
-// (bench/bridge.bench.ts; docs/BRIDGE.md). The symlink makes Node load the loader as CommonJS (an extensionless
-// file in this "type": "module" package would be ESM). Without esbuild, netplumb-X is the two-line ES module
-// wrapper `import './netplumb-X.js'`.
+// the directory is writable). A Node plugin is a fresh process for every verb: one file instead of some forty ES
+// modules saves about 20 ms a process, the code cache a few more (bench/bridge.bench.ts; docs/BRIDGE.md). Without
+// esbuild, netplumb-X.cjs is the two-line wrapper `import('./netplumb-X.js')`.
+//
+// netplumb-X itself, what a runtime execs, is a symlink to netplumb-forward, a small C program compiled here from
+// forwarder/netplumb-forward.c: it hands the request to netplumbd when one answers on its socket, and otherwise
+// execs netplumb-X.cjs (docs/AGENT.md). Without a C compiler, netplumb-X is a symlink to netplumb-X.cjs.
 //
 // The shebangs drop NODE_EXTRA_CA_CERTS: with it set, Node parses the CA bundle while starting (about 30 ms
 // of a ~45 ms start here), and a plugin never opens a TLS connection.
@@ -21,6 +23,7 @@
 import {
   chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -29,14 +32,18 @@ import { fileURLToPath } from 'node:url';
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const SHEBANG = '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node';
 const dir = join(dist, 'plugins');
-const tmp = (p) => `${p}.${process.pid}.tmp`;
+// Unique per run: test files run this concurrently, each in a PID namespace of its own where the PIDs repeat.
+const RUN_TAG = `${process.pid}.${createHash('sha256').update(`${process.hrtime.bigint()}${Math.random()}`).digest('hex').slice(0, 8)}`;
+const tmp = (p) => `${p}.${RUN_TAG}.tmp`;
 
+// The newest compiled module under `d`, leaving out what this script writes there (bundles and their chunks).
 function newestJs(d, except) {
   let newest = 0;
   for (const e of readdirSync(d, { withFileTypes: true })) {
     const p = join(d, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestJs(p, except));
-    else if (e.name.endsWith('.js') && p !== except) newest = Math.max(newest, statSync(p).mtimeMs);
+    if (e.isDirectory()) {
+      if (e.name !== 'chunks' && !e.name.startsWith('.')) newest = Math.max(newest, newestJs(p, except));
+    } else if (e.name.endsWith('.js') && !e.name.endsWith('.bundle.js') && p !== except) newest = Math.max(newest, statSync(p).mtimeMs);
   }
   return newest;
 }
@@ -56,26 +63,22 @@ function replace(path, write) {
 }
 
 function wrapper(bin, js) {
-  const body = `${SHEBANG}\nimport './${js}';\n`;
-  if (existsSync(bin) && !isLink(bin) && readFileSync(bin, 'utf8') === body) return;
+  // import() works both in a .cjs file and in an extensionless one (ESM in this "type": "module" package)
+  const body = `${SHEBANG}\nimport('./${js}');\n`;
+  if (existsSync(bin) && !lstatSync(bin).isSymbolicLink() && readFileSync(bin, 'utf8') === body) return;
   replace(bin, (t) => {
     writeFileSync(t, body);
     chmodSync(t, 0o755);
   });
 }
 
-function isLink(p) {
-  try {
-    return lstatSync(p).isSymbolicLink() && readlinkSync(p) === `${p.slice(p.lastIndexOf('/') + 1)}.cjs`;
-  } catch {
-    return false;
-  }
-}
 
 // The loader: compiles the bundle as Node's CommonJS loader would (same wrapper, same require), with V8's code
 // cache for this verb when there is a valid one, and leaves a fresh cache behind when there was none. Dynamic
 // import() in the bundle (execa) goes through __netplumbImport, below.
+const BUNDLE_MARK = '// netplumb plugin loader';
 const LOADER = `${SHEBANG}
+${BUNDLE_MARK}
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -190,7 +193,7 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
   const esbuild = loadEsbuild();
   if (ifStale && existsSync(out) && statSync(out).mtimeMs > newestJs(join(dist, 'lib'), out)) return 'library: up to date';
   if (esbuild) {
-    const tmpDir = join(dist, `.bundles.${process.pid}.tmp`);
+    const tmpDir = join(dist, `.bundles.${RUN_TAG}.tmp`);
     let r;
     try {
       r = await esbuild.build({
@@ -240,7 +243,54 @@ async function writeExecaBundle(esbuild, { ifStale = false } = {}) {
   return 'execa: imported as ES modules';
 }
 
-/** Writes the executables; returns how each was made. */
+const FORWARDER_SRC = fileURLToPath(new URL('../forwarder/netplumb-forward.c', import.meta.url));
+const FORWARDER = join(dir, 'netplumb-forward');
+
+/**
+ * dist/plugins/netplumb-forward, compiled from forwarder/netplumb-forward.c with the system's `cc`: the program a
+ * runtime execs for every netplumb plugin (netplumb-X is a symlink to it; it picks the plugin by the name it was
+ * run as), which hands the request to netplumbd or, with no agent, execs the Node plugin netplumb-X.cjs. Returns
+ * false when no C compiler is available (each netplumb-X then points at its Node plugin directly).
+ */
+function writeForwarder({ ifStale = false } = {}) {
+  if (!existsSync(FORWARDER_SRC)) return false;
+  if (ifStale && existsSync(FORWARDER) && statSync(FORWARDER).mtimeMs > statSync(FORWARDER_SRC).mtimeMs) return true;
+  const t = tmp(FORWARDER);
+  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', t, FORWARDER_SRC], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    try {
+      unlinkSync(t);
+    } catch {
+      /* not written */
+    }
+    process.stderr.write(`write-plugin-bins: no forwarder (${r.error ? r.error.message : r.stderr.trim()}); plugins run in process only\n`);
+    return false;
+  }
+  renameSync(t, FORWARDER);
+  return true;
+}
+
+/** Points `bin` (a symlink) at `target`, replacing whatever was there. */
+function linkTo(bin, target) {
+  try {
+    if (lstatSync(bin).isSymbolicLink() && readlinkSync(bin) === target) return;
+  } catch {
+    /* absent */
+  }
+  const l = tmp(bin);
+  symlinkSync(target, l);
+  renameSync(l, bin);
+}
+
+/**
+ * Writes the executables; returns how each was made. The layout of dist/plugins, for each plugin X:
+ *   netplumb-X              symlink to netplumb-forward (or, without a C compiler, to netplumb-X.cjs)
+ *   netplumb-X.cjs          the Node plugin: the loader of netplumb-X.bundle.cjs, or without esbuild a wrapper
+ *                           importing netplumb-X.js
+ *   netplumb-X.bundle.cjs   the bundle (with its per-verb code caches beside it)
+ *   netplumb-X.js           tsc's output
+ *   netplumb-forward        the compiled forwarder
+ */
 export async function writePluginBins({ ifStale = false } = {}) {
   if (!existsSync(dir)) return [];
   const plugins = readdirSync(dir)
@@ -249,44 +299,43 @@ export async function writePluginBins({ ifStale = false } = {}) {
   const esbuild = loadEsbuild();
   const newest = ifStale ? Math.max(newestJs(join(dist, 'lib'), join(dist, 'lib', 'index.bundle.js')), newestJs(dir)) : Infinity;
   const made = [await writeExecaBundle(esbuild, { ifStale })].filter(Boolean);
+  const forwarder = writeForwarder({ ifStale });
   for (const [js, name] of plugins) {
     const bin = join(dir, name);
     const loader = `${bin}.cjs`;
     const bundle = `${bin}.bundle.cjs`;
+    let how = `bundle ${name}.bundle.cjs`;
+    const fresh = ifStale && existsSync(bundle) && existsSync(loader) && readFileSync(loader, 'utf8') === loaderText(name, bundle) && statSync(bundle).mtimeMs > newest;
     if (!esbuild) {
-      wrapper(bin, js);
-      made.push(`${name}: ES module wrapper (no esbuild)`);
-      continue;
-    }
-    if (!(ifStale && existsSync(bundle) && existsSync(loader) && isLink(bin) && statSync(bundle).mtimeMs > newest && readFileSync(loader, 'utf8') === loaderText(name, bundle))) {
+      wrapper(loader, js);
+      how = 'ES module wrapper (no esbuild)';
+    } else if (!fresh) {
       const failed = await bundleTo(esbuild, bundle, { entryPoints: [join(dir, js)], format: 'cjs', external: ['koffi', 'netlink', 'execa'], plugins: [IMPORT_SHIM] });
       if (failed !== undefined) {
-        // Something esbuild cannot turn into CommonJS faithfully (import.meta, top-level await): keep ESM.
-        wrapper(bin, js);
-        made.push(`${name}: ES module wrapper (esbuild: ${failed})`);
-        continue;
-      }
-      // Caches of the old bundle: V8 would reject them anyway (another run of this script may be removing them too).
-      for (const f of readdirSync(dir)) {
-        if (!f.startsWith(`${name}.bundle.cjs.`) || !f.endsWith('.cache')) continue;
-        try {
-          unlinkSync(join(dir, f));
-        } catch {
-          /* gone already */
+        // Something esbuild cannot turn into CommonJS faithfully (import.meta, top-level await): import the ES module.
+        wrapper(loader, js);
+        how = `ES module wrapper (esbuild: ${failed})`;
+      } else {
+        // Caches of the old bundle: V8 would reject them anyway (another run of this script may be removing them too).
+        for (const f of readdirSync(dir)) {
+          if (!f.startsWith(`${name}.bundle.cjs.`) || !f.endsWith('.cache')) continue;
+          try {
+            unlinkSync(join(dir, f));
+          } catch {
+            /* gone already */
+          }
         }
+        replace(loader, (lt) => {
+          writeFileSync(lt, loaderText(name, bundle));
+          chmodSync(lt, 0o755);
+        });
       }
-      replace(loader, (lt) => {
-        writeFileSync(lt, loaderText(name, bundle));
-        chmodSync(lt, 0o755);
-      });
     }
-    if (!isLink(bin)) {
-      const l = tmp(bin);
-      symlinkSync(`${name}.cjs`, l);
-      renameSync(l, bin);
-    }
-    made.push(`${name}: bundle ${name}.cjs`);
+    linkTo(bin, forwarder ? 'netplumb-forward' : `${name}.cjs`);
+    made.push(`${name}: ${forwarder ? 'forwarder, ' : ''}Node plugin ${name}.cjs (${how})`);
   }
+  const daemon = join(dist, 'bin', 'netplumbd.js');
+  if (existsSync(daemon)) wrapper(join(dist, 'bin', 'netplumbd'), 'netplumbd.js');
   return made;
 }
 
@@ -294,4 +343,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.a
   const ifStale = process.argv.includes('--if-stale');
   const made = [await writeLibraryBundle({ ifStale }), ...(await writePluginBins({ ifStale }))].filter(Boolean);
   if (process.argv.includes('--verbose')) for (const m of made) process.stdout.write(`${m}\n`);
+  // the end of a build: scripts/prepare.mjs compares sources with this stamp
+  if (!ifStale) writeFileSync(join(dist, '.built'), `${new Date().toISOString()}\n`);
 }

@@ -31,13 +31,7 @@ function send(socket: string, method: string, path: string, body: unknown, timeo
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = httpRequest(
-      {
-        socketPath: socket,
-        method,
-        path,
-        headers: { host: 'netplumbd', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
-        timeout: timeoutMs,
-      },
+      { socketPath: socket, method, path, headers: { host: 'netplumbd', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) }, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -63,7 +57,7 @@ export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_
     socket,
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
       const r = await send(socket, method, path, body, 120_000);
-      let json: { message?: string; msg?: string; error?: string; code?: unknown } | undefined;
+      let json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- the agent's JSON, narrowed by each caller
       try {
         json = r.text ? JSON.parse(r.text) : undefined;
       } catch {
@@ -71,10 +65,7 @@ export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_
       }
       if (r.status >= 400) {
         const msg = json?.message ?? json?.msg ?? json?.error ?? (r.text.trim() || `HTTP ${r.status}`);
-        // errno-style codes pass through; otherwise (a CNI error's number, or none) the HTTP status says it
-        const code =
-          typeof json?.code === 'string' ? json.code : ({ 400: 'EINVAL', 403: 'EACCES', 404: 'ENOENT', 409: 'EEXIST' } as Record<number, string>)[r.status];
-        throw new AgentError(`netplumbd: ${msg}`, r.status, code);
+        throw new AgentError(`netplumbd: ${msg}`, r.status, json?.code ?? (r.status === 404 ? 'ENOENT' : r.status === 403 ? 'EACCES' : r.status === 409 ? 'EEXIST' : undefined));
       }
       return json as T;
     },

@@ -6,9 +6,8 @@
  */
 import { statSync } from 'node:fs';
 import { listAddresses } from '../net/addr.js';
-import { openHandle } from '../net/handle.js';
-import { listLinks } from '../net/link.js';
-import type { Link } from '../net/link-types.js';
+import { openHandleSync } from '../net/handle.js';
+import { listLinks, type Link } from '../net/link.js';
 import { listNamedNetnsSync } from '../net/ns.js';
 import { listRoutes } from '../net/route.js';
 import { isLive, listEndpoints, listNetworks, parseTarget, resolveTarget } from '../networks/index.js';
@@ -87,7 +86,7 @@ export async function readTopology(given: readonly string[] = []): Promise<Topol
   }
   const raw = new Map<string, Link[]>();
   for (const ns of seen.values()) {
-    const h = await openHandle(ns.kind === 'host' ? undefined : { path: ns.path });
+    const h = openHandleSync(ns.kind === 'host' ? undefined : { path: ns.path });
     try {
       const links = await listLinks(h);
       const addrs = await listAddresses(h);
@@ -162,7 +161,9 @@ export function renderTree(t: Topology): string {
 }
 
 function describe(l: TopoLink, label: (id: string) => string): string {
-  return [`${l.name} (${l.kind}${l.up ? '' : ', down'})`, l.addresses.join(' '), l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '']
-    .filter(Boolean)
-    .join(' ');
+  return [
+    `${l.name} (${l.kind}${l.up ? '' : ', down'})`,
+    l.addresses.join(' '),
+    l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '',
+  ].filter(Boolean).join(' ');
 }

@@ -4,9 +4,10 @@
  * See docs/CNI.md for the rest.
  */
 import { readFileSync } from 'node:fs';
-import { CniError, NETPLUMB_ERR } from './errors.js';
+import type { Capability } from '../errors.js';
+import { CNI_ERR, CniError } from './errors.js';
 
-export type Capability = 'CAP_NET_ADMIN' | 'CAP_SYS_ADMIN' | 'CAP_NET_RAW';
+export type { Capability };
 const BIT: Record<Capability, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_SYS_ADMIN: 21 };
 
 /** The effective capability set of this process (/proc/self/status), or undefined if it cannot be read. */
@@ -24,7 +25,7 @@ export function checkCapabilities(plugin: string, needed: readonly Capability[],
   if (needed.length === 0 || have === undefined) return; // no /proc: let the kernel answer
   const missing = needed.filter((c) => (have & (1n << BigInt(BIT[c]))) === 0n);
   if (missing.length === 0) return;
-  throw new CniError(NETPLUMB_ERR.NOT_PERMITTED, `${plugin} needs ${needed.join(' and ')}; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing from its effective capabilities`, {
+  throw new CniError(CNI_ERR.NOT_PERMITTED, `${plugin} needs ${needed.join(' and ')}; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing from its effective capabilities`, {
     object: missing.join(','),
     details: missing.join(','),
   });

@@ -3,7 +3,7 @@
  * `ipam.ConfigureIface` does: the CNI model on one side, lib/net's verbs on the other. Loads netlink (through
  * lib/net): import it only on the paths that configure an interface (lib/cni/index.ts does not re-export it).
  */
-import { parseCidr } from '../ipam/ip.js';
+import { tryParseCidr } from '../addr/ip.js';
 import { addAddress, waitForAddressesSettled } from '../net/addr.js';
 import type { Handle } from '../net/handle.js';
 import { setLink } from '../net/link.js';
@@ -15,7 +15,7 @@ import type { CniIpConfig, CniRoute } from './types.js';
 export function defaultGateways(ips: readonly CniIpConfig[]): { 4?: string; 6?: string } {
   const gw: { 4?: string; 6?: string } = {};
   for (const ip of ips) {
-    const family = parseCidr(ip.address)?.family;
+    const family = tryParseCidr(ip.address)?.family;
     if (ip.gateway !== undefined && family !== undefined) gw[family] ??= ip.gateway;
   }
   return gw;
@@ -23,7 +23,7 @@ export function defaultGateways(ips: readonly CniIpConfig[]): { 4?: string; 6?: 
 
 /** A Result's route as lib/net's route on link `dev`: prefix length 0 is `default`, a missing `gw` the family's gateway. */
 function routeSpecOf(r: CniRoute, dev: number, gateways: { 4?: string; 6?: string }): RouteSpec {
-  const c = parseCidr(r.dst);
+  const c = tryParseCidr(r.dst);
   if (c === undefined) throw invalidConfig(`route destination ${JSON.stringify(r.dst)} is not a prefix`, 'routes');
   const gateway = r.gw ?? gateways[c.family];
   const spec: RouteSpec = { dst: c.prefix === 0 ? 'default' : r.dst, family: c.family, link: dev };
@@ -49,7 +49,7 @@ export interface ConfigureIfaceOptions {
  */
 export async function configureIface(h: Handle, index: number, result: { ips: readonly CniIpConfig[]; routes: readonly CniRoute[] }, opts: ConfigureIfaceOptions = {}): Promise<void> {
   await Promise.all([...(opts.up === false ? [] : [setLink(h, index, { up: true })]), ...result.ips.map((ip) => addAddress(h, { link: index, cidr: ip.address }))]);
-  if (opts.settleTimeoutMs !== undefined && result.ips.some((ip) => parseCidr(ip.address)?.family === 6)) {
+  if (opts.settleTimeoutMs !== undefined && result.ips.some((ip) => tryParseCidr(ip.address)?.family === 6)) {
     await waitForAddressesSettled(h, index, { timeoutMs: opts.settleTimeoutMs });
   }
   const gateways = defaultGateways(result.ips);

@@ -11,8 +11,8 @@
  */
 import { accessSync, constants as FS, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, toCniError } from './errors.js';
-import type { CniCommand } from './env.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, toCniError } from './errors.js';
+import { parseEnv, type CniCommand } from './env.js';
 import { parseRequest, type CniRequest } from './request.js';
 import type { CniPlugin } from './skeleton.js';
 import { parseResult, type CniResult } from './types.js';
@@ -49,7 +49,7 @@ export function findInPath(type: string, path: readonly string[]): string {
       /* next directory */
     }
   }
-  throw new CniError(NETPLUMB_ERR.PLUGIN_NOT_FOUND, `failed to find plugin "${type}" in path ${JSON.stringify(path)}`, { object: type });
+  throw new CniError(CNI_ERR.PLUGIN_NOT_FOUND, `failed to find plugin "${type}" in path ${JSON.stringify(path)}`, { object: type });
 }
 
 export interface ExecPluginOptions {
@@ -129,7 +129,7 @@ export async function execPlugin(file: string, opts: ExecPluginOptions): Promise
   }
   const how = r.timedOut ? `timed out after ${opts.timeoutMs ?? 120_000} ms` : r.signal ? `was killed by ${r.signal}` : `exited ${r.exitCode}`;
   const said = stderr || stdout.trim();
-  throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `plugin ${name} ${how}${said ? `: ${said.slice(0, 500)}` : ' without an error message'}`, {
+  throw new CniError(CNI_ERR.DELEGATE_FAILED, `plugin ${name} ${how}${said ? `: ${said.slice(0, 500)}` : ' without an error message'}`, {
     op: `${opts.command} ${name}`,
     object: name,
   });
@@ -160,7 +160,8 @@ export async function delegate(type: string, command: CniCommand, req: CniReques
   if (load !== undefined) {
     const plugin = await load();
     // What an executed plugin would see: our environment with the verb set, and the same stdin.
-    const sub = parseRequest(delegateEnv(req, command), opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin));
+    const subEnv = delegateEnv(req, command);
+    const sub = parseRequest(subEnv, opts.stdin === undefined ? req.stdin : Buffer.from(opts.stdin), parseEnv(subEnv), plugin.fields);
     try {
       switch (command) {
         case 'ADD':
@@ -187,7 +188,7 @@ export async function delegate(type: string, command: CniCommand, req: CniReques
   try {
     json = JSON.parse(stdout);
   } catch {
-    throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `plugin ${type} printed no JSON Result: ${stdout.trim().slice(0, 200)}`, { object: type });
+    throw new CniError(CNI_ERR.DELEGATE_FAILED, `plugin ${type} printed no JSON Result: ${stdout.trim().slice(0, 200)}`, { object: type });
   }
-  return parseResult(json, { defaultVersion: req.cniVersion, code: NETPLUMB_ERR.DELEGATE_FAILED, what: `Result of plugin ${type}` });
+  return parseResult(json, { defaultVersion: req.cniVersion, code: CNI_ERR.DELEGATE_FAILED, what: `Result of plugin ${type}` });
 }

@@ -5,7 +5,7 @@
  * violation an error 4 that names the variables.
  * See docs/CNI.md for the rest.
  */
-import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../ipam/names.js';
+import { ifnameProblem, isValidContainerId, MAX_CONTAINER_ID_BYTES } from '../names.js';
 import { invalidEnv } from './errors.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;

@@ -5,13 +5,14 @@
  * nor koffi nor execa: those are loaded on the paths that need them.
  * See docs/CNI.md for the rest.
  */
+export { UndoStack, withRollback } from './rollback.js';
 export { runPlugin, handle, type CniPlugin, type Outcome, type HandleOptions } from './skeleton.js';
+export { decodeFields, decodeNetConf, foldKey, mergeFields, NETCONF_FIELDS, RESULT_FIELDS, type FieldTable, type FieldType } from './decode.js';
 export { parseRequest, readStdin, checkNetns, MAX_STDIN_BYTES, type CniRequest, type NetConf, type GcAttachment } from './request.js';
 export { parseEnv, parseCniArgs, cniArgsValues, isCommand, COMMANDS, type CniEnv, type CniCommand } from './env.js';
 export {
   CniError,
   CNI_ERR,
-  NETPLUMB_ERR,
   cniCodeName,
   toCniError,
   unsupportedField,

@@ -5,8 +5,9 @@
  * See docs/CNI.md for the rest.
  */
 import { readSync, statSync, statfsSync } from 'node:fs';
-import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../ipam/names.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR, PRIVILEGE_HINT } from './errors.js';
+import { isValidNetworkName, MAX_NETWORK_NAME_BYTES } from '../names.js';
+import { decodeNetConf, type FieldTable } from './decode.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv, PRIVILEGE_HINT } from './errors.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { parseResult, type CniResult } from './types.js';
 import { isSupportedVersion, MIN_VERSION_FOR, SUPPORTED_VERSIONS, versionAtLeast, type CniVersion } from './version.js';
@@ -52,6 +53,11 @@ function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
+/** The error for a stdin larger than `limit` bytes (also what the agent answers for an oversized request body). */
+export function stdinTooLarge(limit = MAX_STDIN_BYTES): CniError {
+  return new CniError(CNI_ERR.IO_FAILURE, `network configuration on stdin is larger than ${limit} bytes; refusing it`, { object: 'stdin' });
+}
+
 /**
  * Reads all of stdin, refusing more than `limit` bytes (error 5). Works on pipes, files and non-blocking
  * descriptors (EAGAIN is waited out, at most `timeoutMs`); a closed stdin reads as empty.
@@ -77,11 +83,7 @@ export async function readStdin(limit = MAX_STDIN_BYTES, fd = 0, timeoutMs = 30_
     }
     if (n === 0) break;
     total += n;
-    if (total > limit) {
-      throw new CniError(CNI_ERR.IO_FAILURE, `network configuration on stdin is larger than ${limit} bytes; refusing it`, {
-        object: 'stdin',
-      });
-    }
+    if (total > limit) throw stdinTooLarge(limit);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks, total);
@@ -110,21 +112,31 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parses and validates the configuration for `env.command`. */
-export function parseRequest(envVars: Readonly<Record<string, string | undefined>>, stdin: Buffer, env: CniEnv = parseEnv(envVars)): CniRequest {
-  let config: unknown;
+/**
+ * Parses and validates the configuration for `env.command`. Keys are matched to the spec's fields and the
+ * plugin's own (`fields`) as the reference's Go decoding matches them, and every declared field is checked
+ * for its type (decode.ts): `config` holds the keys spelt as declared.
+ */
+export function parseRequest(
+  envVars: Readonly<Record<string, string | undefined>>,
+  stdin: Buffer,
+  env: CniEnv = parseEnv(envVars),
+  fields?: FieldTable,
+): CniRequest {
+  let parsed: unknown;
   try {
-    config = JSON.parse(stdin.toString('utf8'));
+    parsed = JSON.parse(stdin.toString('utf8'));
   } catch (e) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: ${(e as Error).message}`, { object: 'stdin' });
   }
-  if (!isObject(config)) {
+  if (!isObject(parsed)) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, 'error decoding network config: not a JSON object', { object: 'stdin' });
   }
-  const tooDeep = deeperThan(config, MAX_CONFIG_DEPTH);
+  const tooDeep = deeperThan(parsed, MAX_CONFIG_DEPTH);
   if (tooDeep !== undefined) {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: "${tooDeep}" is nested deeper than ${MAX_CONFIG_DEPTH} levels`, { object: tooDeep });
   }
+  const config = decodeNetConf(parsed, fields);
   const v = config.cniVersion;
   if (v !== undefined && typeof v !== 'string') {
     throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: cniVersion must be a string, not ${JSON.stringify(v)}`, {
@@ -199,7 +211,7 @@ export function checkNetns(netns: string, mode: 'exists' | 'foreign'): void {
     const c = errCode(e);
     if (c === 'EACCES' || c === 'EPERM') {
       // /proc/PID/ns/net of a process with more privilege (the kernel's ptrace access check) or in another user namespace
-      throw new CniError(NETPLUMB_ERR.NOT_PERMITTED, `CNI_NETNS ${netns} cannot be opened (${c}): ${PRIVILEGE_HINT}`, { object: netns, cause: e });
+      throw new CniError(CNI_ERR.NOT_PERMITTED, `CNI_NETNS ${netns} cannot be opened (${c}): ${PRIVILEGE_HINT}`, { object: netns, cause: e });
     }
     throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist (${c ?? 'error'})`, {
       object: netns,

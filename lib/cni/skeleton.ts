@@ -8,7 +8,8 @@
  * See docs/CNI.md for the rest.
  */
 import { checkCapabilities, type Capability } from './caps.js';
-import { toCniError, type CniError, type CniErrorJson } from './errors.js';
+import type { FieldTable } from './decode.js';
+import { CNI_ERR, toCniError, type CniError, type CniErrorJson } from './errors.js';
 import { parseEnv } from './env.js';
 import { checkNetns, parseRequest, readStdin, type CniRequest } from './request.js';
 import { formatResult, type CniResult } from './types.js';
@@ -32,6 +33,12 @@ export interface CniPlugin {
    * (a CHECK that only reads needs less than the ADD that writes); a verb not named needs none.
    */
   capabilities?: readonly Capability[] | Partial<Record<'ADD' | 'DEL' | 'CHECK' | 'GC', readonly Capability[]>>;
+  /**
+   * The configuration fields the plugin reads beyond the spec's (nested under `ipam`, `runtimeConfig`, `args`
+   * where they live there): keys are matched to them as the reference's Go plugins match them, and their
+   * types are checked before the handler runs (decode.ts).
+   */
+  fields?: FieldTable;
   add(req: CniRequest): Promise<CniResult>;
   del(req: CniRequest): Promise<void>;
   check(req: CniRequest): Promise<void>;
@@ -59,7 +66,7 @@ function errorOutcome(plugin: CniPlugin, e: unknown, version: string, command: s
   const err = toCniError(e);
   const json: CniErrorJson = err.toJSON(version);
   let log = `${plugin.name}: ${command || 'invocation'} failed: [${err.cniCode}] ${err.message}${err.details ? ` (${err.details})` : ''}\n`;
-  if (err.cniCode === 999 && err.cause instanceof Error && err.cause.stack) log += `${err.cause.stack}\n`;
+  if (err.cniCode === CNI_ERR.INTERNAL && err.cause instanceof Error && err.cause.stack) log += `${err.cause.stack}\n`;
   return { exitCode: 1, stdout: `${JSON.stringify(json, null, 4)}\n`, stderr: log, error: err };
 }
 
@@ -88,7 +95,7 @@ export async function handle(plugin: CniPlugin, envVars: Readonly<Record<string,
     } catch {
       /* reported by parseRequest */
     }
-    const req = parseRequest(envVars, stdin, env);
+    const req = parseRequest(envVars, stdin, env, plugin.fields);
     const mode = plugin.netns ?? 'ignore';
     if (mode !== 'ignore' && (req.command === 'ADD' || req.command === 'CHECK')) checkNetns(req.netns, mode);
     if (req.command !== 'STATUS') checkCapabilities(plugin.name, capabilitiesFor(plugin, req.command));

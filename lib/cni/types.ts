@@ -10,7 +10,7 @@
  * See docs/CNI.md for the rest.
  */
 import type { IpamRoute } from '../ipam/config.js';
-import { parseCidr, parseIp } from '../ipam/ip.js';
+import { tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { CNI_ERR, CniError } from './errors.js';
 import { CURRENT_VERSION, isLegacyResultVersion, isSupportedVersion } from './version.js';
 
@@ -102,12 +102,12 @@ export function parseResult(raw: unknown, opts: ParseResultOptions = {}): CniRes
   };
   const prefixed = (o: Json, k: string, where: string): string => {
     const v = str(o, k, where, true)!;
-    if (!parseCidr(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an address with a prefix`);
+    if (!tryParseCidr(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an address with a prefix`);
     return v;
   };
   const address = (o: Json, k: string, where: string): string | undefined => {
     const v = str(o, k, where);
-    if (v !== undefined && !parseIp(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an IP address`);
+    if (v !== undefined && !tryParseIp(v)) throw bad(`${where}.${k} ${JSON.stringify(v)} is not an IP address`);
     return v;
   };
   const set = <T extends object>(target: T, k: keyof T, v: unknown) => {
@@ -205,7 +205,7 @@ export function convertResult(r: CniResult, version: string): Json {
   if (r.ips?.length) {
     out.ips = r.ips.map((ip) => {
       const o: Json = {};
-      if (legacy) o.version = parseCidr(ip.address)?.family === 6 ? '6' : '4';
+      if (legacy) o.version = tryParseCidr(ip.address)?.family === 6 ? '6' : '4';
       if (ip.interface !== undefined) o.interface = ip.interface;
       o.address = ip.address;
       if (ip.gateway) o.gateway = ip.gateway;

@@ -2,6 +2,7 @@
  * CNI spec versions: which netplumb speaks, comparison, and what each verb requires.
  * See docs/CNI.md for the rest.
  */
+import { CNI_ERR, CniError } from './errors.js';
 
 /** The versions netplumb's plugins accept and answer in (VERSION lists them). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -24,7 +25,7 @@ export function parseVersion(v: string): [number, number, number] | undefined {
 export function compareVersions(a: string, b: string): number {
   const pa = parseVersion(a);
   const pb = parseVersion(b);
-  if (!pa || !pb) throw new Error(`malformed CNI version: ${!pa ? a : b}`);
+  if (!pa || !pb) throw new CniError(CNI_ERR.DECODING_FAILURE, `malformed CNI version: ${JSON.stringify(!pa ? a : b)}`, { object: 'cniVersion' });
   for (let i = 0; i < 3; i++) if (pa[i]! !== pb[i]!) return pa[i]! < pb[i]! ? -1 : 1;
   return 0;
 }

@@ -10,12 +10,16 @@
  * compare-and-delete — after which the operation reads again and retries (bounded).
  * See docs/FIREWALL.md for the rest.
  */
-import { parsePrefix, canonicalIp, ipFamily } from './addr.js';
+import { formatIp, tryParseIp } from '../addr/ip.js';
+import { parseUnicastMac } from '../addr/mac.js';
+import { ifnameProblem } from '../names.js';
+import { ERR } from '../errors.js';
 import {
   attachmentTag,
   bridgeChain,
   bridgeCommands,
   chainRules,
+  ipPrefix,
   cmd,
   desiredState,
   MAPS,
@@ -96,8 +100,8 @@ export interface FirewallAttachment {
 
 const MAX_ATTEMPTS = 8;
 
-function invalid(field: string, value: unknown, why: string): FirewallError {
-  return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code: 'EINVAL', op: 'firewall', object: field });
+function invalid(field: string, value: unknown, why: string, code: string = ERR.INVALID_ARG_VALUE): FirewallError {
+  return new FirewallError(`invalid ${field} ${JSON.stringify(value)}: ${why}`, { code, op: 'firewall', object: field });
 }
 
 function checkName(field: string, v: unknown, max = 1024): string {
@@ -106,10 +110,9 @@ function checkName(field: string, v: unknown, max = 1024): string {
 }
 
 function checkIfname(field: string, v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > 15 || v === '.' || v === '..' || /[/:\s]/.test(v)) {
-    throw invalid(field, v, 'must be an interface name (1-15 bytes, no "/", ":" or whitespace)');
-  }
-  return v;
+  const problem = typeof v === 'string' ? ifnameProblem(v) : 'is not a string';
+  if (problem !== undefined) throw invalid(field, v, `must be an interface name: it ${problem}`, ERR.INVALID_NAME);
+  return v as string;
 }
 
 function checkPort(field: string, v: unknown): number {
@@ -140,9 +143,10 @@ function normalizeMappings(list: readonly PortMapping[]): NormalizedMapping[] {
     let hostIP: string | undefined;
     let hostFamily: 4 | 6 | undefined;
     if (m.hostIP !== undefined && m.hostIP !== '') {
-      hostIP = canonicalIp(m.hostIP);
-      if (hostIP === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address');
-      hostFamily = ipFamily(hostIP);
+      const ip = tryParseIp(m.hostIP);
+      if (ip === undefined) throw invalid('portMappings[].hostIP', m.hostIP, 'must be an IPv4 or IPv6 address', ERR.INVALID_ADDRESS);
+      hostIP = formatIp(ip);
+      hostFamily = ip.family;
       if (hostIP === '0.0.0.0' || hostIP === '::') hostIP = undefined; // every address of that family
     }
     // The same host port of one family mapped twice: harmless if identical, ambiguous otherwise.
@@ -161,15 +165,17 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
   const net = normalizeNetwork(s);
   if (!Array.isArray(s.ips)) throw invalid('ips', s.ips, 'must be a list of addresses');
   const ips = s.ips.map((text) => {
-    const p = typeof text === 'string' ? parsePrefix(text) : undefined;
-    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16');
+    const p = ipPrefix(text);
+    if (!p) throw invalid('ips[]', text, 'must be an address with its prefix length, like 10.88.0.2/16', ERR.INVALID_ADDRESS);
     return p;
   });
   let spoof: NormalizedSpec['spoof'];
   if (s.spoofCheck) {
-    const mac = typeof s.mac === 'string' ? s.mac.toLowerCase() : '';
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === '00:00:00:00:00:00') {
-      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface');
+    let mac: string;
+    try {
+      mac = parseUnicastMac(s.mac, 'mac');
+    } catch {
+      throw invalid('mac', s.mac, 'spoofCheck needs the unicast MAC of the container interface', ERR.INVALID_MAC);
     }
     spoof = { hostVeth: checkIfname('hostVeth', s.hostVeth), mac };
   }
@@ -265,7 +271,7 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
     if (!held || held.chain === e.chain) continue;
     if (PORT_MAPS.includes(e.map)) {
       throw new FirewallError(`host port ${describeKey(e.map, e.key)} is already published by ${describeOwner(st, held.chain)}`, {
-        code: 'EADDRINUSE',
+        code: ERR.HOST_PORT_IN_USE,
         op: 'publish port',
         object: describeKey(e.map, e.key),
       });
@@ -302,7 +308,7 @@ export async function ensureNetworkFirewall(net: NetworkFirewall, opts: Firewall
 /**
  * Installs one attachment's rules — masquerade, hairpin, published ports, spoof check — and (re)applies its
  * bridge's isolation, in one transaction. Repeating it replaces the attachment's previous rules (no
- * duplicates). Throws FirewallError `EADDRINUSE` when a host port is published by another attachment.
+ * duplicates). Throws FirewallError `ERR_HOST_PORT_IN_USE` when a host port is published by another attachment.
  */
 export async function addContainerRules(spec: ContainerFirewall, opts: FirewallOptions = {}): Promise<void> {
   const s = normalize(spec);
@@ -451,21 +457,47 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
   return removed;
 }
 
+/** The commands that forget `bridge`: its isolation chains, its elements in the isolation maps, its entry in set bridges. */
+function forgetBridge(st: Observed, bridge: string): NftCommand[] {
+  const out: NftCommand[] = [];
+  if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
+  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
+  for (const dir of ['from', 'to'] as const) {
+    const name = bridgeChain(bridge, dir);
+    if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
+  }
+  return out;
+}
+
 /** Forgets a bridge: its isolation chains and its entry in the bridges set (its containers' rules stay). */
 export async function removeNetworkFirewall(bridge: string, opts: FirewallOptions = {}): Promise<void> {
   checkIfname('bridge', bridge);
   const b = nftBackend(opts.backend);
-  await readModifyWrite(b, opts.netns, `firewall remove bridge ${bridge}`, (st) => {
-    if (!st.tables.has('inet')) return null;
-    const out: NftCommand[] = [];
-    if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
-    for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
-    for (const dir of ['from', 'to'] as const) {
-      const name = bridgeChain(bridge, dir);
-      if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
-    }
-    return out;
-  });
+  await readModifyWrite(b, opts.netns, `firewall remove bridge ${bridge}`, (st) => (st.tables.has('inet') ? forgetBridge(st, bridge) : null));
+}
+
+/** The bridges netplumb's firewall state knows: the bridges set and the keys of the isolation maps. */
+function knownBridges(st: Observed): Set<string> {
+  const names = new Set(st.sets.get(chainKey('inet', 'bridges')) ?? []);
+  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') names.add(e.key);
+  return names;
+}
+
+/**
+ * GC of bridges: forgets every bridge netplumb's state knows that `existing()` (called after the state was
+ * read) does not list — bridges deleted since, whose isolation chains and elements would stay for ever.
+ * A bridge that ADD is creating is safe: ADD makes the link before it registers the bridge. Returns the
+ * bridges forgotten.
+ */
+export async function gcBridgeFirewall(existing: () => Promise<ReadonlySet<string>>, opts: FirewallOptions = {}): Promise<string[]> {
+  const b = nftBackend(opts.backend);
+  const before = await readState(b, opts.netns);
+  if (!before.tables.has('inet')) return [];
+  const links = await existing();
+  const gone = [...knownBridges(before)].filter((n) => !links.has(n));
+  if (gone.length === 0) return [];
+  await readModifyWrite(b, opts.netns, `firewall GC bridges ${gone.join(' ')}`, (st) => (st.tables.has('inet') ? gone.flatMap((n) => forgetBridge(st, n)) : null));
+  return gone;
 }
 
 /** Deletes netplumb's tables altogether (every container's rules with them). */

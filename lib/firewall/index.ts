@@ -13,6 +13,7 @@ export {
   listContainerRules,
   removeContainerRules,
   removeNetworkFirewall,
+  gcBridgeFirewall,
   type AttachmentRef,
   type ContainerFirewall,
   type FirewallAttachment,

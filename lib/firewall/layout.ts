@@ -21,8 +21,23 @@
  * See docs/FIREWALL.md for the rest.
  */
 import { createHash } from 'node:crypto';
-import type { IpPrefix } from './addr.js';
+import { formatIp, tryParseCidr, type Family as IpFamily } from '../addr/ip.js';
 import type { NftCommand } from './nft.js';
+
+/** A container address as the rules write it: canonical text of the address and of its network (lib/addr). */
+export interface IpPrefix {
+  family: IpFamily;
+  address: string;
+  prefix: number;
+  network: string;
+}
+
+/** `10.88.0.2/16`, `fd00::2/64` or a bare address (a host prefix) as the rules write it; undefined if invalid. */
+export function ipPrefix(text: string): IpPrefix | undefined {
+  const c = tryParseCidr(text, { bare: true });
+  if (c === undefined) return undefined;
+  return { family: c.family, address: formatIp({ family: c.family, value: c.ip }), prefix: c.prefix, network: formatIp({ family: c.family, value: c.network }) };
+}
 
 export const TABLE = 'netplumb';
 export type Family = 'inet' | 'bridge';

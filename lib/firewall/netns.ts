@@ -5,7 +5,8 @@
  * See docs/FIREWALL.md for the rest.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { SyscallError } from '../errors.js';
+import { ERRNO, SyscallError } from '../errors.js';
+import { sysctlPath } from '../net/sysctl.js';
 import { inNetnsSync as inNetnsWindow } from '../sys/netns-window.js';
 
 export function inNetnsSync<T>(netns: string | undefined, fn: () => T): T {
@@ -22,7 +23,7 @@ export function inNetnsSync<T>(netns: string | undefined, fn: () => T): T {
 /** Writes a sysctl (`net.ipv4.conf.br0.route_localnet`) in `netns` (default: the caller's namespace). */
 export function writeSysctl(key: string, value: string, netns?: string): void {
   // Interface names may contain dots; callers pass them with '/' already (net/ipv4/conf/br.0/…) when so.
-  const path = `/proc/sys/${key.includes('/') ? key : key.replaceAll('.', '/')}`;
+  const path = sysctlPath(key);
   inNetnsSync(netns, () => {
     let fd: number;
     try {
@@ -42,5 +43,5 @@ export function writeSysctl(key: string, value: string, netns?: string): void {
 
 function errnoOf(e: unknown): number {
   const n = (e as NodeJS.ErrnoException).errno;
-  return typeof n === 'number' ? Math.abs(n) : 5;
+  return typeof n === 'number' ? Math.abs(n) : ERRNO.EIO;
 }

@@ -16,7 +16,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { inNetnsSync } from './netns.js';
 
 export type NftBackendName = 'libnftables' | 'exec';
@@ -54,7 +54,7 @@ const STRERROR: [RegExp, string][] = [
 
 export function nftErrorCode(text: string): string {
   for (const [re, code] of STRERROR) if (re.test(text)) return code;
-  return 'ENFT';
+  return ERR.NFT;
 }
 
 function nftFailure(op: string, object: string | undefined, text: string): FirewallError {

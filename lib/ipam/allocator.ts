@@ -7,8 +7,8 @@
 import { accessSync, constants as FS } from 'node:fs';
 import { dirname } from 'node:path';
 import { IpamError } from './errors.js';
-import { formatIp, type Ip } from './ip.js';
-import { isValidContainerId, ifnameProblem } from './names.js';
+import { formatIp, type Ip } from '../addr/ip.js';
+import { isValidContainerId, ifnameProblem } from '../names.js';
 import { candidates, ipOf, rangeFor, rangeSetSize, rangeSetText, type Range } from './range.js';
 import type { IpamConfig } from './config.js';
 import { isProblem, ownedBy, Store, type LockOptions, type Owner, type StoreTx } from './store.js';
@@ -39,10 +39,10 @@ export interface StoreRef {
 
 function checkAttachment(a: Attachment, op: string): void {
   if (!isValidContainerId(a.containerId)) {
-    throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(a.containerId)}`, op, a.containerId);
+    throw new IpamError('ERR_IPAM_CONFIG', `invalid container ID ${JSON.stringify(a.containerId)}`, op, a.containerId);
   }
   const p = ifnameProblem(a.ifname);
-  if (p !== undefined) throw new IpamError('IPAM_CONFIG', `interface name ${JSON.stringify(a.ifname)} ${p}`, op, a.ifname);
+  if (p !== undefined) throw new IpamError('ERR_IPAM_CONFIG', `interface name ${JSON.stringify(a.ifname)} ${p}`, op, a.ifname);
 }
 
 function allocated(set: number, r: Range, ip: Ip, existing: boolean): AllocatedIp {
@@ -65,11 +65,11 @@ function refuseImpossibleRequests(conf: IpamConfig): void {
     const text = formatIp(ip);
     const idx = conf.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
     if (idx === -1) {
-      throw new IpamError('IPAM_UNAVAILABLE', `failed to allocate all requested IPs: ${text} (in no range set of network "${conf.name}")`, 'allocate', text);
+      throw new IpamError('ERR_IPAM_UNAVAILABLE', `failed to allocate all requested IPs: ${text} (in no range set of network "${conf.name}")`, 'allocate', text);
     }
     const set = conf.rangeSets[idx]!;
     if (ip.value === rangeFor(set, ip)!.gateway) {
-      throw new IpamError('IPAM_UNAVAILABLE', `requested address ${text} is the gateway of range set ${idx} (${rangeSetText(set)}) of network "${conf.name}"`, 'allocate', text);
+      throw new IpamError('ERR_IPAM_UNAVAILABLE', `requested address ${text} is the gateway of range set ${idx} (${rangeSetText(set)}) of network "${conf.name}"`, 'allocate', text);
     }
   }
 }
@@ -118,7 +118,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
           const m = req === undefined ? mine[0]! : mine.find((ip) => ip.value === req!.value);
           if (m === undefined) {
             throw new IpamError(
-              'IPAM_DUPLICATE',
+              'ERR_IPAM_DUPLICATE',
               `${who} already holds ${formatIp(mine[0]!)} in ${setText}; it cannot also get ${formatIp(req!)}`,
               'allocate',
               formatIp(req!),
@@ -131,10 +131,10 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
           const r = rangeFor(set, req)!;
           const text = formatIp(req);
           if (req.value === r.gateway) {
-            throw new IpamError('IPAM_UNAVAILABLE', `requested address ${text} is the gateway of ${setText}`, 'allocate', text);
+            throw new IpamError('ERR_IPAM_UNAVAILABLE', `requested address ${text} is the gateway of ${setText}`, 'allocate', text);
           }
           if (!tx.reserve(req, att.containerId, att.ifname)) {
-            throw new IpamError('IPAM_UNAVAILABLE', `requested address ${text} is already allocated in ${setText}`, 'allocate', text);
+            throw new IpamError('ERR_IPAM_UNAVAILABLE', `requested address ${text} is already allocated in ${setText}`, 'allocate', text);
           }
           made.push(text);
           lastReserved.set(idx, req);
@@ -161,7 +161,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
           }
         }
         throw new IpamError(
-          'IPAM_EXHAUSTED',
+          'ERR_IPAM_EXHAUSTED',
           `no free address in ${setText}: all ${size} addresses are allocated`,
           'allocate',
           conf.name,
@@ -170,7 +170,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
       if (requested.size > 0) {
         const list = [...requested.keys()].join(' ');
         throw new IpamError(
-          'IPAM_UNAVAILABLE',
+          'ERR_IPAM_UNAVAILABLE',
           `failed to allocate all requested IPs: ${list} (in no range set of network "${conf.name}")`,
           'allocate',
           list,

@@ -9,7 +9,7 @@
  * See docs/CNI.md for the rest.
  */
 import { configError } from './errors.js';
-import { BITS, cidrContains, formatIp, lastOf, parseCidr, parseIp, type Family, type Ip } from './ip.js';
+import { BITS, cidrContains, formatIp, lastOf, tryParseCidr, tryParseIp, type Family, type Ip } from '../addr/ip.js';
 import {
   defaultWindow,
   ipOf,
@@ -61,7 +61,7 @@ function optString(o: Json, key: string, where: string): string | undefined {
 }
 
 function parseAddr(text: string, what: string, r: { family: Family; subnet: Range['subnet'] }): bigint {
-  const ip = parseIp(text);
+  const ip = tryParseIp(text);
   if (ip === undefined) throw configError(`${what} ${JSON.stringify(text)} is not an IP address`, what);
   const net = subnetText(r);
   if (ip.family !== r.family) throw configError(`${what} ${text} is not the same protocol as subnet ${net}`, what);
@@ -80,7 +80,7 @@ export function parseRange(raw: unknown, where = ''): Range {
   if (!isObject(raw)) throw configError(`${where}a range must be an object, not ${JSON.stringify(raw)}`);
   const subnetText_ = optString(raw, 'subnet', where);
   if (subnetText_ === undefined) throw configError(`${where}range has no subnet`, 'subnet');
-  const subnet = parseCidr(subnetText_);
+  const subnet = tryParseCidr(subnetText_);
   if (subnet === undefined) throw configError(`${where}invalid CIDR address: ${subnetText_}`, 'subnet');
   const family = subnet.family;
   if (subnet.ip !== subnet.network) {
@@ -134,12 +134,12 @@ function parseRoutes(raw: unknown): IpamRoute[] {
     const where = `invalid route ${i}: `;
     if (!isObject(r)) throw configError(`${where}a route must be an object, not ${JSON.stringify(r)}`, 'routes');
     const dst = optString(r, 'dst', where);
-    const cidr = dst === undefined ? undefined : parseCidr(dst);
+    const cidr = dst === undefined ? undefined : tryParseCidr(dst);
     if (cidr === undefined) throw configError(`${where}dst must be a CIDR address, not ${JSON.stringify(r.dst)}`, 'routes');
     const out: IpamRoute = { dst: dst! };
     const gw = optString(r, 'gw', where);
     if (gw !== undefined) {
-      const ip = parseIp(gw);
+      const ip = tryParseIp(gw);
       if (ip === undefined) throw configError(`${where}gw ${JSON.stringify(gw)} is not an IP address`, 'routes');
       if (ip.family !== cidr.family) throw configError(`${where}gw ${gw} is not of the family of dst ${dst}`, 'routes');
       out.gw = gw;
@@ -158,10 +158,10 @@ function parseRoutes(raw: unknown): IpamRoute[] {
 
 function parseRequested(text: unknown, from: string, allowPrefix: boolean): Ip {
   if (typeof text === 'string') {
-    const ip = parseIp(text);
+    const ip = tryParseIp(text);
     if (ip !== undefined) return ip;
     if (allowPrefix) {
-      const c = parseCidr(text);
+      const c = tryParseCidr(text);
       if (c !== undefined) return ipOf(c.family, c.ip);
     }
   }
@@ -175,7 +175,7 @@ export interface ParseOptions {
 
 /**
  * Parses and validates host-local's configuration from the complete network configuration object.
- * Throws IpamError `IPAM_CONFIG` with host-local's wording where it has one.
+ * Throws IpamError `ERR_IPAM_CONFIG` with host-local's wording where it has one.
  */
 export function parseIpamConfig(netconf: unknown, opts: ParseOptions = {}): IpamConfig {
   if (!isObject(netconf)) throw configError('network configuration must be a JSON object');

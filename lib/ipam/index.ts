@@ -7,7 +7,5 @@ export { parseIpamConfig, parseRange, parseRangeSet, DEFAULT_DATA_DIR, type Ipam
 export { allocate, release, lookup, gc, status, type Attachment, type AllocatedIp, type StoreRef, type RangeSetStatus } from './allocator.js';
 export { Store, StoreTx, parseOwner, formatOwner, type Owner, type StoreEntry, type EntryKind, type LockOptions } from './store.js';
 export { IpamError, type IpamCode } from './errors.js';
-export { parseIp, parseCidr, formatIp, formatCidr, canonicalIp, type Ip, type Cidr, type Family } from './ip.js';
 export { candidates, rangeContains, rangeFor, rangeSetSize, rangeSetText, rangeText, type Range, type RangeSet } from './range.js';
-export { isValidContainerId, isValidNetworkName, isValidIfname, ifnameProblem } from './names.js';
 export { parseResolvConf, readResolvConf, type Dns } from './resolv.js';

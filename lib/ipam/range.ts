@@ -5,7 +5,7 @@
  * same next address from the same store.
  * See docs/CNI.md for the rest.
  */
-import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from './ip.js';
+import { cidrContains, formatCidr, formatIp, lastOf, type Cidr, type Family, type Ip } from '../addr/ip.js';
 
 export interface Range {
   family: Family;

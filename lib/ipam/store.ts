@@ -38,8 +38,8 @@ import { join } from 'node:path';
 import { faultPoint } from '../sys/fault.js';
 import { readUpTo } from '../sys/read.js';
 import { IpamError } from './errors.js';
-import { formatIp, parseIp, type Ip } from './ip.js';
-import { isValidContainerId, isValidIfname, isValidNetworkName } from './names.js';
+import { formatIp, tryParseIp, type Ip } from '../addr/ip.js';
+import { isValidContainerId, isValidIfname, isValidNetworkName } from '../names.js';
 
 export const LOCK_FILE = 'lock';
 export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
@@ -100,7 +100,7 @@ function errCode(e: unknown): string | undefined {
 }
 
 function unsafe(message: string, object: string, cause?: unknown): IpamError {
-  return new IpamError('IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
+  return new IpamError('ERR_IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
 }
 
 let libc: typeof import('../sys/libc.js') | undefined;
@@ -128,10 +128,10 @@ export class Store {
    */
   static open(dataDir: string, network: string, opts: { create?: boolean } = {}): Store {
     if (!isValidNetworkName(network)) {
-      throw new IpamError('IPAM_CONFIG', `invalid network name ${JSON.stringify(network)}`, 'open ipam store', network);
+      throw new IpamError('ERR_IPAM_CONFIG', `invalid network name ${JSON.stringify(network)}`, 'open ipam store', network);
     }
     if (typeof dataDir !== 'string' || !dataDir.startsWith('/') || dataDir.includes('\0')) {
-      throw new IpamError('IPAM_CONFIG', `dataDir must be an absolute path, not ${JSON.stringify(dataDir)}`, 'open ipam store', dataDir);
+      throw new IpamError('ERR_IPAM_CONFIG', `dataDir must be an absolute path, not ${JSON.stringify(dataDir)}`, 'open ipam store', dataDir);
     }
     const s = new Store(dataDir, network);
     if (opts.create ?? true) {
@@ -190,7 +190,7 @@ export class Store {
           if (errCode(e) !== 'EAGAIN') throw e;
         }
         if (Date.now() >= deadline) {
-          throw new IpamError('IPAM_BUSY', `ipam store ${this.dir} is locked by another process; try again later`, 'flock', lockPath);
+          throw new IpamError('ERR_IPAM_BUSY', `ipam store ${this.dir} is locked by another process; try again later`, 'flock', lockPath);
         }
         await sleep(pause * (0.5 + Math.random()));
       }
@@ -244,7 +244,7 @@ export class StoreTx {
   reservations(listing = this.list()): Map<string, Listed & { ip: Ip }> {
     const out = new Map<string, Listed & { ip: Ip }>();
     for (const l of listing) {
-      const ip = parseIp(l.name);
+      const ip = tryParseIp(l.name);
       if (ip !== undefined) out.set(formatIp(ip), { ...l, ip });
     }
     return out;
@@ -310,8 +310,8 @@ export class StoreTx {
 
   /** Reserves `ip` for the attachment; false if the address is already taken. */
   reserve(ip: Ip, containerId: string, ifname: string): boolean {
-    if (!isValidContainerId(containerId)) throw new IpamError('IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
-    if (!isValidIfname(ifname)) throw new IpamError('IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
+    if (!isValidContainerId(containerId)) throw new IpamError('ERR_IPAM_CONFIG', `invalid container ID ${JSON.stringify(containerId)}`, 'reserve', containerId);
+    if (!isValidIfname(ifname)) throw new IpamError('ERR_IPAM_CONFIG', `invalid interface name ${JSON.stringify(ifname)}`, 'reserve', ifname);
     const tmp = this.#writeTemp(formatOwner(containerId, ifname));
     const name = join(this.dir, formatIp(ip));
     try {
@@ -337,7 +337,7 @@ export class StoreTx {
 
   /** Removes the entry `name` (never follows a link). True if it existed. */
   remove(name: string): boolean {
-    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad store entry name ${name}`);
+    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new IpamError('ERR_IPAM_CONFIG', `bad store entry name ${JSON.stringify(name)}`, 'remove', name);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
     faultPoint('ipam-remove');
@@ -347,7 +347,7 @@ export class StoreTx {
   /** The address recorded in last_reserved_ip.<rangeSet>, if readable. */
   lastReserved(rangeSet: number): Ip | undefined {
     const t = this.read(`${LAST_RESERVED_PREFIX}${rangeSet}`);
-    return t === undefined ? undefined : parseIp(t.trim());
+    return t === undefined ? undefined : tryParseIp(t.trim());
   }
 
   setLastReserved(rangeSet: number, ip: Ip): void {
@@ -385,7 +385,7 @@ export class StoreTx {
     const out: StoreEntry[] = [];
     for (const l of this.list()) {
       const e: StoreEntry = { name: l.name, kind: 'foreign' };
-      const ip = parseIp(l.name);
+      const ip = tryParseIp(l.name);
       if (l.name === LOCK_FILE) {
         e.kind = 'lock';
         if (!l.file) e.problem = 'not a regular file';
@@ -394,7 +394,7 @@ export class StoreTx {
       } else if (l.name.startsWith(LAST_RESERVED_PREFIX)) {
         e.kind = 'last-reserved';
         const t = l.file ? this.read(l.name) : undefined;
-        const lip = t === undefined ? undefined : parseIp(t);
+        const lip = t === undefined ? undefined : tryParseIp(t);
         if (!/^[0-9]+$/.test(l.name.slice(LAST_RESERVED_PREFIX.length))) e.problem = 'bad range set index';
         else if (lip === undefined) e.problem = `content is not an address: ${JSON.stringify(t)}`;
         else if (formatIp(lip) !== t) e.problem = `address not in canonical form: ${JSON.stringify(t)}`;

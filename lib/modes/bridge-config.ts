@@ -4,29 +4,18 @@
  * and the names it derives (host veth, alias). Parsing has no side effects: every error is raised before
  * anything is touched.
  *
- * Error codes of the bridge plugin (plugin-specific codes start at 100; those below 110 belong to lib/cni and IPAM, CNI_ERR):
- *   110 the bridge name is taken by another kind of link, or the bridge has a conflicting address
- *   111 the attachment exists already (host veth name or CNI_IFNAME taken in the container)
- *   112 CHECK found drift (every difference is listed in msg)
- *   113 the host end of the veth did not come up in time
- *   114 a published host port belongs to another attachment
+ * The bridge plugin's error codes (110–114) are in the one registry, CNI_ERR in lib/cni/errors.ts.
  * See docs/BRIDGE.md for the rest.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { createHash } from 'node:crypto';
+import { tryParseIp } from '../addr/ip.js';
+import { parseUnicastMac } from '../addr/mac.js';
 import { cniArgsValues } from '../cni/env.js';
+import type { FieldTable } from '../cni/decode.js';
 import { CniError, invalidConfig, unsupportedField } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniDns } from '../cni/types.js';
-import { ifnameProblem } from '../ipam/names.js';
-
-export const BRIDGE_ERR = {
-  BRIDGE_CONFLICT: 110,
-  ATTACHMENT_EXISTS: 111,
-  CHECK_FAILED: 112,
-  PORT_NOT_UP: 113,
-  HOST_PORT_IN_USE: 114,
-} as const;
+import { ifnameProblem } from '../names.js';
 
 /** Docker's default is `docker0`, the reference's `cni0`; netplumb's own bridge is `netplumb0`. */
 export const DEFAULT_BRIDGE = 'netplumb0';
@@ -68,6 +57,38 @@ export interface BridgeConf {
   portMappings: PortMappingConf[];
 }
 
+/**
+ * The bridge's fields (the reference's `NetConf` of plugins/main/bridge, `PortMapEntry` of libcni for the
+ * portMappings capability) and netplumb's own; matched and type-checked before parsing (lib/cni/decode.ts).
+ */
+export const BRIDGE_FIELDS: FieldTable = {
+  bridge: 'string',
+  isGateway: 'boolean',
+  isDefaultGateway: 'boolean',
+  forceAddress: 'boolean',
+  ipMasq: 'boolean',
+  ipMasqBackend: 'string',
+  mtu: 'integer',
+  hairpinMode: 'boolean',
+  promiscMode: 'boolean',
+  vlan: 'integer',
+  vlanTrunk: { list: { fields: { id: 'integer', minID: 'integer', maxID: 'integer' } } },
+  preserveDefaultVlan: 'boolean',
+  macspoofchk: 'boolean',
+  enabledad: 'boolean',
+  disableContainerInterface: 'boolean',
+  portIsolation: 'boolean',
+  isolate: 'boolean',
+  allowBridges: { list: 'string' },
+  args: { fields: { cni: { fields: { mac: 'string' } } } },
+  runtimeConfig: {
+    fields: {
+      mac: 'string',
+      portMappings: { list: { fields: { hostPort: 'integer', containerPort: 'integer', protocol: 'string', hostIP: 'string' } } },
+    },
+  },
+};
+
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -94,22 +115,13 @@ function ifname(v: unknown, key: string): string {
   return v;
 }
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
-/** A unicast MAC in canonical form (lower case, colons), or error 7 naming where it came from. */
-export function parseMac(v: unknown, where: string): string {
-  const s = typeof v === 'string' ? v.toLowerCase().replaceAll('-', ':') : '';
-  if (!MAC.test(s)) throw invalidConfig(`${where}: ${JSON.stringify(v)} is not a MAC address (aa:bb:cc:dd:ee:ff)`, where);
-  if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where}: ${s} is a multicast MAC address`, where);
-  if (s === '00:00:00:00:00:00') throw invalidConfig(`${where}: the all-zero MAC address is not usable`, where);
-  return s;
-}
-
-/** A random locally administered unicast MAC (what the kernel would pick, but known before the link exists). */
-export function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+/** A unicast MAC of the configuration in canonical form, or error 7 naming where it came from. */
+export function configMac(v: unknown, where: string): string {
+  try {
+    return parseUnicastMac(v, where);
+  } catch (e) {
+    throw invalidConfig((e as Error).message, where, e);
+  }
 }
 
 function parseDns(v: unknown): CniDns | undefined {
@@ -146,7 +158,7 @@ function parsePortMappings(v: unknown): PortMappingConf[] {
     }
     const out: PortMappingConf = { hostPort: port('hostPort'), containerPort: port('containerPort'), protocol: proto.toLowerCase() as PortMappingConf['protocol'] };
     if (m.hostIP !== undefined && m.hostIP !== null && m.hostIP !== '') {
-      if (typeof m.hostIP !== 'string' || isIP(m.hostIP) === 0) throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
+      if (typeof m.hostIP !== 'string' || tryParseIp(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
       out.hostIP = m.hostIP;
     }
     return out;
@@ -195,11 +207,11 @@ export function parseBridgeConf(req: CniRequest): BridgeConf {
   // The container interface's MAC: CNI_ARGS MAC=, then args.cni.mac, then the `mac` capability (the reference's order).
   let mac: string | undefined;
   const envMac = cniArgsValues(req.args, ['MAC', 'IP']).get('MAC');
-  if (envMac) mac = parseMac(envMac, 'CNI_ARGS MAC');
+  if (envMac) mac = configMac(envMac, 'CNI_ARGS MAC');
   const args = c.args;
-  if (isObject(args) && isObject(args.cni) && args.cni.mac !== undefined && args.cni.mac !== '') mac = parseMac(args.cni.mac, 'args.cni.mac');
+  if (isObject(args) && isObject(args.cni) && args.cni.mac !== undefined && args.cni.mac !== '') mac = configMac(args.cni.mac, 'args.cni.mac');
   const rc = isObject(c.runtimeConfig) ? c.runtimeConfig : {};
-  if (rc.mac !== undefined && rc.mac !== '') mac = parseMac(rc.mac, 'runtimeConfig.mac');
+  if (rc.mac !== undefined && rc.mac !== '') mac = configMac(rc.mac, 'runtimeConfig.mac');
 
   return {
     network: req.name,

@@ -20,13 +20,14 @@
  */
 import { chainResult } from '../cni/chain.js';
 import { configureIface, defaultGateways } from '../cni/configure-iface.js';
-import { CniError, invalidConfig, NETPLUMB_ERR } from '../cni/errors.js';
-import type { CniRequest } from '../cni/request.js';
+import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
+import type { CniRequest, GcAttachment } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniInterface, CniIpConfig, CniResult, CniRoute } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
-import { cidrContains, formatIp, parseCidr, type Cidr } from '../ipam/ip.js';
-import { bytesToIp, ipToBytes } from '../netlink/encoding.js';
+import { canonicalCidr, cidrOverlaps, formatIp, tryParseCidr } from '../addr/ip.js';
+import { randomMac } from '../addr/mac.js';
+import { ERR } from '../errors.js';
 import { addAddress, deleteAddress, listAddresses, type Address } from '../net/addr.js';
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
@@ -35,14 +36,14 @@ import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, se
 import { listRoutes } from '../net/route.js';
 import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
 import {
-  addContainerRules, checkContainerRules, gcFirewall, removeContainerRules, type ContainerFirewall,
+  addContainerRules, checkContainerRules, gcBridgeFirewall, gcFirewall, removeContainerRules, type ContainerFirewall,
 } from '../firewall/index.js';
 import {
-  BRIDGE_ERR, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, randomMac, vethAlias,
+  BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias,
   type BridgeConf,
 } from './bridge-config.js';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam.js';
-import { attachmentKey, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
+import { attachmentKey, namespaceGone, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { runSteps, Teardown, type UndoStack } from './steps.js';
 
 /** How long the host end may take to come up (the reference gives up after about 2.5 s). */
@@ -54,10 +55,6 @@ type Json = Record<string, unknown>;
 
 const errCode = (e: unknown) => (e as { code?: string } | null)?.code;
 const recordKey = (req: Pick<CniRequest, 'containerId' | 'name' | 'ifname'>): AttachmentKey => attachmentKey(req, 'bridge');
-const canonical = (cidr: string) => {
-  const [a, p] = cidr.split('/');
-  return `${bytesToIp(ipToBytes(a!))}/${p}`;
-};
 
 // ── addresses and routes from the IPAM result ───────────────────────────────────────────────────────────
 
@@ -75,7 +72,7 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
   const bridgeAddrs: string[] = [];
   const haveDefault = new Set<number>();
   for (const ip of ips) {
-    const c = parseCidr(ip.address)!;
+    const c = tryParseCidr(ip.address)!;
     if (ip.gateway === undefined && conf.isGateway) ip.gateway = formatIp({ family: c.family, value: c.network + 1n });
     if (conf.isDefaultGateway && !haveDefault.has(c.family)) {
       const dflt = c.family === 4 ? '0.0.0.0/0' : '::/0';
@@ -87,14 +84,12 @@ function plan(conf: BridgeConf, ipam: CniResult | undefined): Plan {
   return { ips, routes, bridgeAddrs };
 }
 
-const familiesOf = (ips: readonly CniIpConfig[]) => new Set(ips.map((i) => parseCidr(i.address)!.family));
+const familiesOf = (ips: readonly CniIpConfig[]) => new Set(ips.map((i) => tryParseCidr(i.address)!.family));
 
 /** Whether the host forwards for this network: it routes for it (gateway), masquerades or publishes ports. */
 const needsForwarding = (conf: BridgeConf, p: Plan) => p.bridgeAddrs.length > 0 || conf.ipMasq || conf.portMappings.length > 0;
 
 // ── the bridge ───────────────────────────────────────────────────────────────────────────────────────────
-
-const overlaps = (a: Cidr, b: Cidr) => cidrContains(a, { family: b.family, value: b.ip }) || cidrContains(b, { family: a.family, value: a.ip });
 
 /** Whether a bridge still has ports (so nobody else is using it right now). */
 async function hasPorts(h: Handle, bridgeIndex: number): Promise<boolean> {
@@ -112,7 +107,7 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   try {
     r = await ensureBridge(h, conf.bridge, { mac: randomMac(), up: true, ...(conf.mtu ? { mtu: conf.mtu } : {}) });
   } catch (e) {
-    if (errCode(e) === 'EEXIST') throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, (e as Error).message, conf.bridge, e);
+    if (errCode(e) === ERR.LINK_KIND || errCode(e) === 'EEXIST') throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, (e as Error).message, conf.bridge, e);
     throw e;
   }
   const br = r.link;
@@ -127,14 +122,14 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
   if (addrs.length > 0) {
     const have = await listAddresses(h, { link: br.index });
     for (const want of addrs) {
-      const w = parseCidr(want)!;
-      const wantText = canonical(want);
+      const w = tryParseCidr(want)!;
+      const wantText = canonicalCidr(want);
       if (have.some((a) => a.cidr === wantText)) continue;
       for (const a of have) {
         if (a.family !== w.family) continue;
-        if (w.family === 4 || overlaps(parseCidr(a.cidr)!, w)) {
+        if (w.family === 4 || cidrOverlaps(tryParseCidr(a.cidr)!, w)) {
           if (!conf.forceAddress) {
-            throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
+            throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
           }
           await deleteAddress(h, { link: br.index, cidr: a.cidr }).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
@@ -192,13 +187,13 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
   // the rollback would release the address the first ADD still uses.
   if (await findLink(host, hostVeth)) {
-    throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
+    throw bridgeError(CNI_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
   }
   // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
   // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
   const named = await findLink(host, conf.bridge);
   if (named && named.kind !== 'bridge') {
-    throw bridgeError(BRIDGE_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+    throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
   }
   const ctr = openHandleSync({ path: req.netns });
   open.push(ctr);
@@ -209,7 +204,7 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
 async function allocate(req: CniRequest, undo: UndoStack): Promise<CniResult> {
   const ipam = await ipamAdd(req, undo);
   if ((ipam.ips ?? []).length === 0) {
-    throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
+    throw new CniError(CNI_ERR.DELEGATE_FAILED, `IPAM plugin returned no IP address for ${req.containerId}/${req.ifname}`);
   }
   return ipam;
 }
@@ -236,7 +231,7 @@ async function createVeth(host: Handle, ctr: Handle, req: CniRequest, conf: Brid
   } catch (e) {
     if (errCode(e) !== 'EEXIST') throw e;
     const which = (await findLink(host, hostVeth)) ? `host interface ${hostVeth}` : `interface ${req.ifname} in ${req.netns}`;
-    throw bridgeError(BRIDGE_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
+    throw bridgeError(CNI_ERR.ATTACHMENT_EXISTS, `${which} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, which, e);
   }
   undo.push(`delete veth ${hostVeth}`, () => deleteLink(host, veth.index).catch(ignoreMissing));
   const peerIndex = veth.kind === 'veth' && veth.peerIndex !== undefined ? veth.peerIndex : (await getLink(ctr, req.ifname)).index;
@@ -277,8 +272,8 @@ async function waitPortUp(host: Handle, veth: Link): Promise<void> {
   try {
     await waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS });
   } catch (e) {
-    if (errCode(e) !== 'ETIMEDOUT') throw e;
-    throw bridgeError(BRIDGE_ERR.PORT_NOT_UP, `bridge port ${veth.name} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, veth.name, e);
+    if (errCode(e) !== ERR.TIMEOUT) throw e;
+    throw bridgeError(CNI_ERR.PORT_NOT_UP, `bridge port ${veth.name} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, veth.name, e);
   }
 }
 
@@ -296,8 +291,8 @@ async function addFirewall(req: CniRequest, conf: BridgeConf, p: Plan, veth: Lin
   try {
     await addContainerRules(firewallSpec(req, conf, p.ips, veth.name, mac));
   } catch (e) {
-    if (errCode(e) === 'EADDRINUSE') throw bridgeError(BRIDGE_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
-    if (errCode(e) === 'EINVAL' && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
+    if (errCode(e) === ERR.HOST_PORT_IN_USE) throw bridgeError(CNI_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
+    if (errCode(e)?.startsWith('ERR_INVALID_') && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
     throw e;
   }
   undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
@@ -482,14 +477,14 @@ async function addressAndRouteDrift(ctr: Handle, req: CniRequest, c: Link | unde
   const drift: string[] = [];
   const addrs: Address[] = c ? await listAddresses(ctr, { link: c.index }) : [];
   for (const ip of ips) {
-    if (!addrs.some((a) => a.cidr === canonical(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
+    if (!addrs.some((a) => a.cidr === canonicalCidr(ip.address))) drift.push(`address ${ip.address} missing from ${req.ifname}`);
   }
   const have = await listRoutes(ctr, { table: 'all' });
   const gateways = defaultGateways(ips);
   for (const r of routes) {
-    const cidr = parseCidr(r.dst);
+    const cidr = tryParseCidr(r.dst);
     if (!cidr) continue;
-    const dst = cidr.prefix === 0 ? 'default' : canonical(r.dst);
+    const dst = cidr.prefix === 0 ? 'default' : canonicalCidr(r.dst);
     const gw = r.gw ?? gateways[cidr.family];
     const table = r.table ?? 254;
     const found = have.some(
@@ -544,7 +539,7 @@ async function check(req: CniRequest): Promise<void> {
     host.close();
   }
   if (drift.length > 0) {
-    throw new CniError(BRIDGE_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${conf.network}": ${drift.join('; ')}`, {
+    throw new CniError(CNI_ERR.BRIDGE_CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${conf.network}": ${drift.join('; ')}`, {
       object: `${req.containerId}/${req.ifname}`,
     });
   }
@@ -574,16 +569,44 @@ async function gcHostVeths(network: string, keep: Set<string>, halfMade: Set<str
   }
 }
 
+/**
+ * The runtime's valid attachments less those whose recorded namespace is gone: dead whatever the runtime
+ * says (containerd's `ctr run --cni -d` never sends DEL), so GC reclaims their rules, lease and record.
+ */
+function liveAttachments(network: string, valid: readonly GcAttachment[]): GcAttachment[] {
+  return valid.filter((a) => {
+    const r = readAttachment(attachmentKey({ containerId: a.containerId, name: network, ifname: a.ifname }, 'bridge'));
+    return r === undefined || !namespaceGone(r);
+  });
+}
+
 async function gc(req: CniRequest): Promise<void> {
   const network = req.name;
-  const valid = req.validAttachments ?? [];
+  const given = req.validAttachments ?? [];
+  const valid = liveAttachments(network, given);
   const t = new Teardown(`netplumb-bridge: GC ${network}`, req, 'gc-');
-  await t.step('firewall', () => gcFirewall(network, valid));
+  await t.step('firewall', async () => {
+    await gcFirewall(network, valid);
+    // isolation state of bridges deleted since (by anyone): nothing else would ever remove it
+    await gcBridgeFirewall(async () => {
+      const h = openHandleSync();
+      try {
+        return new Set((await listLinks(h, { kind: 'bridge' })).map((l) => l.name));
+      } finally {
+        h.close();
+      }
+    });
+  });
   await t.step('veth', async () => {
     const keep = new Set(valid.map((a) => hostVethName(a.containerId, a.ifname)));
     await gcHostVeths(network, keep, await staleHolderVeths(req, keep));
   });
-  await t.step('ipam', () => hasIpam(req.config as Json) && ipamGc(req));
+  await t.step('ipam', async () => {
+    if (!hasIpam(req.config as Json)) return;
+    // the IPAM plugin gets the same list, less the dead attachments
+    const stdin = valid.length === given.length ? undefined : JSON.stringify({ ...req.config, 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) });
+    await ipamGc(req, stdin === undefined ? undefined : { stdin });
+  });
   await t.step('record', () => {
     for (const r of staleAttachments(network, 'bridge', valid)) removeAttachment(r);
   });
@@ -599,6 +622,7 @@ export const bridgePlugin: CniPlugin = {
   about: 'netplumb-bridge: Docker-style bridge networking (veth, IPAM, masquerade, published ports, isolation)',
   netns: 'foreign',
   capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+  fields: BRIDGE_FIELDS,
   add,
   del,
   check,

@@ -1,21 +1,10 @@
 /**
- * What the none, host and container modes share: their error codes, namespace identities, and the refusal of
+ * What the none, host and container modes share: namespace identities, and the refusal of
  * a prevResult where a mode must come first. Loads no native code (describe.ts does: netlink).
  */
 import { statSync } from 'node:fs';
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
-
-/**
- * Plugin-specific CNI error codes of netplumb-none, -host and -container (docs/MODES.md). netplumb-host-local
- * and lib/cni use the codes below 110 (CNI_ERR), netplumb-bridge 110–119 (BRIDGE_ERR).
- */
-export const MODES_ERR = {
-  /** CHECK found drift: loopback down or without its addresses; a joined namespace that is no longer the target's */
-  CHECK_FAILED: 120,
-  /** netplumb-container: this attachment already joined another container */
-  ALREADY_JOINED: 121,
-} as const;
 
 /** `dev:ino` of the namespace file at `path` (follows symlinks, as opening it would). */
 export function netnsIdOf(path: string): string {

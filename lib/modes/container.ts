@@ -41,7 +41,7 @@ import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniResult } from '../cni/types.js';
 import type { Netns } from '../net/ns.js';
-import { MODES_ERR, netnsIdOf, nsLabel, refusePrevResult } from './common.js';
+import { netnsIdOf, nsLabel, refusePrevResult } from './common.js';
 import { runSteps, type UndoStack } from './steps.js';
 import {
   describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
@@ -250,7 +250,7 @@ function preflight(req: CniRequest, spec: TargetSpec): AttachmentRecord | undefi
   refusePrevResult(req, 'netplumb-container');
   const prior = readAttachment(key(req));
   if (prior?.joined && prior.joined.container !== formatTarget(spec)) {
-    throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${describeTarget(spec)}`, {
+    throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${describeTarget(spec)}`, {
       object: req.containerId,
     });
   }
@@ -261,7 +261,7 @@ function preflight(req: CniRequest, spec: TargetSpec): AttachmentRecord | undefi
 function refuseRejoin(req: CniRequest, prior: AttachmentRecord | undefined, target: OpenedNetns, label: string): void {
   if (!prior?.joined || prior.joined.netnsId === target.ns.id) return;
   const why = prior.joined.pidStart !== undefined && prior.joined.pidStart !== target.pidStart ? 'another process' : 'replaced';
-  throw new CniError(MODES_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(target.ns.id)} now (${why}); DEL it before joining again`, {
+  throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(target.ns.id)} now (${why}); DEL it before joining again`, {
     object: req.containerId,
   });
 }
@@ -326,6 +326,7 @@ export const containerPlugin: CniPlugin = {
   about: 'netplumb-container: join another container\'s network stack (Docker\'s --net=container:<id>)',
   netns: 'foreign',
   capabilities: ['CAP_SYS_ADMIN'],
+  fields: { container: 'any' }, // matched as the reference would; parseTarget checks the value with its own message
 
   async add(req) {
     const spec = targetOf(req);
@@ -358,7 +359,7 @@ export const containerPlugin: CniPlugin = {
     const target = formatTarget(spec);
     const label = describeTarget(spec);
     const rec = readAttachment(key(req));
-    const fail = (msg: string) => new CniError(MODES_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
+    const fail = (msg: string) => new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
     if (!rec?.joined) throw fail('no attachment is recorded (was ADD run?)');
     const j = rec.joined;
     if (j.container !== target) throw fail(`it joined ${recordedLabel(j.container)}, not ${label}`);

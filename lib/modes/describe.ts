@@ -4,7 +4,7 @@
  * See docs/MODES.md for the rest.
  */
 import type { CniInterface, CniIpConfig, CniRoute } from '../cni/types.js';
-import { cidrContains, parseCidr, parseIp } from '../ipam/ip.js';
+import { cidrContains, tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { listAddresses } from '../net/addr.js';
 import type { Handle } from '../net/handle.js';
 import { listLinks } from '../net/link.js';
@@ -37,10 +37,10 @@ export async function describeNamespace(h: Handle, sandbox: string): Promise<Nam
   for (const a of addrs) {
     const i = position.get(a.linkIndex);
     if (i === undefined || (a.scope !== 'universe' && a.scope !== 'site') || a.tentative || a.dadfailed) continue;
-    const net = parseCidr(a.cidr);
+    const net = tryParseCidr(a.cidr);
     const gw = defaults.find((r) => {
       if (r.family !== a.family || r.gateway === undefined || r.linkIndex !== a.linkIndex || !net) return false;
-      const ip = parseIp(r.gateway);
+      const ip = tryParseIp(r.gateway);
       return ip !== undefined && cidrContains(net, ip);
     })?.gateway;
     ips.push({ address: a.cidr, ...(gw !== undefined ? { gateway: gw } : {}), interface: i });

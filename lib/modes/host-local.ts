@@ -11,21 +11,34 @@
  */
 import { allocate, gc, lookup, release, status } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig, type IpamConfig } from '../ipam/config.js';
-import { formatIp, parseCidr, parseIp } from '../ipam/ip.js';
+import { formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
 import { rangeFor } from '../ipam/range.js';
 import { readResolvConf } from '../ipam/resolv.js';
+import { decodeNetConf, ROUTE_FIELDS, type FieldTable } from '../cni/decode.js';
 import { cniArgsValues } from '../cni/env.js';
-import { CNI_ERR, CniError, invalidConfig, invalidEnv, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniResult } from '../cni/types.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 
+const RANGE_FIELDS: FieldTable = { subnet: 'string', rangeStart: 'string', rangeEnd: 'string', gateway: 'string' };
+const RANGE_SETS = { list: { list: { fields: RANGE_FIELDS } } } as const;
+
+/** host-local's fields (Go `allocator.Net`, `IPAMConfig` with its embedded `Range`, `IPAMArgs`). */
+export const HOST_LOCAL_FIELDS: FieldTable = {
+  ipam: {
+    fields: { ...RANGE_FIELDS, type: 'string', routes: { list: { fields: ROUTE_FIELDS } }, dataDir: 'string', resolvConf: 'string', ranges: RANGE_SETS },
+  },
+  runtimeConfig: { fields: { ipRanges: RANGE_SETS, ips: { list: 'string' } } },
+  args: { fields: { cni: { fields: { ips: { list: 'string' } } } } },
+};
+
 function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
   let envIp: string | undefined;
   if (withArgs) {
     envIp = cniArgsValues(req.args, ['IP']).get('IP');
-    if (envIp !== undefined && parseIp(envIp) === undefined) {
+    if (envIp !== undefined && tryParseIp(envIp) === undefined) {
       throw invalidEnv(['CNI_ARGS'], `CNI_ARGS: IP=${envIp} is not an IP address`);
     }
   }
@@ -34,7 +47,8 @@ function ipamConfig(req: CniRequest, withArgs = true): IpamConfig {
 
 /** Where the store is, from the config alone (for DEL and GC, which must work even if ranges are broken). */
 export function storeRef(req: CniRequest): { dataDir: string; name: string } {
-  const ipam = req.config.ipam;
+  // decoded again: a plugin that delegates to host-local (the bridge's GC) did not declare host-local's fields
+  const ipam = decodeNetConf(req.config, HOST_LOCAL_FIELDS).ipam as CniRequest['config']['ipam'];
   if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam)) throw invalidConfig("IPAM config missing 'ipam' key", 'ipam');
   const d = ipam.dataDir;
   const dataDir = d === undefined || d === null || d === '' ? DEFAULT_DATA_DIR : d;
@@ -47,6 +61,7 @@ export function storeRef(req: CniRequest): { dataDir: string; name: string } {
 export const hostLocal: CniPlugin = {
   name: 'netplumb-host-local',
   about: 'netplumb-host-local: IPAM compatible with host-local (config and store), with GC and STATUS',
+  fields: HOST_LOCAL_FIELDS,
 
   async add(req): Promise<CniResult> {
     const conf = ipamConfig(req);
@@ -68,21 +83,21 @@ export const hostLocal: CniPlugin = {
   async check(req): Promise<void> {
     const conf = ipamConfig(req, false);
     const who = `${req.containerId}/${req.ifname}`;
-    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => parseIp(n)!);
+    const held = (await lookup(conf, { containerId: req.containerId, ifname: req.ifname })).map((n) => tryParseIp(n)!);
     conf.rangeSets.forEach((set, i) => {
       if (!held.some((ip) => rangeFor(set, ip))) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${who} holds no address of range set ${i} of network "${conf.name}"`, {
           object: who,
         });
       }
     });
     for (const ip of req.prevResult?.ips ?? []) {
-      const c = parseCidr(ip.address);
+      const c = tryParseCidr(ip.address);
       if (c === undefined) continue;
       const addr = { family: c.family, value: c.ip };
       if (!conf.rangeSets.some((set) => rangeFor(set, addr))) continue;
       if (!held.some((h) => h.family === addr.family && h.value === addr.value)) {
-        throw new CniError(NETPLUMB_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
+        throw new CniError(CNI_ERR.IPAM_NOT_ALLOCATED, `${formatIp(addr)} of prevResult is not reserved for ${who} in network "${conf.name}"`, {
           object: formatIp(addr),
         });
       }
@@ -99,7 +114,7 @@ export const hostLocal: CniPlugin = {
     try {
       sets = await status(conf);
     } catch (e) {
-      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('IPAM_')) throw e;
+      if (e instanceof CniError || (e as { code?: string }).code?.startsWith('ERR_IPAM_')) throw e;
       throw new CniError(CNI_ERR.NOT_AVAILABLE, `ipam store of network "${conf.name}" is not usable: ${(e as Error).message}`, { cause: e });
     }
     for (const s of sets) {

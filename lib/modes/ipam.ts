@@ -5,7 +5,7 @@
  * failure of the ADD gives the addresses back.
  */
 import { delegate, validatePluginType, type DelegateOptions, type InProcessPlugins } from '../cni/delegate.js';
-import { CniError, invalidConfig, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
 import type { CniCommand } from '../cni/env.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniResult } from '../cni/types.js';
@@ -38,7 +38,7 @@ export function ipamExec(command: CniCommand, req: CniRequest, opts?: DelegateOp
 export async function ipamAdd(req: CniRequest, undo?: UndoStack, opts?: DelegateOptions): Promise<CniResult> {
   const result = await ipamExec('ADD', req, opts);
   undo?.push(`IPAM DEL (${ipamType(req)})`, () => ipamExec('DEL', req, opts));
-  if (result === undefined) throw new CniError(NETPLUMB_ERR.DELEGATE_FAILED, `IPAM plugin ${ipamType(req)} returned no Result`);
+  if (result === undefined) throw new CniError(CNI_ERR.DELEGATE_FAILED, `IPAM plugin ${ipamType(req)} returned no Result`);
   return result;
 }
 

@@ -19,7 +19,7 @@
  * See docs/MODES.md for the rest.
  */
 import { chainResult } from '../cni/chain.js';
-import { CniError } from '../cni/errors.js';
+import { CNI_ERR, CniError } from '../cni/errors.js';
 import type { CniRequest } from '../cni/request.js';
 import type { CniPlugin } from '../cni/skeleton.js';
 import type { CniIpConfig } from '../cni/types.js';
@@ -27,7 +27,7 @@ import { CURRENT_VERSION } from '../cni/version.js';
 import type { Address } from '../net/addr.js';
 import type { Handle } from '../net/handle.js';
 import type { Link } from '../net/link.js';
-import { MODES_ERR, netnsIdOf } from './common.js';
+import { netnsIdOf } from './common.js';
 import { runSteps, type UndoStack } from './steps.js';
 import {
   allAttachments, attachmentKey, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
@@ -51,7 +51,7 @@ const key = (req: CniRequest): AttachmentKey => attachmentKey(req, 'none');
 
 async function loopback(n: Net, h: Handle): Promise<Link> {
   const lo = (await n.listLinks(h)).find((l) => l.kind === 'loopback');
-  if (!lo) throw new CniError(999, `no loopback interface in ${h.label}`);
+  if (!lo) throw new CniError(CNI_ERR.INTERNAL, `no loopback interface in ${h.label}`);
   return lo;
 }
 
@@ -150,7 +150,7 @@ export const nonePlugin: CniPlugin = {
       const expect = (prev?.ips ?? []).filter((ip) => ip.interface !== undefined && loIndexes.has(ip.interface)).map((ip) => ip.address);
       const drift = await loDrift(n, h, expect);
       if (drift.length > 0) {
-        throw new CniError(MODES_ERR.CHECK_FAILED, `CHECK of ${req.containerId} on network "${req.name}": ${drift.join('; ')}`, { object: req.netns });
+        throw new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId} on network "${req.name}": ${drift.join('; ')}`, { object: req.netns });
       }
     } finally {
       h.close();

@@ -19,10 +19,12 @@ import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync,
   writeSync, constants as fsc, type Stats,
 } from 'node:fs';
-import { CNI_ERR, CniError, NETPLUMB_ERR } from '../cni/errors.js';
+import { CNI_ERR, CniError } from '../cni/errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import type { GcAttachment } from '../cni/request.js';
-import { isValidContainerId, isValidNetworkName } from '../ipam/names.js';
+import { isValidContainerId, isValidNetworkName } from '../names.js';
 import { readUpTo } from '../sys/read.js';
+import { netnsIdOf } from './common.js';
 import { parseRecordedTarget } from './target.js';
 
 export const STATE_ROOT = '/run/netplumb';
@@ -80,7 +82,7 @@ export function attachmentKey(req: { containerId: string; name: string; ifname: 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
 
 function unsafe(msg: string, object: string): CniError {
-  return new CniError(NETPLUMB_ERR.UNSAFE_STATE, msg, { object });
+  return new CniError(CNI_ERR.UNSAFE_STATE, msg, { object });
 }
 
 function euid(): number {
@@ -234,7 +236,7 @@ export function allAttachments(): AttachmentRecord[] {
 
 /** Writes (or replaces) the record of an attachment, atomically. */
 export function writeAttachment(r: AttachmentRecord): void {
-  if (!isRecord(r)) throw new Error(`writeAttachment: malformed record ${JSON.stringify(r)}`);
+  if (!isRecord(r)) throw new NetplumbError(`writeAttachment: malformed record ${JSON.stringify(r)}`, { code: ERR.MALFORMED_STATE, op: 'writeAttachment' });
   const body = `${JSON.stringify(r, null, 1)}\n`;
   // A DEL of the container's last other record may remove the directory between mkdir and rename: retry.
   for (let attempt = 0; ; attempt++) {
@@ -311,6 +313,19 @@ export function staleAttachments(network: string, mode: AttachmentMode, valid: r
     }
   }
   return stale;
+}
+
+/**
+ * Whether the namespace an attachment was made in is gone: its recorded file no longer exists, or names
+ * another namespace now (a reused /proc/PID, a runtime's file made anew). Such an attachment is dead whatever
+ * a runtime still lists (`ctr run --cni -d` never sends DEL): GC reclaims it.
+ */
+export function namespaceGone(r: Pick<AttachmentRecord, 'netns' | 'netnsId'>): boolean {
+  try {
+    return netnsIdOf(r.netns) !== r.netnsId;
+  } catch {
+    return true;
+  }
 }
 
 /**

@@ -19,7 +19,8 @@
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CNI_ERR, CniError, invalidConfig } from '../cni/errors.js';
-import { isValidContainerId } from '../ipam/names.js';
+import { ERR } from '../errors.js';
+import { isValidContainerId } from '../names.js';
 import type { Netns } from '../net/ns.js';
 import { netnsIdOf, nsLabel } from './common.js';
 
@@ -207,7 +208,7 @@ export async function openPathNetns(path: string): Promise<OpenedNetns> {
     try {
       ns = openNetnsSync({ fd }, { allowCurrent: true });
     } catch (e) {
-      if (errCode(e) === 'EINVAL') throw notNetns(`${label} is not a network namespace (no network namespace is mounted on it)`, path);
+      if (errCode(e) === ERR.NOT_A_NETNS) throw notNetns(`${label} is not a network namespace (no network namespace is mounted on it)`, path);
       throw e;
     }
     if (ns.id !== `${st.dev}:${st.ino}`) {

@@ -1,12 +1,13 @@
 /** IPv4 and IPv6 addresses: add, replace, delete, list, flush (`ip addr`). See docs/NET.md. */
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
+  IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
   IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
-import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NetplumbError } from '../errors.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr } from '../addr/ip.js';
+import { during, ERR, NetplumbError } from '../errors.js';
+import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
@@ -86,7 +87,7 @@ export function parseAddress(m: NlMessage): Address {
   const ci = a[IFA_CACHEINFO];
   return {
     linkIndex: d.readUInt32LE(4),
-    family: fam === AF_INET6 ? 6 : 4,
+    family: familyOfAf(fam),
     address,
     prefix,
     cidr: `${address}/${prefix}`,
@@ -107,18 +108,13 @@ export function parseAddress(m: NlMessage): Address {
   };
 }
 
-function broadcastOf(address: string, prefix: number): string {
-  const b = ipToBytes(address);
-  const n = (b.readUInt32BE(0) | (prefix === 32 ? 0 : 0xffffffff >>> prefix)) >>> 0;
-  return bytesToIp(Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]));
-}
-
 /** @internal The request for an address change, by link index. */
 export function addressMessage(type: number, flags: number, index: number, cidr: string, opts: AddressOptions = {}): Buffer {
-  const { address, prefix, family } = parseCidr(cidr);
+  const c = parseCidr(cidr, 'address', { bare: true });
+  const { prefix, family } = c;
   const w = new MessageWriter(type, flags);
   const s = w.struct(8);
-  s.writeUInt8(family === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(family), 0);
   s.writeUInt8(prefix, 1);
   let f = 0;
   if (opts.nodad) f |= IFA_F_NODAD;
@@ -126,11 +122,11 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
   s.writeUInt8(f & 0xff, 2);
   s.writeUInt8(opts.scope === undefined ? 0 : scopeNumber(opts.scope), 3);
   s.writeUInt32LE(index, 4);
-  const bytes = ipToBytes(address);
+  const bytes = ipToBytes({ family, value: c.ip });
   w.attr(IFA_LOCAL, bytes);
   w.attr(IFA_ADDRESS, bytes);
   if (opts.broadcast !== undefined && family === 4) {
-    w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? broadcastOf(address, prefix) : opts.broadcast));
+    w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? { family, value: lastOf(c) } : opts.broadcast));
   }
   if (opts.label !== undefined) w.str(IFA_LABEL, opts.label);
   if (f > 0xff) w.u32(IFA_FLAGS, f);
@@ -143,22 +139,25 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
  */
 export async function addAddress(h: Handle, spec: AddressSpec): Promise<void> {
   const { link, cidr, ...opts } = spec;
-  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await linkIndex(h, link), cidr, opts);
-  await h.request(msg, { op: 'RTM_NEWADDR', what: `add address ${cidr} to ${refText(link)}`, object: cidr });
+  const what = `add address ${cidr} to ${refText(link)}`;
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, await during({ op: 'addAddress', what, object: cidr }, linkIndex(h, link)), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what, object: cidr });
 }
 
 /** Adds an address to a link or updates it there (no error if present). Equivalent to: `ip addr replace CIDR dev LINK …`. */
 export async function replaceAddress(h: Handle, spec: AddressSpec): Promise<void> {
   const { link, cidr, ...opts } = spec;
-  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await linkIndex(h, link), cidr, opts);
-  await h.request(msg, { op: 'RTM_NEWADDR', what: `replace address ${cidr} on ${refText(link)}`, object: cidr });
+  const what = `replace address ${cidr} on ${refText(link)}`;
+  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await during({ op: 'replaceAddress', what, object: cidr }, linkIndex(h, link)), cidr, opts);
+  await h.request(msg, { op: 'RTM_NEWADDR', what, object: cidr });
 }
 
 /** Removes an address from a link; EADDRNOTAVAIL if it is not there. Equivalent to: `ip addr del CIDR dev LINK`. */
 export async function deleteAddress(h: Handle, spec: Pick<AddressSpec, 'link' | 'cidr'>): Promise<void> {
   const { link, cidr } = spec;
-  const msg = addressMessage(RTM_DELADDR, 0, await linkIndex(h, link), cidr);
-  await h.request(msg, { op: 'RTM_DELADDR', what: `delete address ${cidr} from ${refText(link)}`, object: cidr });
+  const what = `delete address ${cidr} from ${refText(link)}`;
+  const msg = addressMessage(RTM_DELADDR, 0, await during({ op: 'deleteAddress', what, object: cidr }, linkIndex(h, link)), cidr);
+  await h.request(msg, { op: 'RTM_DELADDR', what, object: cidr });
 }
 
 /** Addresses of the namespace, or of one link, or of one family. Equivalent to: `ip addr show [dev LINK] [-4|-6]`. */
@@ -166,7 +165,7 @@ export async function listAddresses(h: Handle, filter: { link?: LinkRef; family?
   const index = filter.link === undefined ? 0 : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETADDR, 0);
   const s = w.struct(8);
-  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  s.writeUInt8(afOf(filter.family), 0);
   s.writeUInt32LE(index, 4); // with strict checking the kernel filters by link itself
   const what = `list addresses${filter.link === undefined ? '' : ` of ${refText(filter.link)}`} in ${h.label}`;
   const replies = await h.dump(w.finish(), { op: 'RTM_GETADDR', what });
@@ -205,7 +204,7 @@ export async function flushAddresses(h: Handle, filter: { link: LinkRef; family?
  * Waits until no IPv6 address of a link is tentative any more (duplicate address detection is over, what
  * `ip -6 addr show dev X tentative` lists is empty), polling every 50 ms for at most `timeoutMs` (default
  * 10 s, what the reference plugins allow). Rejects with `ERR_DAD_FAILED` naming the address when DAD found a
- * duplicate, `ETIMEDOUT` when addresses are still tentative at the deadline.
+ * duplicate, `ERR_TIMEOUT` when addresses are still tentative at the deadline.
  */
 export async function waitForAddressesSettled(h: Handle, link: LinkRef, opts: { timeoutMs?: number } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -220,7 +219,7 @@ export async function waitForAddressesSettled(h: Handle, link: LinkRef, opts: { 
     if (tentative.length === 0) return;
     if (Date.now() > deadline) {
       const list = tentative.map((a) => a.cidr).join(', ');
-      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, { code: 'ETIMEDOUT', op: 'wait for DAD', object: refText(link) });
+      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, { code: ERR.TIMEOUT, op: 'wait for DAD', object: refText(link) });
     }
     await sleep(50);
   }

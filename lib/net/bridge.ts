@@ -1,6 +1,6 @@
 /** "Make sure this bridge exists": what the CNI bridge plugin and the walkthrough need before adding ports. See docs/NET.md. */
-import { NetplumbError } from '../errors.js';
-import { bytesToIp, ipToBytes, parseCidr } from '../netlink/encoding.js';
+import { canonicalCidr, parseCidr } from '../addr/ip.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { addAddress, listAddresses } from './addr.js';
 import type { Handle } from './handle.js';
 import { createLink, findLink, setLink } from './link.js';
@@ -13,7 +13,7 @@ export interface EnsureBridgeOptions extends Omit<BridgeConfig, 'kind' | 'name'>
 }
 
 /**
- * Returns the bridge `name`, creating it (with `opts`) if absent. Refuses (EEXIST) when `name` is a link of
+ * Returns the bridge `name`, creating it (with `opts`) if absent. Refuses (ERR_LINK_KIND) when `name` is a link of
  * another kind. Brings it up when `up` is set, and adds `address` when the bridge lacks it.
  * `created` tells whether this call made it.
  * Equivalent to: `ip link show NAME type bridge || ip link add NAME type bridge …; ip link set NAME up; ip addr add ADDRESS dev NAME`.
@@ -34,15 +34,15 @@ export async function ensureBridge(h: Handle, name: string, opts: EnsureBridgeOp
   }
   if (link.kind !== 'bridge') {
     throw new NetplumbError(`link ${name} exists and is not a bridge (kind ${link.infoKind ?? 'device'})`, {
-      code: 'EEXIST',
+      code: ERR.LINK_KIND,
       op: 'ensureBridge',
       object: name,
     });
   }
   if (opts.up && !link.up) await setLink(h, link.index, { up: true });
   if (address !== undefined) {
-    const want = parseCidr(address);
-    const canonical = `${bytesToIp(ipToBytes(want.address))}/${want.prefix}`; // fd00:0::1 and fd00::1 are one address
+    const want = parseCidr(address, 'bridge address', { bare: true });
+    const canonical = canonicalCidr(address); // fd00:0::1 and fd00::1 are one address
     const have = await listAddresses(h, { link: link.index, family: want.family });
     if (!have.some((a) => a.cidr === canonical)) await addAddress(h, { link: link.index, cidr: address });
   }

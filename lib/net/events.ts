@@ -8,6 +8,7 @@ import {
   RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEIGH,
 } from '../netlink/constants.js';
 import type { NlMessage } from '../netlink/encoding.js';
+import { ERR, ERRNO, NetplumbError } from '../errors.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { NetlinkSocket } from '../netlink/socket.js';
 import { listAddresses, parseAddress, type Address } from './addr.js';
@@ -120,13 +121,13 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
   sock.onMessage((m) => {
     const ev = toEvent(m);
     if (!ev) return;
-    if (queue.length >= max) failure ??= new NetlinkError(105 /* ENOBUFS */, info, `more than ${max} events not consumed`);
+    if (queue.length >= max) failure ??= new NetlinkError(ERRNO.ENOBUFS, info, `more than ${max} events not consumed`);
     else queue.push(ev);
     wake();
   });
   sock.onError((e) => {
     // ENOBUFS: the kernel dropped notifications because we read too slowly; the caller must resynchronise.
-    if (!done) failure ??= new NetlinkError((e as { errno?: number }).errno ?? 105, info, e.message);
+    if (!done) failure ??= new NetlinkError((e as { errno?: number }).errno ?? ERRNO.ENOBUFS, info, e.message);
     wake();
   });
   // Listed after subscribing, so that nothing between the listing and the first event is lost.
@@ -186,7 +187,7 @@ const isOperUp = (l: Link) => l.operstate === 'up' || (l.operstate === 'unknown'
 
 /**
  * Resolves with the link once it is operationally up (carrier and admin up: for a veth, both ends up), or
- * rejects with ETIMEDOUT after `timeoutMs` (default 5000).
+ * rejects with ERR_TIMEOUT after `timeoutMs` (default 5000).
  * Equivalent to: `ip monitor link` until LINK reports `state UP`.
  */
 export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?: number } = {}): Promise<Link> {
@@ -198,7 +199,8 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
     if (isOperUp(now)) return now;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(new NetlinkError(110 /* ETIMEDOUT */, { op: 'RTM_GETLINK', what: `wait for link ${now.name} to be up`, object: now.name }, `still ${now.operstate} after ${timeoutMs} ms`));
+        const what = `wait for link ${now.name} to be up: still ${now.operstate} after ${timeoutMs} ms`;
+        reject(new NetplumbError(what, { code: ERR.TIMEOUT, op: 'waitForOperUp', object: now.name }));
         void events.return();
       }, timeoutMs);
     });
@@ -206,7 +208,7 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
       for await (const ev of events) {
         if (ev.type === 'link' && ev.action === 'new' && ev.link.index === now.index && isOperUp(ev.link)) return ev.link;
       }
-      throw new Error('subscription closed');
+      throw new NetplumbError(`wait for link ${now.name} to be up: the event subscription ended`, { code: ERR.WATCH_CLOSED, op: 'waitForOperUp', object: now.name });
     })();
     seen.catch(() => undefined);
     return await Promise.race([seen, timeout]);

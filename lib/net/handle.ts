@@ -4,7 +4,7 @@
  * Each handle is its caller's own: its own socket and its own fd on the namespace, released by its own `close()`.
  * See docs/NET.md for the whole API.
  */
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { NetlinkSocket } from '../netlink/socket.js';
 import type { RequestInfo } from '../netlink/errors.js';
 import type { NlMessage } from '../netlink/encoding.js';
@@ -92,7 +92,7 @@ export class Handle {
 }
 
 function closedError(h: Handle, what: string): NetplumbError {
-  return new NetplumbError(`${what} in ${h.label}: the handle is closed`, { code: 'EBADF', op: what, object: h.label });
+  return new NetplumbError(`${what} in ${h.label}: the handle is closed`, { code: ERR.SOCKET_CLOSED, op: what, object: h.label });
 }
 
 /** Options of openHandle: those of openNetnsSync, and how to wait for a new process's namespace. */
@@ -107,7 +107,7 @@ export interface OpenHandleOptions extends OpenNetnsOptions {
 /**
  * Opens a handle on a namespace: the caller's own when `target` is omitted, otherwise the namespace named by
  * `target` (name, path, PID, fd or an open Netns). Every call opens a socket of its own, which the caller closes.
- * Asking for another namespace that turns out to be the caller's own is refused (ENETNS_SELF) unless
+ * Asking for another namespace that turns out to be the caller's own is refused (ERR_NETNS_SELF) unless
  * `allowCurrent`. Synchronous: the socket is made in a setns window on the calling thread.
  * Equivalent to: iproute2's `ip -n NAME …`, which also opens its socket inside the namespace.
  */
@@ -126,7 +126,7 @@ export function openHandleSync(target?: NetnsRef, opts: OpenNetnsOptions = {}): 
 
 /**
  * Like openHandleSync, and with `{ waitForOwnNetns }` and a `{ pid }` target, first waits until that process has
- * left the caller's namespace (a freshly spawned `unshare -n` child), instead of refusing with ENETNS_SELF.
+ * left the caller's namespace (a freshly spawned `unshare -n` child), instead of refusing with ERR_NETNS_SELF.
  */
 export async function openHandle(target?: NetnsRef, opts: OpenHandleOptions = {}): Promise<Handle> {
   const { waitForOwnNetns: wait, ...rest } = opts;

@@ -15,10 +15,10 @@ import {
   IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL,
   NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
 } from '../netlink/constants.js';
-import {
-  bytesToIp, bytesToMac, familyOf, getBe16, getS32, getStr, getU16, getU32, getU8, ipToBytes, macToBytes,
-  MessageWriter, parseAttrs, type NlMessage,
-} from '../netlink/encoding.js';
+import { bytesToIp, ipToBytes, parseIp } from '../addr/ip.js';
+import { bytesToMac, macToBytes } from '../addr/mac.js';
+import { ERRNO } from '../errors.js';
+import { getBe16, getS32, getStr, getU16, getU32, getU8, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { faultPoint } from '../sys/fault.js';
 import { borrowNetnsFdSync, Handle, openHandleSync, type BorrowedNetnsFd } from './handle.js';
@@ -224,7 +224,7 @@ async function lookupLink(h: Handle, ref: LinkRef): Promise<NlMessage> {
   const w = linkMessage(RTM_GETLINK, ref);
   const replies = await h.request(w.finish(), { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
   const m = replies.find((r) => r.type === RTM_NEWLINK);
-  if (!m) throw new NetlinkError(19, { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
+  if (!m) throw new NetlinkError(ERRNO.ENODEV, { op: 'RTM_GETLINK', what: `get link ${refText(ref)}`, object: refText(ref) });
   return m;
 }
 
@@ -288,8 +288,14 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
       break;
     case 'vxlan':
       w.u32(IFLA_VXLAN_ID, cfg.vni);
-      if (cfg.group !== undefined) w.attr(familyOf(cfg.group) === 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, ipToBytes(cfg.group));
-      if (cfg.local !== undefined) w.attr(familyOf(cfg.local) === 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, ipToBytes(cfg.local));
+      if (cfg.group !== undefined) {
+        const group = parseIp(cfg.group, 'vxlan group');
+        w.attr(group.family === 4 ? IFLA_VXLAN_GROUP : IFLA_VXLAN_GROUP6, ipToBytes(group));
+      }
+      if (cfg.local !== undefined) {
+        const local = parseIp(cfg.local, 'vxlan local address');
+        w.attr(local.family === 4 ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, ipToBytes(local));
+      }
       if (vxlanParent !== undefined) w.u32(IFLA_VXLAN_LINK, vxlanParent);
       if (cfg.ttl !== undefined) w.u8(IFLA_VXLAN_TTL, cfg.ttl);
       if (cfg.learning !== undefined) w.u8(IFLA_VXLAN_LEARNING, cfg.learning ? 1 : 0);

@@ -1,6 +1,9 @@
 /** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete (`ip neigh`). See docs/NET.md. */
-import { AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
-import { bytesToIp, bytesToMac, familyOf, ipToBytes, macToBytes, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
+import { NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, parseIp } from '../addr/ip.js';
+import { bytesToMac, macToBytes } from '../addr/mac.js';
+import { during } from '../errors.js';
+import { MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
 import type { LinkRef } from './link-types.js';
@@ -49,7 +52,7 @@ export function parseNeighbour(m: NlMessage): Neighbour {
   const flags = d.readUInt8(10);
   return {
     linkIndex: d.readInt32LE(4),
-    family: d.readUInt8(0) === AF_INET6 ? 6 : 4,
+    family: familyOfAf(d.readUInt8(0)),
     address: a[NDA_DST] ? bytesToIp(a[NDA_DST]!) : '',
     lladdr: a[NDA_LLADDR]?.length === 6 ? bytesToMac(a[NDA_LLADDR]!) : undefined,
     state: STATES.filter(([, v]) => st & v).map(([n]) => n),
@@ -61,11 +64,12 @@ export function parseNeighbour(m: NlMessage): Neighbour {
 async function neighMessage(h: Handle, type: number, flags: number, n: NeighbourSpec): Promise<Buffer> {
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
-  s.writeUInt8(familyOf(n.address) === 4 ? AF_INET : AF_INET6, 0);
+  const address = parseIp(n.address, 'neighbour address');
+  s.writeUInt8(afOf(address.family), 0);
   s.writeInt32LE(await linkIndex(h, n.link), 4);
   s.writeUInt16LE(type === RTM_DELNEIGH ? 0 : STATES.find(([k]) => k === (n.state ?? 'permanent'))![1], 8);
   s.writeUInt8(n.router ? NTF_ROUTER : 0, 10);
-  w.attr(NDA_DST, ipToBytes(n.address));
+  w.attr(NDA_DST, ipToBytes(address));
   if (n.lladdr !== undefined) w.attr(NDA_LLADDR, macToBytes(n.lladdr));
   return w.finish();
 }
@@ -74,17 +78,23 @@ const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr
 
 /** Adds a neighbour entry (default permanent); EEXIST if there is one. Equivalent to: `ip neigh add ADDRESS lladdr MAC dev LINK nud STATE`. */
 export async function addNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
-  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n), { op: 'RTM_NEWNEIGH', what: `add neighbour ${text(n)}`, object: n.address });
+  const what = `add neighbour ${text(n)}`;
+  const msg = await during({ op: 'addNeighbour', what, object: n.address }, neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n));
+  await h.request(msg, { op: 'RTM_NEWNEIGH', what, object: n.address });
 }
 
 /** Adds a neighbour entry or replaces the one there. Equivalent to: `ip neigh replace ADDRESS lladdr MAC dev LINK nud STATE`. */
 export async function replaceNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
-  await h.request(await neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n), { op: 'RTM_NEWNEIGH', what: `replace neighbour ${text(n)}`, object: n.address });
+  const what = `replace neighbour ${text(n)}`;
+  const msg = await during({ op: 'replaceNeighbour', what, object: n.address }, neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, n));
+  await h.request(msg, { op: 'RTM_NEWNEIGH', what, object: n.address });
 }
 
 /** Deletes a neighbour entry; ENOENT if there is none. Equivalent to: `ip neigh del ADDRESS dev LINK`. */
 export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'link' | 'address'>): Promise<void> {
-  await h.request(await neighMessage(h, RTM_DELNEIGH, 0, n), { op: 'RTM_DELNEIGH', what: `delete neighbour ${text(n)}`, object: n.address });
+  const what = `delete neighbour ${text(n)}`;
+  const msg = await during({ op: 'deleteNeighbour', what, object: n.address }, neighMessage(h, RTM_DELNEIGH, 0, n));
+  await h.request(msg, { op: 'RTM_DELNEIGH', what, object: n.address });
 }
 
 /** The neighbour tables (ARP and NDP), optionally of one link or family. Equivalent to: `ip neigh show [dev LINK] [-4|-6]`. */
@@ -92,7 +102,7 @@ export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family
   const index = filter.link === undefined ? undefined : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETNEIGH, 0);
   const s = w.struct(12);
-  s.writeUInt8(filter.family === 4 ? AF_INET : filter.family === 6 ? AF_INET6 : AF_UNSPEC, 0);
+  s.writeUInt8(afOf(filter.family), 0);
   const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
   return replies
     .filter((m) => m.type === RTM_NEWNEIGH)

@@ -8,7 +8,8 @@ import {
   closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,
 } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NetplumbError, SyscallError } from '../errors.js';
+import { ERR, NetplumbError, SyscallError } from '../errors.js';
+import { isValidNetnsName } from '../names.js';
 import { CLONE_NEWNET, flockSync, LOCK_EX, LOCK_UN, mount, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, namespaceType, umount2 } from '../sys/libc.js';
 import { inNewNetnsSync } from '../sys/netns-window.js';
 
@@ -36,7 +37,7 @@ export class Netns {
   }
 
   get fd(): number {
-    if (this.#fd < 0) throw new NetplumbError(`network namespace ${this.path} is closed`, { code: 'EBADF', op: 'netns', object: this.path });
+    if (this.#fd < 0) throw new NetplumbError(`network namespace ${this.path} is closed`, { code: ERR.NETNS_CLOSED, op: 'netns', object: this.path });
     return this.#fd;
   }
 
@@ -80,15 +81,15 @@ export interface OpenNetnsOptions {
 }
 
 function checkName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new NetplumbError(`invalid network namespace name ${JSON.stringify(name)}`, { code: 'EINVAL', op: 'netns', object: name });
+  if (!isValidNetnsName(name)) {
+    throw new NetplumbError(`invalid network namespace name ${JSON.stringify(name)}`, { code: ERR.INVALID_NAME, op: 'netns', object: name });
   }
 }
 
 function fromFd(fd: number, path: string, name?: string): Netns {
   if (namespaceType(fd) !== CLONE_NEWNET) {
     closeSync(fd);
-    throw new NetplumbError(`${path} is not a network namespace`, { code: 'EINVAL', op: 'netns', object: path });
+    throw new NetplumbError(`${path} is not a network namespace`, { code: ERR.NOT_A_NETNS, op: 'netns', object: path });
   }
   const st = fstatSync(fd);
   return Netns._adopt(fd, path, st.dev, st.ino, name);
@@ -123,7 +124,7 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
     return `${NETNS_RUN_DIR}/${ref.name}`;
   }
   if ('pid' in ref) {
-    if (!Number.isInteger(ref.pid) || ref.pid <= 0) throw new NetplumbError(`invalid PID ${ref.pid}`, { code: 'EINVAL', op: 'netns', object: String(ref.pid) });
+    if (!Number.isInteger(ref.pid) || ref.pid <= 0) throw new NetplumbError(`invalid PID ${ref.pid}`, { code: ERR.INVALID_ARG_VALUE, op: 'netns', object: String(ref.pid) });
     return `/proc/${ref.pid}/ns/net`;
   }
   return ref.path;
@@ -131,7 +132,7 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
 
 /**
  * Opens a namespace by name (/var/run/netns/NAME), path, PID or fd (the fd is duplicated by reopening it
- * through /proc, so the caller keeps its own). The caller closes the result. Refuses (ENETNS_SELF) a
+ * through /proc, so the caller keeps its own). The caller closes the result. Refuses (ERR_NETNS_SELF) a
  * namespace that turns out to be the caller's own unless `allowCurrent`; for a just-spawned PID see waitForOwnNetns.
  */
 export function openNetnsSync(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns {
@@ -143,7 +144,7 @@ export function openNetnsSync(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns
     const path = ref instanceof Netns ? ref.path : 'fd' in ref ? `fd ${ref.fd}` : netnsPath(ref);
     ns.close();
     throw new NetplumbError(`${path} is the caller's own network namespace; refusing to act on it as another`, {
-      code: 'ENETNS_SELF',
+      code: ERR.NETNS_SELF,
       op: 'netns',
       object: path,
     });
@@ -153,7 +154,7 @@ export function openNetnsSync(ref: NetnsRef, opts: OpenNetnsOptions = {}): Netns
 
 /** How long waitForOwnNetns waits, and what can stop it early. */
 export interface WaitForOwnNetnsOptions {
-  /** give up after this long with ETIMEDOUT (default 5000) */
+  /** give up after this long with ERR_TIMEOUT (default 5000) */
   timeoutMs?: number;
   /** stop waiting (rejects with Node's AbortError) */
   signal?: AbortSignal;
@@ -163,7 +164,7 @@ export interface WaitForOwnNetnsOptions {
  * Resolves once process `pid` is in a network namespace other than the caller's: a child spawned to run
  * `unshare -n …` (or a runtime's container init) starts in its parent's namespace and gets its own a moment
  * later, and the kernel offers no event for that. Polls /proc/PID/ns/net with a backoff (1 ms doubling up to
- * 50 ms), bounded by `timeoutMs`; rejects with ETIMEDOUT when the time is up, ESRCH when the process is gone.
+ * 50 ms), bounded by `timeoutMs`; rejects with ERR_TIMEOUT when the time is up, ESRCH when the process is gone.
  * Keeps the process alive while waiting.
  */
 export async function waitForOwnNetns(pid: number, opts: WaitForOwnNetnsOptions = {}): Promise<void> {
@@ -188,7 +189,7 @@ export async function waitForOwnNetns(pid: number, opts: WaitForOwnNetnsOptions 
     const left = deadline - Date.now();
     if (left <= 0) {
       throw new NetplumbError(`process ${pid} is still in the caller's network namespace after ${timeoutMs} ms`, {
-        code: 'ETIMEDOUT',
+        code: ERR.TIMEOUT,
         op: 'netns wait',
         object: String(pid),
       });
@@ -258,7 +259,7 @@ function bindOnto(path: string, name: string, op: string, mountIt: () => void): 
     const fd = openSync(path, fsc.O_RDONLY);
     const ok = namespaceType(fd) === CLONE_NEWNET;
     closeSync(fd);
-    if (!ok) throw new NetplumbError(`${op} ${name}: no network namespace mounted`, { code: 'EIO', op, object: name });
+    if (!ok) throw new NetplumbError(`${op} ${name}: no network namespace mounted`, { code: ERR.NETNS_NOT_MOUNTED, op, object: name });
   } catch (e) {
     try {
       umount2(path, MNT_DETACH);

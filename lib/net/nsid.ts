@@ -5,6 +5,7 @@
  */
 import { AF_UNSPEC, NETNSA_FD, NETNSA_NSID, NLM_F_CREATE, NLM_F_EXCL, RTM_GETNSID, RTM_NEWNSID } from '../netlink/constants.js';
 import { getS32, MessageWriter, parseAttrs } from '../netlink/encoding.js';
+import { ERR, NetplumbError } from '../errors.js';
 import { borrowNetnsFdSync, Handle } from './handle.js';
 import type { NetnsRef } from './ns.js';
 
@@ -44,7 +45,7 @@ export function setNetnsId(h: Handle, target: NetnsRef | Handle, nsid = -1): Pro
       what: `set namespace id ${nsid < 0 ? 'auto' : nsid} in ${h.label}`,
     });
     const id = await idOf(h, fd);
-    if (id === undefined) throw new Error(`set namespace id in ${h.label}: none assigned`);
+    if (id === undefined) throw new NetplumbError(`set namespace id in ${h.label}: the kernel assigned none`, { code: ERR.NO_REPLY, op: 'RTM_NEWNSID', object: h.label });
     return id;
   });
 }

@@ -1,10 +1,12 @@
 /** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route`). See docs/NET.md. */
 import {
-  AF_INET, AF_INET6, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
+  NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
-  RTM_NEWROUTE, RTNH_F_ONLINK,
+  RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK,
 } from '../netlink/constants.js';
-import { bytesToIp, eachAttr, familyOf, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { afOf, bytesToIp, familyOf, familyOfAf, ipToBytes, parseCidr, parseIp } from '../addr/ip.js';
+import { during, ERR, NetplumbError } from '../errors.js';
+import { eachAttr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { scopeName, scopeNumber, type Scope } from './addr.js';
 import type { Handle } from './handle.js';
 import { linkIndex, refText } from './link.js';
@@ -71,7 +73,7 @@ export interface Route {
 /** Decodes an RTM_NEWROUTE/RTM_DELROUTE message (a dump entry, a `get` answer or an event). */
 export function parseRoute(m: NlMessage): Route {
   const d = m.data;
-  const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
+  const fam = familyOfAf(d.readUInt8(0));
   const dstLen = d.readUInt8(1);
   const a = parseAttrs(d, 12);
   const flags = d.readUInt32LE(8);
@@ -109,7 +111,7 @@ export function parseRoute(m: NlMessage): Route {
 }
 
 function specFamily(r: RouteSpec): 4 | 6 {
-  if (r.dst !== 'default') return parseCidr(r.dst).family;
+  if (r.dst !== 'default') return parseCidr(r.dst, 'route destination', { bare: true }).family;
   if (r.gateway) return familyOf(r.gateway);
   const gw = r.multipath?.find((n) => n.gateway)?.gateway;
   if (gw) return familyOf(gw);
@@ -124,7 +126,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
   const rtype = r.type ?? (isDelete ? undefined : 'unicast');
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
-  s.writeUInt8(family === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(family), 0);
   const table = r.table === undefined ? (rtype === 'local' ? RT_TABLE_LOCAL : RT_TABLE_MAIN) : tableNumber(r.table);
   s.writeUInt8(table < 256 ? table : 0, 4);
   const proto = r.protocol === undefined ? (isDelete ? 0 : PROTOCOLS.boot!) : typeof r.protocol === 'number' ? r.protocol : PROTOCOLS[r.protocol]!;
@@ -141,14 +143,14 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
   s.writeUInt8(rtype === undefined ? 0 : TYPES.indexOf(rtype) + 1, 7);
   s.writeUInt32LE(r.onlink ? RTNH_F_ONLINK : 0, 8);
   if (r.dst !== 'default') {
-    const { address, prefix } = parseCidr(r.dst);
-    s.writeUInt8(prefix, 1);
-    w.attr(RTA_DST, ipToBytes(address));
+    const dst = parseCidr(r.dst, 'route destination', { bare: true });
+    s.writeUInt8(dst.prefix, 1);
+    w.attr(RTA_DST, ipToBytes({ family: dst.family, value: dst.ip }));
   }
   if (table >= 256) w.u32(RTA_TABLE, table);
-  if (r.gateway) w.attr(RTA_GATEWAY, ipToBytes(r.gateway));
+  if (r.gateway) w.attr(RTA_GATEWAY, ipToBytes(parseIp(r.gateway, 'gateway')));
   if (r.link !== undefined) w.u32(RTA_OIF, await linkIndex(h, r.link));
-  if (r.src) w.attr(RTA_PREFSRC, ipToBytes(r.src));
+  if (r.src) w.attr(RTA_PREFSRC, ipToBytes(parseIp(r.src, 'preferred source')));
   if (r.metric !== undefined) w.u32(RTA_PRIORITY, r.metric);
   if (r.multipath) {
     const mp = w.nest(RTA_MULTIPATH);
@@ -159,7 +161,7 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
       hdr.writeUInt8(nh.onlink ? RTNH_F_ONLINK : 0, 2);
       hdr.writeUInt8((nh.weight ?? 1) - 1, 3);
       hdr.writeInt32LE(nh.link === undefined ? 0 : await linkIndex(h, nh.link), 4);
-      if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(nh.gateway));
+      if (nh.gateway) w.attr(RTA_GATEWAY, ipToBytes(parseIp(nh.gateway, 'next hop gateway')));
       w.end(start);
     }
     w.end(mp);
@@ -179,14 +181,16 @@ function describe(r: RouteSpec): string {
 
 /** Adds a route; EEXIST if an identical one exists. Equivalent to: `ip route add DST [via GW] [dev LINK] …`. */
 export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `add route ${describe(r)}`, object: r.dst });
+  const what = `add route ${describe(r)}`;
+  const msg = await during({ op: 'addRoute', what, object: r.dst }, routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, r));
+  await h.request(msg, { op: 'RTM_NEWROUTE', what, object: r.dst });
 }
 
 /** Adds a route or replaces the one with the same destination, table and metric. Equivalent to: `ip route replace …`. */
 export async function replaceRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
-  await h.request(msg, { op: 'RTM_NEWROUTE', what: `replace route ${describe(r)}`, object: r.dst });
+  const what = `replace route ${describe(r)}`;
+  const msg = await during({ op: 'replaceRoute', what, object: r.dst }, routeMessage(h, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r));
+  await h.request(msg, { op: 'RTM_NEWROUTE', what, object: r.dst });
 }
 
 /**
@@ -201,8 +205,9 @@ export async function appendRoute(h: Handle, r: RouteSpec): Promise<void> {
 
 /** Deletes the first route matching what is given (ESRCH when none does). Equivalent to: `ip route del …`. */
 export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
-  const msg = await routeMessage(h, RTM_DELROUTE, 0, r);
-  await h.request(msg, { op: 'RTM_DELROUTE', what: `delete route ${describe(r)}`, object: r.dst });
+  const what = `delete route ${describe(r)}`;
+  const msg = await during({ op: 'deleteRoute', what, object: r.dst }, routeMessage(h, RTM_DELROUTE, 0, r));
+  await h.request(msg, { op: 'RTM_DELROUTE', what, object: r.dst });
 }
 
 /**
@@ -220,7 +225,7 @@ export async function listRoutes(
   for (const fam of families) {
     const w = new MessageWriter(RTM_GETROUTE, 0);
     const s = w.struct(12);
-    s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+    s.writeUInt8(afOf(fam), 0);
     if (table !== undefined) w.u32(RTA_TABLE, table);
     if (dev !== undefined) w.u32(RTA_OIF, dev);
     let replies;
@@ -233,7 +238,7 @@ export async function listRoutes(
     }
     for (const m of replies) {
       if (m.type !== RTM_NEWROUTE) continue;
-      if (m.data.readUInt32LE(8) & 0x200 /* RTM_F_CLONED */) continue;
+      if (m.data.readUInt32LE(8) & RTM_F_CLONED) continue;
       const r = parseRoute(m);
       if (table !== undefined && r.table !== table) continue;
       if (dev !== undefined && r.linkIndex !== dev && !r.multipath?.some((n) => n.linkIndex === dev)) continue;
@@ -264,7 +269,7 @@ export async function getRoute(h: Handle, query: RouteQuery): Promise<Route> {
   const fam = familyOf(dst);
   const w = new MessageWriter(RTM_GETROUTE, 0);
   const s = w.struct(12);
-  s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(fam), 0);
   s.writeUInt8(fam === 4 ? 32 : 128, 1);
   w.attr(RTA_DST, ipToBytes(dst));
   if (opts.src) {
@@ -275,7 +280,7 @@ export async function getRoute(h: Handle, query: RouteQuery): Promise<Route> {
   if (opts.inputLink !== undefined) w.u32(RTA_IIF, await linkIndex(h, opts.inputLink));
   const replies = await h.request(w.finish(), { op: 'RTM_GETROUTE', what: `get route to ${dst}`, object: dst });
   const m = replies.find((x) => x.type === RTM_NEWROUTE);
-  if (!m) throw new Error(`get route to ${dst}: no answer`);
+  if (!m) throw new NetplumbError(`get route to ${dst}: the kernel answered without a route`, { code: ERR.NO_REPLY, op: 'RTM_GETROUTE', object: dst });
   return parseRoute(m);
 }
 

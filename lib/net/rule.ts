@@ -1,9 +1,10 @@
 /** Policy routing rules (`ip rule`): list, add, delete. See docs/NET.md. */
 import {
-  AF_INET, AF_INET6, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
+  FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
   FRA_TABLE, NLM_F_CREATE, NLM_F_EXCL, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE,
 } from '../netlink/constants.js';
-import { bytesToIp, getStr, getU32, ipToBytes, MessageWriter, parseAttrs, parseCidr, type NlMessage } from '../netlink/encoding.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, parseCidr } from '../addr/ip.js';
+import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
 
 /** What a rule does with a matching packet, as `ip rule` names it. */
@@ -57,7 +58,7 @@ export function parseRule(m: NlMessage): Rule {
   const d = m.data;
   const a = parseAttrs(d, 12);
   const act = d.readUInt8(7);
-  const fam = d.readUInt8(0) === AF_INET6 ? 6 : 4;
+  const fam = familyOfAf(d.readUInt8(0));
   return {
     family: fam,
     priority: getU32(a[FRA_PRIORITY]),
@@ -75,10 +76,12 @@ export function parseRule(m: NlMessage): Rule {
 }
 
 function ruleMessage(type: number, flags: number, r: RuleSpec): Buffer {
-  const fam = r.family ?? (r.src ? parseCidr(r.src).family : r.dst ? parseCidr(r.dst).family : 4);
+  const src = r.src ? parseCidr(r.src, 'rule source', { bare: true }) : undefined;
+  const dst = r.dst ? parseCidr(r.dst, 'rule destination', { bare: true }) : undefined;
+  const fam = r.family ?? src?.family ?? dst?.family ?? 4;
   const w = new MessageWriter(type, flags);
   const s = w.struct(12);
-  s.writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+  s.writeUInt8(afOf(fam), 0);
   const action = r.action ?? (r.goto !== undefined ? 'goto' : type === RTM_DELRULE && r.table === undefined ? undefined : 'table');
   s.writeUInt8(action === undefined ? 0 : ACTIONS[action], 7);
   s.writeUInt32LE(r.invert ? FIB_RULE_INVERT : 0, 8);
@@ -88,15 +91,13 @@ function ruleMessage(type: number, flags: number, r: RuleSpec): Buffer {
     w.u32(FRA_TABLE, t);
   }
   if (r.priority !== undefined) w.u32(FRA_PRIORITY, r.priority);
-  if (r.src) {
-    const c = parseCidr(r.src);
-    s.writeUInt8(c.prefix, 2);
-    w.attr(FRA_SRC, ipToBytes(c.address));
+  if (src) {
+    s.writeUInt8(src.prefix, 2);
+    w.attr(FRA_SRC, ipToBytes({ family: src.family, value: src.ip }));
   }
-  if (r.dst) {
-    const c = parseCidr(r.dst);
-    s.writeUInt8(c.prefix, 1);
-    w.attr(FRA_DST, ipToBytes(c.address));
+  if (dst) {
+    s.writeUInt8(dst.prefix, 1);
+    w.attr(FRA_DST, ipToBytes({ family: dst.family, value: dst.ip }));
   }
   if (r.inputLink) w.str(FRA_IIFNAME, r.inputLink);
   if (r.outputLink) w.str(FRA_OIFNAME, r.outputLink);
@@ -137,7 +138,7 @@ export async function listRules(h: Handle, filter: { family?: 4 | 6 } = {}): Pro
   const out: Rule[] = [];
   for (const fam of filter.family ? [filter.family] : ([4, 6] as const)) {
     const w = new MessageWriter(RTM_GETRULE, 0);
-    w.struct(12).writeUInt8(fam === 4 ? AF_INET : AF_INET6, 0);
+    w.struct(12).writeUInt8(afOf(fam), 0);
     const replies = await h.dump(w.finish(), { op: 'RTM_GETRULE', what: `list IPv${fam} rules in ${h.label}` });
     for (const m of replies) if (m.type === RTM_NEWRULE) out.push(parseRule(m));
   }

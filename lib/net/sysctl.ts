@@ -4,14 +4,14 @@
  * Synchronous, hence the `Sync` names. See docs/NET.md.
  */
 import { closeSync, openSync, readSync, writeSync, constants as fsc } from 'node:fs';
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 import type { Handle } from './handle.js';
 
 /** `net.ipv4.ip_forward` or `net/ipv4/conf/eth0.100/rp_filter` → the /proc/sys path (dots only split the first form). */
 export function sysctlPath(key: string): string {
   const rel = key.includes('/') ? key : key.replaceAll('.', '/');
   if (rel.split('/').some((p) => p === '..' || p === '.' || p === '')) {
-    throw new NetplumbError(`invalid sysctl key ${JSON.stringify(key)}`, { code: 'EINVAL', op: 'sysctl', object: key });
+    throw new NetplumbError(`invalid sysctl key ${JSON.stringify(key)}`, { code: ERR.INVALID_ARG_VALUE, op: 'sysctl', object: key });
   }
   return `/proc/sys/${rel}`;
 }

@@ -67,10 +67,9 @@ export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV6_ROUTE = 11;
 
-export const AF_UNSPEC = 0;
-export const AF_INET = 2;
+export { AF_UNSPEC, AF_INET, AF_INET6 } from '../addr/ip.js';
 export const AF_BRIDGE = 7;
-export const AF_INET6 = 10;
+export const AF_NETLINK = 16;
 export const AF_PACKET = 17;
 
 // if.h flags
@@ -193,6 +192,8 @@ export const RTA_PREF = 20;
 
 export const RTNH_F_ONLINK = 4;
 export const RTM_F_FIB_MATCH = 0x2000;
+/** a cached (cloned) route, which `ip route show` leaves out */
+export const RTM_F_CLONED = 0x200;
 
 export const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_MAIN = 254;

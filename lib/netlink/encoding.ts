@@ -2,10 +2,9 @@
  * Netlink message encoding and decoding, written for rtnetlink's needs: nested attributes (linkinfo, a veth
  * peer's ifinfomsg inside INFO_DATA, bridge port data), multipath next hops, and little allocation, since a
  * batch of hundreds of requests is encoded in one go. Host byte order (the kernel's) except where the
- * protocol says network order (ports, VLAN protocol).
+ * protocol says network order (ports, VLAN protocol). Addresses and MACs as bytes: lib/addr.
  * See docs/NET.md for the rest.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { NLMSG_HDRLEN } from './constants.js';
 
 const align4 = (n: number) => (n + 3) & ~3;
@@ -203,89 +202,4 @@ export function getStr(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul === -1 ? b.length : nul);
-}
-
-// ---------------------------------------------------------------- addresses as strings
-
-/** `10.0.0.1` or `fd00::1` → 4 or 16 bytes; throws on anything else. */
-export function ipToBytes(ip: string): Buffer {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
-  let s = ip;
-  const out = Buffer.alloc(16);
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  let tail: number[] = [];
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    tail = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
-    s = s.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const h = head === '' ? [] : head.split(':').map((x) => parseInt(x, 16));
-  const r = rest === undefined ? [] : rest === '' ? [] : rest.split(':').map((x) => parseInt(x, 16));
-  const groups = rest === undefined ? h : [...h, ...new Array(8 - h.length - r.length).fill(0), ...r];
-  if (tail.length) groups.splice(6, 2, ...tail);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
-}
-
-/** 4 or 16 bytes → text (IPv6 compressed as inet_ntop does, RFC 5952). */
-export function bytesToIp(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new TypeError(`address of ${b.length} bytes`);
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  // IPv4-mapped addresses print as ::ffff:a.b.c.d
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  return formatIpv6Groups(g);
-}
-
-/** Eight 16-bit groups → RFC 5952 text: lower case, the longest run of two or more zero groups as `::`. */
-export function formatIpv6Groups(g: readonly number[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best === -1) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
-export function familyOf(ip: string): 4 | 6 {
-  if (isIPv4(ip)) return 4;
-  if (isIPv6(ip)) return 6;
-  throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
-}
-
-/** `10.0.0.1/24` → address and prefix (a bare address gets the full length). */
-export function parseCidr(cidr: string): { address: string; prefix: number; family: 4 | 6 } {
-  const [address, p] = cidr.split('/') as [string, string | undefined];
-  const family = familyOf(address);
-  const max = family === 4 ? 32 : 128;
-  const prefix = p === undefined ? max : Number(p);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (p !== undefined && !/^\d+$/.test(p))) {
-    throw new TypeError(`bad prefix length in ${JSON.stringify(cidr)}`);
-  }
-  return { address, prefix, family };
-}
-
-/** `aa:bb:cc:dd:ee:ff` → 6 bytes. */
-export function macToBytes(mac: string): Buffer {
-  if (!/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/i.test(mac)) throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
-  return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
-}
-
-export function bytesToMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -19,11 +19,12 @@ import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { getsockname, setsockoptInt } from '../sys/libc.js';
 import { inNetnsSync } from '../sys/netns-window.js';
 import {
-  NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
+  AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
   NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN,
   NLMSGERR_ATTR_MSG, SO_RCVBUFFORCE, SOL_NETLINK, SOL_SOCKET,
 } from './constants.js';
 import { eachAttr, getStr, parseMessages, type NlMessage } from './encoding.js';
+import { ERR, ERRNO, NetplumbError } from '../errors.js';
 import { NetlinkError, type RequestInfo } from './errors.js';
 
 /** @internal How NetlinkSocket.open makes its socket. */
@@ -68,7 +69,7 @@ function findFd(port: number): number | undefined {
     if (!target.startsWith('socket:')) continue;
     try {
       const addr = getsockname(fd, 12);
-      if (addr.length >= 8 && addr.readUInt16LE(0) === 16 /* AF_NETLINK */ && addr.readUInt32LE(4) === port) return fd;
+      if (addr.length >= 8 && addr.readUInt16LE(0) === AF_NETLINK && addr.readUInt32LE(4) === port) return fd;
     } catch {
       /* not ours, or gone */
     }
@@ -159,7 +160,7 @@ export class NetlinkSocket {
       for (let attempt = 0; ; attempt++) {
         const r = await this.#send(msg, info, NLM_F_REQUEST | NLM_F_DUMP);
         if (!r.interrupted) return r.replies;
-        if (attempt >= DUMP_RETRIES) throw new NetlinkError(4 /* EINTR */, info, `dump interrupted ${DUMP_RETRIES + 1} times`);
+        if (attempt >= DUMP_RETRIES) throw new NetlinkError(ERRNO.EINTR, info, `dump interrupted ${DUMP_RETRIES + 1} times`);
       }
     };
     const p = this.#dumpChain.then(run, run);
@@ -189,7 +190,7 @@ export class NetlinkSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#fail(new Error('netlink socket closed'));
+    this.#fail(new NetplumbError('netlink socket closed', { code: ERR.SOCKET_CLOSED, op: 'close' }));
     this.#raw.close();
   }
 
@@ -200,7 +201,7 @@ export class NetlinkSocket {
   }
 
   #send(msg: Buffer, info: RequestInfo, flags: number): Promise<{ replies: NlMessage[]; interrupted: boolean }> {
-    if (this.#closed) return Promise.reject(new Error(`${info.what}: netlink socket closed`));
+    if (this.#closed) return Promise.reject(new NetplumbError(`${info.what}: netlink socket closed`, { code: ERR.SOCKET_CLOSED, op: info.op, object: info.object }));
     return new Promise((resolve, reject) => {
       const seq = this.#nextSeq();
       const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
@@ -258,7 +259,7 @@ export class NetlinkSocket {
         if (!err) return;
         for (const seq of seqs) {
           const p = this.#pending.get(seq);
-          if (p) this.#complete(p, new NetlinkError(err.errno ?? 5, p.info, `sendmsg: ${err.message}`));
+          if (p) this.#complete(p, new NetlinkError(err.errno ?? ERRNO.EIO, p.info, `sendmsg: ${err.message}`));
         }
       });
     };
@@ -317,7 +318,13 @@ export class NetlinkSocket {
     for (const fn of this.#errorListeners) fn(e);
     for (const p of [...this.#pending.values()]) {
       const errno = (e as { errno?: number }).errno;
-      this.#complete(p, errno === undefined ? new Error(`${p.info.what}: ${e.message}`) : new NetlinkError(Math.abs(errno), p.info, e.message));
+      const own = e instanceof NetplumbError && errno === undefined ? e.code : undefined;
+      this.#complete(
+        p,
+        own !== undefined
+          ? new NetplumbError(`${p.info.what}: ${e.message}`, { code: own, op: p.info.op, object: p.info.object, cause: e })
+          : new NetlinkError(Math.abs(errno ?? ERRNO.EIO), p.info, e.message),
+      );
     }
     this.#waiting = [];
   }

@@ -17,17 +17,8 @@ import type { CniError } from '../cni/errors.js';
 import type { CniResult } from '../cni/types.js';
 import { bridgePlugin } from '../modes/bridge.js';
 import {
-  bridgeConfig,
-  checkNetworkName,
-  deleteNetworkFiles,
-  getNetwork,
-  listNetworks,
-  makePrivateDir,
-  networkDir,
-  stateRoot,
-  writeJsonAtomic,
-  type Network,
-  type StoreOptions,
+  bridgeConfig, checkNetworkName, deleteNetworkFiles, getNetwork, listNetworks, makePrivateDir, networkDir, stateRoot,
+  writeJsonAtomic, type Network, type StoreOptions,
 } from './store.js';
 
 export type Target = { kind: 'pid'; pid: number } | { kind: 'path'; path: string } | { kind: 'name'; name: string };
@@ -85,8 +76,7 @@ export function parseTarget(s: string): Target {
     return { kind: 'pid', pid };
   }
   if (s.startsWith('/')) {
-    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..')))
-      throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, 'EINVAL', s);
+    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..'))) throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, 'EINVAL', s);
     return { kind: 'path', path: s };
   }
   if (!NAME.test(s)) throw fail(`${JSON.stringify(s)} is neither a PID, an absolute namespace path nor a name (letters, digits, '_.-')`, 'EINVAL', s);
@@ -222,12 +212,7 @@ async function runBridge(env: Record<string, string>, conf: unknown): Promise<Cn
 }
 
 function pickIfname(netnsInode: number, opts?: StoreOptions): string {
-  const used = new Set(
-    listNetworks(opts)
-      .flatMap((n) => listEndpoints(n.name, opts))
-      .filter((e) => e.netnsInode === netnsInode)
-      .map((e) => e.ifname),
-  );
+  const used = new Set(listNetworks(opts).flatMap((n) => listEndpoints(n.name, opts)).filter((e) => e.netnsInode === netnsInode).map((e) => e.ifname));
   for (let i = 0; ; i++) if (!used.has(`eth${i}`)) return `eth${i}`;
 }
 
@@ -254,7 +239,7 @@ export async function connect(network: string, target: Target, opts: ConnectOpti
   const ep: Endpoint = {
     network,
     containerId,
-    ...((opts.name ?? t.name) ? { name: (opts.name ?? t.name)! } : {}),
+    ...(opts.name ?? t.name ? { name: (opts.name ?? t.name)! } : {}),
     target: formatTarget(target),
     netns: t.netns,
     netnsInode: t.netnsInode,
@@ -299,12 +284,7 @@ export async function disconnect(network: string, target: Target, opts: StoreOpt
       /* not resolvable: not attached either */
     }
   }
-  if (!ep)
-    throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, {
-      code: 'ENOENT',
-      op: 'disconnect',
-      object: text,
-    });
+  if (!ep) throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, { code: 'ENOENT', op: 'disconnect', object: text });
   await release(net, ep, opts);
   return ep;
 }
@@ -319,10 +299,7 @@ export async function pruneNetwork(network: string, opts: StoreOptions = {}): Pr
 
 export interface NetworkInspect extends Network {
   ipam: { driver: 'netplumb-host-local'; config: Array<{ subnet: string; gateway: string }>; dataDir: string };
-  containers: Record<
-    string,
-    { name?: string; target: string; netns: string; ifname: string; macAddress: string; ipv4Address?: string; ipv6Address?: string; publish: PublishedPort[] }
-  >;
+  containers: Record<string, { name?: string; target: string; netns: string; ifname: string; macAddress: string; ipv4Address?: string; ipv6Address?: string; publish: PublishedPort[] }>;
   cniConfig: Record<string, unknown>;
 }
 
@@ -336,23 +313,13 @@ export async function inspectNetwork(network: string, opts: StoreOptions = {}): 
     const v4 = e.addresses.find((a) => !a.includes(':'));
     const v6 = e.addresses.find((a) => a.includes(':'));
     containers[e.containerId] = {
-      ...(e.name ? { name: e.name } : {}),
-      target: e.target,
-      netns: e.netns,
-      ifname: e.ifname,
-      macAddress: e.mac,
-      ...(v4 ? { ipv4Address: v4 } : {}),
-      ...(v6 ? { ipv6Address: v6 } : {}),
-      publish: e.publish,
+      ...(e.name ? { name: e.name } : {}), target: e.target, netns: e.netns, ifname: e.ifname, macAddress: e.mac,
+      ...(v4 ? { ipv4Address: v4 } : {}), ...(v6 ? { ipv6Address: v6 } : {}), publish: e.publish,
     };
   }
   return {
     ...net,
-    ipam: {
-      driver: 'netplumb-host-local',
-      config: [{ subnet: net.subnet, gateway: net.gateway }, ...(net.ipv6 ? [net.ipv6] : [])],
-      dataDir: (conf.ipam as { dataDir: string }).dataDir,
-    },
+    ipam: { driver: 'netplumb-host-local', config: [{ subnet: net.subnet, gateway: net.gateway }, ...(net.ipv6 ? [net.ipv6] : [])], dataDir: (conf.ipam as { dataDir: string }).dataDir },
     containers,
     cniConfig: conf,
   };
@@ -362,27 +329,20 @@ export async function inspectNetwork(network: string, opts: StoreOptions = {}): 
  * Removes a network (`docker network rm`): refuses while endpoints are attached unless `force`, which
  * disconnects them first (`onProgress` is told of each); then the bridge, its firewall chains and the files go.
  */
-export async function removeNetwork(
-  network: string,
-  opts: StoreOptions & { force?: boolean; onProgress?: (done: number, total: number) => void } = {},
-): Promise<void> {
+export async function removeNetwork(network: string, opts: StoreOptions & { force?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
   const net = getNetwork(checkNetworkName(network), opts);
   await pruneNetwork(network, opts);
   const eps = listEndpoints(network, opts);
   if (eps.length && !opts.force) {
-    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, {
-      code: 'EBUSY',
-      op: 'network rm',
-      object: network,
-    });
+    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, { code: 'EBUSY', op: 'network rm', object: network });
   }
   for (const [i, e] of eps.entries()) {
     await release(net, e, opts);
     opts.onProgress?.(i + 1, eps.length);
   }
-  const { openHandle } = await import('../net/handle.js');
+  const { openHandleSync } = await import('../net/handle.js');
   const { findLink, deleteLink } = await import('../net/link.js');
-  const h = await openHandle();
+  const h = openHandleSync();
   try {
     const br = await findLink(h, net.bridge);
     if (br && br.kind === 'bridge') await deleteLink(h, br.index);

@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetplumbError } from '../errors.js';
-import { BITS, cidrContains, formatIp, maskOf, parseCidr, parseIp } from '../ipam/ip.js';
+import { BITS, cidrContains, cidrOverlaps, formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
 
 export const DEFAULT_STATE_ROOT = '/var/lib/netplumb';
 /** The environment variable that moves the whole state (definitions, endpoints, IPAM) elsewhere. */
@@ -106,11 +106,9 @@ function defaultBridge(name: string): string {
 }
 
 function overlaps(a: string, b: string): boolean {
-  const x = parseCidr(a);
-  const y = parseCidr(b);
-  if (!x || !y || x.family !== y.family) return false;
-  const m = maskOf(x.family, Math.min(x.prefix, y.prefix));
-  return (x.network & m) === (y.network & m);
+  const x = tryParseCidr(a);
+  const y = tryParseCidr(b);
+  return x !== undefined && y !== undefined && x.family === y.family && cidrOverlaps(x, y);
 }
 
 function firstFreeSubnet(taken: readonly string[]): string {
@@ -122,17 +120,16 @@ function firstFreeSubnet(taken: readonly string[]): string {
 }
 
 function checkSubnet(subnet: string, family: 4 | 6, what: string): void {
-  const c = parseCidr(subnet);
-  if (!c || c.family !== family)
-    throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, subnet);
+  const c = tryParseCidr(subnet);
+  if (!c || c.family !== family) throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, subnet);
   if (c.prefix > BITS[family] - 2) throw usage(`${what} ${subnet} is too small (at most /${BITS[family] - 2})`, subnet);
   if (c.ip !== c.network) throw usage(`${what} ${subnet} has host bits set`, subnet);
 }
 
 function gatewayOf(subnet: string, gateway: string | undefined, family: 4 | 6, what: string): string {
-  const c = parseCidr(subnet)!;
+  const c = tryParseCidr(subnet)!;
   if (gateway === undefined) return formatIp({ family, value: c.network + 1n });
-  const g = parseIp(gateway);
+  const g = tryParseIp(gateway);
   if (!g || g.family !== family || !cidrContains(c, g)) throw usage(`${what} ${JSON.stringify(gateway)} is not an address inside ${subnet}`, gateway);
   return formatIp(g);
 }
@@ -163,11 +160,7 @@ export function listNetworks(opts?: StoreOptions): Network[] {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
-  return names
-    .filter((n) => NAME.test(n))
-    .sort()
-    .map((n) => readNetwork(n, opts))
-    .filter((n): n is Network => n !== undefined);
+  return names.filter((n) => NAME.test(n)).sort().map((n) => readNetwork(n, opts)).filter((n): n is Network => n !== undefined);
 }
 
 /**
@@ -179,21 +172,12 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const name = checkNetworkName(spec.name);
   const others = listNetworks(opts);
   if (others.some((n) => n.name === name)) {
-    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, {
-      code: 'EEXIST',
-      op: 'network create',
-      object: name,
-    });
+    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, { code: 'EEXIST', op: 'network create', object: name });
   }
   const subnet = spec.subnet ?? firstFreeSubnet(others.map((n) => n.subnet));
   checkSubnet(subnet, 4, '--subnet');
   const clash = others.find((n) => overlaps(n.subnet, subnet) || (n.ipv6 && spec.ipv6Subnet && overlaps(n.ipv6.subnet, spec.ipv6Subnet)));
-  if (clash)
-    throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, {
-      code: 'EEXIST',
-      op: 'network create',
-      object: subnet,
-    });
+  if (clash) throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, { code: 'EEXIST', op: 'network create', object: subnet });
   const bridge = spec.bridge ?? defaultBridge(name);
   if (!IFNAME.test(bridge)) throw usage(`bridge name ${JSON.stringify(bridge)} is not an interface name (1-15 letters, digits, '_.-')`, bridge);
   const bclash = others.find((n) => n.bridge === bridge);
@@ -201,9 +185,7 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const internal = spec.internal ?? false;
   const net: Network = {
     name,
-    id: createHash('sha256')
-      .update(`${name}\0${randomBytes(16).toString('hex')}`)
-      .digest('hex'),
+    id: createHash('sha256').update(`${name}\0${randomBytes(16).toString('hex')}`).digest('hex'),
     created: new Date().toISOString(),
     driver: 'netplumb-bridge',
     bridge,

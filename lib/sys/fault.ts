@@ -10,14 +10,14 @@
  * each step of a verb (lib/modes/steps.ts); lower layers place their own. Without the variable
  * (production) a point costs one string comparison against a value read once.
  */
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
 
 const configured = process.env.NETPLUMB_FAULT ?? '';
 
 /** Thrown at a fault point in its throwing form; the message names the point. */
 export class InjectedFault extends NetplumbError {
   constructor(point: string) {
-    super(`fault injected after step "${point}" (NETPLUMB_FAULT)`, { code: 'EFAULT_INJECTED', op: 'fault point', object: point });
+    super(`fault injected after step "${point}" (NETPLUMB_FAULT)`, { code: ERR.FAULT_INJECTED, op: 'fault point', object: point });
   }
 }
 

@@ -4,7 +4,7 @@
  * See docs/NET.md for the rest.
  */
 import koffi, { type KoffiFunc } from 'koffi';
-import { SyscallError } from '../errors.js';
+import { ERRNO, SyscallError } from '../errors.js';
 import { offerQuickExit } from './exit.js';
 
 export const CLONE_NEWNS = 0x00020000;
@@ -40,7 +40,10 @@ interface Libc {
   close: (fd: number) => number;
   getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  bind: (fd: number, addr: Buffer, addrlen: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   strerror: (errno: number) => string;
   ioctl: (fd: number, request: number, arg: number) => number;
 }
@@ -62,7 +65,10 @@ function load(): Libc {
       close: lib.func('int close(int fd)'),
       getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+      getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
       sendto: lib.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
+      bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
+      recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
       strerror: lib.func('const char *strerror(int errnum)'),
       ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
     };
@@ -103,7 +109,7 @@ export async function flock(fd: number, op: number, what?: string): Promise<void
   const ret = f(fd, op | LOCK_NB);
   if (ret === 0) return;
   const errno = koffi.errno();
-  if (errno !== 11 /* EWOULDBLOCK */ || (op & LOCK_NB) !== 0) throw new SyscallError('flock', errno, what);
+  if (errno !== ERRNO.EWOULDBLOCK || (op & LOCK_NB) !== 0) throw new SyscallError('flock', errno, what);
   await new Promise<void>((resolve, reject) => {
     f.async(fd, op, (err: unknown, r: number) => {
       if (err) reject(err);
@@ -152,11 +158,47 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   check(load().setsockopt(fd, level, name, v, 4), 'setsockopt', what);
 }
 
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** A Unix socket peer's credentials as the kernel recorded them at connect(2) (SO_PEERCRED): not forgeable. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** getsockopt(SO_PEERCRED) on a connected Unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const v = Buffer.alloc(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(12);
+  check(load().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, v, len), 'getsockopt', 'SO_PEERCRED');
+  return { pid: v.readInt32LE(0), uid: v.readUInt32LE(4), gid: v.readUInt32LE(8) };
+}
+
 /** sendto(2); returns the bytes sent. */
 export function sendto(fd: number, data: Buffer, addr: Buffer, what?: string): number {
   const n = Number(load().sendto(fd, data, data.length, 0, addr, addr.length));
   check(n, 'sendto', what);
   return n;
+}
+
+/** bind(2) to a socket address the caller encoded. */
+export function bind(fd: number, addr: Buffer, what?: string): void {
+  check(load().bind(fd, addr, addr.length), 'bind', what);
+}
+
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+
+/** recv(2) without blocking: the bytes of one datagram (at most `size`), or undefined when none is queued. */
+export function recvNow(fd: number, size: number, what?: string): Buffer | undefined {
+  const buf = Buffer.alloc(size);
+  const n = Number(load().recv(fd, buf, size, MSG_DONTWAIT));
+  if (n === -1 && koffi.errno() === EAGAIN) return undefined;
+  check(n, 'recv', what);
+  return buf.subarray(0, n);
 }
 
 /** strerror(3): the C library's text for an errno (`File exists`). */

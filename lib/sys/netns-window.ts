@@ -9,6 +9,7 @@
  * See docs/NET.md for the rest.
  */
 import { closeSync, openSync } from 'node:fs';
+import { ERR, NetplumbError } from '../errors.js';
 import { CLONE_NEWNET, preloadLibc, setns, unshare } from './libc.js';
 
 function restore(back: number): void {
@@ -23,7 +24,7 @@ function restore(back: number): void {
 function syncOnly<T>(r: T): T {
   if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
     // Too late to undo what ran, but never let an async function believe it ran in the namespace.
-    throw new Error('netns window: the function must be synchronous');
+    throw new NetplumbError('netns window: the function must be synchronous', { code: ERR.NOT_SYNCHRONOUS, op: 'netns window' });
   }
   return r;
 }

@@ -21,7 +21,7 @@ test('<point> throws an InjectedFault naming the point', () => {
     assert.unreachable('no throw');
   } catch (e) {
     assert.instance(e, InjectedFault);
-    assert.is((e as InjectedFault).code, 'EFAULT_INJECTED');
+    assert.is((e as InjectedFault).code, 'ERR_FAULT_INJECTED');
     assert.match((e as Error).message, /fault injected after step "bridge"/);
   }
 });

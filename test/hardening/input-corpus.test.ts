@@ -162,6 +162,12 @@ test('stdin: empty, truncated, not an object, deeply nested, huge and endless, b
     }
     add('name a number', (v) => conf(v, { name: 5 }), 7, /name/);
     add('prevResult a string', (v) => conf(v, { prevResult: 'garbage' }), 7, /prevResult/);
+    // fields of the spec that a plugin may not use itself are still checked for their type
+    add('type a number', (v) => conf(v, { type: 5 }), 7, /"type"/);
+    add('capabilities not booleans', (v) => conf(v, { capabilities: { portMappings: 'yes' } }), 7, /capabilities\.portMappings/);
+    add('runtimeConfig a list', (v) => conf(v, { runtimeConfig: [] }), 7, /runtimeConfig/);
+    add('args a string', (v) => conf(v, { args: 'IP=10.0.0.2' }), 7, /"args"/);
+    add('dns.nameservers a string', (v) => conf(v, { dns: { nameservers: '10.0.0.53' } }), 7, /dns\.nameservers/);
     add('prevResult with a bad address', (v) => conf(v, { prevResult: { cniVersion: '1.1.0', ips: [{ address: '10.0.0.300/24' }] } }), 7, /prevResult|address/);
     cases.push({ name: 'CHECK in 0.3.1', plugin, verb: 'CHECK', patch: (c) => (c.cniVersion = '0.3.1'), codes: 1, field: /version|0\.3\.1/ });
     cases.push({ name: 'GC in 1.0.0', plugin, verb: 'GC', patch: (c) => (c.cniVersion = '1.0.0'), codes: 1, field: /version|1\.0\.0/ });
@@ -182,6 +188,18 @@ function ipamCases(plugin: PluginName): Case[] {
     add(`subnet ${subnet}`, range({ subnet }), 7, /subnet|small|10\.|fd00|cidr/i);
   }
   add('subnet a number', range({ subnet: 167772160 }), 7, /subnet/);
+  // Addresses Go's parser refuses, which looser parsers (Node's, inet_aton) would take.
+  // (a prefix length with a leading zero, `/024`, Go reads as 24: so do we)
+  for (const subnet of ['010.99.0.0/24', '::ffff:10.99.0.0/120', 'fe80::%eth0/64', '10.99.0.0/24/1', ' 10.99.0.0/24']) {
+    add(`subnet ${JSON.stringify(subnet)}`, range({ subnet }), 7, /subnet|cidr/i);
+  }
+  // (an empty gateway is no gateway, as in host-local)
+  for (const gateway of ['10.99.0.256', '10.99.0.01', '10.99.0.1/24', 'fe80::1%eth0', 167772161]) {
+    add(`gateway ${JSON.stringify(gateway)}`, range({ gateway }), 7, /gateway/);
+  }
+  for (const gw of ['10.99.0.999', 'fd00::1::2', 'gateway']) add(`route gw ${gw}`, (i) => (i.routes = [{ dst: '0.0.0.0/0', gw }]), 7, /gw|gateway|route/);
+  add('a route to a bare address', (i) => (i.routes = [{ dst: '10.0.0.1' }]), 7, /route|dst/);
+  add('rangeStart with a prefix', range({ rangeStart: '10.99.0.5/24' }), 7, /rangeStart/);
   add('rangeStart outside the subnet', range({ rangeStart: '10.98.0.5' }), 7, /rangeStart/);
   add('rangeStart after rangeEnd', range({ rangeStart: '10.99.0.50', rangeEnd: '10.99.0.10' }), 7, /rangeStart|rangeEnd/);
   add('IPv6 rangeStart in an IPv4 subnet', range({ rangeStart: 'fd00::5' }), 7, /rangeStart/);
@@ -270,6 +288,12 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
   add('runtimeConfig.mac multicast', (c) => (c.runtimeConfig = { mac: '01:00:5e:00:00:01' }), 7, /mac|multicast/i);
   add('CNI_ARGS MAC broadcast', () => undefined, 7, /MAC|mac/, { CNI_ARGS: 'MAC=ff:ff:ff:ff:ff:ff' });
   add('args.cni.mac zero', (c) => (c.args = { cni: { mac: '00:00:00:00:00:00' } }), 7, /mac/);
+  for (const mac of ['02:00:00:00:00', '02:00:00:00:00:01:02', '2:0:0:0:0:1', '02:00-00:00:00:01', '0200.0000.0001', 42, ['02:00:00:00:00:01']]) {
+    add(`runtimeConfig.mac ${JSON.stringify(mac)}`, (c) => (c.runtimeConfig = { mac }), 7, /mac/);
+  }
+  for (const hostIP of ['10.0.0.256', '010.0.0.1', 'fe80::1%eth0', 5]) {
+    add(`hostIP ${JSON.stringify(hostIP)}`, pm([{ hostPort: 8080, containerPort: 80, hostIP }]), 7, /hostIP/);
+  }
   await runBatch('bridge', cases);
 });
 

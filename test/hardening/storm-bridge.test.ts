@@ -16,7 +16,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHost, destroyAll, ping, sandboxed, type Container, type Host } from '../../netns-harness/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createHost, destroyAll, ping, runningAgent, sandboxed, TEST_AGENT_ENV, type Container, type Host } from '../../netns-harness/index.js';
 import { bridgeConf } from '../fixtures/bridge-env.js';
 import { pool } from '../fixtures/cni-runtime.js';
 import { intFrom } from '../fixtures/hardening.js';
@@ -29,6 +30,12 @@ const OPS = intFrom('NETPLUMB_STORM_OPS', 200);
 const WIDTH = intFrom('NETPLUMB_STORM_WIDTH', 16);
 const SLOTS_PER_NET = 12;
 const FAULT_RATE = 0.1;
+/**
+ * Through the agent (NETPLUMB_TEST_AGENT=1, test/hardening/storm-agent.test.ts), with NETPLUMB_STORM_AGENT_KILLS=1
+ * the agent is also SIGKILLed at random moments and restarted by the next plugin exec: operations it was serving
+ * fail with error 11 (the runtime then DELs), and between a kill and the restart the forwarders run in process.
+ */
+const AGENT_KILLS = process.env[TEST_AGENT_ENV] === '1' && process.env.NETPLUMB_STORM_AGENT_KILLS === '1';
 
 
 interface Net {
@@ -95,8 +102,9 @@ async function operate(s: Slot): Promise<void> {
   const fault = kind === 'CHECK' ? undefined : faultFor(kind);
   const conf = kind === 'CHECK' ? { ...s.net.conf, prevResult: s.result } : s.net.conf;
   const r: Exec = await execPlugin(host, kind, conf, { ...attOf(s), env: fault?.env ?? {}, ...(fault?.killAfterMs === undefined ? {} : { killAfterMs: fault.killAfterMs }) });
-  count(`${kind} ${r.ok ? 'ok' : r.killed ? 'killed' : 'failed'}${fault ? ' (fault)' : ''}`);
-  if (!r.ok && !fault) unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
+  const agentDied = AGENT_KILLS && r.exitCode === 1 && r.json?.code === 11;
+  count(`${kind} ${r.ok ? 'ok' : r.killed ? 'killed' : agentDied ? 'agent killed' : 'failed'}${fault ? ' (fault)' : ''}`);
+  if (!r.ok && !fault && !agentDied) unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
   if (kind === 'ADD') {
     s.state = r.ok ? 'attached' : 'dirty'; // the runtime DELs a failed ADD, whatever it left
     s.result = r.ok ? r.json : undefined;
@@ -115,6 +123,19 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   opMs = Math.max(20, Math.round((Date.now() - t0) / 2));
 
   let started = 0;
+  let stormOver = false;
+  const chaos = async () => {
+    // Bounded: one kill per turn, at most OPS / 10 turns, and none once the storm is over.
+    for (let turn = 0; turn < Math.ceil(OPS / 10) && !stormOver; turn++) {
+      await sleep(1 + rng.int(opMs * 4));
+      const agent = await runningAgent(host);
+      if (agent && !stormOver) {
+        agent.process.kill('SIGKILL');
+        count('agent SIGKILL');
+      }
+    }
+  };
+  const chaosDone = AGENT_KILLS ? chaos() : Promise.resolve();
   await Promise.all(
     Array.from({ length: WIDTH }, async () => {
       // Bounded: every turn starts one operation; there are more slots than workers, so one is always idle.
@@ -131,6 +152,8 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
       }
     }),
   );
+  stormOver = true;
+  await chaosDone;
   process.stdout.write(`storm: ${JSON.stringify(tally)}\n`);
   assert.equal(unexpected, [], 'no operation failed without an injected fault');
 

@@ -6,7 +6,7 @@ import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
   openHandleSync, createVethPair, setLinkUp, addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
   addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, addRule, deleteRule, listRules, getLink, createLink,
-  type Handle, type NetlinkError,
+  type Handle, type NetlinkError, type NetplumbError,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -83,6 +83,38 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   assert.ok(left.some((x) => x.local === 'fd00:1::2'));
   await flushAddresses(hc, { link: 'eth0' });
   assert.equal((await ipAddrs(c, 'eth0')).filter((x) => x.scope === 'global'), []);
+});
+
+test('bad input is refused before the kernel is asked; a missing link is named as part of the verb', async () => {
+  const before = await ipAddrs(c, 'eth0');
+  for (const [cidr, why] of [['10.1.0.300/24', /not an IPv4 or IPv6 address/], ['10.1.0.2/33', /bad prefix length/], ['fd00::1::2/64', /not an IPv4/]] as const) {
+    try {
+      await addAddress(hc, { link: 'eth0', cidr });
+      assert.unreachable(cidr);
+    } catch (e) {
+      assert.is((e as NetplumbError).code, 'ERR_INVALID_ADDRESS', cidr);
+      assert.match((e as Error).message, why, cidr);
+    }
+  }
+  for (const gateway of ['10.1.0.256', 'gw']) {
+    try {
+      await addRoute(hc, { dst: '10.7.0.0/16', gateway });
+      assert.unreachable(gateway);
+    } catch (e) {
+      assert.is((e as NetplumbError).code, 'ERR_INVALID_ADDRESS', gateway);
+      assert.match((e as Error).message, /^add route .*: invalid gateway: /, gateway);
+    }
+  }
+  assert.equal(await ipAddrs(c, 'eth0'), before, 'nothing changed');
+  try {
+    await addAddress(hc, { link: 'nosuch0', cidr: '10.1.0.2/24' });
+    assert.unreachable();
+  } catch (e) {
+    const err = e as NetplumbError;
+    assert.equal([err.code, err.op, err.object], ['ENODEV', 'addAddress', '10.1.0.2/24']);
+    assert.match(err.message, /^add address 10\.1\.0\.2\/24 to nosuch0: get link nosuch0: ENODEV/);
+    assert.is((err.cause as NetlinkError).op, 'RTM_GETLINK', 'the lookup that failed is the cause');
+  }
 });
 
 test('routes: default via gateway, dev, src, table, metric, protocol, scope, and ping uses them', async () => {

@@ -121,7 +121,7 @@ test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and
   }
 });
 
-test('a host port published by one container cannot be taken by another (EADDRINUSE, nothing changed)', async () => {
+test('a host port published by one container cannot be taken by another (ERR_HOST_PORT_IN_USE, nothing changed)', async () => {
   await addContainerRules(spec(a, 'ctr-a', { portMappings: [{ hostPort: 8080, containerPort: 80 }] }));
   const before = await nftSummary();
   try {
@@ -129,7 +129,7 @@ test('a host port published by one container cannot be taken by another (EADDRIN
     assert.unreachable('should have thrown');
   } catch (e) {
     assert.instance(e, FirewallError);
-    assert.is((e as FirewallError).code, 'EADDRINUSE');
+    assert.is((e as FirewallError).code, 'ERR_HOST_PORT_IN_USE');
     assert.match((e as Error).message, /tcp\/8080.*ctr-a/);
   }
   assert.equal(await nftSummary(), before, 'the failed ADD left nothing');
@@ -254,7 +254,7 @@ for (const backend of ['libnftables', 'exec'] as NftBackendName[]) {
   });
 }
 
-test('invalid input is refused with EINVAL before anything is touched', async () => {
+test('invalid input is refused with an ERR_INVALID_* code before anything is touched', async () => {
   const bad: Partial<ContainerFirewall>[] = [
     { ips: ['10.88.0.300/16'] },
     { ips: ['10.88.0.2/33'] },
@@ -275,7 +275,7 @@ test('invalid input is refused with EINVAL before anything is touched', async ()
       await addContainerRules(spec(a, 'bad', extra));
       assert.unreachable(JSON.stringify(extra));
     } catch (e) {
-      assert.is((e as FirewallError).code, 'EINVAL', `${JSON.stringify(extra)}: ${(e as Error).message}`);
+      assert.match((e as FirewallError).code, /^ERR_INVALID_(ADDRESS|NAME|MAC|ARG_VALUE)$/, `${JSON.stringify(extra)}: ${(e as Error).message}`);
     }
   }
   assert.equal((await nftSummary()).chains, [], 'no table was even created');

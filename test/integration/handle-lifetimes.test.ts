@@ -176,7 +176,7 @@ test('openHandle waits for a freshly spawned process to have its own namespace',
       openHandleSync({ pid: child.pid! });
       assert.unreachable('still in our namespace: refused');
     } catch (e) {
-      assert.is((e as NetplumbError).code, 'ENETNS_SELF');
+      assert.is((e as NetplumbError).code, 'ERR_NETNS_SELF');
     }
     const h = await openHandle({ pid: child.pid! }, { waitForOwnNetns: { timeoutMs: 10_000 } });
     try {
@@ -193,14 +193,14 @@ test('openHandle waits for a freshly spawned process to have its own namespace',
   }
 });
 
-test('waitForOwnNetns is bounded: ETIMEDOUT for a process that stays, ESRCH for one that is gone, AbortError on abort', async () => {
+test('waitForOwnNetns is bounded: ERR_TIMEOUT for a process that stays, ESRCH for one that is gone, AbortError on abort', async () => {
   const stays = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
     try {
       await waitForOwnNetns(stays.pid!, { timeoutMs: 200 });
       assert.unreachable();
     } catch (e) {
-      assert.is((e as NetplumbError).code, 'ETIMEDOUT');
+      assert.is((e as NetplumbError).code, 'ERR_TIMEOUT');
     }
     try {
       await waitForOwnNetns(stays.pid!, { timeoutMs: 10_000, signal: AbortSignal.timeout(100) });

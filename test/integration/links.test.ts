@@ -297,7 +297,7 @@ test('ensureBridge creates once with its address, and refuses a non-bridge of th
     await ensureBridge(h, 'notbr');
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetplumbError).code, 'EEXIST');
+    assert.is((e as NetplumbError).code, 'ERR_LINK_KIND');
     assert.match((e as Error).message, /notbr.*not a bridge/);
   }
 });

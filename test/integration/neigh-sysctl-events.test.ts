@@ -9,7 +9,7 @@ import {
   listLinks, listAddresses, addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, sendGratuitousArp,
   readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setRpFilterSync, setAcceptRaSync, setDisableIpv6Sync, setRouteLocalnetSync,
   setArpNotifySync, setAcceptDadSync, setArpAcceptSync, watch, waitForOperUp, batch, deleteLink, type Handle, type NetEvent,
-  type NetlinkError,
+  type NetlinkError, type NetplumbError,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -119,7 +119,7 @@ test('sysctls are read and written in the handle\'s namespace, not the caller\'s
     readSysctlSync(ha, 'net/../../etc/passwd');
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetlinkError).code, 'EINVAL');
+    assert.is((e as NetplumbError).code, 'ERR_INVALID_ARG_VALUE');
   }
 });
 
@@ -163,7 +163,7 @@ test('waitForOperUp resolves when the other end comes up, and times out otherwis
     await waitForOperUp(ha, 'eth0', { timeoutMs: 200 });
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetlinkError).code, 'ETIMEDOUT');
+    assert.is((e as NetplumbError).code, 'ERR_TIMEOUT');
     assert.match((e as Error).message, /eth0/);
   }
 });

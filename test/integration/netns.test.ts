@@ -104,7 +104,7 @@ test('asking for another namespace that is the caller\'s own is refused, unless 
       openHandleSync(ref);
       assert.unreachable(`${JSON.stringify(ref)} must be refused`);
     } catch (e) {
-      assert.is((e as NetplumbError).code, 'ENETNS_SELF');
+      assert.is((e as NetplumbError).code, 'ERR_NETNS_SELF');
     }
   }
   const h = openHandleSync({ pid: process.pid }, { allowCurrent: true });
@@ -113,14 +113,14 @@ test('asking for another namespace that is the caller\'s own is refused, unless 
     openNetnsSync({ path: '/etc/hostname' });
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetplumbError).code, 'EINVAL');
+    assert.is((e as NetplumbError).code, 'ERR_NOT_A_NETNS');
     assert.match((e as Error).message, /not a network namespace/);
   }
   try {
     openNetnsSync({ name: '../etc' });
     assert.unreachable();
   } catch (e) {
-    assert.is((e as NetplumbError).code, 'EINVAL');
+    assert.is((e as NetplumbError).code, 'ERR_INVALID_NAME');
   }
 });
 

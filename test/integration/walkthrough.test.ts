@@ -124,6 +124,48 @@ test('--cleanup removes the link once the process is gone, as find -L … -delet
   assert.is(a, undefined);
 });
 
+test('on today\'s docker0 (172.17.0.1/16, a container at the top): the bridge\'s address, the next free one from the top, probed', async () => {
+  const machine = await createHost('docker-today');
+  let outsider: ChildProcess | undefined;
+  try {
+    // docker0 as Docker 20.10 makes it, and a neighbour that already holds the subnet's top address
+    await machine.exec(['ip', 'link', 'add', 'docker0', 'type', 'bridge']);
+    await machine.exec(['ip', 'addr', 'add', '172.17.0.1/16', 'dev', 'docker0']);
+    await machine.exec(['ip', 'link', 'set', 'docker0', 'up']);
+    const other = await machine.createContainer('other');
+    await machine.exec(['ip', 'link', 'add', 'vother', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', other.netnsPath]);
+    await machine.exec(['ip', 'link', 'set', 'vother', 'master', 'docker0', 'up']);
+    await other.exec(['ip', 'addr', 'add', '172.17.255.254/16', 'dev', 'eth0']);
+    await other.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    outsider = await startOutsider(machine);
+    const opid = outsider.pid!;
+    const walkHere = (...args: string[]) => machine.exec([process.execPath, WALKTHROUGH, ...args], { check: false, timeoutMs: 60_000 });
+    const r = await walkHere('--pid', String(opid));
+    assert.is(r.exitCode, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /172\.17\.255\.254 is taken on docker0 \([0-9a-f:]{17} answered an ARP probe\)/);
+    assert.match(r.stdout, /docker0 has 172\.17\.0\.1\/16: eth0 gets 172\.17\.255\.253\/16 from the top of the subnet/);
+    assert.ok(r.stdout.includes(`$ ip netns exec ${opid} ip route add default via 172.17.0.1`), r.stdout);
+    assert.not.match(r.stdout, /ip addr add .* dev docker0/, 'the bridge keeps its own address');
+    // the oracle: iproute2, and packets to the gateway and the neighbour
+    const ns = `/proc/${opid}/ns/net`;
+    const [eth0] = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], ns);
+    assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.255.253/16']);
+    const [br] = await machine.ip<any[]>('addr', 'show', 'dev', 'docker0');
+    assert.equal(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.17.0.1/16']);
+    for (const dst of ['172.17.0.1', '172.17.255.254']) {
+      const p = await run(['ping', '-c', '1', '-W', '2', dst], { netns: ns, check: false });
+      assert.is(p.exitCode, 0, `${dst}: ${p.stdout}${p.stderr}`);
+    }
+    // a second run keeps the address it gave (the container itself would answer a new probe for it)
+    const again = await walkHere('--pid', String(opid));
+    assert.is(again.exitCode, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, new RegExp(`${opid} is already done: .* has 172\\.17\\.255\\.253/16`));
+  } finally {
+    outsider?.kill('SIGKILL');
+    await machine.destroy();
+  }
+});
+
 test('without --pid it shows itself on a harness container and pings the gateway', async () => {
   const r = await run([process.execPath, WALKTHROUGH], { check: false, timeoutMs: 60_000 });
   assert.is(r.exitCode, 0, r.stdout + r.stderr);

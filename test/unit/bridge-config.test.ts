@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseRequest } from '../../lib/cni/request.js';
 import { CniError } from '../../lib/cni/errors.js';
-import { hostVethName, parseBridgeConf, parseMac, parseVethAlias, randomMac, vethAlias } from '../../lib/modes/bridge-config.js';
+import { configMac, hostVethName, parseBridgeConf, parseVethAlias, vethAlias } from '../../lib/modes/bridge-config.js';
+import { randomMac } from '../../lib/addr/mac.js';
 
 const req = (conf: object, args = '') =>
   parseRequest(
@@ -67,9 +68,9 @@ test('the container MAC: runtimeConfig beats args.cni beats CNI_ARGS; canonical 
   assert.is(parseBridgeConf(req({}, 'MAC=02:00:00:00:00:01')).mac, '02:00:00:00:00:01');
   assert.is(parseBridgeConf(req({ args: { cni: { mac: '02:00:00:00:00:02' } } }, 'MAC=02:00:00:00:00:01')).mac, '02:00:00:00:00:02');
   assert.is(parseBridgeConf(req({ args: { cni: { mac: '02:00:00:00:00:02' } }, runtimeConfig: { mac: '02-00-00-00-00-0A' } })).mac, '02:00:00:00:00:0a');
-  assert.is(parseMac('AA:BB:CC:DD:EE:FE', 'x'), 'aa:bb:cc:dd:ee:fe');
-  assert.is(code(() => parseMac('01:00:5e:00:00:01', 'x')), 7);
-  assert.is(code(() => parseMac('00:00:00:00:00:00', 'x')), 7);
+  assert.is(configMac('AA:BB:CC:DD:EE:FE', 'x'), 'aa:bb:cc:dd:ee:fe');
+  assert.is(code(() => configMac('01:00:5e:00:00:01', 'x')), 7);
+  assert.is(code(() => configMac('00:00:00:00:00:00', 'x')), 7);
   for (let i = 0; i < 50; i++) {
     const m = randomMac();
     assert.match(m, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);

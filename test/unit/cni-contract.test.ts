@@ -166,9 +166,9 @@ test('errors 6, 1 and 7: undecodable JSON, versions, network name, prevResult', 
 test('errors from the plugin: CniError kept, IPAM codes mapped, errno → 5/11, anything else 999 (stack on stderr only)', async () => {
   const cases: Array<[unknown, number, RegExp]> = [
     [unsupportedField('vlan', 4095, 'no 8021q here'), 2, /unsupported field "vlan": 4095 \(no 8021q here\)/],
-    [new IpamError('IPAM_EXHAUSTED', 'no free address in range set 0 of network "n"', 'allocate'), 100, /network "n"/],
-    [new IpamError('IPAM_CONFIG', 'bad range', 'parse'), 7, /bad range/],
-    [new IpamError('IPAM_BUSY', 'locked', 'flock'), 11, /locked/],
+    [new IpamError('ERR_IPAM_EXHAUSTED', 'no free address in range set 0 of network "n"', 'allocate'), 100, /network "n"/],
+    [new IpamError('ERR_IPAM_CONFIG', 'bad range', 'parse'), 7, /bad range/],
+    [new IpamError('ERR_IPAM_BUSY', 'locked', 'flock'), 11, /locked/],
     [Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 5, /no space/],
     [Object.assign(new Error('resource busy'), { code: 'EBUSY' }), 11, /busy/],
     [new TypeError('x is not a function'), 999, /x is not a function/],

@@ -1,6 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { errnoName, errnoValue, NetplumbError, SyscallError } from '../../lib/errors.js';
+import {
+  capabilityFor, during, ERR, ERRNO, errnoName, errnoValue, NetplumbError, SyscallError, wrapError,
+} from '../../lib/errors.js';
+import { CNI_ERR, CniError, cniCodeName, toCniError } from '../../lib/cni/errors.js';
+import { NetlinkError } from '../../lib/netlink/errors.js';
+import { AddressError } from '../../lib/addr/ip.js';
 
 test('errno names round-trip', () => {
   assert.is(errnoName(17), 'EEXIST');
@@ -19,6 +24,62 @@ test('SyscallError carries code, op and object', () => {
   assert.is(e.errno, 1);
   assert.match(e.message, /setns \/proc\/1\/ns\/net: EPERM/);
   assert.is(e.name, 'SyscallError');
+});
+
+test('netplumb codes start with ERR_, are unique, and never collide with an errno name', () => {
+  const codes = Object.values(ERR);
+  assert.is(new Set(codes).size, codes.length);
+  for (const c of codes) {
+    assert.match(c, /^ERR_[A-Z_]+$/, c);
+    assert.is(errnoValue(c), undefined, c);
+  }
+  assert.is(ERRNO.ENODEV, errnoValue('ENODEV'));
+});
+
+test('a permission failure names the capability it lacked', () => {
+  const setns = new SyscallError('setns', ERRNO.EPERM, '/proc/1/ns/net');
+  assert.is(setns.capability, 'CAP_SYS_ADMIN');
+  assert.match(setns.message, /^setns \/proc\/1\/ns\/net: EPERM \(needs CAP_SYS_ADMIN\)$/);
+  assert.is(new SyscallError('mount', ERRNO.EPERM, '/run/netns/x').capability, 'CAP_SYS_ADMIN');
+  const link = new NetlinkError(ERRNO.EPERM, { op: 'RTM_NEWLINK', what: 'create link veth0', object: 'veth0' });
+  assert.is(link.capability, 'CAP_NET_ADMIN');
+  assert.match(link.message, /^create link veth0: EPERM \(Operation not permitted\) \(needs CAP_NET_ADMIN\)$/);
+  assert.is(new NetlinkError(ERRNO.EEXIST, { op: 'RTM_NEWLINK', what: 'create link veth0' }).capability, undefined, 'only permission failures');
+  assert.is(new SyscallError('flock', ERRNO.EACCES, '/x').capability, undefined, 'flock needs no capability');
+  assert.equal([capabilityFor('unshare'), capabilityFor('nft'), capabilityFor('sysctl'), capabilityFor('garp'), capabilityFor('netns')], ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_RAW', undefined]);
+});
+
+test('an error of a step inside a compound operation names the operation and chains the step as cause', async () => {
+  const inner = new NetlinkError(ERRNO.ENODEV, { op: 'RTM_GETLINK', what: 'get link nosuch0', object: 'nosuch0' });
+  const ctx = { op: 'addAddress', what: 'add address 10.0.0.2/24 to nosuch0', object: '10.0.0.2/24' };
+  const e = wrapError(inner, ctx);
+  assert.instance(e, NetplumbError);
+  assert.equal([e.code, e.op, e.object, e.errno], ['ENODEV', 'addAddress', '10.0.0.2/24', ERRNO.ENODEV]);
+  assert.is(e.cause, inner);
+  assert.match(e.message, /^add address 10\.0\.0\.2\/24 to nosuch0: get link nosuch0: ENODEV/);
+  try {
+    await during(ctx, Promise.reject(inner));
+    assert.unreachable();
+  } catch (x) {
+    assert.is((x as NetplumbError).op, 'addAddress');
+    assert.is((x as NetplumbError).cause, inner);
+  }
+  assert.is(await during(ctx, Promise.resolve(7)), 7);
+  const denied = wrapError(new SyscallError('setns', ERRNO.EPERM), { op: 'openHandle', what: 'open handle' });
+  assert.is(denied.capability, 'CAP_SYS_ADMIN', 'the capability survives the wrapping');
+});
+
+test('one CNI code registry: unique numbers, names, netplumb codes mapped, everything else INTERNAL', () => {
+  const nums = Object.values(CNI_ERR);
+  assert.is(new Set(nums).size, nums.length, 'no number twice');
+  assert.is(cniCodeName(110), 'BRIDGE_CONFLICT');
+  assert.is(cniCodeName(120), 'CHECK_FAILED');
+  assert.is(new CniError(CNI_ERR.ALREADY_JOINED, 'x').code, 'ERR_CNI_ALREADY_JOINED');
+  assert.is(toCniError(new AddressError('bad', 'x')).cniCode, CNI_ERR.INVALID_NETWORK_CONFIG);
+  assert.is(toCniError(new NetplumbError('self', { code: ERR.NETNS_SELF, op: 'netns' })).cniCode, CNI_ERR.INVALID_NETNS);
+  assert.is(toCniError(new SyscallError('setns', ERRNO.EPERM)).cniCode, CNI_ERR.NOT_PERMITTED);
+  assert.is(toCniError(new Error('what')).cniCode, CNI_ERR.INTERNAL);
+  assert.is(CNI_ERR.INTERNAL, 999);
 });
 
 test.run();

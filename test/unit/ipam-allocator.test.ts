@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { allocate, gc, lookup, release, status } from '../../lib/ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../../lib/ipam/config.js';
 import { IpamError } from '../../lib/ipam/errors.js';
-import { formatIp } from '../../lib/ipam/ip.js';
+import { formatIp } from '../../lib/addr/ip.js';
 import { Store } from '../../lib/ipam/store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'np-ipam-unit-'));
@@ -69,7 +69,7 @@ test('round robin continues after the last reserved address even when lower ones
   assert.equal(await addrs(c, 'n1'), ['10.1.0.6/29'], 'after .5 comes .6, not the freed .2');
   assert.equal(await addrs(c, 'n2'), ['10.1.0.2/29'], 'then wrap to the start');
   assert.equal(await addrs(c, 'n3'), ['10.1.0.3/29']);
-  await rejectsWith(allocate(c, att('n4')), 'IPAM_EXHAUSTED', /no free address in range set 0 \(10\.1\.0\.1-10\.1\.0\.6\) of network "net": all 5 addresses are allocated/);
+  await rejectsWith(allocate(c, att('n4')), 'ERR_IPAM_EXHAUSTED', /no free address in range set 0 \(10\.1\.0\.1-10\.1\.0\.6\) of network "net": all 5 addresses are allocated/);
 });
 
 test('a range set of several ranges is walked range after range, wrapping to the first', async () => {
@@ -79,14 +79,14 @@ test('a range set of several ranges is walked range after range, wrapping to the
   assert.equal(got, ['10.7.0.3/24', '10.7.0.4/24', '10.8.0.9/24'], 'the gateway 10.8.0.10 inside the window is skipped');
   await release(c, att('c0'));
   assert.equal(await addrs(c, 'c3'), ['10.7.0.3/24'], 'wrapped to the first range');
-  await rejectsWith(allocate(c, att('c4')), 'IPAM_EXHAUSTED', /all 3 addresses/);
+  await rejectsWith(allocate(c, att('c4')), 'ERR_IPAM_EXHAUSTED', /all 3 addresses/);
 });
 
 test('IPv6 allocation and dual stack; exhaustion of one family rolls the other back', async () => {
   const c = conf({ ranges: [[{ subnet: 'fd00:1::/126' }], [{ subnet: '10.9.0.0/30' }]] });
   assert.equal(await addrs(c, 'a'), ['fd00:1::2/126', '10.9.0.2/30']);
   const before = files(c);
-  await rejectsWith(allocate(c, att('b')), 'IPAM_EXHAUSTED', /range set 1 \(10\.9\.0\.1-10\.9\.0\.2\) of network "net"/);
+  await rejectsWith(allocate(c, att('b')), 'ERR_IPAM_EXHAUSTED', /range set 1 \(10\.9\.0\.1-10\.9\.0\.2\) of network "net"/);
   assert.not.ok(existsSync(join(dir(c), 'fd00:1::3')), 'the IPv6 address taken before the failure is given back');
   assert.equal(files(c), before);
 });
@@ -94,16 +94,16 @@ test('IPv6 allocation and dual stack; exhaustion of one family rolls the other b
 test('requested addresses: taken when free, refused when taken, the gateway or in no range; all or nothing', async () => {
   const c = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, {}, '10.6.0.77');
   assert.equal(await addrs(c, 'a'), ['10.6.0.77/24', 'fd00::2/64']);
-  await rejectsWith(allocate(c, att('b')), 'IPAM_UNAVAILABLE', /requested address 10\.6\.0\.77 is already allocated in range set 0/);
+  await rejectsWith(allocate(c, att('b')), 'ERR_IPAM_UNAVAILABLE', /requested address 10\.6\.0\.77 is already allocated in range set 0/);
   const gw = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, {}, '10.6.0.1');
-  await rejectsWith(allocate(gw, att('c')), 'IPAM_UNAVAILABLE', /10\.6\.0\.1 is the gateway/);
+  await rejectsWith(allocate(gw, att('c')), 'ERR_IPAM_UNAVAILABLE', /10\.6\.0\.1 is the gateway/);
   const out = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { runtimeConfig: { ips: ['10.7.0.5'] } });
-  await rejectsWith(allocate(out, att('d')), 'IPAM_UNAVAILABLE', /failed to allocate all requested IPs: 10\.7\.0\.5/);
+  await rejectsWith(allocate(out, att('d')), 'ERR_IPAM_UNAVAILABLE', /failed to allocate all requested IPs: 10\.7\.0\.5/);
   assert.not.ok(existsSync(dir(out)), 'an address in no range set is refused before the store is even created');
   const both = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, { args: { cni: { ips: ['fd00::99', '10.6.0.99'] } } });
   assert.equal(await addrs(both, 'e'), ['10.6.0.99/24', 'fd00::99/64']);
   const two = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { args: { cni: { ips: ['10.6.0.5', '10.6.0.6'] } } });
-  await rejectsWith(allocate(two, att('f')), 'IPAM_UNAVAILABLE', /failed to allocate all requested IPs: 10\.6\.0\.6/);
+  await rejectsWith(allocate(two, att('f')), 'ERR_IPAM_UNAVAILABLE', /failed to allocate all requested IPs: 10\.6\.0\.6/);
   assert.equal(files(two).filter((f) => f.startsWith('10.')), []);
 });
 
@@ -114,7 +114,7 @@ test('a repeated ADD returns what the attachment holds; asking for another addre
   assert.equal(again.map((x) => [x.cidr, x.existing]), [['10.6.0.2/24', true]]);
   assert.equal(await addrs(c, 'a', 'eth1'), ['10.6.0.3/24'], 'another interface is another attachment');
   const req = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]], dataDir: c.dataDir }, {}, '10.6.0.50');
-  await rejectsWith(allocate(req, att('a')), 'IPAM_DUPLICATE', /a\/eth0 already holds 10\.6\.0\.2 in range set 0 .* cannot also get 10\.6\.0\.50/);
+  await rejectsWith(allocate(req, att('a')), 'ERR_IPAM_DUPLICATE', /a\/eth0 already holds 10\.6\.0\.2 in range set 0 .* cannot also get 10\.6\.0\.50/);
   assert.not.ok(files(c).includes('fd00::2'), 'nothing of the failed ADD stays');
 });
 
@@ -157,7 +157,7 @@ test('GC keeps exactly the valid attachments; removes leaks, torn files, planted
 
 test('names and planted links cannot lead the store out of its directory', async () => {
   for (const name of ['../x', '.hidden', 'a/b', '..', '', 'x y']) {
-    assert.throws(() => Store.open(root, name), (e: unknown) => e instanceof IpamError && e.code === 'IPAM_CONFIG', name);
+    assert.throws(() => Store.open(root, name), (e: unknown) => e instanceof IpamError && e.code === 'ERR_IPAM_CONFIG', name);
   }
   assert.throws(() => Store.open('relative', 'net'), /absolute/);
   // The network directory is a link to elsewhere.
@@ -166,14 +166,14 @@ test('names and planted links cannot lead the store out of its directory', async
   const dd = join(root, `d${++seq}`);
   mkdirSync(dd);
   symlinkSync(target, join(dd, 'net'));
-  await rejectsWith(allocate(conf({ subnet: '10.6.0.0/24', dataDir: dd }), att('a')), 'IPAM_UNSAFE_STORE', /is a symbolic link/);
+  await rejectsWith(allocate(conf({ subnet: '10.6.0.0/24', dataDir: dd }), att('a')), 'ERR_IPAM_UNSAFE_STORE', /is a symbolic link/);
   assert.equal(readdirSync(target), [], 'nothing written through the link');
   // The lock is a link.
   const c = conf({ subnet: '10.6.0.0/24' });
   await allocate(c, att('a'));
   rmSync(join(dir(c), 'lock'));
   symlinkSync(join(target, 'lockfile'), join(dir(c), 'lock'));
-  await rejectsWith(allocate(c, att('b')), 'IPAM_UNSAFE_STORE', /lock is a symbolic link/);
+  await rejectsWith(allocate(c, att('b')), 'ERR_IPAM_UNSAFE_STORE', /lock is a symbolic link/);
   assert.not.ok(existsSync(join(target, 'lockfile')));
   // A link or a FIFO planted under an address's name: the address counts as taken, nothing is followed.
   const c2 = conf({ subnet: '10.6.0.0/24' });
@@ -208,7 +208,7 @@ test('50 concurrent in-process allocations on one store get 50 distinct addresse
   const c = conf({ ranges: [[{ subnet: '10.6.0.0/26' }]] }); // 61 usable
   const got = (await Promise.all(Array.from({ length: 50 }, (_, i) => addrs(c, `p${i}`)))).flat();
   assert.is(new Set(got).size, 50);
-  await rejectsWith(Promise.all(Array.from({ length: 20 }, (_, i) => addrs(c, `q${i}`))), 'IPAM_EXHAUSTED', /network "net"/);
+  await rejectsWith(Promise.all(Array.from({ length: 20 }, (_, i) => addrs(c, `q${i}`))), 'ERR_IPAM_EXHAUSTED', /network "net"/);
   const st = await status(c);
   assert.is(st[0]!.used, 61n);
   assert.is(st[0]!.size, 61n);

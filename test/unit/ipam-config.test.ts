@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseIpamConfig, DEFAULT_DATA_DIR } from '../../lib/ipam/config.js';
 import { IpamError } from '../../lib/ipam/errors.js';
-import { formatIp } from '../../lib/ipam/ip.js';
+import { formatIp } from '../../lib/addr/ip.js';
 import { rangeSetSize, rangeSetText, rangeText, type Range } from '../../lib/ipam/range.js';
 
 const net = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -20,7 +20,7 @@ function rejects(conf: unknown, pattern: RegExp, envIp?: string): void {
     parseIpamConfig(conf, { envIp });
   } catch (e) {
     assert.instance(e, IpamError);
-    assert.is((e as IpamError).code, 'IPAM_CONFIG');
+    assert.is((e as IpamError).code, 'ERR_IPAM_CONFIG');
     assert.match((e as Error).message, pattern);
     return;
   }

@@ -1,8 +1,9 @@
 /**
- * The names that reach the file system or a store file: network names (a directory), container IDs and
- * interface names (a file's content). The rules are the CNI spec's (libcni's), and they are what keeps a
- * name from leaving its directory: no `/`, no leading `.`, no whitespace or line breaks.
- * See docs/CNI.md for the rest.
+ * The rules for names netplumb accepts from outside: interface names (the kernel's, plus printable ASCII),
+ * namespace names (iproute2's), container IDs and network names (the CNI spec's, as libcni validates them,
+ * with length limits). These names reach the file system, store files, link aliases and nftables rules; the
+ * rules are what keeps a name from leaving its directory: no `/`, no leading `.`, no whitespace or line breaks.
+ * A leaf: imports nothing of netplumb.
  */
 
 const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -16,6 +17,9 @@ const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export const MAX_CONTAINER_ID_BYTES = 128;
 export const MAX_NETWORK_NAME_BYTES = 64;
 
+/** The longest interface name the kernel takes (IFNAMSIZ − 1). */
+export const MAX_IFNAME_BYTES = 15;
+
 /** CNI_CONTAINERID: an alphanumeric, then alphanumerics, `_`, `.` or `-`; at most 128 characters. */
 export function isValidContainerId(id: string): boolean {
   return typeof id === 'string' && id.length <= MAX_CONTAINER_ID_BYTES && ID.test(id);
@@ -27,12 +31,12 @@ export function isValidNetworkName(name: string): boolean {
 }
 
 /**
- * Why CNI_IFNAME is invalid, or undefined when it is fine: not empty, at most 15 bytes (IFNAMSIZ − 1),
- * not `.` or `..`, no `/`, `:` or whitespace, printable ASCII only.
+ * Why an interface name is invalid, or undefined when it is fine: not empty, at most 15 bytes (IFNAMSIZ − 1),
+ * not `.` or `..`, no `/`, `:` or whitespace (the kernel's dev_valid_name), printable ASCII only.
  */
 export function ifnameProblem(ifname: string): string | undefined {
   if (typeof ifname !== 'string' || ifname === '') return 'is empty';
-  if (Buffer.byteLength(ifname) > 15) return `is longer than 15 bytes (${Buffer.byteLength(ifname)})`;
+  if (Buffer.byteLength(ifname) > MAX_IFNAME_BYTES) return `is longer than ${MAX_IFNAME_BYTES} bytes (${Buffer.byteLength(ifname)})`;
   if (ifname === '.' || ifname === '..') return `may not be "${ifname}"`;
   if (/[/:]/.test(ifname)) return 'may not contain "/" or ":"';
   if (/\s/u.test(ifname)) return 'may not contain whitespace';
@@ -42,6 +46,12 @@ export function ifnameProblem(ifname: string): string | undefined {
   return undefined;
 }
 
+/** Whether `ifname` passes ifnameProblem. */
 export function isValidIfname(ifname: string): boolean {
   return ifnameProblem(ifname) === undefined;
+}
+
+/** Whether `name` can name a namespace file in /var/run/netns, as `ip netns add` checks: one path component. */
+export function isValidNetnsName(name: string): boolean {
+  return typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }

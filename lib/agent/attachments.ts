@@ -1,0 +1,113 @@
+/**
+ * The requests behind the attachments the agent made, kept so that the agent can undo an attachment nobody will
+ * DEL (its container's namespace vanished, the runtime crashed): the environment and stdin of the successful ADD,
+ * and the identity of the namespace it attached, one file per attachment:
+ *
+ *   /run/netplumb/agent/<containerID>/<plugin>:<network>:<ifname>.json
+ *
+ * Names are safe path components: the plugin validated container ID, network and interface name before it
+ * answered success (the same rules as lib/modes/state.ts records). Written atomically; removed when a DEL of the
+ * same attachment succeeds. Under /run: what it describes does not survive a reboot either.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isValidContainerId } from '../names.js';
+
+export const AGENT_STATE_DIR = '/run/netplumb/agent';
+const ENV_KEPT = /^(CNI_[A-Z_]+|PATH|NETPLUMB_[A-Z_]+)$/;
+
+export interface KeptRequest {
+  plugin: string;
+  env: Record<string, string>;
+  /** stdin, base64 */
+  stdin: string;
+  /** `dev:ino` of CNI_NETNS at ADD */
+  netnsId: string;
+  /** `dev:ino` of the agent's own network namespace (agents in other namespaces leave it alone) */
+  hostNetnsId: string;
+}
+
+const ownNetnsId = () => netnsIdOf('/proc/self/ns/net') ?? '';
+
+function fileOf(dir: string, plugin: string, env: Record<string, string>, network: string): string | undefined {
+  const id = env.CNI_CONTAINERID ?? '';
+  const ifname = env.CNI_IFNAME ?? '';
+  if (!isValidContainerId(id) || ifname.includes('/') || network.includes('/') || network === '' || ifname === '') return undefined;
+  return join(dir, id, `${plugin}:${network}:${ifname}.json`);
+}
+
+/** The `dev:ino` of a namespace file, or undefined when it is gone. */
+export function netnsIdOf(path: string): string | undefined {
+  if (!path) return undefined;
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps the request of a successful ADD. */
+export function keepRequest(plugin: string, env: Record<string, string>, stdin: Buffer, network: string, dir = AGENT_STATE_DIR): void {
+  const f = fileOf(dir, plugin, env, network);
+  const netnsId = netnsIdOf(env.CNI_NETNS ?? '');
+  if (f === undefined || netnsId === undefined) return;
+  const kept: KeptRequest = {
+    plugin,
+    env: Object.fromEntries(Object.entries(env).filter(([k]) => ENV_KEPT.test(k))),
+    stdin: stdin.toString('base64'),
+    netnsId,
+    hostNetnsId: ownNetnsId(),
+  };
+  mkdirSync(join(f, '..'), { recursive: true, mode: 0o700 });
+  const t = `${f}.${process.pid}.tmp`;
+  writeFileSync(t, JSON.stringify(kept), { mode: 0o600 });
+  renameSync(t, f);
+}
+
+/** Forgets the request of an attachment a DEL removed. */
+export function forgetRequest(plugin: string, env: Record<string, string>, network: string, dir = AGENT_STATE_DIR): void {
+  const f = fileOf(dir, plugin, env, network);
+  if (f === undefined) return;
+  try {
+    unlinkSync(f);
+    rmdirSync(join(f, '..'));
+  } catch {
+    /* absent, or other attachments of the container remain */
+  }
+}
+
+/** Every kept request (unreadable files skipped). */
+export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
+  const out: KeptRequest[] = [];
+  let ids: string[];
+  try {
+    ids = readdirSync(dir).filter(isValidContainerId);
+  } catch {
+    return out;
+  }
+  for (const id of ids) {
+    let files: string[];
+    try {
+      files = readdirSync(join(dir, id)).filter((f) => f.endsWith('.json'));
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      try {
+        out.push(JSON.parse(readFileSync(join(dir, id, f), 'utf8')) as KeptRequest);
+      } catch {
+        /* torn or foreign: not ours to act on */
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether the namespace a kept request attached is gone (its path names nothing, or another namespace), for an
+ * attachment this agent's namespace made.
+ */
+export function isOrphan(k: KeptRequest): boolean {
+  return k.hostNetnsId === ownNetnsId() && netnsIdOf(k.env.CNI_NETNS ?? '') !== k.netnsId;
+}

@@ -1,0 +1,94 @@
+/**
+ * netplumbd releases what a container left when its namespace vanished without a DEL: on the host veth's
+ * RTM_DELLINK, after a grace period, it runs the DEL itself (lease, nft rules and map elements, records); a late
+ * DEL still succeeds; at start it releases attachments whose namespace went while it was down.
+ * Oracles: `ip -j`, `nft -j` and the IPAM store's files (the storm fixture's attachmentsOf).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHost, destroyAll, sandboxed, type Host } from '../../netns-harness/index.js';
+import { bridgeConf } from '../fixtures/bridge-env.js';
+import { agentIn, attachEnv, eventsOf, forward, socketPath } from '../fixtures/agent.js';
+import { attachmentsOf } from '../fixtures/storm.js';
+
+await sandboxed();
+
+let host: Host;
+test.before(async () => {
+  host = await createHost('agent-cleanup');
+});
+test.after(async () => {
+  await destroyAll();
+});
+
+const nothing = [[], [], [], [], []];
+const state = async (conf: any, bridge: string) => {
+  const a = await attachmentsOf(host, conf.name, bridge, join(conf.ipam.dataDir, conf.name));
+  return [a.veths, a.rules, a.elements, a.reservations, a.strays];
+};
+
+test('a container whose namespace vanished without DEL is released after the grace period; a late DEL succeeds', async () => {
+  const agent = await agentIn(host, { args: ['--cleanup-grace', '0.3'] });
+  try {
+    const conf = bridgeConf({ name: 'ag-gone', bridge: 'npaggo', subnet: '10.90.0.0/24', ipMasq: true, macspoofchk: true });
+    const keep = await host.createContainer('keep1');
+    const gone = await host.createContainer('gone1');
+    for (const [id, c] of [['keep1', keep], ['gone1', gone]] as const) {
+      const r = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', id, c), stdin: JSON.stringify(conf) });
+      assert.is(r.exitCode, 0, r.stdout);
+    }
+    assert.equal(await state(conf, 'npaggo'), [['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], []]);
+    await gone.destroy(); // the runtime crashed: no DEL
+    const released = await eventsOf(agent, (e) => e.event === 'cleanup');
+    assert.is(released.length, 1, agent.log());
+    assert.is(released[0]!.container, 'gone1');
+    assert.is(released[0]!.outcome, 'released');
+    assert.equal(await state(conf, 'npaggo'), [['keep1/eth0'], ['keep1/eth0'], ['keep1/eth0'], ['keep1/eth0'], []], 'only the living container remains');
+    const late = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'gone1', undefined), stdin: JSON.stringify(conf) });
+    assert.is(late.exitCode, 0, late.stdout);
+    const d = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'keep1', keep), stdin: JSON.stringify(conf) });
+    assert.is(d.exitCode, 0, d.stdout);
+    assert.equal(await state(conf, 'npaggo'), nothing);
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('a DEL within the grace period wins: the agent finds nothing left to do', async () => {
+  const agent = await agentIn(host, { args: ['--cleanup-grace', '600'] });
+  try {
+    const conf = bridgeConf({ name: 'ag-late', bridge: 'npaglt', subnet: '10.90.1.0/24' });
+    const c = await host.createContainer('late1');
+    assert.is((await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'late1', c), stdin: JSON.stringify(conf) })).exitCode, 0);
+    assert.ok(existsSync('/run/netplumb/agent/late1'), 'the ADD is kept');
+    await c.destroy();
+    const del = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'late1', undefined), stdin: JSON.stringify(conf) });
+    assert.is(del.exitCode, 0, del.stdout);
+    assert.not.ok(existsSync('/run/netplumb/agent/late1'), 'forgotten once DELeted');
+    assert.equal(await state(conf, 'npaglt'), nothing);
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('at start, attachments whose namespace went while no agent ran are released', async () => {
+  const socket = socketPath();
+  const first = await agentIn(host, { socket });
+  const conf = bridgeConf({ name: 'ag-down', bridge: 'npagdn', subnet: '10.90.2.0/24', ipMasq: true });
+  const c = await host.createContainer('down1');
+  assert.is((await forward('netplumb-bridge', { socket, where: host, env: attachEnv('ADD', 'down1', c), stdin: JSON.stringify(conf) })).exitCode, 0);
+  await first.stop('SIGKILL');
+  await c.destroy();
+  const second = await agentIn(host, { socket, args: ['--cleanup-grace', '600'] });
+  try {
+    const released = await eventsOf(second, (e) => e.event === 'cleanup');
+    assert.is(released[0]?.container, 'down1', second.log());
+    assert.equal(await state(conf, 'npagdn'), nothing);
+  } finally {
+    await second.stop();
+  }
+});
+
+test.run();

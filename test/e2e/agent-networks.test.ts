@@ -1,0 +1,63 @@
+/**
+ * The network routes of netplumbd, driven by the netplumb command's own client (lib/cli agentOps): create, ls,
+ * inspect, connect by PID, disconnect, rm, and the errors' statuses. The agent runs in the test process's own
+ * (sandboxed) namespace, which plays the host. Oracles: `ip -j` in the container, the agent's log.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHost, destroyAll, sandboxed, startAgentProcess, type AgentProcess, type Host } from '../../netns-harness/index.js';
+import { agentOps, type NetworkOps } from '../../lib/cli/network-ops.js';
+import { AgentError, openAgent } from '../../lib/cli/agent-client.js';
+import { ensurePluginBins } from '../fixtures/cni-runtime.js';
+import { eventsOf, socketPath } from '../fixtures/agent.js';
+
+await sandboxed();
+ensurePluginBins();
+
+let holder: Host;
+let agent: AgentProcess;
+let ops: NetworkOps;
+test.before(async () => {
+  holder = await createHost('agnets');
+  agent = await startAgentProcess({ socket: socketPath(), env: { NETPLUMB_STATE_DIR: '/run/np-agent-networks' } });
+  const client = await openAgent(agent.socket);
+  assert.ok(client, agent.log());
+  ops = agentOps(client!);
+});
+test.after(async () => {
+  await agent.stop();
+  await destroyAll();
+});
+
+const statusOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof AgentError) return [e.status, e.code];
+    throw e;
+  }
+  throw new Error('expected the agent to refuse');
+};
+
+test('create, ls, connect by PID, inspect, disconnect and rm through the agent', async () => {
+  const net = await ops.create({ name: 'agnet', subnet: '10.94.0.0/24' });
+  assert.is(net.name, 'agnet');
+  assert.equal((await ops.list()).map((n) => [n.name, n.endpoints]), [['agnet', 0]]);
+  const c = await holder.createContainer('agc1');
+  const ep = await ops.connect('agnet', String(c.pid), {});
+  const seen = (await c.ip<any[]>('-4', 'addr', 'show', 'dev', ep.ifname))[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`);
+  assert.equal(seen, ep.addresses, 'the container has the endpoint\'s address');
+  assert.ok(ep.addresses[0]!.startsWith('10.94.0.'));
+  assert.is(Object.keys((await ops.inspect('agnet')).containers).length, 1);
+  assert.equal(await statusOf(ops.create({ name: 'agnet' })), [409, 'EEXIST']);
+  assert.equal(await statusOf(ops.inspect('nosuch')), [404, 'ENOENT']);
+  assert.equal(await statusOf(ops.create({ name: 'x', bogus: 1 } as never)), [400, 'EINVAL']);
+  await ops.disconnect('agnet', String(c.pid));
+  assert.equal(await c.ip<any[]>('-4', 'addr', 'show', 'dev', ep.ifname).catch(() => []), [], 'the interface is gone');
+  await ops.remove('agnet', false);
+  assert.equal(await ops.list(), []);
+  const served = await eventsOf(agent, (e) => e.event === 'request' && String(e.verb).includes('/v1/networks'), 8);
+  assert.ok(served.length >= 8, agent.log());
+});
+
+test.run();
