@@ -15,6 +15,7 @@ const needs = {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
     cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
+    'rsvg-convert': 'librsvg2-bin',
   },
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',

@@ -65,7 +65,9 @@ export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_
       }
       if (r.status >= 400) {
         const msg = json?.message ?? json?.msg ?? json?.error ?? (r.text.trim() || `HTTP ${r.status}`);
-        throw new AgentError(`netplumbd: ${msg}`, r.status, json?.code ?? (r.status === 404 ? 'ENOENT' : r.status === 403 ? 'EACCES' : r.status === 409 ? 'EEXIST' : undefined));
+        // errno-style codes pass through; a CNI error's number (or none) is told by the HTTP status instead
+        const byStatus: Record<number, string> = { 400: 'EINVAL', 403: 'EACCES', 404: 'ENOENT', 409: 'EEXIST' };
+        throw new AgentError(`netplumbd: ${msg}`, r.status, typeof json?.code === 'string' ? json.code : byStatus[r.status]);
       }
       return json as T;
     },

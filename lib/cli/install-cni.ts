@@ -81,11 +81,11 @@ export function addInstallCniCommand(program: Command): void {
     .description('install the CNI plugins into --dir (links to this package) and optionally a conflist; --uninstall removes exactly that')
     .option('--dir <dir>', 'where runtimes look for plugins', '/opt/cni/bin')
     .option('--conf-dir <dir>', 'write a conflist here too (e.g. /etc/cni/net.d)')
-    .option('--network <name>', 'the conflist\'s network name (with --conf-dir)', 'netplumb')
+    .option('--network <name>', "the conflist's network name (with --conf-dir)", 'netplumb')
     .option('--mode <mode>', `the conflist's mode: ${MODES.join(' | ')}`, 'bridge')
     .option('--subnet <cidr>', 'bridge mode, for a network not defined with `netplumb network create`')
     .option('--container <target>', 'container mode: the container to join')
-    .option('--force', 'replace files of the same names that are not netplumb\'s')
+    .option('--force', "replace files of the same names that are not netplumb's")
     .option('--uninstall', 'remove what install-cni installed')
     .option('--json', 'print what was done as JSON')
     .action(async (o) => {
@@ -137,7 +137,8 @@ function install(o: { dir: string; confDir?: string; network: string; mode: stri
       }
       if (same) done.unchanged.push(file);
       else {
-        if (existsSync(file) && !m.files.includes(file) && !o.force) throw new CliError(`${file} exists and is not netplumb's: remove it, or use --force`, EXIT.CONFLICT);
+        if (existsSync(file) && !m.files.includes(file) && !o.force)
+          throw new CliError(`${file} exists and is not netplumb's: remove it, or use --force`, EXIT.CONFLICT);
         writeJsonAtomic(file, conf);
         done.installed.push(file);
       }

@@ -27,7 +27,10 @@ export function buildProgram(): Command {
     .version(version(), '-V, --version')
     .enablePositionalOptions()
     .showHelpAfterError('(add --help for usage)')
-    .addHelpText('after', '\nExit status: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 not permitted, 5 exists or in use; run: the command\'s own, 125-127 when it could not run.\nWith netplumbd running, commands go through its socket ($NETPLUMB_SOCKET); state: $NETPLUMB_STATE_DIR (default /var/lib/netplumb).');
+    .addHelpText(
+      'after',
+      "\nExit status: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 not permitted, 5 exists or in use; run: the command's own, 125-127 when it could not run.\nWith netplumbd running, commands go through its socket ($NETPLUMB_SOCKET); state: $NETPLUMB_STATE_DIR (default /var/lib/netplumb).",
+    );
   addNetworkCommands(program);
   addRunCommand(program);
   addShowCommand(program);

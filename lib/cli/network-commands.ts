@@ -31,12 +31,21 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
     .option('--internal', 'no route out and no masquerade')
     .option('--no-masquerade', 'do not masquerade traffic leaving the subnet')
     .option('--ipv6-subnet <cidr>', 'an IPv6 subnet as well')
-    .option('--ipv6-gateway <ip>', 'the IPv6 gateway (default: the subnet\'s first)')
+    .option('--ipv6-gateway <ip>', "the IPv6 gateway (default: the subnet's first)")
     .option('--bridge <name>', 'the bridge (default: np-NAME)')
     .option('--json', 'print the definition as JSON')
     .action(async (name: string, o) => {
-      const n = await (await ops()).create({
-        name, subnet: o.subnet, gateway: o.gateway, internal: o.internal === true, masquerade: o.masquerade, ipv6Subnet: o.ipv6Subnet, ipv6Gateway: o.ipv6Gateway, bridge: o.bridge,
+      const n = await (
+        await ops()
+      ).create({
+        name,
+        subnet: o.subnet,
+        gateway: o.gateway,
+        internal: o.internal === true,
+        masquerade: o.masquerade,
+        ipv6Subnet: o.ipv6Subnet,
+        ipv6Gateway: o.ipv6Gateway,
+        bridge: o.bridge,
       });
       if (o.json) printJson(n);
       else process.stdout.write(`${n.name}\n`);
@@ -52,7 +61,14 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
       if (o.json) return printJson(list);
       printTable(
         ['NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'FLAGS', 'ENDPOINTS'],
-        list.map((n) => [n.name, n.bridge, [n.subnet, n.ipv6?.subnet].filter(Boolean).join(','), n.gateway, [n.internal ? 'internal' : '', n.masquerade ? 'masquerade' : ''].filter(Boolean).join(',') || '-', String(n.endpoints)]),
+        list.map((n) => [
+          n.name,
+          n.bridge,
+          [n.subnet, n.ipv6?.subnet].filter(Boolean).join(','),
+          n.gateway,
+          [n.internal ? 'internal' : '', n.masquerade ? 'masquerade' : ''].filter(Boolean).join(',') || '-',
+          String(n.endpoints),
+        ]),
       );
     });
 
@@ -95,13 +111,18 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
     .argument('<network>', 'a network from `netplumb network ls`')
     .argument('<target>', 'a PID, a namespace path (/run/netns/X, /proc/PID/ns/net) or a name given earlier')
     .option('--ip <ip>', 'ask for this address')
-    .option('--mac <mac>', 'the interface\'s MAC address')
+    .option('--mac <mac>', "the interface's MAC address")
     .option('-p, --publish <HOST:CONTAINER[/tcp|udp]>', 'publish a port on the host (repeatable)', collect, [])
     .option('--name <name>', 'name the target for later commands')
     .option('--json', 'print the endpoint as JSON')
     .action(async (net: string, target: string, o) => {
-      const ep = await (await ops()).connect(net, target, {
-        ...(o.ip ? { ip: o.ip } : {}), ...(o.mac ? { mac: o.mac } : {}), ...(o.name ? { name: o.name } : {}), publish: (o.publish as string[]).map(parsePublish),
+      const ep = await (
+        await ops()
+      ).connect(net, target, {
+        ...(o.ip ? { ip: o.ip } : {}),
+        ...(o.mac ? { mac: o.mac } : {}),
+        ...(o.name ? { name: o.name } : {}),
+        publish: (o.publish as string[]).map(parsePublish),
       });
       if (o.json) return printJson(ep);
       printTable(['NETWORK', 'TARGET', 'INTERFACE', 'ADDRESSES', 'MAC'], [[ep.network, ep.name ?? ep.target, ep.ifname, ep.addresses.join(','), ep.mac]]);

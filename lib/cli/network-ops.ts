@@ -11,8 +11,21 @@ import { dirname } from 'node:path';
 import { checkCapabilities, type Capability } from '../cni/caps.js';
 import { CniError } from '../cni/errors.js';
 import {
-  connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, pruneNetwork, removeNetwork, stateRoot,
-  type Endpoint, type Network, type NetworkInspect, type NetworkSpec, type PublishedPort,
+  connect,
+  createNetwork,
+  disconnect,
+  inspectNetwork,
+  listEndpoints,
+  listNetworks,
+  parseTarget,
+  pruneNetwork,
+  removeNetwork,
+  stateRoot,
+  type Endpoint,
+  type Network,
+  type NetworkInspect,
+  type NetworkSpec,
+  type PublishedPort,
 } from '../networks/index.js';
 import { openAgent, type AgentClient } from './agent-client.js';
 import { CliError, EXIT } from './output.js';

@@ -72,7 +72,11 @@ export function oneLine(e: unknown): string {
 /** Prints rows as a left-aligned table with a header, as `docker network ls` does. */
 export function printTable(headers: readonly string[], rows: readonly (readonly string[])[], out: NodeJS.WritableStream = process.stdout): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd();
+  const line = (r: readonly string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('   ')
+      .trimEnd();
   out.write(`${[line(headers), ...rows.map(line)].join('\n')}\n`);
 }
 

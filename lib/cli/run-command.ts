@@ -76,7 +76,10 @@ export function addRunCommand(program: Command): void {
     .option('--name <name>', 'name the namespace while CMD runs (for connect, disconnect, --net=container:NAME)')
     .argument('<cmd...>', 'the command and its arguments (after --)')
     .passThroughOptions()
-    .addHelpText('after', '\nExit status: the command\'s; 125 when netplumb failed before it ran, 126/127 when it cannot be run or was not found.\nExample: netplumb run --network web -p 8080:80 --name app -- python3 -m http.server 80')
+    .addHelpText(
+      'after',
+      "\nExit status: the command's; 125 when netplumb failed before it ran, 126/127 when it cannot be run or was not found.\nExample: netplumb run --network web -p 8080:80 --name app -- python3 -m http.server 80",
+    )
     .action(async (cmd: string[], o) => {
       process.exitCode = await runIn(cmd, o);
     });
@@ -112,7 +115,11 @@ async function runIn(cmd: string[], o: RunOptions): Promise<number> {
     if (mode === 'none') {
       const id = `ns-${statSync(holder.netns).ino.toString(16)}`;
       const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'none', type: 'netplumb-none' });
-      const out = await handle(nonePlugin, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: holder.netns, CNI_IFNAME: 'lo', CNI_PATH: '/' }, { readStdin: async () => Buffer.from(conf) });
+      const out = await handle(
+        nonePlugin,
+        { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: holder.netns, CNI_IFNAME: 'lo', CNI_PATH: '/' },
+        { readStdin: async () => Buffer.from(conf) },
+      );
       if (out.exitCode !== 0) throw out.error;
       if (o.name) rememberName(o.name, holder.netns, holder.pid);
     } else {

@@ -23,7 +23,14 @@ export function addShowCommand(program: Command): void {
       if (!['auto', 'dot', 'elk'].includes(o.layout)) throw new CliError(`--layout ${o.layout}: use auto, dot or elk`, EXIT.USAGE);
       requireCapabilities('show', ['CAP_SYS_ADMIN']); // entering other namespaces to read them
       const t = await readTopology(given);
-      const text = format === 'json' ? `${JSON.stringify(t, null, 2)}\n` : format === 'dot' ? renderDot(t) : format === 'svg' ? await renderSvg(t, o.layout) : renderTree(t);
+      const text =
+        format === 'json'
+          ? `${JSON.stringify(t, null, 2)}\n`
+          : format === 'dot'
+            ? renderDot(t)
+            : format === 'svg'
+              ? await renderSvg(t, o.layout)
+              : renderTree(t);
       if (o.output) writeFileSync(o.output, text);
       else process.stdout.write(text);
     });

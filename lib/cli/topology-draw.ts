@@ -50,10 +50,16 @@ function edges(t: Topology): Edge[] {
 /** Graphviz DOT: one cluster per namespace. */
 export function renderDot(t: Topology): string {
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  const lines = ['digraph netplumb {', '  rankdir=LR; compound=true; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=10]; edge [dir=none];'];
+  const lines = [
+    'digraph netplumb {',
+    '  rankdir=LR; compound=true; node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=10]; edge [dir=none];',
+  ];
   for (const ns of t.namespaces) {
     lines.push(`  subgraph ${q(`cluster_${ns.id}`)} {`, `    label=${q(nsTitle(ns).join('\\n'))}; style="rounded"; fontname="sans-serif"; fontsize=11;`);
-    for (const l of drawn(ns)) lines.push(`    ${q(nodeId(ns, l))} [label=${q(linkLines(l).join('\\n'))}, fillcolor=${l.kind === 'bridge' ? '"#ffe9b3"' : l.kind === 'veth' ? '"#d9ecff"' : '"#eeeeee"'}];`);
+    for (const l of drawn(ns))
+      lines.push(
+        `    ${q(nodeId(ns, l))} [label=${q(linkLines(l).join('\\n'))}, fillcolor=${l.kind === 'bridge' ? '"#ffe9b3"' : l.kind === 'veth' ? '"#d9ecff"' : '"#eeeeee"'}];`,
+      );
     lines.push('  }');
   }
   for (const e of edges(t)) lines.push(`  ${q(e.from)} -> ${q(e.to)}${e.kind === 'veth' ? ' [style=dashed, color="#3366cc", label="veth"]' : ''};`);
@@ -104,14 +110,22 @@ async function renderSvgElk(t: Topology): Promise<string> {
   const graph: ElkNode = {
     id: 'root',
     layoutOptions: {
-      'elk.algorithm': 'layered', 'elk.direction': 'RIGHT', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
-      'elk.spacing.nodeNode': '24', 'elk.layered.spacing.nodeNodeBetweenLayers': '48', 'elk.edgeRouting': 'POLYLINE',
+      'elk.algorithm': 'layered',
+      'elk.direction': 'RIGHT',
+      'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
+      'elk.spacing.nodeNode': '24',
+      'elk.layered.spacing.nodeNodeBetweenLayers': '48',
+      'elk.edgeRouting': 'POLYLINE',
     },
     children: t.namespaces.map((ns) => {
       const title = size(nsTitle(ns));
       return {
         id: ns.id,
-        layoutOptions: { 'elk.padding': `[top=${title.height + 8},left=12,bottom=12,right=12]`, 'elk.nodeSize.minimum': `(${title.width + 8}, ${title.height + 20})`, 'elk.nodeSize.constraints': 'MINIMUM_SIZE' },
+        layoutOptions: {
+          'elk.padding': `[top=${title.height + 8},left=12,bottom=12,right=12]`,
+          'elk.nodeSize.minimum': `(${title.width + 8}, ${title.height + 20})`,
+          'elk.nodeSize.constraints': 'MINIMUM_SIZE',
+        },
         children: drawn(ns).map((l) => ({ id: nodeId(ns, l), ...size(linkLines(l)) })),
         edges: all.filter((e) => e.within === ns).map((e) => ({ id: e.id, sources: [e.from], targets: [e.to] })),
       };
@@ -123,23 +137,34 @@ async function renderSvgElk(t: Topology): Promise<string> {
   const linkOf = new Map<string, TopoLink>();
   for (const ns of t.namespaces) for (const l of drawn(ns)) linkOf.set(nodeId(ns, l), l);
   const text = (x: number, y: number, lines: string[], weight = 'normal') =>
-    lines.map((s, i) => `<text x="${x}" y="${y + (i + 1) * LINE_H - 3}" font-family="sans-serif" font-size="11" font-weight="${i === 0 ? weight : 'normal'}">${esc(s)}</text>`).join('');
+    lines
+      .map(
+        (s, i) =>
+          `<text x="${x}" y="${y + (i + 1) * LINE_H - 3}" font-family="sans-serif" font-size="11" font-weight="${i === 0 ? weight : 'normal'}">${esc(s)}</text>`,
+      )
+      .join('');
   const path = (e: ElkEdge, dx: number, dy: number, kind: Edge['kind']) =>
-    (e.sections ?? []).map((s) => {
-      const pts = [s.startPoint, ...(s.bendPoints ?? []), s.endPoint].map((p) => `${(p.x + dx).toFixed(1)},${(p.y + dy).toFixed(1)}`).join(' ');
-      return `<polyline class="edge ${kind}" data-edge="${e.id}" points="${pts}" fill="none" stroke="${kind === 'veth' ? '#3366cc' : '#666'}" stroke-width="1.5"${kind === 'veth' ? ' stroke-dasharray="6,4"' : ''}/>`;
-    }).join('');
+    (e.sections ?? [])
+      .map((s) => {
+        const pts = [s.startPoint, ...(s.bendPoints ?? []), s.endPoint].map((p) => `${(p.x + dx).toFixed(1)},${(p.y + dy).toFixed(1)}`).join(' ');
+        return `<polyline class="edge ${kind}" data-edge="${e.id}" points="${pts}" fill="none" stroke="${kind === 'veth' ? '#3366cc' : '#666'}" stroke-width="1.5"${kind === 'veth' ? ' stroke-dasharray="6,4"' : ''}/>`;
+      })
+      .join('');
   const kindOfEdge = new Map(all.map((e) => [e.id, e.kind]));
   for (const nsNode of laid.children ?? []) {
     const ns = t.namespaces.find((n) => n.id === nsNode.id)!;
     const x = nsNode.x ?? 0;
     const y = nsNode.y ?? 0;
-    out.push(`<g class="namespace" data-ns="${esc(ns.label)}"><rect x="${x}" y="${y}" width="${nsNode.width}" height="${nsNode.height}" rx="10" fill="${ns.kind === 'host' ? '#f6f6f0' : '#f0f6ff'}" stroke="#333"/>${text(x + 10, y + 4, nsTitle(ns), 'bold')}</g>`);
+    out.push(
+      `<g class="namespace" data-ns="${esc(ns.label)}"><rect x="${x}" y="${y}" width="${nsNode.width}" height="${nsNode.height}" rx="10" fill="${ns.kind === 'host' ? '#f6f6f0' : '#f0f6ff'}" stroke="#333"/>${text(x + 10, y + 4, nsTitle(ns), 'bold')}</g>`,
+    );
     for (const e of nsNode.edges ?? []) out.push(path(e, x, y, kindOfEdge.get(e.id)!));
     for (const c of nsNode.children ?? []) {
       const l = linkOf.get(c.id)!;
       const fill = l.kind === 'bridge' ? '#ffe9b3' : l.kind === 'veth' ? '#d9ecff' : '#eeeeee';
-      out.push(`<g class="link ${esc(l.kind)}" data-link="${esc(l.name)}"><rect x="${x + c.x!}" y="${y + c.y!}" width="${c.width}" height="${c.height}" rx="5" fill="${fill}" stroke="#555"/>${text(x + c.x! + 8, y + c.y! + 4, linkLines(l), 'bold')}</g>`);
+      out.push(
+        `<g class="link ${esc(l.kind)}" data-link="${esc(l.name)}"><rect x="${x + c.x!}" y="${y + c.y!}" width="${c.width}" height="${c.height}" rx="5" fill="${fill}" stroke="#555"/>${text(x + c.x! + 8, y + c.y! + 4, linkLines(l), 'bold')}</g>`,
+      );
     }
   }
   for (const e of laid.edges ?? []) out.push(path(e, 0, 0, kindOfEdge.get(e.id)!));

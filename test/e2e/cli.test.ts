@@ -26,7 +26,8 @@ let host: Host;
 let root: string;
 const env = () => ({ NETPLUMB_STATE_DIR: root, NETPLUMB_NO_AGENT: '1' });
 
-const cli = (args: string[], timeoutMs = 60_000): Promise<RunResult> => host.exec([process.execPath, NETPLUMB, ...args], { env: env(), check: false, timeoutMs });
+const cli = (args: string[], timeoutMs = 60_000): Promise<RunResult> =>
+  host.exec([process.execPath, NETPLUMB, ...args], { env: env(), check: false, timeoutMs });
 async function ok(args: string[]): Promise<RunResult> {
   const r = await cli(args);
   assert.is(r.exitCode, 0, `netplumb ${args.join(' ')}: ${r.stderr}`);
@@ -37,7 +38,10 @@ const hostVeths = async () => (await host.ip<any[]>('link', 'show')).filter((l) 
 
 /** Starts `netplumb ARGS` in the host without waiting; resolves `ready` when its stdout has `marker`. */
 function background(args: string[], marker: string) {
-  const child = spawn('nsenter', [`--net=${host.netnsPath}`, '--', process.execPath, NETPLUMB, ...args], { env: { ...process.env, ...env() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', [`--net=${host.netnsPath}`, '--', process.execPath, NETPLUMB, ...args], {
+    env: { ...process.env, ...env() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
@@ -67,7 +71,20 @@ test.after(async () => {
 });
 
 test('--help everywhere, usage errors in one line with status 2', async () => {
-  for (const c of [[], ['network'], ['network', 'create'], ['network', 'ls'], ['network', 'inspect'], ['network', 'rm'], ['connect'], ['disconnect'], ['run'], ['show'], ['install-cni'], ['walkthrough']]) {
+  for (const c of [
+    [],
+    ['network'],
+    ['network', 'create'],
+    ['network', 'ls'],
+    ['network', 'inspect'],
+    ['network', 'rm'],
+    ['connect'],
+    ['disconnect'],
+    ['run'],
+    ['show'],
+    ['install-cni'],
+    ['walkthrough'],
+  ]) {
     const r = await cli([...c, '--help']);
     assert.is(r.exitCode, 0, c.join(' '));
     assert.match(r.stdout, /^Usage: netplumb/);
@@ -109,12 +126,19 @@ test('network create/ls/inspect, connect carries traffic and is idempotent, disc
   assert.is(ins.cniConfig.type, 'netplumb-bridge');
 
   await ok(['disconnect', 'web', 'alpha']);
-  assert.equal((await a.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo'], 'disconnect took eth0 away');
+  assert.equal(
+    (await a.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+    'disconnect took eth0 away',
+  );
   assert.is((await cli(['disconnect', 'web', 'alpha'])).exitCode, 3, 'not attached any more');
   assert.is((await cli(['network', 'rm', 'web'])).exitCode, 5, 'rm refuses while b is attached');
   await ok(['network', 'rm', '--force', 'web']);
   assert.equal(await hostVeths(), []);
-  assert.not.ok((await host.ip<any[]>('link', 'show')).some((l) => l.ifname === 'np-web'), 'the bridge is gone');
+  assert.not.ok(
+    (await host.ip<any[]>('link', 'show')).some((l) => l.ifname === 'np-web'),
+    'the bridge is gone',
+  );
   assert.equal(readdirSync(join(root, 'networks')), []);
   await a.destroy();
   await b.destroy();
@@ -124,7 +148,10 @@ test('run: --publish answers from the host and another container, --net=containe
   await ok(['network', 'create', 'app', '--subnet', '10.67.0.0/24']);
   const other = await host.createContainer('other');
   await ok(['connect', 'app', String(other.pid)]);
-  const srv = background(['run', '--network', 'app', '-p', '8080:80', '--name', 'server', '--', process.execPath, TCP_ECHO, 'serve', '--port', '80', '--count', '3'], 'listening');
+  const srv = background(
+    ['run', '--network', 'app', '-p', '8080:80', '--name', 'server', '--', process.execPath, TCP_ECHO, 'serve', '--port', '80', '--count', '3'],
+    'listening',
+  );
   try {
     await srv.ready;
     const [ins] = await json(['network', 'inspect', 'app']);
@@ -146,20 +173,27 @@ test('run: --publish answers from the host and another container, --net=containe
     srv.child.kill('SIGKILL');
   }
   const [after] = await json(['network', 'inspect', 'app']);
-  assert.equal(Object.values<any>(after.containers).map((c) => c.name ?? c.target), [`pid:${other.pid}`], 'the run left the network');
+  assert.equal(
+    Object.values<any>(after.containers).map((c) => c.name ?? c.target),
+    [`pid:${other.pid}`],
+    'the run left the network',
+  );
   assert.is((await hostVeths()).length, 1, "only the other container's veth is left");
   assert.is((await cli(['run', '--net=container:server', '--', 'true'])).exitCode, 3, 'the name went with the run');
   await ok(['network', 'rm', '-f', 'app']);
   await other.destroy();
 });
 
-test('run: the default bridge network, --net=none (loopback only), --net=host; the command\'s exit status is netplumb\'s', async () => {
+test("run: the default bridge network, --net=none (loopback only), --net=host; the command's exit status is netplumb's", async () => {
   const r = await cli(['run', '--', 'ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0']);
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(JSON.parse(r.stdout)[0].addr_info[0].local, /^10\.89\.1\./, 'the "bridge" network, defined on first use');
   const none = await ok(['run', '--net=none', '--', 'ip', '-j', 'link', 'show']);
   const links = JSON.parse(none.stdout);
-  assert.equal(links.map((l: any) => l.ifname), ['lo']);
+  assert.equal(
+    links.map((l: any) => l.ifname),
+    ['lo'],
+  );
   assert.ok(links[0].flags.includes('UP'));
   const hostRun = await ok(['run', '--net=host', '--', 'ip', '-j', 'link', 'show', 'dev', 'lo']);
   assert.is(JSON.parse(hostRun.stdout)[0].ifindex, 1);
@@ -197,7 +231,8 @@ test('show: tree, json and an SVG with every namespace, bridge and veth, rendere
     const svg = join(dir, 'topo.svg');
     await ok(['show', '--format', 'svg', '--layout', 'elk', '-o', svg]);
     const text = readFileSync(svg, 'utf8');
-    for (const s of ['host', 'first', 'second', 'np-pic', ...veths.map((v: any) => v.name), 'eth0', 'publish 8081-&gt;81/tcp']) assert.ok(text.includes(s), `the SVG shows ${s}`);
+    for (const s of ['host', 'first', 'second', 'np-pic', ...veths.map((v: any) => v.name), 'eth0', 'publish 8081-&gt;81/tcp'])
+      assert.ok(text.includes(s), `the SVG shows ${s}`);
     assert.is((text.match(/class="edge veth"/g) ?? []).length, 2, 'two veth edges across namespaces');
     const png = join(dir, 'topo.png');
     const r = spawnSync('rsvg-convert', ['-o', png, svg], { encoding: 'utf8' });
@@ -251,12 +286,31 @@ test('install-cni: links to the plugins and a conflist, idempotent; --uninstall 
   }
 });
 
+test("walkthrough: Docker's --net=none guide on a process, through the subcommand; a second run changes nothing", async () => {
+  const c = await host.createContainer('guide');
+  const first = await ok(['walkthrough', '--pid', String(c.pid), '--bridge', 'br-guide']);
+  assert.match(first.stdout, /\$ ip link add A type veth peer name B/);
+  const [eth0] = await c.ip<any[]>('addr', 'show', 'dev', 'eth0');
+  assert.ok(
+    eth0.addr_info.some((a: any) => `${a.local}/${a.prefixlen}` === '172.17.42.99/16'),
+    JSON.stringify(eth0.addr_info),
+  );
+  assert.ok((await ping(c, '172.17.42.1')).ok, 'the container reaches the bridge');
+  const again = await ok(['walkthrough', '--pid', String(c.pid), '--bridge', 'br-guide']);
+  assert.match(again.stdout, /already done/);
+  await c.destroy();
+  await host.exec(['ip', 'link', 'del', 'br-guide']);
+});
+
 test('as nobody without the agent: each change is refused naming what is missing, and nothing changes', async () => {
   await ok(['network', 'create', 'guarded', '--subnet', '10.70.0.0/24']);
   const c = await host.createContainer('victim');
   const before = JSON.stringify(await host.ip('link', 'show'));
   const nobody = (args: string[]) =>
-    host.exec(['setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, NETPLUMB, ...args], { env: env(), check: false });
+    host.exec(
+      ['setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, NETPLUMB, ...args],
+      { env: env(), check: false },
+    );
   for (const [args, what] of [
     [['connect', 'guarded', String(c.pid)], /CAP_NET_ADMIN and CAP_SYS_ADMIN/],
     [['disconnect', 'guarded', String(c.pid)], /CAP_NET_ADMIN and CAP_SYS_ADMIN/],
@@ -272,7 +326,10 @@ test('as nobody without the agent: each change is refused naming what is missing
     assert.is(r.stderr.trim().split('\n').length, 1);
   }
   assert.is(JSON.stringify(await host.ip('link', 'show')), before, 'no link changed');
-  assert.equal((await c.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
+  assert.equal(
+    (await c.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+  );
   assert.equal(readdirSync(join(root, 'networks')), ['guarded']);
   await ok(['network', 'rm', 'guarded']);
   await c.destroy();

@@ -10,9 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandboxed, createHost, ipJson, ping, type Host } from '../../netns-harness/index.js';
-import {
-  connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, removeNetwork,
-} from '../../lib/networks/index.js';
+import { connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, removeNetwork } from '../../lib/networks/index.js';
 
 /** The message `p` rejects with (a failure when it resolves). */
 async function failure(p: Promise<unknown>): Promise<string> {
@@ -54,14 +52,21 @@ test('create validates and stores 0600/0700; ls lists; names, subnets and bridge
   const auto = createNetwork({ name: 'back', internal: true }, opts());
   assert.is(auto.subnet, '10.89.1.0/24');
   assert.not.ok(auto.masquerade);
-  assert.equal(listNetworks(opts()).map((x) => x.name), ['back', 'front']);
+  assert.equal(
+    listNetworks(opts()).map((x) => x.name),
+    ['back', 'front'],
+  );
 });
 
 test('connect carries traffic, is idempotent, gives eth1 on a second network; disconnect and rm --force leave nothing', async () => {
   const a = await holder.createContainer('a');
   const b = await holder.createContainer('b');
   const ea = await connect('front', parseTarget(String(a.pid)), { ...opts(), name: 'web' });
-  const eb = await connect('front', parseTarget(b.netnsPath), { ...opts(), ip: '10.77.1.50', publish: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+  const eb = await connect('front', parseTarget(b.netnsPath), {
+    ...opts(),
+    ip: '10.77.1.50',
+    publish: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+  });
   assert.is(ea.ifname, 'eth0');
   assert.equal(eb.addresses, ['10.77.1.50/24']);
   const again = await connect('front', parseTarget('web'), opts());
@@ -69,7 +74,10 @@ test('connect carries traffic, is idempotent, gives eth1 on a second network; di
   assert.is(listEndpoints('front', opts()).length, 2);
   assert.ok((await ping(a, '10.77.1.50')).ok, 'a reaches b over the network');
   const addrs = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], a.netnsPath);
-  assert.equal(addrs[0].addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ea.addresses);
+  assert.equal(
+    addrs[0].addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`),
+    ea.addresses,
+  );
 
   const eb2 = await connect('back', parseTarget(b.netnsPath), opts());
   assert.is(eb2.ifname, 'eth1');
@@ -90,7 +98,11 @@ test('connect carries traffic, is idempotent, gives eth1 on a second network; di
   await removeNetwork('front', { ...opts(), force: true });
   await removeNetwork('back', opts());
   const links = await ipJson<any[]>(['link', 'show']);
-  assert.equal(links.filter((l) => l.ifname.startsWith('np-') || l.ifname.startsWith('veth')), [], 'no bridge or veth left');
+  assert.equal(
+    links.filter((l) => l.ifname.startsWith('np-') || l.ifname.startsWith('veth')),
+    [],
+    'no bridge or veth left',
+  );
   assert.equal(readdirSync(join(root, 'networks')), []);
   assert.equal(readdirSync(join(root, 'ipam')), []);
 });

@@ -53,11 +53,29 @@ test('npm pack builds the package: executables, CLI, entries, LICENSE; no source
   const [info] = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
   tarball = join(work, info.filename);
   const files: string[] = info.files.map((f: { path: string }) => f.path);
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/bin/netplumb.js', 'dist/lib/index.bundle.js', 'dist/lib/index.d.ts', 'dist/lib/cni/index.bundle.js',
-    'dist/netns-harness/index.bundle.js', 'dist/netns-harness/tcp-echo.js', 'dist/plugins/netplumb-bridge.cjs', 'dist/plugins/netplumb-bridge.bundle.cjs', 'dist/plugins/netplumb-host-local.cjs']) {
+  for (const f of [
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'dist/bin/netplumb.js',
+    'dist/lib/index.bundle.js',
+    'dist/lib/index.d.ts',
+    'dist/lib/cni/index.bundle.js',
+    'dist/netns-harness/index.bundle.js',
+    'dist/netns-harness/tcp-echo.js',
+    'dist/plugins/netplumb-bridge.cjs',
+    'dist/plugins/netplumb-bridge.bundle.cjs',
+    'dist/plugins/netplumb-host-local.cjs',
+  ]) {
     assert.ok(files.includes(f), `the tarball has ${f}`);
   }
-  assert.equal(files.filter((f) => f.endsWith('.map') || f.endsWith('.cache') || f.endsWith('.ts') && !f.endsWith('.d.ts') || f.startsWith('dist/test') || f.startsWith('dist/bench')), []);
+  assert.equal(
+    files.filter(
+      (f) =>
+        f.endsWith('.map') || f.endsWith('.cache') || (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.startsWith('dist/test') || f.startsWith('dist/bench'),
+    ),
+    [],
+  );
   const js = files.filter((f) => f.endsWith('.js') || f.endsWith('.cjs'));
   const withMaps = js.filter((f) => /sourceMappingURL=/.test(readFileSync(join(src, f), 'utf8')));
   assert.equal(withMaps, [], 'no source map references');
@@ -76,7 +94,9 @@ test('installed into a fresh project: ESM imports share one error family, strict
   cpSync(join(REPO, 'node_modules'), join(proj, 'node_modules'), { recursive: true, verbatimSymlinks: true });
   await run(['npm', 'install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: proj, timeoutMs: 300_000 });
   assert.ok(statSync(join(proj, 'node_modules/netplumb/dist/lib/index.bundle.js')).isFile(), 'installed from the tarball');
-  writeFileSync(join(proj, 'check.mjs'), `
+  writeFileSync(
+    join(proj, 'check.mjs'),
+    `
 import * as lib from 'netplumb';
 import * as cni from 'netplumb/cni';
 import * as harness from 'netplumb/harness';
@@ -85,14 +105,22 @@ const pkg = createRequire(import.meta.url)('netplumb/package.json');
 const e = new cni.CniError(7, 'x');
 console.log(JSON.stringify({ version: pkg.version, open: typeof lib.openHandle, run: typeof cni.runPlugin, sandboxed: typeof harness.sandboxed,
   family: e instanceof lib.NetplumbError, same: cni.NetplumbError === undefined || cni.NetplumbError === lib.NetplumbError }));
-`);
+`,
+  );
   const r = await run([process.execPath, 'check.mjs'], { cwd: proj });
   assert.equal(JSON.parse(r.stdout), { version: '0.1.0', open: 'function', run: 'function', sandboxed: 'function', family: true, same: true });
 
-  writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'], skipLibCheck: false } }));
-  writeFileSync(join(proj, 'use.ts'), `
+  writeFileSync(
+    join(proj, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'], skipLibCheck: false },
+    }),
+  );
+  writeFileSync(
+    join(proj, 'use.ts'),
+    `
 import { openHandle, listLinks, NetplumbError, type Link } from 'netplumb';
-import { runPlugin, withRollback, type CniPlugin, type CniResult } from 'netplumb/cni';
+import { runPlugin, CniError, type CniPlugin, type CniResult } from 'netplumb/cni';
 import { createHost, type Host } from 'netplumb/harness';
 export async function names(): Promise<string[]> {
   const h = await openHandle();
@@ -100,12 +128,13 @@ export async function names(): Promise<string[]> {
 }
 export const plugin: CniPlugin = {
   name: 'mine',
-  add: (): Promise<CniResult> => withRollback(async () => ({ cniVersion: '1.1.0' })),
+  add: async (): Promise<CniResult> => ({ cniVersion: '1.1.0' }),
   del: async () => {}, check: async () => {},
 };
-export const isOurs = (e: unknown): boolean => e instanceof NetplumbError;
+export const isOurs = (e: unknown): boolean => e instanceof NetplumbError || e instanceof CniError;
 export type H = Host; export { runPlugin, createHost };
-`);
+`,
+  );
   const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
   const t = await run([process.execPath, tsc, '-p', 'tsconfig.json'], { cwd: proj, check: false, timeoutMs: 300_000 });
   assert.is(t.exitCode, 0, t.stdout + t.stderr);
@@ -121,19 +150,29 @@ test('a plugin and the CLI from node_modules/.bin; the code cache goes to the ca
   const cniEnv = { CNI_CONTAINERID: 'pkg', CNI_NETNS: c.netnsPath, CNI_IFNAME: 'lo', CNI_PATH: join(proj, 'node_modules/.bin'), NETPLUMB_CACHE_DIR: cache };
   const add = await host.exec([bin('netplumb-none')], { env: { ...cniEnv, CNI_COMMAND: 'ADD' }, input: conf, check: false, cleanEnv: true });
   assert.is(add.exitCode, 0, add.stdout + add.stderr);
-  assert.equal(JSON.parse(add.stdout).ips.map((i: { address: string }) => i.address), ['127.0.0.1/8', '::1/128']);
+  assert.equal(
+    JSON.parse(add.stdout).ips.map((i: { address: string }) => i.address),
+    ['127.0.0.1/8', '::1/128'],
+  );
   const [lo] = await c.ip<any[]>('link', 'show', 'dev', 'lo');
   assert.ok(lo.flags.includes('UP'), 'the kernel agrees');
   const del = await host.exec([bin('netplumb-none')], { env: { ...cniEnv, CNI_COMMAND: 'DEL' }, input: conf, check: false, cleanEnv: true });
   assert.is(del.exitCode, 0, del.stdout + del.stderr);
-  assert.ok(readdirSync(cache).some((f) => /^netplumb-none\.bundle\.cjs-[0-9a-f]{12}\.ADD\.cache$/.test(f)), `a code cache in ${cache}: ${readdirSync(cache)}`);
+  assert.ok(
+    readdirSync(cache).some((f) => /^netplumb-none\.bundle\.cjs-[0-9a-f]{12}\.ADD\.cache$/.test(f)),
+    `a code cache in ${cache}: ${readdirSync(cache)}`,
+  );
 
   const v = await run([bin('netplumb'), '--version']);
   assert.is(v.stdout.trim(), '0.1.0');
   const state = join(work, 'state');
-  const ls = await host.exec([bin('netplumb'), 'network', 'create', 'pk', '--subnet', '10.71.0.0/24', '--json'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' } });
+  const ls = await host.exec([bin('netplumb'), 'network', 'create', 'pk', '--subnet', '10.71.0.0/24', '--json'], {
+    env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' },
+  });
   assert.is(JSON.parse(ls.stdout).bridge, 'np-pk');
-  const conn = await host.exec([bin('netplumb'), 'connect', 'pk', String(c.pid), '--json'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1', NETPLUMB_CACHE_DIR: cache } });
+  const conn = await host.exec([bin('netplumb'), 'connect', 'pk', String(c.pid), '--json'], {
+    env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1', NETPLUMB_CACHE_DIR: cache },
+  });
   assert.equal(JSON.parse(conn.stdout).addresses, ['10.71.0.2/24']);
   await host.exec([bin('netplumb'), 'network', 'rm', '-f', 'pk'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' } });
   assert.equal(listFiles(pkgDir), before, 'nothing written into the installed package');
