@@ -213,7 +213,9 @@ export function bridgeCommands(b: BridgeIsolation): NftCommand[] {
   const peers = [b.bridge, ...b.allowBridges.filter((x) => x !== b.bridge)];
   for (const [dir, map, side] of [['from', 'isolation_from', 'oifname'], ['to', 'isolation_to', 'iifname']] as const) {
     const chain = bridgeChain(b.bridge, dir);
-    const comment = `np:bridge ${b.bridge} net=${b.network}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 127);
+    // The chains belong to the bridge, not to the network whose ADD wrote them last: several networks may share
+    // a bridge, and an ADD of one must leave nothing that names it behind once its DEL has run.
+    const comment = `np:bridge ${b.bridge}`;
     out.push(cmd.addChain('inet', chain), cmd.flushChain('inet', chain));
     if (b.isolate) {
       out.push(cmd.addRule('inet', chain, [match(meta(side), set(peers)), RETURN], comment));
