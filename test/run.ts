@@ -4,8 +4,12 @@
  * themselves in a sandbox (netns-harness), so a killed or hung file takes its namespaces with it.
  * Around the whole run it snapshots the machine's own network state and fails if anything changed.
  *
- *   node dist/test/run.js [test/unit test/integration/links.test.ts …]
+ *   node dist/test/run.js [test/unit test/integration/links.test.ts …] [--through-agent test/e2e …]
  *   NETPLUMB_TEST_JOBS=3 NETPLUMB_TEST_TIMEOUT=600
+ *
+ * Files named after `--through-agent` run (again) with NETPLUMB_TEST_AGENT=1: every plugin they exec goes
+ * through a netplumbd started in the plugin's namespace (netns-harness/agent.ts), so the same assertions hold
+ * for the agent's path. The last line, `N passed, N failed`, counts files of both passes.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -15,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { diffSnapshots, takeSnapshot } from '../netns-harness/snapshot.js';
 import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
 import { taggedProcesses } from '../netns-harness/snapshot.js';
+import { TEST_AGENT_ENV } from '../netns-harness/agent.js';
 
 const distTest = dirname(fileURLToPath(import.meta.url));
 const distRoot = resolve(distTest, '..');
@@ -39,17 +44,18 @@ function collect(path: string, out: string[]): void {
 
 interface FileResult {
   file: string;
+  agent: boolean;
   ok: boolean;
   seconds: number;
   output: string;
 }
 
-async function runFile(file: string, timeoutSec: number): Promise<FileResult> {
+async function runFile(file: string, agent: boolean, timeoutSec: number): Promise<FileResult> {
   const started = Date.now();
   const child = spawn(process.execPath, [file], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, [RUN_ID_ENV]: runId(), FORCE_COLOR: '0' },
+    env: { ...process.env, [RUN_ID_ENV]: runId(), FORCE_COLOR: '0', ...(agent ? { [TEST_AGENT_ENV]: '1' } : {}) },
   });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
@@ -66,24 +72,42 @@ async function runFile(file: string, timeoutSec: number): Promise<FileResult> {
   const code = await new Promise<number>((res) => child.once('exit', (c, s) => res(c ?? (s ? 128 : 1))));
   clearTimeout(timer);
   if (timedOut) output += `\n!! killed after ${timeoutSec} s\n`;
-  return { file: relative(distRoot, file), ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, output };
+  const name = relative(distRoot, file) + (agent ? ' (through the agent)' : '');
+  return { file: name, agent, ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, output };
 }
+
+/**
+ * What the whole suite (no arguments) runs a second time through the agent: every file that execs plugins as a
+ * runtime does, and the hostile input and privilege checks. The agent's own tests start their agents themselves.
+ */
+const AGENT_PASS = [
+  ...readdirSync(join(distTest, 'e2e'))
+    .filter((f) => /^(bridge-|modes-|host-local-plugin|ipam-delegation|plugin-contract).*\.test\.js$/.test(f))
+    .map((f) => join(distTest, 'e2e', f)),
+  join(distTest, 'hardening/input-corpus.test.js'),
+  join(distTest, 'hardening/privilege-caps.test.js'),
+];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
+  const split = args.indexOf('--through-agent');
+  const direct = split < 0 ? args : args.slice(0, split);
+  const viaAgent = split < 0 ? [] : args.slice(split + 1);
   const files: string[] = [];
-  for (const a of args.length ? args : [distTest]) collect(toDist(a), files);
+  for (const a of args.length ? direct : [distTest]) collect(toDist(a), files);
+  const agentFiles: string[] = [];
+  for (const a of args.length ? viaAgent : AGENT_PASS) collect(toDist(a), agentFiles);
   const jobs = Math.max(1, Number(process.env.NETPLUMB_TEST_JOBS ?? 3));
   const timeoutSec = Number(process.env.NETPLUMB_TEST_TIMEOUT ?? 600);
   const id = runId();
   const before = await takeSnapshot();
   const started = Date.now();
   const results: FileResult[] = [];
-  const queue = [...files];
+  const queue = [...files.map((f) => ({ f, agent: false })), ...agentFiles.map((f) => ({ f, agent: true }))];
   await Promise.all(
     Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-      for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-        const r = await runFile(f, timeoutSec);
+      for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
+        const r = await runFile(q.f, q.agent, timeoutSec);
         results.push(r);
         process.stdout.write(`\n━━ ${r.ok ? 'PASS' : 'FAIL'} ${r.file} (${r.seconds.toFixed(1)} s)\n${r.output.trimEnd()}\n`);
       }
@@ -102,6 +126,7 @@ async function main(): Promise<number> {
   for (const f of failed) process.stdout.write(`   FAIL ${f.file}\n`);
   if (stray.length) process.stdout.write(`!! processes left running:\n   ${stray.join('\n   ')}\n`);
   if (diffs.length) process.stdout.write(`!! the machine's own network state changed during the run:\n${diffs.join('\n')}\n`);
+  process.stdout.write(`\n${results.length - failed.length} passed, ${failed.length} failed\n`);
   return failed.length || stray.length || diffs.length ? 1 : 0;
 }
 
