@@ -71,6 +71,24 @@ export const ERR = {
   HOST_PORT_IN_USE: 'ERR_HOST_PORT_IN_USE',
   /** nft refused a command without an errno (a syntax error); FirewallError.nftError has its text */
   NFT: 'ERR_NFT',
+  /** a thing netplumb keeps or was pointed at does not exist: a network, an endpoint, a remembered name, a process */
+  NOT_FOUND: 'ERR_NOT_FOUND',
+  /** a name netplumb keeps is taken already: a network's, a namespace's remembered name */
+  EXISTS: 'ERR_EXISTS',
+  /** a resource is held by something else: a subnet or bridge of another network, a network with endpoints */
+  IN_USE: 'ERR_IN_USE',
+  /** a path netplumb must trust is a symbolic link, another kind of file, or another user's */
+  UNSAFE_PATH: 'ERR_UNSAFE_PATH',
+  /** no free subnet is left in the pool new networks take theirs from */
+  NO_FREE_SUBNET: 'ERR_NO_FREE_SUBNET',
+  /** a request or input larger than its limit */
+  TOO_LARGE: 'ERR_TOO_LARGE',
+  /** netplumbd will not serve this caller (other namespaces, fewer capabilities): act in process */
+  MISDIRECTED: 'ERR_MISDIRECTED',
+  /** netplumbd refused or failed a request without a code of its own (its HTTP status and message tell) */
+  AGENT: 'ERR_AGENT',
+  /** a command failed without an errno: a helper program netplumb ran, or a `netplumb` command's own refusal */
+  COMMAND_FAILED: 'ERR_COMMAND_FAILED',
 } as const;
 
 export type ErrCode = (typeof ERR)[keyof typeof ERR];

@@ -10,37 +10,61 @@
  *   POST   /v1/networks/NAME/disconnect {target}                            Endpoint
  *
  * Only the fields named are taken from a body (never a state root or a CNI_PATH); every value is then validated
- * by lib/networks as for the command. Errors: {message, code} with 400 (EINVAL), 404 (ENOENT), 409 (EEXIST),
- * 500 otherwise.
+ * by lib/networks as for the command. Errors: {message, code} with the status of STATUS_BY_CODE (400 bad input,
+ * 404 not found, 409 exists or in use), 500 otherwise.
  */
+import { ERR, NetplumbError } from '../errors.js';
 import {
   connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, pruneNetwork, removeNetwork,
   type NetworkSpec, type PublishedPort,
 } from '../networks/index.js';
 
-export class ApiError extends Error {
+/** An error answer of the API: its HTTP status, and the code and message of the `{message, code}` body. */
+export class ApiError extends NetplumbError {
   constructor(
     readonly status: number,
     message: string,
-    readonly code?: string,
+    code: string = ERR.AGENT,
+    init: { op?: string | undefined; object?: string | undefined; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, { code, op: init.op ?? 'netplumbd', object: init.object, cause: init.cause });
   }
 }
+
+/**
+ * The HTTP status of an error code (docs/AGENT.md); any other code is 500. netplumb's own codes, and the
+ * kernel's errnos of the same meaning.
+ */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  [ERR.INVALID_ARG_VALUE]: 400,
+  [ERR.INVALID_NAME]: 400,
+  [ERR.INVALID_ADDRESS]: 400,
+  [ERR.INVALID_MAC]: 400,
+  [ERR.NETNS_SELF]: 400,
+  [ERR.NOT_A_NETNS]: 400,
+  [ERR.NOT_FOUND]: 404,
+  [ERR.EXISTS]: 409,
+  [ERR.IN_USE]: 409,
+  EINVAL: 400,
+  ENOENT: 404,
+  ESRCH: 404,
+  EEXIST: 409,
+  EBUSY: 409,
+};
 
 const SPEC_KEYS: Record<keyof NetworkSpec, 'string' | 'boolean'> = {
   name: 'string', subnet: 'string', gateway: 'string', internal: 'boolean', masquerade: 'boolean', ipv6Subnet: 'string', ipv6Gateway: 'string', bridge: 'string',
 };
 
 function object(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the body must be a JSON object', 'EINVAL');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the body must be a JSON object', ERR.INVALID_ARG_VALUE);
   return body as Record<string, unknown>;
 }
 
 function str(o: Record<string, unknown>, key: string, required: boolean): string | undefined {
   const v = o[key];
   if (v === undefined && !required) return undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new ApiError(400, `"${key}" must be a non-empty string`, 'EINVAL');
+  if (typeof v !== 'string' || v.length === 0 || v.length > 4096) throw new ApiError(400, `"${key}" must be a non-empty string`, ERR.INVALID_ARG_VALUE);
   return v;
 }
 
@@ -49,8 +73,8 @@ function specOf(body: unknown): NetworkSpec {
   const spec: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     const type = (SPEC_KEYS as Record<string, string>)[k];
-    if (type === undefined) throw new ApiError(400, `unknown field "${k}"`, 'EINVAL');
-    if (typeof v !== type) throw new ApiError(400, `"${k}" must be a ${type}`, 'EINVAL');
+    if (type === undefined) throw new ApiError(400, `unknown field "${k}"`, ERR.INVALID_ARG_VALUE);
+    if (typeof v !== type) throw new ApiError(400, `"${k}" must be a ${type}`, ERR.INVALID_ARG_VALUE);
     spec[k] = v;
   }
   str(o, 'name', true);
@@ -59,14 +83,14 @@ function specOf(body: unknown): NetworkSpec {
 
 function publishOf(v: unknown): PublishedPort[] | undefined {
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.length > 256) throw new ApiError(400, '"publish" must be a list', 'EINVAL');
+  if (!Array.isArray(v) || v.length > 256) throw new ApiError(400, '"publish" must be a list', ERR.INVALID_ARG_VALUE);
   return v.map((p) => {
     const o = object(p);
     const port = (x: unknown) => (Number.isInteger(x) && (x as number) >= 1 && (x as number) <= 65535 ? (x as number) : undefined);
     const hostPort = port(o.hostPort);
     const containerPort = port(o.containerPort);
     if (hostPort === undefined || containerPort === undefined || (o.protocol !== 'tcp' && o.protocol !== 'udp')) {
-      throw new ApiError(400, 'each published port needs hostPort, containerPort (1-65535) and protocol tcp|udp', 'EINVAL');
+      throw new ApiError(400, 'each published port needs hostPort, containerPort (1-65535) and protocol tcp|udp', ERR.INVALID_ARG_VALUE);
     }
     const hostIP = o.hostIP === undefined ? undefined : str(o, 'hostIP', true);
     return { hostPort, containerPort, protocol: o.protocol, ...(hostIP ? { hostIP } : {}) };
@@ -77,8 +101,9 @@ function publishOf(v: unknown): PublishedPort[] | undefined {
 export function apiErrorOf(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const code = (e as { code?: unknown })?.code;
-  const status = code === 'ENOENT' ? 404 : code === 'EEXIST' ? 409 : code === 'EINVAL' ? 400 : code === 'EBUSY' ? 409 : 500;
-  return new ApiError(status, e instanceof Error ? e.message : String(e), typeof code === 'string' ? code : undefined);
+  const status = (typeof code === 'string' ? STATUS_BY_CODE[code] : undefined) ?? 500;
+  const inner = e instanceof NetplumbError ? e : undefined;
+  return new ApiError(status, e instanceof Error ? e.message : String(e), typeof code === 'string' ? code : undefined, { op: inner?.op, object: inner?.object, cause: e });
 }
 
 /**
@@ -113,5 +138,5 @@ export async function networksRoute(method: string, url: string, body: () => Pro
     const alias = str(o, 'name', false);
     return [200, await connect(name, target, { ...(ip ? { ip } : {}), ...(mac ? { mac } : {}), ...(publish ? { publish } : {}), ...(alias ? { name: alias } : {}) })];
   }
-  throw new ApiError(405, `${method} is not allowed on ${u.pathname}`, 'EINVAL');
+  throw new ApiError(405, `${method} is not allowed on ${u.pathname}`, ERR.INVALID_ARG_VALUE);
 }

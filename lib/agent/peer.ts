@@ -11,6 +11,7 @@
  *   answered "misdirected" and its forwarder runs the plugin in process.
  */
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { ERR, NetplumbError } from '../errors.js';
 import { peerCredentials, type PeerCredentials } from '../sys/libc.js';
 
 export interface Peer extends PeerCredentials {
@@ -31,7 +32,7 @@ export function groupId(name: string): number {
     const [n, , gid] = line.split(':');
     if (n === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
   }
-  throw new Error(`no group named ${JSON.stringify(name)} in /etc/group`);
+  throw new NetplumbError(`no group named ${JSON.stringify(name)} in /etc/group`, { code: ERR.NOT_FOUND, op: 'group', object: name });
 }
 
 function statusOf(pid: number): { groups: number[]; capEff: bigint } {

@@ -29,6 +29,7 @@ import { claimSocketPath, type ClaimedPath } from './socket-path.js';
 import { forgetRequest, keepRequest } from './attachments.js';
 import { startCleanup } from './cleanup.js';
 import { ApiError, apiErrorOf, networksRoute } from './networks-api.js';
+import { ERR } from '../errors.js';
 
 /**
  * Settings the plugins' modules read from their process environment (fault injection, timing lines, the nft
@@ -287,22 +288,22 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     const started = process.hrtime.bigint();
     if (!ctx.peer.sameNamespaces || !ctx.peer.sameMountNamespace || isDiminishedRoot(ctx.peer)) {
       req.resume();
-      return sendJson(res, 421, { message: 'the caller is in other namespaces or holds fewer capabilities than the agent: act in process', code: 'EXDEV' });
+      return sendJson(res, 421, { message: 'the caller is in other namespaces or holds fewer capabilities than the agent: act in process', code: ERR.MISDIRECTED });
     }
     const body = async () => {
       const b = await readBody(req, LIMITS.maxJsonBodyBytes, LIMITS.maxJsonBodyBytes);
-      if (b === undefined) throw new ApiError(413, 'request body too large', 'E2BIG');
+      if (b === undefined) throw new ApiError(413, 'request body too large', ERR.TOO_LARGE);
       try {
         return JSON.parse(b.kept.toString('utf8')) as unknown;
       } catch {
-        throw new ApiError(400, 'the body is not JSON', 'EINVAL');
+        throw new ApiError(400, 'the body is not JSON', ERR.INVALID_ARG_VALUE);
       }
     };
     let status: number;
     let answer: unknown;
     try {
       const r = await queue.run('\0networks', () => networksRoute(req.method ?? '', req.url ?? '', body));
-      [status, answer] = r ?? [404, { message: `no such endpoint: ${req.url?.slice(0, 128)}`, code: 'ENOENT' }];
+      [status, answer] = r ?? [404, { message: `no such endpoint: ${req.url?.slice(0, 128)}`, code: ERR.NOT_FOUND }];
     } catch (e) {
       const err = apiErrorOf(e);
       [status, answer] = [err.status, { message: err.message, code: err.code }];
@@ -314,12 +315,15 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
 
   server.on('connection', (sock: Socket) => {
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const refuse = (why: string) => {
+      log('refused', { reason: `peer credentials unavailable: ${why}` });
+      sock.destroy();
+    };
+    if (typeof fd !== 'number' || fd < 0) return refuse('no descriptor');
     try {
-      if (typeof fd !== 'number' || fd < 0) throw new Error('no descriptor');
       peers.set(sock, peerOf(fd));
     } catch (e) {
-      log('refused', { reason: `peer credentials unavailable: ${(e as Error).message}` });
-      sock.destroy();
+      refuse((e as Error).message);
     }
   });
   server.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {

@@ -14,10 +14,14 @@
 import { connect } from 'node:net';
 import { chmodSync, chownSync, closeSync, constants as fsc, lstatSync, mkdirSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
+import { ERR, NetplumbError } from '../errors.js';
 import { flockSync, LOCK_EX, LOCK_NB } from '../sys/libc.js';
 
-export class AgentStartError extends Error {
-  override name = 'AgentStartError';
+/** A refusal to start: `object` is the path, the code ERR_UNSAFE_PATH (what it is is wrong) or ERR_IN_USE (another agent has it). */
+export class AgentStartError extends NetplumbError {
+  constructor(message: string, object: string, code: string = ERR.UNSAFE_PATH) {
+    super(message, { code, op: 'netplumbd start', object });
+  }
 }
 
 function lstatOrUndefined(p: string): Stats | undefined {
@@ -52,9 +56,9 @@ function ensureDirectory(dir: string, gid: number): void {
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     st = lstatSync(dir);
   }
-  if (st.isSymbolicLink()) throw new AgentStartError(`socket directory ${dir} is a symbolic link; refusing to start`);
-  if (!st.isDirectory()) throw new AgentStartError(`socket directory ${dir} is not a directory; refusing to start`);
-  if (st.uid !== euid) throw new AgentStartError(`socket directory ${dir} is owned by uid ${st.uid}, not ${euid}; refusing to start`);
+  if (st.isSymbolicLink()) throw new AgentStartError(`socket directory ${dir} is a symbolic link; refusing to start`, dir);
+  if (!st.isDirectory()) throw new AgentStartError(`socket directory ${dir} is not a directory; refusing to start`, dir);
+  if (st.uid !== euid) throw new AgentStartError(`socket directory ${dir} is owned by uid ${st.uid}, not ${euid}; refusing to start`, dir);
   chownSync(dir, euid, gid);
   chmodSync(dir, 0o750);
 }
@@ -76,22 +80,22 @@ export async function claimSocketPath(path: string, gid: number | undefined): Pr
   const lockPath = `${path}.lock`;
   const lockStat = lstatOrUndefined(lockPath);
   if (lockStat !== undefined && (!lockStat.isFile() || lockStat.uid !== euid)) {
-    throw new AgentStartError(`${lockPath} is not a regular file owned by uid ${euid}; refusing to start`);
+    throw new AgentStartError(`${lockPath} is not a regular file owned by uid ${euid}; refusing to start`, lockPath);
   }
   const lockFd = openSync(lockPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
   try {
     flockSync(lockFd, LOCK_EX | LOCK_NB, lockPath);
   } catch {
     closeSync(lockFd);
-    throw new AgentStartError(`another agent holds ${lockPath}: ${path} is in use; refusing to start`);
+    throw new AgentStartError(`another agent holds ${lockPath}: ${path} is in use; refusing to start`, path, ERR.IN_USE);
   }
   try {
     const st = lstatOrUndefined(path);
     if (st !== undefined) {
-      if (st.isSymbolicLink()) throw new AgentStartError(`socket path ${path} is a symbolic link; refusing to start`);
-      if (!st.isSocket()) throw new AgentStartError(`socket path ${path} exists and is not a socket; refusing to start`);
-      if (st.uid !== euid) throw new AgentStartError(`socket ${path} is owned by uid ${st.uid}, not ${euid}; refusing to start`);
-      if (await answers(path)) throw new AgentStartError(`an agent already answers on ${path}; refusing to start`);
+      if (st.isSymbolicLink()) throw new AgentStartError(`socket path ${path} is a symbolic link; refusing to start`, path);
+      if (!st.isSocket()) throw new AgentStartError(`socket path ${path} exists and is not a socket; refusing to start`, path);
+      if (st.uid !== euid) throw new AgentStartError(`socket ${path} is owned by uid ${st.uid}, not ${euid}; refusing to start`, path);
+      if (await answers(path)) throw new AgentStartError(`an agent already answers on ${path}; refusing to start`, path, ERR.IN_USE);
       unlinkSync(path); // stale: left by an agent that was killed
     }
   } catch (e) {

@@ -4,22 +4,35 @@
  * AgentClient otherwise. The routes are the agent's (lib/agent): this module knows only how to ask.
  */
 import { request as httpRequest } from 'node:http';
+import { ERR, NetplumbError } from '../errors.js';
 
 /** Where netplumbd listens unless NETPLUMB_SOCKET says otherwise. */
 export const AGENT_SOCKET = '/run/netplumb/netplumbd.sock';
 export const AGENT_SOCKET_ENV = 'NETPLUMB_SOCKET';
 
-/** An error the agent answered (status ≥ 400), with its message and errno-style code when it gave them. */
-export class AgentError extends Error {
+/** The code of an answer that names none (a CNI error's is a number): what its HTTP status says. */
+const CODE_BY_STATUS: Readonly<Record<number, string>> = {
+  400: ERR.INVALID_ARG_VALUE,
+  403: 'ERR_CNI_NOT_PERMITTED',
+  404: ERR.NOT_FOUND,
+  409: ERR.EXISTS,
+};
+
+/**
+ * An error the agent answered (status ≥ 400), with its message and its code (an errno name or an `ERR_*`
+ * code); an answer without one gets the code its status stands for (CODE_BY_STATUS), else ERR_AGENT.
+ */
+export class AgentError extends NetplumbError {
   constructor(
     message: string,
     readonly status: number,
-    readonly code: string | undefined,
+    code: string | undefined,
+    op = 'netplumbd',
   ) {
-    super(message);
-    this.name = 'AgentError';
+    super(message, { code: code ?? CODE_BY_STATUS[status] ?? ERR.AGENT, op });
   }
 }
+
 
 export interface AgentClient {
   readonly socket: string;
@@ -39,7 +52,7 @@ function send(socket: string, method: string, path: string, body: unknown, timeo
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`netplumbd at ${socket} did not answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new NetplumbError(`netplumbd at ${socket} did not answer within ${timeoutMs} ms`, { code: ERR.TIMEOUT, op: `${method} ${path}`, object: socket })));
     req.on('error', reject);
     req.end(data);
   });
@@ -65,9 +78,8 @@ export async function openAgent(socket = process.env[AGENT_SOCKET_ENV] || AGENT_
       }
       if (r.status >= 400) {
         const msg = json?.message ?? json?.msg ?? json?.error ?? (r.text.trim() || `HTTP ${r.status}`);
-        // errno-style codes pass through; a CNI error's number (or none) is told by the HTTP status instead
-        const byStatus: Record<number, string> = { 400: 'EINVAL', 403: 'EACCES', 404: 'ENOENT', 409: 'EEXIST' };
-        throw new AgentError(`netplumbd: ${msg}`, r.status, typeof json?.code === 'string' ? json.code : byStatus[r.status]);
+        // string codes pass through; a CNI error's number (or none) is told by the HTTP status instead
+        throw new AgentError(`netplumbd: ${msg}`, r.status, typeof json?.code === 'string' ? json.code : undefined, `${method} ${path}`);
       }
       return json as T;
     },

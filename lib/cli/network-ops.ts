@@ -60,7 +60,7 @@ export function requireCapabilities(command: string, caps: readonly Capability[]
   try {
     checkCapabilities(`netplumb ${command}`, caps);
   } catch (e) {
-    if (e instanceof CniError) throw new CliError(`${e.message}: ${HINT}`, EXIT.NOT_PERMITTED);
+    if (e instanceof CniError) throw new CliError(`${e.message}: ${HINT}`, EXIT.NOT_PERMITTED, { code: e.code, op: e.op, object: e.object, cause: e });
     throw e;
   }
 }
@@ -74,7 +74,7 @@ export function requireWritableState(command: string): void {
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || p === '/') {
-        throw new CliError(`netplumb ${command} cannot write ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED);
+        throw new CliError(`netplumb ${command} cannot write ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, { code: (e as NodeJS.ErrnoException).code, op: 'access', object: p, cause: e });
       }
       p = dirname(p);
     }
@@ -87,7 +87,7 @@ function requireReadableState(command: string): void {
     accessSync(stateRoot(), FS.R_OK | FS.X_OK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new CliError(`netplumb ${command} cannot read ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED);
+    throw new CliError(`netplumb ${command} cannot read ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, { code: (e as NodeJS.ErrnoException).code, op: 'access', object: stateRoot(), cause: e });
   }
 }
 

@@ -2,7 +2,7 @@
  * What the netplumb command prints: tables for people, JSON for scripts (`--json`, one document on stdout,
  * 2-space indented, keys stable), progress on stderr only when it is a terminal, errors in one line.
  */
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError, type NetplumbErrorInit } from '../errors.js';
 
 /**
  * Exit statuses of `netplumb` (docs/CLI.md). `run` exits with its command's status instead, or 125–127 as
@@ -28,39 +28,59 @@ export const EXIT = {
   RUN_NOT_FOUND: 127,
 } as const;
 
-/** A failure the CLI reports in one line with a given exit status. */
-export class CliError extends Error {
+/** The code of a CliError given none: the one its exit status stands for. */
+const CODE_BY_EXIT: Readonly<Record<number, string>> = {
+  [EXIT.USAGE]: ERR.INVALID_ARG_VALUE,
+  [EXIT.NOT_FOUND]: ERR.NOT_FOUND,
+  [EXIT.CONFLICT]: ERR.EXISTS,
+};
+
+/**
+ * A failure the CLI reports in one line with a given exit status. Its code is `init.code` (the underlying
+ * failure's, when there is one), else the one the exit status stands for, else ERR_COMMAND_FAILED.
+ */
+export class CliError extends NetplumbError {
   constructor(
     message: string,
     readonly exitCode: number,
+    init: Partial<NetplumbErrorInit> = {},
   ) {
-    super(message);
-    this.name = 'CliError';
+    super(message, { ...init, code: init.code ?? CODE_BY_EXIT[exitCode] ?? ERR.COMMAND_FAILED, op: init.op ?? 'netplumb' });
   }
 }
 
-/** The exit status of an error: a CliError's own, else from the error's code (errno name or CNI code). */
+/**
+ * The exit status of an error code (docs/CLI.md); any other code is EXIT.FAILED. netplumb's own codes, and the
+ * kernel's errnos of the same meaning.
+ */
+export const EXIT_BY_CODE: Readonly<Record<string, number>> = {
+  [ERR.INVALID_ARG_VALUE]: EXIT.USAGE,
+  [ERR.INVALID_NAME]: EXIT.USAGE,
+  [ERR.INVALID_ADDRESS]: EXIT.USAGE,
+  [ERR.INVALID_MAC]: EXIT.USAGE,
+  [ERR.NETNS_SELF]: EXIT.USAGE,
+  [ERR.NOT_A_NETNS]: EXIT.USAGE,
+  [ERR.NOT_FOUND]: EXIT.NOT_FOUND,
+  [ERR.EXISTS]: EXIT.CONFLICT,
+  [ERR.IN_USE]: EXIT.CONFLICT,
+  ERR_CNI_NOT_PERMITTED: EXIT.NOT_PERMITTED,
+  EINVAL: EXIT.USAGE,
+  ENOENT: EXIT.NOT_FOUND,
+  ESRCH: EXIT.NOT_FOUND,
+  EPERM: EXIT.NOT_PERMITTED,
+  EACCES: EXIT.NOT_PERMITTED,
+  EEXIST: EXIT.CONFLICT,
+  EBUSY: EXIT.CONFLICT,
+};
+
+/** The exit status of an error: a CliError's own, else from its CNI code or its code (EXIT_BY_CODE). */
 export function exitCodeOf(e: unknown): number {
   if (e instanceof CliError) return e.exitCode;
   const cni = (e as { cniCode?: number }).cniCode;
   if (cni === 107) return EXIT.NOT_PERMITTED;
   if (cni === 7 || cni === 4 || cni === 2) return EXIT.USAGE;
   const code = e instanceof NetplumbError ? e.code : (e as NodeJS.ErrnoException | null)?.code;
-  switch (code) {
-    case 'EINVAL':
-      return EXIT.USAGE;
-    case 'ENOENT':
-    case 'ESRCH':
-      return EXIT.NOT_FOUND;
-    case 'EPERM':
-    case 'EACCES':
-      return EXIT.NOT_PERMITTED;
-    case 'EEXIST':
-    case 'EBUSY':
-      return EXIT.CONFLICT;
-    default:
-      return EXIT.FAILED;
-  }
+  return (typeof code === 'string' ? EXIT_BY_CODE[code] : undefined) ?? EXIT.FAILED;
 }
 
 /** One line: the message without stack, newlines folded. */

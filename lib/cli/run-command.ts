@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { handle } from '../cni/skeleton.js';
 import { nonePlugin } from '../modes/none.js';
+import { NetplumbError } from '../errors.js';
 import { forgetName, parseTarget, rememberName, resolveTarget } from '../networks/index.js';
 import { parsePublish } from './network-commands.js';
 import { networkOps, requireCapabilities } from './network-ops.js';
@@ -28,9 +29,9 @@ const DEFAULT_NETWORK = 'bridge';
 /** Starts the holder of a fresh network namespace and resolves once it is in it (bounded). */
 async function startHolder(): Promise<{ child: ChildProcess; netns: string; pid: number }> {
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--net', '--', 'sleep', 'infinity'], { stdio: 'ignore' });
-  let failed: Error | undefined;
-  child.once('error', (e) => (failed = e));
-  child.once('exit', (code) => (failed ??= new Error(`the namespace holder exited early (status ${code}); unshare needs CAP_SYS_ADMIN`)));
+  let failed: string | undefined;
+  child.once('error', (e) => (failed = e.message));
+  child.once('exit', (code) => (failed ??= `the namespace holder exited early (status ${code}); unshare needs CAP_SYS_ADMIN`));
   const own = statSync('/proc/self/ns/net').ino;
   for (let i = 0; i < 400 && failed === undefined; i++) {
     try {
@@ -42,7 +43,7 @@ async function startHolder(): Promise<{ child: ChildProcess; netns: string; pid:
     await sleep(5);
   }
   child.kill('SIGKILL');
-  throw new CliError(`could not make a network namespace: ${failed?.message ?? 'the holder did not start within 2 s'}`, EXIT.RUN_FAILED);
+  throw new CliError(`could not make a network namespace: ${failed ?? 'the holder did not start within 2 s'}`, EXIT.RUN_FAILED);
 }
 
 /** Runs argv (in `netns` when given) with the terminal passed through; resolves with its exit status. */
@@ -132,7 +133,7 @@ async function runIn(cmd: string[], o: RunOptions): Promise<number> {
     }
   } catch (e) {
     holder.child.kill('SIGKILL');
-    throw new CliError(`could not set up the network of run: ${oneLine(e)}`, EXIT.RUN_FAILED);
+    throw new CliError(`could not set up the network of run: ${oneLine(e)}`, EXIT.RUN_FAILED, { cause: e, ...(e instanceof NetplumbError ? { code: e.code } : {}) });
   }
   try {
     return await runCommand(cmd, holder.netns);

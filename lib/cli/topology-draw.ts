@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { ERR, NetplumbError } from '../errors.js';
 import type { Topology, TopoLink, TopoNamespace } from './topology.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -76,7 +77,7 @@ export function hasGraphviz(): boolean {
 export async function renderSvg(t: Topology, layout: 'auto' | 'dot' | 'elk' = 'auto'): Promise<string> {
   if (layout === 'dot' || (layout === 'auto' && hasGraphviz())) {
     const r = spawnSync('dot', ['-Tsvg'], { input: renderDot(t), encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`dot -Tsvg failed: ${r.stderr.trim()}`);
+    if (r.status !== 0) throw new NetplumbError(`dot -Tsvg failed: ${r.stderr.trim()}`, { code: ERR.COMMAND_FAILED, op: 'dot -Tsvg', cause: r.error });
     return r.stdout;
   }
   return renderSvgElk(t);

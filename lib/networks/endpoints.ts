@@ -11,7 +11,9 @@
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError } from '../errors.js';
+import { tryParseCidr } from '../addr/ip.js';
+import { isValidNetworkName } from '../names.js';
 import { handle } from '../cni/skeleton.js';
 import type { CniError } from '../cni/errors.js';
 import type { CniResult } from '../cni/types.js';
@@ -62,7 +64,8 @@ export interface ConnectOptions extends StoreOptions {
   cniPath?: string;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A remembered namespace name follows the network names' rules (lib/names.ts): one safe path component. */
+const isValidTargetName = isValidNetworkName;
 
 function fail(message: string, code: string, object?: string, cause?: unknown): NetplumbError {
   return new NetplumbError(message, { code, op: 'connect', object, cause });
@@ -72,14 +75,14 @@ function fail(message: string, code: string, object?: string, cause?: unknown): 
 export function parseTarget(s: string): Target {
   if (/^[0-9]+$/.test(s)) {
     const pid = Number(s);
-    if (pid < 1 || pid > 4_194_304) throw fail(`${s} is not a process ID`, 'EINVAL', s);
+    if (pid < 1 || pid > 4_194_304) throw fail(`${s} is not a process ID`, ERR.INVALID_ARG_VALUE, s);
     return { kind: 'pid', pid };
   }
   if (s.startsWith('/')) {
-    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..'))) throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, 'EINVAL', s);
+    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..'))) throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, ERR.INVALID_ARG_VALUE, s);
     return { kind: 'path', path: s };
   }
-  if (!NAME.test(s)) throw fail(`${JSON.stringify(s)} is neither a PID, an absolute namespace path nor a name (letters, digits, '_.-')`, 'EINVAL', s);
+  if (!isValidTargetName(s)) throw fail(`${JSON.stringify(s)} is neither a PID, an absolute namespace path nor a name (letters, digits, '_.-')`, ERR.INVALID_NAME, s);
   return { kind: 'name', name: s };
 }
 
@@ -97,11 +100,11 @@ interface NameRecord {
 
 /** Remembers `name` for the namespace at `netns` (a later `connect NET NAME`, `run --net=container:NAME`). */
 export function rememberName(name: string, netns: string, pid: number | undefined, opts?: StoreOptions): void {
-  if (!NAME.test(name)) throw fail(`invalid name ${JSON.stringify(name)}: use letters, digits, '_', '.' or '-'`, 'EINVAL', name);
+  if (!isValidTargetName(name)) throw fail(`invalid name ${JSON.stringify(name)}: use letters, digits, '_', '.' or '-'`, ERR.INVALID_NAME, name);
   const ino = statSync(netns).ino;
   const old = readName(name, opts);
   if (old && old.netnsInode !== ino && inodeOf(old.netns) === old.netnsInode) {
-    throw fail(`the name ${name} is taken by another live namespace (${old.netns})`, 'EEXIST', name);
+    throw fail(`the name ${name} is taken by another live namespace (${old.netns})`, ERR.EXISTS, name);
   }
   makePrivateDir(namesDir(opts));
   writeJsonAtomic(join(namesDir(opts), `${name}.json`), { name, netns, netnsInode: ino, ...(pid ? { pid } : {}) } satisfies NameRecord);
@@ -109,7 +112,7 @@ export function rememberName(name: string, netns: string, pid: number | undefine
 
 /** Forgets a name (when the namespace it named is gone). */
 export function forgetName(name: string, opts?: StoreOptions): void {
-  if (NAME.test(name)) rmSync(join(namesDir(opts), `${name}.json`), { force: true });
+  if (isValidTargetName(name)) rmSync(join(namesDir(opts), `${name}.json`), { force: true });
 }
 
 function readName(name: string, opts?: StoreOptions): NameRecord | undefined {
@@ -144,27 +147,27 @@ export function resolveTarget(t: Target, opts?: StoreOptions): ResolvedTarget {
   if (t.kind === 'pid') {
     const netns = `/proc/${t.pid}/ns/net`;
     const ino = inodeOf(`/proc/${t.pid}`) === undefined ? undefined : inodeOf(netns);
-    if (ino === undefined) throw fail(`there is no process ${t.pid} (or it is not visible here): give the PID of a running process`, 'ESRCH', String(t.pid));
+    if (ino === undefined) throw fail(`there is no process ${t.pid} (or it is not visible here): give the PID of a running process`, ERR.NOT_FOUND, String(t.pid));
     r = { netns, netnsInode: ino, pid: t.pid };
   } else if (t.kind === 'path') {
     let st;
     try {
       st = statSync(t.path);
-    } catch {
-      throw fail(`${t.path} does not exist: give a network namespace file such as /run/netns/NAME or /proc/PID/ns/net`, 'ENOENT', t.path);
+    } catch (e) {
+      throw fail(`${t.path} does not exist: give a network namespace file such as /run/netns/NAME or /proc/PID/ns/net`, ERR.NOT_FOUND, t.path, e);
     }
-    if (st.dev !== statSync('/proc/self/ns/net').dev) throw fail(`${t.path} is not a network namespace file (nsfs)`, 'EINVAL', t.path);
+    if (st.dev !== statSync('/proc/self/ns/net').dev) throw fail(`${t.path} is not a network namespace file (nsfs)`, ERR.NOT_A_NETNS, t.path);
     r = { netns: t.path, netnsInode: st.ino };
   } else {
     const rec = readName(t.name, opts);
-    if (!rec) throw fail(`no namespace is named ${t.name}: give a PID or a namespace path (with --name ${t.name} to name it)`, 'ENOENT', t.name);
+    if (!rec) throw fail(`no namespace is named ${t.name}: give a PID or a namespace path (with --name ${t.name} to name it)`, ERR.NOT_FOUND, t.name);
     if (inodeOf(rec.netns) !== rec.netnsInode) {
-      throw fail(`the namespace named ${t.name} is gone (its process exited)`, 'ENOENT', t.name);
+      throw fail(`the namespace named ${t.name} is gone (its process exited)`, ERR.NOT_FOUND, t.name);
     }
     r = { netns: rec.netns, netnsInode: rec.netnsInode, name: t.name, ...(rec.pid ? { pid: rec.pid } : {}) };
   }
   if (r.netnsInode === statSync('/proc/self/ns/net').ino) {
-    throw fail(`${formatTarget(t)} is in netplumb's own network namespace (the host's): give a process in a namespace of its own`, 'EINVAL', formatTarget(t));
+    throw fail(`${formatTarget(t)} is in netplumb's own network namespace (the host's): give a process in a namespace of its own`, ERR.NETNS_SELF, formatTarget(t));
   }
   return r;
 }
@@ -284,7 +287,7 @@ export async function disconnect(network: string, target: Target, opts: StoreOpt
       /* not resolvable: not attached either */
     }
   }
-  if (!ep) throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, { code: 'ENOENT', op: 'disconnect', object: text });
+  if (!ep) throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, { code: ERR.NOT_FOUND, op: 'disconnect', object: text });
   await release(net, ep, opts);
   return ep;
 }
@@ -310,8 +313,8 @@ export async function inspectNetwork(network: string, opts: StoreOptions = {}): 
   const conf = bridgeConfig(net, opts);
   const containers: NetworkInspect['containers'] = {};
   for (const e of listEndpoints(network, opts)) {
-    const v4 = e.addresses.find((a) => !a.includes(':'));
-    const v6 = e.addresses.find((a) => a.includes(':'));
+    const v4 = e.addresses.find((a) => tryParseCidr(a)?.family === 4);
+    const v6 = e.addresses.find((a) => tryParseCidr(a)?.family === 6);
     containers[e.containerId] = {
       ...(e.name ? { name: e.name } : {}), target: e.target, netns: e.netns, ifname: e.ifname, macAddress: e.mac,
       ...(v4 ? { ipv4Address: v4 } : {}), ...(v6 ? { ipv6Address: v6 } : {}), publish: e.publish,
@@ -334,7 +337,7 @@ export async function removeNetwork(network: string, opts: StoreOptions & { forc
   await pruneNetwork(network, opts);
   const eps = listEndpoints(network, opts);
   if (eps.length && !opts.force) {
-    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, { code: 'EBUSY', op: 'network rm', object: network });
+    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, { code: ERR.IN_USE, op: 'network rm', object: network });
   }
   for (const [i, e] of eps.entries()) {
     await release(net, e, opts);

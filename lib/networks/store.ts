@@ -14,8 +14,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetplumbError } from '../errors.js';
+import { ERR, NetplumbError, wrapError } from '../errors.js';
 import { BITS, cidrContains, cidrOverlaps, formatIp, tryParseCidr, tryParseIp } from '../addr/ip.js';
+import { ifnameProblem, isValidIfname, isValidNetworkName } from '../names.js';
 
 export const DEFAULT_STATE_ROOT = '/var/lib/netplumb';
 /** The environment variable that moves the whole state (definitions, endpoints, IPAM) elsewhere. */
@@ -57,24 +58,21 @@ export interface Network {
   masquerade: boolean;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
-function usage(message: string, object?: string): NetplumbError {
-  return new NetplumbError(message, { code: 'EINVAL', op: 'network', object });
+function usage(message: string, code: string, object?: string): NetplumbError {
+  return new NetplumbError(message, { code, op: 'network', object });
 }
 
 /** The state root of these options. */
 export function stateRoot(opts: StoreOptions = {}): string {
   const root = opts.root ?? process.env[STATE_ROOT_ENV] ?? DEFAULT_STATE_ROOT;
-  if (!root.startsWith('/') || root.includes('\0')) throw usage(`the state directory must be an absolute path, not ${JSON.stringify(root)}`, root);
+  if (!root.startsWith('/') || root.includes('\0')) throw usage(`the state directory must be an absolute path, not ${JSON.stringify(root)}`, ERR.INVALID_ARG_VALUE, root);
   return root;
 }
 
-/** Throws unless `name` is a network name: letters, digits, `_.-`, at most 64, not starting with a punctuation. */
+/** Throws unless `name` is a network name (lib/names.ts): letters, digits, `_.-`, at most 64, not starting with a punctuation. */
 export function checkNetworkName(name: string): string {
-  if (!NAME.test(name)) {
-    throw usage(`invalid network name ${JSON.stringify(name)}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit`, name);
+  if (!isValidNetworkName(name)) {
+    throw usage(`invalid network name ${JSON.stringify(name)}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit`, ERR.INVALID_NAME, name);
   }
   return name;
 }
@@ -91,18 +89,22 @@ export function writeJsonAtomic(path: string, data: unknown): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw wrapError(e, { op: 'write', what: `write ${path}`, object: path });
   }
 }
 
 /** mkdir -p with mode 0700 for every directory it makes. */
 export function makePrivateDir(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw wrapError(e, { op: 'mkdir', what: `make ${path}`, object: path });
+  }
 }
 
 function defaultBridge(name: string): string {
   const b = `np-${name}`;
-  return IFNAME.test(b) ? b : `np-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+  return isValidIfname(b) ? b : `np-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
 
 function overlaps(a: string, b: string): boolean {
@@ -116,38 +118,45 @@ function firstFreeSubnet(taken: readonly string[]): string {
     const s = `10.89.${n}.0/24`;
     if (!taken.some((t) => overlaps(t, s))) return s;
   }
-  throw new NetplumbError('no free subnet left in 10.89.0.0/16: give one with --subnet', { code: 'ENOSPC', op: 'network create' });
+  throw new NetplumbError('no free subnet left in 10.89.0.0/16: give one with --subnet', { code: ERR.NO_FREE_SUBNET, op: 'network create' });
 }
 
 function checkSubnet(subnet: string, family: 4 | 6, what: string): void {
   const c = tryParseCidr(subnet);
-  if (!c || c.family !== family) throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, subnet);
-  if (c.prefix > BITS[family] - 2) throw usage(`${what} ${subnet} is too small (at most /${BITS[family] - 2})`, subnet);
-  if (c.ip !== c.network) throw usage(`${what} ${subnet} has host bits set`, subnet);
+  if (!c || c.family !== family) throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, ERR.INVALID_ADDRESS, subnet);
+  if (c.prefix > BITS[family] - 2) throw usage(`${what} ${subnet} is too small (at most /${BITS[family] - 2})`, ERR.INVALID_ADDRESS, subnet);
+  if (c.ip !== c.network) throw usage(`${what} ${subnet} has host bits set`, ERR.INVALID_ADDRESS, subnet);
 }
 
 function gatewayOf(subnet: string, gateway: string | undefined, family: 4 | 6, what: string): string {
   const c = tryParseCidr(subnet)!;
   if (gateway === undefined) return formatIp({ family, value: c.network + 1n });
   const g = tryParseIp(gateway);
-  if (!g || g.family !== family || !cidrContains(c, g)) throw usage(`${what} ${JSON.stringify(gateway)} is not an address inside ${subnet}`, gateway);
+  if (!g || g.family !== family || !cidrContains(c, g)) throw usage(`${what} ${JSON.stringify(gateway)} is not an address inside ${subnet}`, ERR.INVALID_ADDRESS, gateway);
   return formatIp(g);
 }
 
 /** Reads one network's definition, or undefined when there is none of that name. */
 export function readNetwork(name: string, opts?: StoreOptions): Network | undefined {
+  const path = join(networkDir(name, opts), 'network.json');
+  let text: string;
   try {
-    return JSON.parse(readFileSync(join(networkDir(name, opts), 'network.json'), 'utf8')) as Network;
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    throw wrapError(e, { op: 'read', what: `read ${path}`, object: path });
+  }
+  try {
+    return JSON.parse(text) as Network;
+  } catch (e) {
+    throw new NetplumbError(`${path} is not JSON: ${(e as Error).message}`, { code: ERR.MALFORMED_STATE, op: 'read', object: path, cause: e });
   }
 }
 
 /** One network's definition; an error naming `netplumb network ls` when there is none. */
 export function getNetwork(name: string, opts?: StoreOptions): Network {
   const n = readNetwork(name, opts);
-  if (!n) throw new NetplumbError(`no network named ${name} (see: netplumb network ls)`, { code: 'ENOENT', op: 'network', object: name });
+  if (!n) throw new NetplumbError(`no network named ${name} (see: netplumb network ls)`, { code: ERR.NOT_FOUND, op: 'network', object: name });
   return n;
 }
 
@@ -158,9 +167,9 @@ export function listNetworks(opts?: StoreOptions): Network[] {
     names = readdirSync(networksDir(opts));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
+    throw wrapError(e, { op: 'readdir', what: `list ${networksDir(opts)}`, object: networksDir(opts) });
   }
-  return names.filter((n) => NAME.test(n)).sort().map((n) => readNetwork(n, opts)).filter((n): n is Network => n !== undefined);
+  return names.filter((n) => isValidNetworkName(n)).sort().map((n) => readNetwork(n, opts)).filter((n): n is Network => n !== undefined);
 }
 
 /**
@@ -172,16 +181,17 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const name = checkNetworkName(spec.name);
   const others = listNetworks(opts);
   if (others.some((n) => n.name === name)) {
-    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, { code: 'EEXIST', op: 'network create', object: name });
+    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, { code: ERR.EXISTS, op: 'network create', object: name });
   }
   const subnet = spec.subnet ?? firstFreeSubnet(others.map((n) => n.subnet));
   checkSubnet(subnet, 4, '--subnet');
   const clash = others.find((n) => overlaps(n.subnet, subnet) || (n.ipv6 && spec.ipv6Subnet && overlaps(n.ipv6.subnet, spec.ipv6Subnet)));
-  if (clash) throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, { code: 'EEXIST', op: 'network create', object: subnet });
+  if (clash) throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, { code: ERR.IN_USE, op: 'network create', object: subnet });
   const bridge = spec.bridge ?? defaultBridge(name);
-  if (!IFNAME.test(bridge)) throw usage(`bridge name ${JSON.stringify(bridge)} is not an interface name (1-15 letters, digits, '_.-')`, bridge);
+  const bridgeProblem = ifnameProblem(bridge);
+  if (bridgeProblem !== undefined) throw usage(`bridge name ${JSON.stringify(bridge)} is not an interface name: it ${bridgeProblem}`, ERR.INVALID_NAME, bridge);
   const bclash = others.find((n) => n.bridge === bridge);
-  if (bclash) throw new NetplumbError(`bridge ${bridge} belongs to network ${bclash.name}`, { code: 'EEXIST', op: 'network create', object: bridge });
+  if (bclash) throw new NetplumbError(`bridge ${bridge} belongs to network ${bclash.name}`, { code: ERR.IN_USE, op: 'network create', object: bridge });
   const internal = spec.internal ?? false;
   const net: Network = {
     name,
@@ -197,16 +207,16 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   if (spec.ipv6Subnet !== undefined) {
     checkSubnet(spec.ipv6Subnet, 6, '--ipv6-subnet');
     net.ipv6 = { subnet: spec.ipv6Subnet, gateway: gatewayOf(spec.ipv6Subnet, spec.ipv6Gateway, 6, '--ipv6-gateway') };
-  } else if (spec.ipv6Gateway !== undefined) throw usage('--ipv6-gateway needs --ipv6-subnet', spec.ipv6Gateway);
+  } else if (spec.ipv6Gateway !== undefined) throw usage('--ipv6-gateway needs --ipv6-subnet', ERR.INVALID_ARG_VALUE, spec.ipv6Gateway);
   const dir = networkDir(name, opts);
   makePrivateDir(networksDir(opts));
   try {
     mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new NetplumbError(`network ${name} exists already`, { code: 'EEXIST', op: 'network create', object: name });
+      throw new NetplumbError(`network ${name} exists already`, { code: ERR.EXISTS, op: 'network create', object: name, cause: e });
     }
-    throw e;
+    throw wrapError(e, { op: 'mkdir', what: `make ${dir}`, object: dir });
   }
   try {
     writeJsonAtomic(join(dir, 'network.json'), net);

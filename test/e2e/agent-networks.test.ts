@@ -49,9 +49,13 @@ test('create, ls, connect by PID, inspect, disconnect and rm through the agent',
   assert.equal(seen, ep.addresses, 'the container has the endpoint\'s address');
   assert.ok(ep.addresses[0]!.startsWith('10.94.0.'));
   assert.is(Object.keys((await ops.inspect('agnet')).containers).length, 1);
-  assert.equal(await statusOf(ops.create({ name: 'agnet' })), [409, 'EEXIST']);
-  assert.equal(await statusOf(ops.inspect('nosuch')), [404, 'ENOENT']);
-  assert.equal(await statusOf(ops.create({ name: 'x', bogus: 1 } as never)), [400, 'EINVAL']);
+  assert.equal(await statusOf(ops.create({ name: 'agnet' })), [409, 'ERR_EXISTS']);
+  assert.equal(await statusOf(ops.inspect('nosuch')), [404, 'ERR_NOT_FOUND']);
+  assert.equal(await statusOf(ops.create({ name: 'x', bogus: 1 } as never)), [400, 'ERR_INVALID_ARG_VALUE']);
+  assert.equal(await statusOf(ops.remove('agnet', false)), [409, 'ERR_IN_USE'], 'rm refuses while attached');
+  assert.equal(await statusOf(ops.connect('agnet', '3999999', {})), [404, 'ERR_NOT_FOUND'], 'no such process');
+  assert.equal(await statusOf(ops.connect('agnet', '/etc/hostname', {})), [400, 'ERR_NOT_A_NETNS']);
+  assert.equal(await statusOf(ops.connect('agnet', 'a b', {})), [400, 'ERR_INVALID_NAME']);
   await ops.disconnect('agnet', String(c.pid));
   assert.equal(await c.ip<any[]>('-4', 'addr', 'show', 'dev', ep.ifname).catch(() => []), [], 'the interface is gone');
   await ops.remove('agnet', false);

@@ -12,14 +12,24 @@ import { join } from 'node:path';
 import { sandboxed, createHost, ipJson, ping, type Host } from '../../netns-harness/index.js';
 import { connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, removeNetwork } from '../../lib/networks/index.js';
 
-/** The message `p` rejects with (a failure when it resolves). */
+/** `code: message` of the error `p` rejects with (a failure when it resolves). */
 async function failure(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (e) {
-    return (e as Error).message;
+    return `${(e as { code?: string }).code}: ${(e as Error).message}`;
   }
   throw new Error('expected a rejection');
+}
+
+/** `code: message` of the error `fn` throws (a failure when it returns). */
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return `${(e as { code?: string }).code}: ${(e as Error).message}`;
+  }
+  throw new Error('expected a throw');
 }
 
 await sandboxed();
@@ -44,11 +54,13 @@ test('create validates and stores 0600/0700; ls lists; names, subnets and bridge
   assert.ok(n.masquerade);
   assert.is(statSync(join(root, 'networks')).mode & 0o777, 0o700);
   assert.is(statSync(join(root, 'networks/front/network.json')).mode & 0o777, 0o600);
-  assert.throws(() => createNetwork({ name: 'front' }, opts()), /exists already/);
-  assert.throws(() => createNetwork({ name: 'other', subnet: '10.77.0.0/16' }, opts()), /overlaps network front/);
-  assert.throws(() => createNetwork({ name: '../x' }, opts()), /invalid network name/);
-  assert.throws(() => createNetwork({ name: 'x', subnet: '10.77.2.1/24' }, opts()), /host bits/);
-  assert.throws(() => createNetwork({ name: 'x', subnet: '10.78.0.0/24', gateway: '10.79.0.1' }, opts()), /not an address inside/);
+  assert.match(thrown(() => createNetwork({ name: 'front' }, opts())), /^ERR_EXISTS: .*exists already/);
+  assert.match(thrown(() => createNetwork({ name: 'other', subnet: '10.77.0.0/16' }, opts())), /^ERR_IN_USE: .*overlaps network front/);
+  assert.match(thrown(() => createNetwork({ name: 'other', subnet: '10.77.5.0/24', bridge: 'np-front' }, opts())), /^ERR_IN_USE: bridge np-front belongs to network front/);
+  assert.match(thrown(() => createNetwork({ name: '../x' }, opts())), /^ERR_INVALID_NAME: invalid network name/);
+  assert.match(thrown(() => createNetwork({ name: 'x', bridge: 'br x' }, opts())), /^ERR_INVALID_NAME: bridge name "br x" is not an interface name: it may not contain whitespace/);
+  assert.match(thrown(() => createNetwork({ name: 'x', subnet: '10.77.2.1/24' }, opts())), /^ERR_INVALID_ADDRESS: .*host bits/);
+  assert.match(thrown(() => createNetwork({ name: 'x', subnet: '10.78.0.0/24', gateway: '10.79.0.1' }, opts())), /^ERR_INVALID_ADDRESS: .*not an address inside/);
   const auto = createNetwork({ name: 'back', internal: true }, opts());
   assert.is(auto.subnet, '10.89.1.0/24');
   assert.not.ok(auto.masquerade);
@@ -87,14 +99,14 @@ test('connect carries traffic, is idempotent, gives eth1 on a second network; di
 
   await disconnect('back', parseTarget(b.netnsPath), opts());
   assert.equal((await ipJson<any[]>(['link', 'show'], b.netnsPath)).map((l) => l.ifname).sort(), ['eth0', 'lo']);
-  assert.match(await failure(disconnect('back', parseTarget(b.netnsPath), opts())), /not attached/);
+  assert.match(await failure(disconnect('back', parseTarget(b.netnsPath), opts())), /^ERR_NOT_FOUND: .*not attached/);
 
   // a target that exits is released by the next look
   await a.destroy();
   const after = await inspectNetwork('front', opts());
   assert.equal(Object.keys(after.containers), [eb.containerId]);
 
-  assert.match(await failure(removeNetwork('front', opts())), /attached endpoint/);
+  assert.match(await failure(removeNetwork('front', opts())), /^ERR_IN_USE: .*attached endpoint/);
   await removeNetwork('front', { ...opts(), force: true });
   await removeNetwork('back', opts());
   const links = await ipJson<any[]>(['link', 'show']);
@@ -109,11 +121,13 @@ test('connect carries traffic, is idempotent, gives eth1 on a second network; di
 
 test('bad targets: a missing process, a non-namespace path, an unknown name; nothing changes', async () => {
   createNetwork({ name: 'bad', subnet: '10.77.9.0/24' }, opts());
-  assert.match(await failure(connect('bad', parseTarget('3999999'), opts())), /there is no process 3999999/);
-  assert.match(await failure(connect('bad', parseTarget('/etc/hostname'), opts())), /not a network namespace/);
-  assert.match(await failure(connect('bad', parseTarget('nosuch'), opts())), /no namespace is named nosuch/);
-  assert.match(await failure(connect('bad', parseTarget(String(process.pid)), opts())), /own network namespace/);
-  assert.throws(() => parseTarget('a b'), /neither a PID/);
+  assert.match(await failure(connect('bad', parseTarget('3999999'), opts())), /^ERR_NOT_FOUND: there is no process 3999999/);
+  assert.match(await failure(connect('bad', parseTarget('/etc/hostname'), opts())), /^ERR_NOT_A_NETNS: .*not a network namespace/);
+  assert.match(await failure(connect('bad', parseTarget('nosuch'), opts())), /^ERR_NOT_FOUND: no namespace is named nosuch/);
+  assert.match(await failure(connect('bad', parseTarget(String(process.pid)), opts())), /^ERR_NETNS_SELF: .*own network namespace/);
+  assert.match(thrown(() => parseTarget('a b')), /^ERR_INVALID_NAME: .*neither a PID/);
+  assert.match(thrown(() => parseTarget('0')), /^ERR_INVALID_ARG_VALUE: 0 is not a process ID/);
+  assert.match(thrown(() => parseTarget('/run/../etc')), /^ERR_INVALID_ARG_VALUE: .*not a normalised absolute path/);
   assert.equal(listEndpoints('bad', opts()), []);
   await removeNetwork('bad', opts());
 });

@@ -6,6 +6,10 @@ import {
 import { CNI_ERR, CniError, cniCodeName, toCniError } from '../../lib/cni/errors.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
 import { AddressError } from '../../lib/addr/ip.js';
+import { CliError, EXIT, EXIT_BY_CODE, exitCodeOf } from '../../lib/cli/output.js';
+import { AgentError } from '../../lib/cli/agent-client.js';
+import { ApiError, apiErrorOf, STATUS_BY_CODE } from '../../lib/agent/networks-api.js';
+import { readFileSync } from 'node:fs';
 
 test('errno names round-trip', () => {
   assert.is(errnoName(17), 'EEXIST');
@@ -80,6 +84,32 @@ test('one CNI code registry: unique numbers, names, netplumb codes mapped, every
   assert.is(toCniError(new SyscallError('setns', ERRNO.EPERM)).cniCode, CNI_ERR.NOT_PERMITTED);
   assert.is(toCniError(new Error('what')).cniCode, CNI_ERR.INTERNAL);
   assert.is(CNI_ERR.INTERNAL, 999);
+});
+
+test('docs/ERRORS.md lists every netplumb code', () => {
+  const doc = readFileSync(new URL('../../../docs/ERRORS.md', import.meta.url), 'utf8');
+  for (const c of Object.values(ERR)) assert.ok(doc.includes(`| \`${c}\` |`), `${c} is not in docs/ERRORS.md`);
+});
+
+test("the command's exit statuses and the agent's HTTP statuses agree on every code, through the agent too", () => {
+  const exitOfStatus: Record<number, number> = { 400: EXIT.USAGE, 404: EXIT.NOT_FOUND, 409: EXIT.CONFLICT };
+  const statusOfExit: Record<number, number> = { [EXIT.USAGE]: 400, [EXIT.NOT_FOUND]: 404, [EXIT.CONFLICT]: 409 };
+  for (const [code, status] of Object.entries(STATUS_BY_CODE)) assert.is(EXIT_BY_CODE[code], exitOfStatus[status], code);
+  for (const [code, exit] of Object.entries(EXIT_BY_CODE)) {
+    if (exit === EXIT.NOT_PERMITTED) continue; // the agent serves with its own privileges: no 403 from a route
+    const answer = apiErrorOf(new NetplumbError('x', { code, op: 'network' }));
+    assert.is(answer.status, statusOfExit[exit] ?? 500, code);
+    assert.is(exitCodeOf(new AgentError(answer.message, answer.status, answer.code)), exit, `${code} through the agent`);
+  }
+  assert.is(exitCodeOf(new AgentError('refused', 403, undefined)), EXIT.NOT_PERMITTED, "the agent's 403 (a CNI error, numeric code)");
+  assert.is(new AgentError('?', 500, undefined).code, ERR.AGENT);
+  assert.is(exitCodeOf(new NetplumbError('none left', { code: ERR.NO_FREE_SUBNET, op: 'network create' })), EXIT.FAILED);
+  assert.is(apiErrorOf(new Error('plain')).code, ERR.AGENT, 'an error without a code answers ERR_AGENT');
+  for (const e of [new CliError('x', EXIT.USAGE), new AgentError('x', 404, undefined), new ApiError(400, 'x', ERR.INVALID_ARG_VALUE)]) {
+    assert.instance(e, NetplumbError);
+  }
+  assert.equal([new CliError('x', EXIT.USAGE).code, new CliError('x', EXIT.NOT_FOUND).code, new CliError('x', EXIT.RUN_FAILED).code], [ERR.INVALID_ARG_VALUE, ERR.NOT_FOUND, ERR.COMMAND_FAILED]);
+  assert.is(new CliError('x', EXIT.NOT_PERMITTED, { code: 'EACCES', op: 'access' }).code, 'EACCES');
 });
 
 test.run();
