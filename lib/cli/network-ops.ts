@@ -74,7 +74,12 @@ export function requireWritableState(command: string): void {
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || p === '/') {
-        throw new CliError(`netplumb ${command} cannot write ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, { code: (e as NodeJS.ErrnoException).code, op: 'access', object: p, cause: e });
+        throw new CliError(`netplumb ${command} cannot write ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, {
+          code: (e as NodeJS.ErrnoException).code,
+          op: 'access',
+          object: p,
+          cause: e,
+        });
       }
       p = dirname(p);
     }
@@ -87,7 +92,12 @@ function requireReadableState(command: string): void {
     accessSync(stateRoot(), FS.R_OK | FS.X_OK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new CliError(`netplumb ${command} cannot read ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, { code: (e as NodeJS.ErrnoException).code, op: 'access', object: stateRoot(), cause: e });
+    throw new CliError(`netplumb ${command} cannot read ${stateRoot()} (${(e as NodeJS.ErrnoException).code}): ${HINT}`, EXIT.NOT_PERMITTED, {
+      code: (e as NodeJS.ErrnoException).code,
+      op: 'access',
+      object: stateRoot(),
+      cause: e,
+    });
   }
 }
 

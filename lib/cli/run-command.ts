@@ -133,7 +133,10 @@ async function runIn(cmd: string[], o: RunOptions): Promise<number> {
     }
   } catch (e) {
     holder.child.kill('SIGKILL');
-    throw new CliError(`could not set up the network of run: ${oneLine(e)}`, EXIT.RUN_FAILED, { cause: e, ...(e instanceof NetplumbError ? { code: e.code } : {}) });
+    throw new CliError(`could not set up the network of run: ${oneLine(e)}`, EXIT.RUN_FAILED, {
+      cause: e,
+      ...(e instanceof NetplumbError ? { code: e.code } : {}),
+    });
   }
   try {
     return await runCommand(cmd, holder.netns);

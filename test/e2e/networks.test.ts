@@ -54,13 +54,34 @@ test('create validates and stores 0600/0700; ls lists; names, subnets and bridge
   assert.ok(n.masquerade);
   assert.is(statSync(join(root, 'networks')).mode & 0o777, 0o700);
   assert.is(statSync(join(root, 'networks/front/network.json')).mode & 0o777, 0o600);
-  assert.match(thrown(() => createNetwork({ name: 'front' }, opts())), /^ERR_EXISTS: .*exists already/);
-  assert.match(thrown(() => createNetwork({ name: 'other', subnet: '10.77.0.0/16' }, opts())), /^ERR_IN_USE: .*overlaps network front/);
-  assert.match(thrown(() => createNetwork({ name: 'other', subnet: '10.77.5.0/24', bridge: 'np-front' }, opts())), /^ERR_IN_USE: bridge np-front belongs to network front/);
-  assert.match(thrown(() => createNetwork({ name: '../x' }, opts())), /^ERR_INVALID_NAME: invalid network name/);
-  assert.match(thrown(() => createNetwork({ name: 'x', bridge: 'br x' }, opts())), /^ERR_INVALID_NAME: bridge name "br x" is not an interface name: it may not contain whitespace/);
-  assert.match(thrown(() => createNetwork({ name: 'x', subnet: '10.77.2.1/24' }, opts())), /^ERR_INVALID_ADDRESS: .*host bits/);
-  assert.match(thrown(() => createNetwork({ name: 'x', subnet: '10.78.0.0/24', gateway: '10.79.0.1' }, opts())), /^ERR_INVALID_ADDRESS: .*not an address inside/);
+  assert.match(
+    thrown(() => createNetwork({ name: 'front' }, opts())),
+    /^ERR_EXISTS: .*exists already/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: 'other', subnet: '10.77.0.0/16' }, opts())),
+    /^ERR_IN_USE: .*overlaps network front/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: 'other', subnet: '10.77.5.0/24', bridge: 'np-front' }, opts())),
+    /^ERR_IN_USE: bridge np-front belongs to network front/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: '../x' }, opts())),
+    /^ERR_INVALID_NAME: invalid network name/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: 'x', bridge: 'br x' }, opts())),
+    /^ERR_INVALID_NAME: bridge name "br x" is not an interface name: it may not contain whitespace/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: 'x', subnet: '10.77.2.1/24' }, opts())),
+    /^ERR_INVALID_ADDRESS: .*host bits/,
+  );
+  assert.match(
+    thrown(() => createNetwork({ name: 'x', subnet: '10.78.0.0/24', gateway: '10.79.0.1' }, opts())),
+    /^ERR_INVALID_ADDRESS: .*not an address inside/,
+  );
   const auto = createNetwork({ name: 'back', internal: true }, opts());
   assert.is(auto.subnet, '10.89.1.0/24');
   assert.not.ok(auto.masquerade);
@@ -125,9 +146,18 @@ test('bad targets: a missing process, a non-namespace path, an unknown name; not
   assert.match(await failure(connect('bad', parseTarget('/etc/hostname'), opts())), /^ERR_NOT_A_NETNS: .*not a network namespace/);
   assert.match(await failure(connect('bad', parseTarget('nosuch'), opts())), /^ERR_NOT_FOUND: no namespace is named nosuch/);
   assert.match(await failure(connect('bad', parseTarget(String(process.pid)), opts())), /^ERR_NETNS_SELF: .*own network namespace/);
-  assert.match(thrown(() => parseTarget('a b')), /^ERR_INVALID_NAME: .*neither a PID/);
-  assert.match(thrown(() => parseTarget('0')), /^ERR_INVALID_ARG_VALUE: 0 is not a process ID/);
-  assert.match(thrown(() => parseTarget('/run/../etc')), /^ERR_INVALID_ARG_VALUE: .*not a normalised absolute path/);
+  assert.match(
+    thrown(() => parseTarget('a b')),
+    /^ERR_INVALID_NAME: .*neither a PID/,
+  );
+  assert.match(
+    thrown(() => parseTarget('0')),
+    /^ERR_INVALID_ARG_VALUE: 0 is not a process ID/,
+  );
+  assert.match(
+    thrown(() => parseTarget('/run/../etc')),
+    /^ERR_INVALID_ARG_VALUE: .*not a normalised absolute path/,
+  );
   assert.equal(listEndpoints('bad', opts()), []);
   await removeNetwork('bad', opts());
 });
