@@ -54,6 +54,8 @@ export interface NetworkFirewall {
   isolate?: boolean | undefined;
   /** bridges this one may exchange traffic with although isolated (both sides must allow if both isolate) */
   allowBridges?: readonly string[] | undefined;
+  /** Docker's --icc: containers of this bridge may talk to each other (default true); false needs the bridge's nf_call_iptables */
+  icc?: boolean | undefined;
 }
 
 export interface ContainerFirewall extends NetworkFirewall {
@@ -128,6 +130,7 @@ function normalizeNetwork(n: NetworkFirewall) {
     bridge: checkIfname('bridge', n.bridge),
     isolate: n.isolate ?? true,
     allowBridges: allow.map((b) => checkIfname('allowBridges[]', b)),
+    icc: n.icc ?? true,
   };
 }
 
@@ -188,6 +191,7 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
     masquerade: s.masquerade ?? false,
     portMappings: normalizeMappings(s.portMappings ?? []),
     spoof,
+    iccPort: net.icc ? undefined : checkIfname('hostVeth', s.hostVeth),
     net,
     localhostPorts: s.localhostPorts ?? true,
   };
@@ -400,6 +404,10 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
     const el = st.elements.find((e) => e.map === `isolation_${dir}` && e.key === s.bridge);
     if (el?.chain !== bridgeChain(s.bridge, dir)) problems.push(`isolation_${dir} has no entry for bridge ${s.bridge}`);
   }
+  const icc = st.elements.find((e) => e.map === 'icc' && bridgeOfElement(e) === s.bridge);
+  if (icc?.chain !== bridgeChain(s.bridge, 'icc')) problems.push(`icc has no entry for bridge ${s.bridge}`);
+  const iccRules = st.chains.get(chainKey('inet', bridgeChain(s.bridge, 'icc')))?.rules.length ?? 0;
+  if ((iccRules > 0) === s.net.icc) problems.push(`bridge ${s.bridge} has ${iccRules} icc rules, configured icc ${s.net.icc}`);
   for (const c of d.chains) {
     const have = st.chains.get(chainKey(c.family, c.name));
     if (!have) {
@@ -457,12 +465,19 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
   return removed;
 }
 
+/** The bridge a per-bridge element (isolation, icc) belongs to, or undefined for any other element. */
+function bridgeOfElement(e: ObservedElement): string | undefined {
+  if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') return e.key;
+  const k = (e.key as { concat?: unknown[] } | null)?.concat;
+  return e.map === 'icc' && typeof k?.[0] === 'string' ? k[0] : undefined;
+}
+
 /** The commands that forget `bridge`: its isolation chains, its elements in the isolation maps, its entry in set bridges. */
 function forgetBridge(st: Observed, bridge: string): NftCommand[] {
   const out: NftCommand[] = [];
   if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
-  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
-  for (const dir of ['from', 'to'] as const) {
+  for (const e of st.elements) if (bridgeOfElement(e) === bridge) out.push(...deleteObservedElement(e));
+  for (const dir of ['from', 'to', 'icc'] as const) {
     const name = bridgeChain(bridge, dir);
     if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
   }
@@ -479,7 +494,10 @@ export async function removeNetworkFirewall(bridge: string, opts: FirewallOption
 /** The bridges netplumb's firewall state knows: the bridges set and the keys of the isolation maps. */
 function knownBridges(st: Observed): Set<string> {
   const names = new Set(st.sets.get(chainKey('inet', 'bridges')) ?? []);
-  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') names.add(e.key);
+  for (const e of st.elements) {
+    const b = bridgeOfElement(e);
+    if (b !== undefined) names.add(b);
+  }
   return names;
 }
 

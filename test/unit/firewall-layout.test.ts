@@ -55,6 +55,7 @@ const base: NormalizedSpec = {
   masquerade: false,
   portMappings: [],
   spoof: undefined,
+  iccPort: undefined,
 };
 
 test('desired state: what each option adds', () => {
