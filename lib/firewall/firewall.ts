@@ -19,6 +19,8 @@ import {
   bridgeChain,
   bridgeCommands,
   chainRules,
+  POLICY_SETS,
+  type PolicySetName,
   ipPrefix,
   cmd,
   desiredState,
@@ -35,6 +37,7 @@ import {
 } from './layout.js';
 import { FirewallError, nftBackend, type FirewallOptions, type NftBackend, type NftCommand } from './nft.js';
 import { writeSysctl } from './netns.js';
+import { elementNames, elementOfBridge, policyElements, POLICY_SET_NAMES, type AllowRule } from './policy.js';
 import { byTag, chainKey, readState, type Observed, type ObservedElement } from './state.js';
 
 export interface PortMapping {
@@ -352,9 +355,64 @@ async function removeTag(b: NftBackend, netns: string | undefined, tag: string, 
   await readModifyWrite(b, netns, what, (st) => {
     const mine = byTag(st).get(tag);
     removed = mine !== undefined;
-    return mine ? deleteAttachmentCommands(mine.elements, mine.chains) : null;
+    if (!mine) return null;
+    // The allow rules naming the container's addresses go with it: a later owner of an address inherits nothing.
+    const addrs = new Set(mine.elements.filter((e) => e.map === 'masq4' || e.map === 'masq6').map((e) => String(e.key)));
+    const policy = addrs.size === 0 ? [] : observedPolicy(st, (set, key) => elementNames(set, key, addrs));
+    return [...deleteAttachmentCommands(mine.elements, mine.chains), ...policy.flatMap(deletePolicyElement)];
   });
   return removed;
+}
+
+function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
+  return POLICY_SET_NAMES.flatMap((set) => (st.setKeys.get(chainKey(POLICY_SETS[set].family, set)) ?? []).filter((k) => pick(set, k)).map((key) => ({ set, key })));
+}
+
+/** Idempotent delete of a set element: the `add` makes sure it is there, so a concurrent deletion is no error. */
+function deletePolicyElement(e: { set: PolicySetName; key: unknown }): NftCommand[] {
+  const family = POLICY_SETS[e.set].family;
+  return [cmd.addSetElement(family, e.set, e.key), cmd.deleteElement(family, e.set, e.key)];
+}
+
+/**
+ * Replaces every allow rule of `bridge` (an `icc: false` network) with `rules`, in one transaction: the
+ * elements of its old rules go, the new ones come. Throws `ERR_INVALID_ARG_VALUE`/`ERR_INVALID_ADDRESS`
+ * (nothing changed) for a bad port, protocol or address, overlapping rules, or a rule set too large.
+ * Returns the number of allow elements now installed for the bridge.
+ */
+export async function setAllowRules(bridge: string, rules: readonly AllowRule[], opts: FirewallOptions = {}): Promise<number> {
+  checkIfname('bridge', bridge);
+  const want = policyElements(bridge, rules);
+  const wantPairs = new Set(want.filter((e) => e.set === 'peers4').map((e) => JSON.stringify(e.key.concat)));
+  const b = nftBackend(opts.backend);
+  await readModifyWrite(b, opts.netns, `firewall policy ${bridge}`, (st) => {
+    const old = observedPolicy(st, (set, key) => elementOfBridge(set, key, bridge));
+    // peers4 has no bridge in its key: the old pairs are those of the bridge's old allow4 elements.
+    const oldPairs = new Set<string>();
+    for (const e of old) {
+      const k = (e.key as { concat: unknown[] }).concat;
+      if (e.set === 'allow4') oldPairs.add(JSON.stringify([k[1], k[2]])).add(JSON.stringify([k[2], k[1]]));
+    }
+    const stalePairs = [...oldPairs].filter((p) => !wantPairs.has(p)).map((p) => ({ set: 'peers4' as const, key: { concat: JSON.parse(p) } }));
+    const existing = new Set(old.map((e) => `${e.set} ${JSON.stringify(e.key)}`));
+    const wanted = new Set(want.map((e) => `${e.set} ${JSON.stringify(e.key)}`));
+    return [
+      ...skeleton(),
+      ...old.filter((e) => !wanted.has(`${e.set} ${JSON.stringify(e.key)}`)).flatMap(deletePolicyElement),
+      ...stalePairs.flatMap(deletePolicyElement),
+      ...want.filter((e) => !existing.has(`${e.set} ${JSON.stringify(e.key)}`)).map((e) => cmd.addSetElement(POLICY_SETS[e.set].family, e.set, e.key)),
+    ];
+  });
+  return want.filter((e) => e.set === 'allow4' || e.set === 'allow6').length;
+}
+
+/** The allow elements installed for `bridge`, as `from → to proto/port` lines (what `nft -j` lists). */
+export async function listAllowElements(bridge: string, opts: FirewallOptions = {}): Promise<string[]> {
+  const st = await readState(nftBackend(opts.backend), opts.netns);
+  return observedPolicy(st, (set, key) => (set === 'allow4' || set === 'allow6') && elementOfBridge(set, key, bridge)).map((e) => {
+    const [, from, to, proto, port] = (e.key as { concat: unknown[] }).concat;
+    return `${from} → ${to} ${proto}/${port}`;
+  });
 }
 
 /** Every attachment that has state in the tables. */
