@@ -355,13 +355,19 @@ async function removeTag(b: NftBackend, netns: string | undefined, tag: string, 
   await readModifyWrite(b, netns, what, (st) => {
     const mine = byTag(st).get(tag);
     removed = mine !== undefined;
-    if (!mine) return null;
-    // The allow rules naming the container's addresses go with it: a later owner of an address inherits nothing.
-    const addrs = new Set(mine.elements.filter((e) => e.map === 'masq4' || e.map === 'masq6').map((e) => String(e.key)));
-    const policy = addrs.size === 0 ? [] : observedPolicy(st, (set, key) => elementNames(set, key, addrs));
-    return [...deleteAttachmentCommands(mine.elements, mine.chains), ...policy.flatMap(deletePolicyElement)];
+    return mine ? deleteAttachment(st, mine) : null;
   });
   return removed;
+}
+
+/**
+ * Everything of one attachment as read — its elements, its chains — and the allow elements naming its
+ * addresses (from its masq4/masq6 elements): a later owner of an address inherits nothing.
+ */
+function deleteAttachment(st: Observed, mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] }): NftCommand[] {
+  const addrs = new Set(mine.elements.filter((e) => e.map === 'masq4' || e.map === 'masq6').map((e) => String(e.key)));
+  const policy = addrs.size === 0 ? [] : observedPolicy(st, (set, key) => elementNames(set, key, addrs));
+  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...policy.flatMap(deletePolicyElement)];
 }
 
 function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
@@ -508,7 +514,7 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
       (st) => {
         const stale = staleOf(st);
         removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
-        return stale.flatMap(([, { chains, elements }]) => deleteAttachmentCommands(elements, chains));
+        return stale.flatMap(([, mine]) => deleteAttachment(st, mine));
       },
       3,
     );
