@@ -8,6 +8,9 @@
  *   DELETE /v1/networks/NAME[?force=1]          {}
  *   POST   /v1/networks/NAME/connect  {target, ip?, mac?, publish?, name?}   Endpoint
  *   POST   /v1/networks/NAME/disconnect {target}                            Endpoint
+ *   GET    /v1/networks/NAME/policy                                         [PolicyRuleView]
+ *   POST   /v1/networks/NAME/policy   {from: [ep], to: ep, ports: [{protocol, port}]}   PolicyRuleView
+ *   DELETE /v1/networks/NAME/policy/ID                                      PolicyRuleView
  *
  * Only the fields named are taken from a body (never a state root or a CNI_PATH); every value is then validated
  * by lib/networks as for the command. Errors: {message, code} with the status of STATUS_BY_CODE (400 bad input,
@@ -15,7 +18,7 @@
  */
 import { ERR, NetplumbError } from '../errors.js';
 import {
-  connect, createNetwork, disconnect, inspectNetwork, listEndpoints, listNetworks, parseTarget, pruneNetwork, removeNetwork,
+  allowTraffic, connect, createNetwork, disconnect, listPolicy, removeRule, inspectNetwork, listEndpoints, listNetworks, parseTarget, pruneNetwork, removeNetwork,
   type NetworkSpec, type PublishedPort,
 } from '../networks/index.js';
 
@@ -53,7 +56,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
 };
 
 const SPEC_KEYS: Record<keyof NetworkSpec, 'string' | 'boolean'> = {
-  name: 'string', subnet: 'string', gateway: 'string', internal: 'boolean', masquerade: 'boolean', ipv6Subnet: 'string', ipv6Gateway: 'string', bridge: 'string',
+  name: 'string', subnet: 'string', gateway: 'string', internal: 'boolean', masquerade: 'boolean', ipv6Subnet: 'string', ipv6Gateway: 'string', bridge: 'string', icc: 'boolean',
 };
 
 function object(body: unknown): Record<string, unknown> {
@@ -112,6 +115,8 @@ export function apiErrorOf(e: unknown): ApiError {
  */
 export async function networksRoute(method: string, url: string, body: () => Promise<unknown>): Promise<[number, unknown] | undefined> {
   const u = new URL(url, 'http://netplumb');
+  const p = /^\/v1\/networks\/([^/]+)\/policy(?:\/([^/]+))?$/.exec(u.pathname);
+  if (p) return policyRoute(method, decodeURIComponent(p[1]!), p[2] === undefined ? undefined : decodeURIComponent(p[2]), body);
   const m = /^\/v1\/networks(?:\/([^/]+)(?:\/(connect|disconnect))?)?$/.exec(u.pathname);
   if (!m) return undefined;
   const name = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
@@ -139,4 +144,16 @@ export async function networksRoute(method: string, url: string, body: () => Pro
     return [200, await connect(name, target, { ...(ip ? { ip } : {}), ...(mac ? { mac } : {}), ...(publish ? { publish } : {}), ...(alias ? { name: alias } : {}) })];
   }
   throw new ApiError(405, `${method} is not allowed on ${u.pathname}`, ERR.INVALID_ARG_VALUE);
+}
+
+async function policyRoute(method: string, name: string, id: string | undefined, body: () => Promise<unknown>): Promise<[number, unknown]> {
+  if (id === undefined && method === 'GET') return [200, listPolicy(name)];
+  if (id === undefined && method === 'POST') {
+    const o = object(await body());
+    for (const k of Object.keys(o)) if (!['from', 'to', 'ports'].includes(k)) throw new ApiError(400, `unknown field "${k}"`, ERR.INVALID_ARG_VALUE);
+    if (!Array.isArray(o.from) || !o.from.every((f) => typeof f === 'string')) throw new ApiError(400, '"from" must be a list of endpoint names', ERR.INVALID_ARG_VALUE);
+    return [201, await allowTraffic(name, { from: o.from as string[], to: str(o, 'to', true)!, ports: o.ports as never })];
+  }
+  if (id !== undefined && method === 'DELETE') return [200, await removeRule(name, id)];
+  throw new ApiError(405, `${method} is not allowed on /v1/networks/${name}/policy${id === undefined ? '' : `/${id}`}`, ERR.INVALID_ARG_VALUE);
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { addNetworkCommands } from './network-commands.js';
+import { addPolicyCommands } from './policy-commands.js';
 import { addRunCommand } from './run-command.js';
 import { addInstallCniCommand } from './install-cni.js';
 import { addShowCommand } from './show-command.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
       "\nExit status: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 not permitted, 5 exists or in use; run: the command's own, 125-127 when it could not run.\nWith netplumbd running, commands go through its socket ($NETPLUMB_SOCKET); state: $NETPLUMB_STATE_DIR (default /var/lib/netplumb).",
     );
   addNetworkCommands(program);
+  addPolicyCommands(program);
   addRunCommand(program);
   addShowCommand(program);
   addInstallCniCommand(program);

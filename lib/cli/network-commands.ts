@@ -1,6 +1,6 @@
 /** `netplumb network create|ls|inspect|rm`, `netplumb connect`, `netplumb disconnect`. */
 import { Command, Option } from 'commander';
-import type { PublishedPort } from '../networks/index.js';
+import { parsePortSpec, type PublishedPort } from '../networks/index.js';
 import { networkOps, type NetworkOps } from './network-ops.js';
 import { CliError, EXIT, printJson, printTable, progress } from './output.js';
 
@@ -18,6 +18,22 @@ export function parsePublish(s: string): PublishedPort {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+function parseIcc(v: string): boolean {
+  if (v !== 'true' && v !== 'false') throw new CliError(`--icc ${JSON.stringify(v)}: write --icc=true or --icc=false`, EXIT.USAGE);
+  return v === 'true';
+}
+
+/** Parses `--link ENDPOINT:PORT[/tcp|udp|sctp]`. */
+function parseLink(s: string): { to: string; port: ReturnType<typeof parsePortSpec> } {
+  const i = s.lastIndexOf(':');
+  if (i <= 0) throw new CliError(`--link ${JSON.stringify(s)}: write ENDPOINT:PORT[/tcp|udp|sctp], e.g. db:5432/tcp`, EXIT.USAGE);
+  try {
+    return { to: s.slice(0, i), port: parsePortSpec(s.slice(i + 1)) };
+  } catch (e) {
+    throw new CliError(`--link ${JSON.stringify(s)}: ${(e as Error).message}`, EXIT.USAGE);
+  }
+}
+
 /** Adds the network commands to `program`; `ops` is called once per command (agent or in process). */
 export function addNetworkCommands(program: Command, ops: () => Promise<NetworkOps> = networkOps): void {
   const network = program.command('network').description('define networks (a bridge, a subnet and its IPAM) and list, inspect or remove them');
@@ -33,6 +49,7 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
     .option('--ipv6-subnet <cidr>', 'an IPv6 subnet as well')
     .option('--ipv6-gateway <ip>', "the IPv6 gateway (default: the subnet's first)")
     .option('--bridge <name>', 'the bridge (default: np-NAME)')
+    .option('--icc <true|false>', "inter-container communication (Docker's --icc); false: only what `netplumb policy allow` lets", 'true')
     .option('--json', 'print the definition as JSON')
     .action(async (name: string, o) => {
       const n = await (
@@ -46,6 +63,7 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
         ipv6Subnet: o.ipv6Subnet,
         ipv6Gateway: o.ipv6Gateway,
         bridge: o.bridge,
+        ...(parseIcc(o.icc) ? {} : { icc: false }),
       });
       if (o.json) printJson(n);
       else process.stdout.write(`${n.name}\n`);
@@ -114,16 +132,18 @@ export function addNetworkCommands(program: Command, ops: () => Promise<NetworkO
     .option('--mac <mac>', "the interface's MAC address")
     .option('-p, --publish <HOST:CONTAINER[/tcp|udp]>', 'publish a port on the host (repeatable)', collect, [])
     .option('--name <name>', 'name the target for later commands')
+    .option('--link <ENDPOINT:PORT/PROTO>', "Docker's link: this target may open connections to ENDPOINT's PORT (repeatable; icc=false networks)", collect, [])
     .option('--json', 'print the endpoint as JSON')
     .action(async (net: string, target: string, o) => {
-      const ep = await (
-        await ops()
-      ).connect(net, target, {
+      const links = (o.link as string[]).map(parseLink);
+      const x = await ops();
+      const ep = await x.connect(net, target, {
         ...(o.ip ? { ip: o.ip } : {}),
         ...(o.mac ? { mac: o.mac } : {}),
         ...(o.name ? { name: o.name } : {}),
         publish: (o.publish as string[]).map(parsePublish),
       });
+      for (const l of links) await x.allow(net, { from: [ep.containerId], to: l.to, ports: [l.port] });
       if (o.json) return printJson(ep);
       printTable(['NETWORK', 'TARGET', 'INTERFACE', 'ADDRESSES', 'MAC'], [[ep.network, ep.name ?? ep.target, ep.ifname, ep.addresses.join(','), ep.mac]]);
     });

@@ -11,6 +11,11 @@ import { dirname } from 'node:path';
 import { checkCapabilities, type Capability } from '../cni/caps.js';
 import { CniError } from '../cni/errors.js';
 import {
+  allowTraffic,
+  listPolicy,
+  removeRule,
+  type AllowRequest,
+  type PolicyRuleView,
   connect,
   createNetwork,
   disconnect,
@@ -51,6 +56,9 @@ export interface NetworkOps {
   remove(name: string, force: boolean, onProgress?: (done: number, total: number) => void): Promise<void>;
   connect(network: string, target: string, req: ConnectRequest): Promise<Endpoint>;
   disconnect(network: string, target: string): Promise<Endpoint>;
+  allow(network: string, req: AllowRequest): Promise<PolicyRuleView>;
+  listPolicy(network: string): Promise<PolicyRuleView[]>;
+  removeRule(network: string, id: string): Promise<PolicyRuleView>;
 }
 
 const HINT = 'run netplumb as root, or start netplumbd and use it as a member of its group';
@@ -137,6 +145,20 @@ export const localOps: NetworkOps = {
     await pruneNetwork(network);
     return disconnect(network, t);
   },
+  async allow(network, req) {
+    requireCapabilities('policy allow', KERNEL);
+    requireWritableState('policy allow');
+    return allowTraffic(network, req);
+  },
+  async listPolicy(network) {
+    requireReadableState('policy ls');
+    return listPolicy(network);
+  },
+  async removeRule(network, id) {
+    requireCapabilities('policy rm', KERNEL);
+    requireWritableState('policy rm');
+    return removeRule(network, id);
+  },
 };
 
 /** The same verbs through netplumbd's API. */
@@ -150,6 +172,9 @@ export function agentOps(agent: AgentClient): NetworkOps {
     remove: (name, force) => agent.request('DELETE', path(name, force ? '?force=1' : '')),
     connect: (network, target, req) => agent.request('POST', path(network, '/connect'), { target, ...req }),
     disconnect: (network, target) => agent.request('POST', path(network, '/disconnect'), { target }),
+    allow: (network, req) => agent.request('POST', path(network, '/policy'), req),
+    listPolicy: (network) => agent.request('GET', path(network, '/policy')),
+    removeRule: (network, id) => agent.request('DELETE', path(network, `/policy/${encodeURIComponent(id)}`)),
   };
 }
 

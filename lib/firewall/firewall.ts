@@ -19,6 +19,8 @@ import {
   bridgeChain,
   bridgeCommands,
   chainRules,
+  POLICY_SETS,
+  type PolicySetName,
   ipPrefix,
   cmd,
   desiredState,
@@ -35,6 +37,7 @@ import {
 } from './layout.js';
 import { FirewallError, nftBackend, type FirewallOptions, type NftBackend, type NftCommand } from './nft.js';
 import { writeSysctl } from './netns.js';
+import { elementNames, elementOfBridge, policyElements, POLICY_SET_NAMES, type AllowRule } from './policy.js';
 import { byTag, chainKey, readState, type Observed, type ObservedElement } from './state.js';
 
 export interface PortMapping {
@@ -54,6 +57,8 @@ export interface NetworkFirewall {
   isolate?: boolean | undefined;
   /** bridges this one may exchange traffic with although isolated (both sides must allow if both isolate) */
   allowBridges?: readonly string[] | undefined;
+  /** Docker's --icc: containers of this bridge may talk to each other (default true); false needs the bridge's nf_call_iptables */
+  icc?: boolean | undefined;
 }
 
 export interface ContainerFirewall extends NetworkFirewall {
@@ -128,6 +133,7 @@ function normalizeNetwork(n: NetworkFirewall) {
     bridge: checkIfname('bridge', n.bridge),
     isolate: n.isolate ?? true,
     allowBridges: allow.map((b) => checkIfname('allowBridges[]', b)),
+    icc: n.icc ?? true,
   };
 }
 
@@ -188,6 +194,7 @@ function normalize(s: ContainerFirewall): NormalizedSpec & { net: ReturnType<typ
     masquerade: s.masquerade ?? false,
     portMappings: normalizeMappings(s.portMappings ?? []),
     spoof,
+    iccPort: net.icc ? undefined : checkIfname('hostVeth', s.hostVeth),
     net,
     localhostPorts: s.localhostPorts ?? true,
   };
@@ -348,9 +355,70 @@ async function removeTag(b: NftBackend, netns: string | undefined, tag: string, 
   await readModifyWrite(b, netns, what, (st) => {
     const mine = byTag(st).get(tag);
     removed = mine !== undefined;
-    return mine ? deleteAttachmentCommands(mine.elements, mine.chains) : null;
+    return mine ? deleteAttachment(st, mine) : null;
   });
   return removed;
+}
+
+/**
+ * Everything of one attachment as read — its elements, its chains — and the allow elements naming its
+ * addresses (from its masq4/masq6 elements): a later owner of an address inherits nothing.
+ */
+function deleteAttachment(st: Observed, mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] }): NftCommand[] {
+  const addrs = new Set(mine.elements.filter((e) => e.map === 'masq4' || e.map === 'masq6').map((e) => String(e.key)));
+  const policy = addrs.size === 0 ? [] : observedPolicy(st, (set, key) => elementNames(set, key, addrs));
+  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...policy.flatMap(deletePolicyElement)];
+}
+
+function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
+  return POLICY_SET_NAMES.flatMap((set) => (st.setKeys.get(chainKey(POLICY_SETS[set].family, set)) ?? []).filter((k) => pick(set, k)).map((key) => ({ set, key })));
+}
+
+/** Idempotent delete of a set element: the `add` makes sure it is there, so a concurrent deletion is no error. */
+function deletePolicyElement(e: { set: PolicySetName; key: unknown }): NftCommand[] {
+  const family = POLICY_SETS[e.set].family;
+  return [cmd.addSetElement(family, e.set, e.key), cmd.deleteElement(family, e.set, e.key)];
+}
+
+/**
+ * Replaces every allow rule of `bridge` (an `icc: false` network) with `rules`, in one transaction: the
+ * elements of its old rules go, the new ones come. Throws `ERR_INVALID_ARG_VALUE`/`ERR_INVALID_ADDRESS`
+ * (nothing changed) for a bad port, protocol or address, overlapping rules, or a rule set too large.
+ * Returns the number of allow elements now installed for the bridge.
+ */
+export async function setAllowRules(bridge: string, rules: readonly AllowRule[], opts: FirewallOptions = {}): Promise<number> {
+  checkIfname('bridge', bridge);
+  const want = policyElements(bridge, rules);
+  const wantPairs = new Set(want.filter((e) => e.set === 'peers4').map((e) => JSON.stringify(e.key.concat)));
+  const b = nftBackend(opts.backend);
+  await readModifyWrite(b, opts.netns, `firewall policy ${bridge}`, (st) => {
+    const old = observedPolicy(st, (set, key) => elementOfBridge(set, key, bridge));
+    // peers4 has no bridge in its key: the old pairs are those of the bridge's old allow4 elements.
+    const oldPairs = new Set<string>();
+    for (const e of old) {
+      const k = (e.key as { concat: unknown[] }).concat;
+      if (e.set === 'allow4') oldPairs.add(JSON.stringify([k[1], k[2]])).add(JSON.stringify([k[2], k[1]]));
+    }
+    const stalePairs = [...oldPairs].filter((p) => !wantPairs.has(p)).map((p) => ({ set: 'peers4' as const, key: { concat: JSON.parse(p) } }));
+    const existing = new Set(old.map((e) => `${e.set} ${JSON.stringify(e.key)}`));
+    const wanted = new Set(want.map((e) => `${e.set} ${JSON.stringify(e.key)}`));
+    return [
+      ...skeleton(),
+      ...old.filter((e) => !wanted.has(`${e.set} ${JSON.stringify(e.key)}`)).flatMap(deletePolicyElement),
+      ...stalePairs.flatMap(deletePolicyElement),
+      ...want.filter((e) => !existing.has(`${e.set} ${JSON.stringify(e.key)}`)).map((e) => cmd.addSetElement(POLICY_SETS[e.set].family, e.set, e.key)),
+    ];
+  });
+  return want.filter((e) => e.set === 'allow4' || e.set === 'allow6').length;
+}
+
+/** The allow elements installed for `bridge`, as `from → to proto/port` lines (what `nft -j` lists). */
+export async function listAllowElements(bridge: string, opts: FirewallOptions = {}): Promise<string[]> {
+  const st = await readState(nftBackend(opts.backend), opts.netns);
+  return observedPolicy(st, (set, key) => (set === 'allow4' || set === 'allow6') && elementOfBridge(set, key, bridge)).map((e) => {
+    const [, from, to, proto, port] = (e.key as { concat: unknown[] }).concat;
+    return `${from} → ${to} ${proto}/${port}`;
+  });
 }
 
 /** Every attachment that has state in the tables. */
@@ -400,6 +468,10 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
     const el = st.elements.find((e) => e.map === `isolation_${dir}` && e.key === s.bridge);
     if (el?.chain !== bridgeChain(s.bridge, dir)) problems.push(`isolation_${dir} has no entry for bridge ${s.bridge}`);
   }
+  const icc = st.elements.find((e) => e.map === 'icc' && bridgeOfElement(e) === s.bridge);
+  if (icc?.chain !== bridgeChain(s.bridge, 'icc')) problems.push(`icc has no entry for bridge ${s.bridge}`);
+  const iccRules = st.chains.get(chainKey('inet', bridgeChain(s.bridge, 'icc')))?.rules.length ?? 0;
+  if ((iccRules > 0) === s.net.icc) problems.push(`bridge ${s.bridge} has ${iccRules} icc rules, configured icc ${s.net.icc}`);
   for (const c of d.chains) {
     const have = st.chains.get(chainKey(c.family, c.name));
     if (!have) {
@@ -442,7 +514,7 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
       (st) => {
         const stale = staleOf(st);
         removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
-        return stale.flatMap(([, { chains, elements }]) => deleteAttachmentCommands(elements, chains));
+        return stale.flatMap(([, mine]) => deleteAttachment(st, mine));
       },
       3,
     );
@@ -457,12 +529,19 @@ export async function gcFirewall(network: string, valid: readonly { containerId:
   return removed;
 }
 
+/** The bridge a per-bridge element (isolation, icc) belongs to, or undefined for any other element. */
+function bridgeOfElement(e: ObservedElement): string | undefined {
+  if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') return e.key;
+  const k = (e.key as { concat?: unknown[] } | null)?.concat;
+  return e.map === 'icc' && typeof k?.[0] === 'string' ? k[0] : undefined;
+}
+
 /** The commands that forget `bridge`: its isolation chains, its elements in the isolation maps, its entry in set bridges. */
 function forgetBridge(st: Observed, bridge: string): NftCommand[] {
   const out: NftCommand[] = [];
   if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
-  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && e.key === bridge) out.push(...deleteObservedElement(e));
-  for (const dir of ['from', 'to'] as const) {
+  for (const e of st.elements) if (bridgeOfElement(e) === bridge) out.push(...deleteObservedElement(e));
+  for (const dir of ['from', 'to', 'icc'] as const) {
     const name = bridgeChain(bridge, dir);
     if (st.chains.has(chainKey('inet', name))) out.push(cmd.deleteChain('inet', name));
   }
@@ -479,7 +558,10 @@ export async function removeNetworkFirewall(bridge: string, opts: FirewallOption
 /** The bridges netplumb's firewall state knows: the bridges set and the keys of the isolation maps. */
 function knownBridges(st: Observed): Set<string> {
   const names = new Set(st.sets.get(chainKey('inet', 'bridges')) ?? []);
-  for (const e of st.elements) if ((e.map === 'isolation_from' || e.map === 'isolation_to') && typeof e.key === 'string') names.add(e.key);
+  for (const e of st.elements) {
+    const b = bridgeOfElement(e);
+    if (b !== undefined) names.add(b);
+  }
   return names;
 }
 

@@ -14,6 +14,8 @@ export {
   removeContainerRules,
   removeNetworkFirewall,
   gcBridgeFirewall,
+  listAllowElements,
+  setAllowRules,
   type AttachmentRef,
   type ContainerFirewall,
   type FirewallAttachment,
@@ -21,4 +23,5 @@ export {
   type PortMapping,
 } from './firewall.js';
 export { FirewallError, libnftablesAvailable, type FirewallOptions, type NftBackendName } from './nft.js';
+export { MAX_POLICY_ELEMENTS, type AllowRule, type PolicyProtocol } from './policy.js';
 export { attachmentTag, TABLE as FIREWALL_TABLE } from './layout.js';

@@ -52,13 +52,28 @@ export const MAPS = {
   isolation_from: { family: 'inet', type: 'ifname' },
   isolation_to: { family: 'inet', type: 'ifname' },
   spoof: { family: 'bridge', type: 'ifname' },
+  icc: { family: 'inet', type: ['ifname', 'ifname'] },
+  icc_ports: { family: 'bridge', type: 'ifname' },
 } as const satisfies Record<string, { family: Family; type: string | readonly string[] }>;
 export type MapName = keyof typeof MAPS;
 /** Maps whose keys are published ports: a key held by another container is a conflict, never taken over. */
 export const PORT_MAPS: readonly MapName[] = ['ports', 'hostports4', 'hostports6'];
 
-export type ChainKind = 'post' | 'dnat' | 'spoof';
-export const CHAIN_FAMILY: Record<ChainKind, Family> = { post: 'inet', dnat: 'inet', spoof: 'bridge' };
+export type ChainKind = 'post' | 'dnat' | 'spoof' | 'icc';
+export const CHAIN_FAMILY: Record<ChainKind, Family> = { post: 'inet', dnat: 'inet', spoof: 'bridge', icc: 'bridge' };
+
+/**
+ * The allow sets of `icc: false` networks (filled by lib/firewall/policy.ts): the bridge is the first key so
+ * that equal addresses on two bridges never mix. `peers4` (bridge family, where ARP is seen) holds both
+ * orders of every allowed pair; `nd6` the pairs neighbour discovery needs (unicast and solicited-node).
+ */
+export const POLICY_SETS = {
+  allow4: { family: 'inet', type: ['ifname', 'ipv4_addr', 'ipv4_addr', 'inet_proto', 'inet_service'] },
+  allow6: { family: 'inet', type: ['ifname', 'ipv6_addr', 'ipv6_addr', 'inet_proto', 'inet_service'] },
+  nd6: { family: 'inet', type: ['ifname', 'ipv6_addr', 'ipv6_addr'] },
+  peers4: { family: 'bridge', type: ['ipv4_addr', 'ipv4_addr'] },
+} as const satisfies Record<string, { family: Family; type: readonly string[] }>;
+export type PolicySetName = keyof typeof POLICY_SETS;
 
 function hex(text: string, len: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, len);
@@ -77,7 +92,7 @@ export function containerChain(tag: string, kind: ChainKind): string {
   return `c-${tag}-${kind}`;
 }
 
-const CONTAINER_CHAIN = /^c-([0-9a-f]{12}-[0-9a-f]{16})-(post|dnat|spoof)$/;
+const CONTAINER_CHAIN = /^c-([0-9a-f]{12}-[0-9a-f]{16})-(post|dnat|spoof|icc)$/;
 
 /** The tag and kind of a per-container chain name, or undefined for any other chain. */
 export function parseContainerChain(name: string): { tag: string; kind: ChainKind } | undefined {
@@ -85,7 +100,7 @@ export function parseContainerChain(name: string): { tag: string; kind: ChainKin
   return m ? { tag: m[1]!, kind: m[2] as ChainKind } : undefined;
 }
 
-export function bridgeChain(bridge: string, dir: 'from' | 'to'): string {
+export function bridgeChain(bridge: string, dir: 'from' | 'to' | 'icc'): string {
   return `b-${hex(`bridge\0${bridge}`, 12)}-${dir}`;
 }
 
@@ -156,6 +171,7 @@ export function skeleton(): NftCommand[] {
     out.push({ add: { map: obj(m.family, { name, type: m.type, map: 'verdict' }) } });
   }
   out.push({ add: { set: obj('inet', { name: 'bridges', type: 'ifname' }) } });
+  for (const [name, st] of Object.entries(POLICY_SETS)) out.push({ add: { set: obj(st.family, { name, type: st.type }) } });
 
   const portDispatch = [
     [vmap(concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'hostports4')],
@@ -181,6 +197,9 @@ export function skeleton(): NftCommand[] {
         [ctDnat, RETURN],
         [vmap(meta('iifname'), 'isolation_from')],
         [vmap(meta('oifname'), 'isolation_to')],
+        // In and out by the same bridge: bridged between two of its ports (nf_call_iptables, set on icc: false
+        // bridges) — or routed back into it, which only published ports do (returned above).
+        [vmap(concat(meta('iifname'), meta('oifname')), 'icc')],
       ],
     ],
     [
@@ -190,6 +209,8 @@ export function skeleton(): NftCommand[] {
       [[match(meta('iifname'), '@bridges'), match(payload('ip', 'daddr'), prefix({ network: '127.0.0.0', prefix: 8 })), COUNTER, DROP]],
     ],
     ['bridge', 'prerouting', 'filter', 'prerouting', -300, [[vmap(meta('iifname'), 'spoof')]]],
+    // ARP between two ports of an icc: false bridge (the inet hooks never see ARP).
+    ['bridge', 'forward', 'filter', 'forward', 0, [[vmap(meta('iifname'), 'icc_ports')]]],
   ];
   for (const [family, name, type, hook, prio, rules] of base) {
     out.push(baseChain(family, name, type, hook, prio), cmd.flushChain(family, name));
@@ -205,6 +226,7 @@ export interface BridgeIsolation {
   bridge: string;
   isolate: boolean;
   allowBridges: readonly string[];
+  icc: boolean;
 }
 
 /** Registers a bridge and (re)writes its isolation chains. Idempotent: element data is fixed per bridge. */
@@ -223,6 +245,23 @@ export function bridgeCommands(b: BridgeIsolation): NftCommand[] {
     }
     out.push(cmd.addMapElement(map, b.bridge, chain));
   }
+  // Docker's --icc=false: between containers of this bridge only what an allow set names, and replies.
+  const icc = bridgeChain(b.bridge, 'icc');
+  out.push(cmd.addChain('inet', icc), cmd.flushChain('inet', icc));
+  if (!b.icc) {
+    const comment = `np:icc ${b.bridge} net=${b.network}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 127);
+    const iif = meta('iifname');
+    const l4 = [meta('l4proto'), payload('th', 'dport')];
+    const rules: Expr[][] = [
+      [match({ ct: { key: 'state' } }, ['established', 'related'], 'in'), RETURN],
+      [match(concat(iif, payload('ip', 'saddr'), payload('ip', 'daddr'), ...l4), '@allow4'), RETURN],
+      [match(concat(iif, payload('ip6', 'saddr'), payload('ip6', 'daddr'), ...l4), '@allow6'), RETURN],
+      [match(payload('icmpv6', 'type'), set(['nd-neighbor-solicit', 'nd-neighbor-advert'])), match(concat(iif, payload('ip6', 'saddr'), payload('ip6', 'daddr')), '@nd6'), RETURN],
+      [COUNTER, DROP],
+    ];
+    for (const r of rules) out.push(cmd.addRule('inet', icc, r, comment));
+  }
+  out.push(cmd.addMapElement('icc', { concat: [b.bridge, b.bridge] }, icc));
   return out;
 }
 
@@ -269,6 +308,8 @@ export interface NormalizedSpec {
   masquerade: boolean;
   portMappings: NormalizedMapping[];
   spoof: { hostVeth: string; mac: string } | undefined;
+  /** set when the network has icc: false: the port whose ARP to other ports is limited to allowed pairs */
+  iccPort: string | undefined;
 }
 
 export function keyId(key: unknown): string {
@@ -354,6 +395,14 @@ export function desiredState(s: NormalizedSpec): DesiredState {
     spoof.push([match(payload('ether', 'type'), set(['vlan', '8021ad'])), COUNTER, DROP]);
     addChain('spoof', spoof);
     addElement('spoof', hostVeth, 'spoof');
+  }
+
+  if (s.iccPort !== undefined) {
+    addChain('icc', [
+      [match(concat(payload('arp', 'saddr ip'), payload('arp', 'daddr ip')), '@peers4'), RETURN],
+      [match(payload('ether', 'type'), 'arp'), COUNTER, DROP],
+    ]);
+    addElement('icc_ports', s.iccPort, 'icc');
   }
   return { tag, chains, elements };
 }

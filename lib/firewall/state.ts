@@ -31,6 +31,8 @@ export interface Observed {
   elements: ObservedElement[];
   /** named sets' elements, keyed `family name` */
   sets: Map<string, Set<string>>;
+  /** the same elements as listed (concatenations stay objects), keyed `family name` */
+  setKeys: Map<string, unknown[]>;
 }
 
 export const chainKey = (family: Family, name: string) => `${family} ${name}`;
@@ -60,14 +62,16 @@ function absorb(into: Observed, family: Family, objects: NftObject[]): void {
         into.elements.push({ map: o.map.name as MapName, key, keyId: keyId(key), chain });
       }
     } else if (o.set && o.set.table === TABLE) {
-      into.sets.set(chainKey(family, o.set.name), new Set(((o.set.elem ?? []) as unknown[]).map((k) => String(unwrap(k)))));
+      const keys = ((o.set.elem ?? []) as unknown[]).map(unwrap);
+      into.sets.set(chainKey(family, o.set.name), new Set(keys.map(String)));
+      into.setKeys.set(chainKey(family, o.set.name), keys);
     }
   }
 }
 
 export async function readState(b: NftBackend, netns: string | undefined): Promise<Observed> {
   const [inet, bridge] = await Promise.all([b.listTable('inet', TABLE, netns), b.listTable('bridge', TABLE, netns)]);
-  const st: Observed = { tables: new Set(), chains: new Map(), elements: [], sets: new Map() };
+  const st: Observed = { tables: new Set(), chains: new Map(), elements: [], sets: new Map(), setKeys: new Map() };
   if (inet) absorb(st, 'inet', inet);
   if (bridge) absorb(st, 'bridge', bridge);
   return st;

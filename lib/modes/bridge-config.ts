@@ -1,6 +1,6 @@
 /**
  * The bridge plugin's configuration: the reference `bridge` plugin's keys with the reference's defaults,
- * netplumb's own keys (`isolate`, `allowBridges`), the capabilities it honours (`portMappings`, `mac`),
+ * netplumb's own keys (`isolate`, `allowBridges`, `icc`), the capabilities it honours (`portMappings`, `mac`),
  * and the names it derives (host veth, alias). Parsing has no side effects: every error is raised before
  * anything is touched.
  *
@@ -47,6 +47,8 @@ export interface BridgeConf {
   isolate: boolean;
   /** netplumb: bridges this one may talk to although isolated */
   allowBridges: string[];
+  /** netplumb, Docker's --icc: containers of this network may talk to each other (default true) */
+  icc: boolean;
   /** the network configuration's `dns`, which wins over the IPAM's */
   dns: CniDns | undefined;
   /** an `ipam` section with a type: layer 3; otherwise layer 2 only (no addresses) */
@@ -80,6 +82,7 @@ export const BRIDGE_FIELDS: FieldTable = {
   portIsolation: 'boolean',
   isolate: 'boolean',
   allowBridges: { list: 'string' },
+  icc: 'boolean',
   args: { fields: { cni: { fields: { mac: 'string' } } } },
   runtimeConfig: {
     fields: {
@@ -229,6 +232,7 @@ export function parseBridgeConf(req: CniRequest): BridgeConf {
     portIsolation: bool(c, 'portIsolation', false),
     isolate: bool(c, 'isolate', true),
     allowBridges: allow.map((b, i) => ifname(b, `allowBridges[${i}]`)),
+    icc: bool(c, 'icc', true),
     dns: parseDns(c.dns),
     hasIpam: layer3,
     mac,

@@ -32,7 +32,7 @@ import { addAddress, deleteAddress, listAddresses, type Address } from '../net/a
 import { ensureBridge } from '../net/bridge.js';
 import { waitForOperUp } from '../net/events.js';
 import { openHandleSync, type Handle } from '../net/handle.js';
-import { createLink, deleteLink, findLink, getLink, listLinks, setBridgePort, setLink, type Link } from '../net/link.js';
+import { createLink, deleteLink, findLink, getLink, listLinks, setBridgeNfCall, setBridgePort, setLink, type Link } from '../net/link.js';
 import { listRoutes } from '../net/route.js';
 import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
 import {
@@ -117,6 +117,8 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
     });
   }
   if (conf.promiscMode && !br.promisc) await setLink(h, br.index, { promisc: true });
+  // icc: false is enforced in the inet forward hook, which sees bridged frames only with nf_call_iptables.
+  if (!conf.icc && br.kind === 'bridge' && !br.bridge.nfCall) await setBridgeNfCall(h, br.index, true);
   // We own the routes of this interface (CVE-2020-13401); without IPv6 in the namespace there is nothing to turn off.
   writeSysctlsSync(h, [[`net/ipv6/conf/${conf.bridge}/accept_ra`, 0]], { ignoreErrors: true });
   if (addrs.length > 0) {
@@ -162,6 +164,7 @@ function firewallSpec(req: CniRequest, conf: BridgeConf, ips: CniIpConfig[], hos
     bridge: conf.bridge,
     isolate: conf.isolate,
     allowBridges: conf.allowBridges,
+    icc: conf.icc,
     containerId: req.containerId,
     ifname: req.ifname,
     ips: ips.map((i) => i.address),
@@ -444,6 +447,7 @@ function bridgeDrift(conf: BridgeConf, br: Link | undefined, want: CniInterface 
   if (!br.up) drift.push(`bridge ${conf.bridge} is down`);
   if (br.promisc !== conf.promiscMode) drift.push(`bridge ${conf.bridge} promiscuous mode is ${onOff(br.promisc)}, configured ${onOff(conf.promiscMode)}`);
   if (want?.mac && want.mac !== br.mac) drift.push(`bridge ${conf.bridge} MAC is ${br.mac}, prevResult says ${want.mac}`);
+  if (!conf.icc && br.kind === 'bridge' && !br.bridge.nfCall) drift.push(`bridge ${conf.bridge} has nf_call_iptables off, which icc: false needs`);
   return drift;
 }
 

@@ -51,6 +51,8 @@ export interface BridgeConfig extends LinkCommon {
   ageingTime?: number;
   vlanFiltering?: boolean;
   priority?: number;
+  /** bridged IPv4 and IPv6 traverse the inet netfilter hooks (and conntrack), as with br_netfilter's sysctls, for this bridge only */
+  nfCall?: boolean;
 }
 
 export type MacvlanMode = 'private' | 'vepa' | 'bridge' | 'passthru' | 'source';
@@ -134,6 +136,8 @@ export interface BridgeInfo {
   ageingTime: number;
   vlanFiltering: boolean;
   priority: number;
+  /** bridged IPv4 and IPv6 go through the inet netfilter hooks (nf_call_iptables and nf_call_ip6tables both on) */
+  nfCall: boolean;
 }
 
 export interface VxlanInfo {

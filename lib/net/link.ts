@@ -6,7 +6,7 @@
  */
 import {
   AF_UNSPEC, IFF_LOOPBACK, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, IFLA_ADDRESS, IFLA_BR_AGEING_TIME,
-  IFLA_BR_FORWARD_DELAY, IFLA_BR_PRIORITY, IFLA_BR_STP_STATE, IFLA_BR_VLAN_FILTERING, IFLA_BRPORT_COST,
+  IFLA_BR_FORWARD_DELAY, IFLA_BR_NF_CALL_IP6TABLES, IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_PRIORITY, IFLA_BR_STP_STATE, IFLA_BR_VLAN_FILTERING, IFLA_BRPORT_COST,
   IFLA_BRPORT_ISOLATED, IFLA_BRPORT_LEARNING, IFLA_BRPORT_MODE, IFLA_BRPORT_PRIORITY, IFLA_BRPORT_STATE,
   IFLA_BRPORT_UNICAST_FLOOD, IFLA_BROADCAST, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_DATA, IFLA_INFO_SLAVE_KIND, IFLA_IPVLAN_MODE, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
@@ -111,6 +111,7 @@ export function parseLink(m: NlMessage): Link {
           ageingTime: (getU32(k[IFLA_BR_AGEING_TIME]) ?? 0) / 100,
           vlanFiltering: getU8(k[IFLA_BR_VLAN_FILTERING]) === 1,
           priority: getU16(k[IFLA_BR_PRIORITY]) ?? 0,
+          nfCall: getU8(k[IFLA_BR_NF_CALL_IPTABLES]) === 1 && getU8(k[IFLA_BR_NF_CALL_IP6TABLES]) === 1,
         },
       };
     case 'macvlan':
@@ -273,6 +274,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
       if (cfg.stp !== undefined) w.u32(IFLA_BR_STP_STATE, cfg.stp ? 1 : 0);
       if (cfg.priority !== undefined) w.u16(IFLA_BR_PRIORITY, cfg.priority);
       if (cfg.vlanFiltering !== undefined) w.u8(IFLA_BR_VLAN_FILTERING, cfg.vlanFiltering ? 1 : 0);
+      writeBridgeNfCall(w, cfg.nfCall);
       break;
     case 'macvlan': {
       const mode = Object.entries(MACVLAN_MODES).find(([, v]) => v === (cfg.mode ?? 'bridge'))![0];
@@ -504,6 +506,28 @@ export async function setBridgePort(h: Handle, ref: LinkRef, cfg: BridgePortConf
   w.end(li);
   const opts = Object.entries(cfg).map(([k, v]) => `${k} ${v}`).join(' ');
   await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge port ${refText(ref)} ${opts}`, object: refText(ref) });
+}
+
+function writeBridgeNfCall(w: MessageWriter, on: boolean | undefined): void {
+  if (on === undefined) return;
+  w.u8(IFLA_BR_NF_CALL_IPTABLES, on ? 1 : 0);
+  w.u8(IFLA_BR_NF_CALL_IP6TABLES, on ? 1 : 0);
+}
+
+/**
+ * Whether frames bridged by `bridge` traverse the inet netfilter hooks (forward, conntrack) — per bridge,
+ * without the namespace-wide br_netfilter sysctls.
+ * Equivalent to: `ip link set dev BRIDGE type bridge nf_call_iptables 0|1 nf_call_ip6tables 0|1`.
+ */
+export async function setBridgeNfCall(h: Handle, bridge: LinkRef, on: boolean): Promise<void> {
+  const w = linkMessage(RTM_NEWLINK, bridge);
+  const li = w.nest(IFLA_LINKINFO);
+  w.str(IFLA_INFO_KIND, 'bridge');
+  const data = w.nest(IFLA_INFO_DATA);
+  writeBridgeNfCall(w, on);
+  w.end(data);
+  w.end(li);
+  await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge ${refText(bridge)} nf_call_iptables ${on ? 1 : 0} nf_call_ip6tables ${on ? 1 : 0}`, object: refText(bridge) });
 }
 
 /** Hairpin mode of a bridge port (what the CNI bridge plugin's hairpinMode sets). Equivalent to: `bridge link set dev LINK hairpin on|off`. */

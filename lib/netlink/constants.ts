@@ -131,6 +131,8 @@ export const IFLA_BR_STP_STATE = 5;
 export const IFLA_BR_PRIORITY = 6;
 export const IFLA_BR_VLAN_FILTERING = 7;
 export const IFLA_BR_MCAST_SNOOPING = 23;
+export const IFLA_BR_NF_CALL_IPTABLES = 36;
+export const IFLA_BR_NF_CALL_IP6TABLES = 37;
 
 export const IFLA_BRPORT_STATE = 1;
 export const IFLA_BRPORT_PRIORITY = 2;

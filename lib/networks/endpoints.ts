@@ -22,6 +22,7 @@ import {
   bridgeConfig, checkNetworkName, deleteNetworkFiles, getNetwork, listNetworks, makePrivateDir, networkDir, stateRoot,
   writeJsonAtomic, type Network, type StoreOptions,
 } from './store.js';
+import { forgetPolicyOf } from './policy-store.js';
 
 export type Target = { kind: 'pid'; pid: number } | { kind: 'path'; path: string } | { kind: 'name'; name: string };
 
@@ -266,6 +267,7 @@ async function release(net: Network, ep: Endpoint, opts: StoreOptions): Promise<
   const live = isLive(ep);
   const rc = ep.publish.length ? { portMappings: ep.publish } : undefined;
   await runBridge(cniEnv('DEL', ep.containerId, live ? ep.netns : '', ep.ifname, opts), bridgeConfig(net, opts, rc));
+  forgetPolicyOf(net.name, ep.containerId, opts); // the plugin's DEL removed the rules' set elements
   rmSync(join(endpointsDir(net.name, opts), `${ep.containerId}.json`), { force: true });
 }
 

@@ -34,3 +34,4 @@ export {
   type NetworkInspect,
   type ResolvedTarget,
 } from './endpoints.js';
+export { allowTraffic, listPolicy, removeRule, parsePortSpec, MAX_RULES_PER_NETWORK, type AllowRequest, type PolicyRuleView } from './policy.js';

@@ -42,6 +42,8 @@ export interface NetworkSpec {
   ipv6Gateway?: string;
   /** the bridge's name (default: `np-` + the name, or a hash of it when too long) */
   bridge?: string;
+  /** Docker's --icc: endpoints may talk to each other (default true); false: only what allow rules let */
+  icc?: boolean;
 }
 
 export interface Network {
@@ -56,6 +58,8 @@ export interface Network {
   ipv6?: { subnet: string; gateway: string };
   internal: boolean;
   masquerade: boolean;
+  /** false: traffic between endpoints is dropped but for allow rules (absent: true) */
+  icc?: boolean;
 }
 
 function usage(message: string, code: string, object?: string): NetplumbError {
@@ -203,6 +207,7 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
     gateway: gatewayOf(subnet, spec.gateway, 4, '--gateway'),
     internal,
     masquerade: !internal && (spec.masquerade ?? true),
+    ...(spec.icc === false ? { icc: false } : {}),
   };
   if (spec.ipv6Subnet !== undefined) {
     checkSubnet(spec.ipv6Subnet, 6, '--ipv6-subnet');
@@ -249,6 +254,7 @@ export function bridgeConfig(net: Network, opts?: StoreOptions, runtimeConfig?: 
     isGateway: !net.internal,
     ipMasq: net.masquerade && !net.internal,
     hairpinMode: true,
+    ...(net.icc === false ? { icc: false } : {}),
     capabilities: { portMappings: true, mac: true, ips: true },
     ipam: { type: 'netplumb-host-local', ranges, routes, dataDir: ipamDir(opts) },
     ...(runtimeConfig ? { runtimeConfig } : {}),

@@ -64,4 +64,21 @@ test('create, ls, connect by PID, inspect, disconnect and rm through the agent',
   assert.ok(served.length >= 8, agent.log());
 });
 
+test('allow rules through the agent: policy POST, GET, DELETE on an icc=false network, and the errors\' statuses', async () => {
+  await ops.create({ name: 'agpol', subnet: '10.95.0.0/24', icc: false });
+  const [c1, c2] = [await holder.createContainer('agp1'), await holder.createContainer('agp2')];
+  await ops.connect('agpol', String(c1.pid), { name: 'front' });
+  await ops.connect('agpol', String(c2.pid), { name: 'back' });
+  const rule = await ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 8080 }] });
+  assert.equal([rule.fromNames, rule.toName], [['front'], 'back']);
+  assert.equal((await ops.listPolicy('agpol')).map((r) => r.id), [rule.id]);
+  assert.equal(await statusOf(ops.allow('agpol', { from: ['ghost'], to: 'back', ports: [{ protocol: 'tcp', port: 1 }] })), [404, 'ERR_NOT_FOUND']);
+  assert.equal(await statusOf(ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 65536 }] })), [400, 'ERR_INVALID_ARG_VALUE']);
+  assert.equal(await statusOf(ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 8080 }] })), [409, 'ERR_EXISTS']);
+  assert.equal((await ops.listPolicy('agpol')).length, 1, 'the refused rules changed nothing');
+  assert.is((await ops.removeRule('agpol', rule.id)).id, rule.id);
+  assert.equal(await ops.listPolicy('agpol'), []);
+  await ops.remove('agpol', true);
+});
+
 test.run();

@@ -11,7 +11,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
-import { bridgeConf } from '../fixtures/bridge-lab.js';
+import { bridgeConf, makeOutsideOf } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
@@ -21,14 +21,7 @@ let outside: Host;
 
 test.before.each(async () => {
   host = await createHost('host');
-  outside = await createHost('outside');
-  await host.exec(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(outside.pid)]);
-  await host.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'up0']);
-  await host.exec(['ip', 'link', 'set', 'up0', 'up']);
-  await host.exec(['ip', 'addr', 'add', '2001:db8:ff::1/64', 'dev', 'up0', 'nodad']);
-  await outside.exec(['ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
-  await outside.exec(['ip', 'addr', 'add', '2001:db8:ff::2/64', 'dev', 'eth0', 'nodad']);
-  await outside.exec(['ip', 'link', 'set', 'eth0', 'up']);
+  outside = await makeOutsideOf(host);
 });
 test.after.each(async () => {
   await outside.destroy();

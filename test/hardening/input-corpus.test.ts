@@ -275,7 +275,7 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
     add(`bridge ${JSON.stringify(b)}`, (c) => (c.bridge = b), 7, /bridge/);
   }
   for (const mtu of ['1400', 70000, 67, -1, 1500.5, true, 1e300]) add(`mtu ${JSON.stringify(mtu)}`, (c) => (c.mtu = mtu), 7, /mtu/);
-  for (const key of ['isGateway', 'isDefaultGateway', 'ipMasq', 'hairpinMode', 'promiscMode', 'forceAddress', 'macspoofchk', 'enabledad', 'isolate', 'portIsolation', 'disableContainerInterface']) {
+  for (const key of ['isGateway', 'isDefaultGateway', 'ipMasq', 'hairpinMode', 'promiscMode', 'forceAddress', 'macspoofchk', 'enabledad', 'isolate', 'icc', 'portIsolation', 'disableContainerInterface']) {
     add(`${key} a string`, (c) => (c[key] = 'yes'), 7, new RegExp(key));
   }
   add('promiscMode with hairpinMode', (c) => Object.assign(c, { promiscMode: true, hairpinMode: true }), 7, /hairpin|promisc/i);

@@ -103,7 +103,7 @@ test('bridge options as created, checked with ip -d', async () => {
   assert.is(br.linkinfo.info_data.priority, 4096);
   const l = await getLink(h, 'br1');
   assert.is(l.kind, 'bridge');
-  if (l.kind === 'bridge') assert.equal(l.bridge, { stp: true, forwardDelay: 4, ageingTime: 120, vlanFiltering: false, priority: 4096 });
+  if (l.kind === 'bridge') assert.equal(l.bridge, { stp: true, forwardDelay: 4, ageingTime: 120, vlanFiltering: false, priority: 4096, nfCall: false });
   try {
     await createLink(h, { kind: 'bridge', name: 'br2', vlanFiltering: true });
     assert.ok((await ipLink(host, 'br2')).linkinfo.info_data.vlan_filtering === 1);

@@ -37,6 +37,7 @@ test('defaults: the reference bridge plugin\'s, netplumb0, isolation on', () => 
     portIsolation: false,
     isolate: true,
     allowBridges: [],
+    icc: true,
     dns: undefined,
     hasIpam: false,
     mac: undefined,

@@ -55,6 +55,7 @@ const base: NormalizedSpec = {
   masquerade: false,
   portMappings: [],
   spoof: undefined,
+  iccPort: undefined,
 };
 
 test('desired state: what each option adds', () => {
@@ -94,9 +95,9 @@ test('desired state: what each option adds', () => {
 test('skeleton: both tables, every map, base chains flushed before their rules', () => {
   const s = skeleton();
   const json = JSON.stringify(s);
-  for (const m of ['masq4', 'masq6', 'ports', 'hostports4', 'hostports6', 'isolation_from', 'isolation_to', 'spoof']) assert.ok(json.includes(`"name":"${m}"`), m);
+  for (const m of ['masq4', 'masq6', 'ports', 'hostports4', 'hostports6', 'isolation_from', 'isolation_to', 'spoof', 'icc', 'icc_ports', 'allow4', 'allow6', 'nd6', 'peers4']) assert.ok(json.includes(`"name":"${m}"`), m);
   const flushes = s.filter((c) => 'flush' in c).length;
-  assert.is(flushes, 6);
+  assert.is(flushes, 7);
 });
 
 test('nft error texts map to errno names', () => {

@@ -1,0 +1,51 @@
+/**
+ * A network's allow rules on disk: `<state>/networks/NAME/policy.json`, written atomically, beside the
+ * network's definition. Rules name endpoints by container ID (stable while attached); a rule naming an
+ * endpoint goes when the endpoint does.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { networkDir, writeJsonAtomic, type StoreOptions } from './store.js';
+
+export type PolicyProtocol = 'tcp' | 'udp' | 'sctp';
+
+export interface PolicyRule {
+  /** 12 hex characters, unique in the network */
+  id: string;
+  /** container IDs of the sources */
+  from: string[];
+  /** container ID of the destination */
+  to: string;
+  ports: { protocol: PolicyProtocol; port: number }[];
+  created: string;
+}
+
+const policyFile = (network: string, opts?: StoreOptions) => join(networkDir(network, opts), 'policy.json');
+
+/** The network's rules ([] when it has none). */
+export function readPolicy(network: string, opts?: StoreOptions): PolicyRule[] {
+  try {
+    return JSON.parse(readFileSync(policyFile(network, opts), 'utf8')) as PolicyRule[];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+export function writePolicy(network: string, rules: readonly PolicyRule[], opts?: StoreOptions): void {
+  writeJsonAtomic(policyFile(network, opts), rules);
+}
+
+/**
+ * Forgets `containerId` in the network's rules: rules to it go, it leaves the sources of the others (a rule
+ * left without sources goes). Its set elements went with its CNI DEL (lib/firewall removes every element
+ * naming its addresses).
+ */
+export function forgetPolicyOf(network: string, containerId: string, opts?: StoreOptions): void {
+  const rules = readPolicy(network, opts);
+  const kept = rules
+    .filter((r) => r.to !== containerId)
+    .map((r) => ({ ...r, from: r.from.filter((f) => f !== containerId) }))
+    .filter((r) => r.from.length > 0);
+  if (JSON.stringify(kept) !== JSON.stringify(rules)) writePolicy(network, kept, opts);
+}

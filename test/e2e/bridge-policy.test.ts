@@ -1,0 +1,96 @@
+/**
+ * Packets prove allow rules on an `icc: false` network: after allowing a → b on 80/tcp, a reaches b:80 (and
+ * the replies flow), not b:81, and b still cannot open a connection to a — in IPv4 and IPv6; DEL of b removes
+ * every element naming it (`nft -j` is the oracle); bad rules are clear errors that change nothing.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHost, sandboxed, startEchoServer, tcpSend, type Container, type Host, must } from '../../netns-harness/index.js';
+import { setAllowRules, type AllowRule } from '../../lib/firewall/index.js';
+import { bridgeConf, nftTable } from '../fixtures/bridge-lab.js';
+import { cniRuntime } from '../fixtures/cni-runtime.js';
+import { assertRejects } from '../fixtures/assert.js';
+
+await sandboxed();
+
+let host: Host;
+test.before.each(async () => {
+  host = await createHost('host');
+});
+test.after.each(async () => {
+  await host.destroy();
+});
+
+const conf = () => bridgeConf({ bridge: 'br-pol', isGateway: true, icc: false, subnet: ['10.79.0.0/24', 'fd79::/64'] });
+
+async function attach(c: any, name: string): Promise<{ ctr: Container; result: any; att: any; v4: string; v6: string }> {
+  const ctr = await host.createContainer(name);
+  const att = { containerId: `id-${name}`, netns: ctr.netnsPath, ifname: 'eth0' };
+  const result = must(await cniRuntime({ host }).exec('ADD', c, att)).json;
+  const addrs: string[] = result.ips.map((i: any) => i.address.split('/')[0]);
+  return { ctr, result, att, v4: addrs.find((a) => !a.includes(':'))!, v6: addrs.find((a) => a.includes(':'))! };
+}
+
+/** Every element of netplumb's policy sets, as nft lists them. */
+async function policyElements(): Promise<string[]> {
+  const sets = [...(await nftTable('inet', host.netnsPath)), ...(await nftTable('bridge', host.netnsPath))].filter((o) => o.set && ['allow4', 'allow6', 'nd6', 'peers4'].includes(o.set.name));
+  return sets.flatMap((o) => (o.set.elem ?? []).map((e: any) => `${o.set.name} ${JSON.stringify(e)}`)).sort();
+}
+
+async function opens(from: Container, to: string, port: number): Promise<boolean> {
+  return (await tcpSend(from, to, port, 'hi', 1000)).reply === 'hi';
+}
+
+test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open to a; IPv4 and IPv6; DEL of b removes its elements', async () => {
+  const c = conf();
+  const a = await attach(c, 'a');
+  const b = await attach(c, 'b');
+  const servers = [await startEchoServer(b.ctr, 80), await startEchoServer(b.ctr, 81), await startEchoServer(a.ctr, 80)];
+  try {
+    assert.not.ok(await opens(a.ctr, b.v4, 80), 'nothing allowed yet');
+    const rules: AllowRule[] = [{ from: [a.v4, a.v6], to: [b.v4, b.v6], ports: [{ protocol: 'tcp', port: 80 }] }];
+    assert.is(await setAllowRules('br-pol', rules, { netns: host.netnsPath }), 2);
+    for (const [fam, av, bv] of [['IPv4', a.v4, b.v4], ['IPv6', a.v6, b.v6]] as const) {
+      assert.ok(await opens(a.ctr, bv, 80), `${fam}: a reaches b:80 and b's reply comes back`);
+      assert.not.ok(await opens(a.ctr, bv, 81), `${fam}: not b:81`);
+      assert.not.ok(await opens(b.ctr, av, 80), `${fam}: b cannot open to a`);
+    }
+    // Setting the same rules again changes nothing; an empty list removes them all.
+    const before = await policyElements();
+    await setAllowRules('br-pol', rules, { netns: host.netnsPath });
+    assert.equal(await policyElements(), before);
+    assert.ok(before.some((e) => e.includes(b.v4)) && before.some((e) => e.includes(b.v6)));
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  must(await cniRuntime({ host }).exec('DEL', c, b.att));
+  const left = await policyElements();
+  assert.equal(left.filter((e) => e.includes(`"${b.v4}"`) || e.includes(`"${b.v6}"`)), [], 'no element names b after its DEL');
+  assert.equal(left, [], 'b was the destination of every rule');
+});
+
+test('bad rules are clear errors that change nothing: ports out of range, bad protocol or address, overlaps, too many', async () => {
+  const c = conf();
+  const a = await attach(c, 'a');
+  const b = await attach(c, 'b');
+  const good: AllowRule = { from: [a.v4], to: [b.v4], ports: [{ protocol: 'tcp', port: 80 }] };
+  await setAllowRules('br-pol', [good], { netns: host.netnsPath });
+  const before = await policyElements();
+  const many = Array.from({ length: 30000 }, (_, i) => ({ protocol: 'udp' as const, port: (i % 65535) + 1 }));
+  const cases: [string, unknown, RegExp][] = [
+    ['port 0', [{ ...good, ports: [{ protocol: 'tcp', port: 0 }] }], /port 0 must be an integer 1-65535/],
+    ['port 65536', [{ ...good, ports: [{ protocol: 'tcp', port: 65536 }] }], /port 65536/],
+    ['protocol icmp', [{ ...good, ports: [{ protocol: 'icmp', port: 1 }] }], /must be tcp, udp or sctp/],
+    ['no port', [{ ...good, ports: [] }], /names no port/],
+    ['a name, not an address', [{ ...good, from: ['web'] }], /"web" in "rules\[0\].from" is not an IP address/],
+    ['overlapping rules', [good, { ...good, ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'tcp', port: 81 }] }], /rule 1 overlaps rule 0/],
+    ['too many', [{ ...good, ports: many }], /too many to be reasonable/],
+  ];
+  for (const [what, rules, msg] of cases) {
+    const e = await assertRejects(setAllowRules('br-pol', rules as AllowRule[], { netns: host.netnsPath }), { code: /ERR_INVALID/ }, what);
+    assert.match((e as Error).message, msg, what);
+    assert.equal(await policyElements(), before, `${what} changed nothing`);
+  }
+});
+
+test.run();
