@@ -86,7 +86,31 @@ export interface VxlanConfig extends LinkCommon {
   parent?: LinkRef;
   ttl?: number;
   learning?: boolean;
+  /** outer TOS (`tos`); 1 = inherit */
+  tos?: number;
+  /** UDP source ports to choose from (`srcport MIN MAX`), inclusive */
+  srcPortRange?: [number, number];
+  /** answer ARP/NDP from the FDB and neighbour table (`proxy`) */
+  proxy?: boolean;
+  /** tell userspace of FDB misses (`l2miss`) and neighbour misses (`l3miss`) */
+  l2miss?: boolean;
+  l3miss?: boolean;
+  /** UDP checksums over IPv4 (`udpcsum`) */
+  udpCsum?: boolean;
+  /** send / accept zero UDP checksums over IPv6 (`udp6zerocsumtx`, `udp6zerocsumrx`) */
+  udp6ZeroCsumTx?: boolean;
+  udp6ZeroCsumRx?: boolean;
+  /** metadata-based (`external`): the remote and VNI come from the route or the eBPF program */
+  external?: boolean;
+  /** the outer header's don't-fragment bit (`df unset|set|inherit`) */
+  df?: VxlanDf;
+  /** FDB ageing in seconds (`ageing`) and the most entries (`maxaddress`, 0 = no limit) */
+  ageing?: number;
+  maxAddresses?: number;
 }
+
+/** The outer header's don't-fragment bit of a VXLAN device. */
+export type VxlanDf = 'unset' | 'set' | 'inherit';
 
 export interface DummyConfig extends LinkCommon {
   kind: 'dummy';
@@ -145,6 +169,18 @@ export interface VxlanInfo {
   parentIndex?: number;
   ttl?: number;
   learning?: boolean;
+  tos?: number;
+  srcPortRange?: [number, number];
+  proxy?: boolean;
+  l2miss?: boolean;
+  l3miss?: boolean;
+  udpCsum?: boolean;
+  udp6ZeroCsumTx?: boolean;
+  udp6ZeroCsumRx?: boolean;
+  external?: boolean;
+  df?: VxlanDf;
+  ageing?: number;
+  maxAddresses?: number;
 }
 
 /** What every link reports. */

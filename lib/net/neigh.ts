@@ -1,5 +1,5 @@
 /** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete (`ip neigh`). See docs/NET.md. */
-import { NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
+import { AF_BRIDGE, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, parseIp } from '../addr/ip.js';
 import { bytesToMac, macToBytes } from '../addr/mac.js';
 import { during } from '../errors.js';
@@ -105,7 +105,8 @@ export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family
   s.writeUInt8(afOf(filter.family), 0);
   const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
   return replies
-    .filter((m) => m.type === RTM_NEWNEIGH)
+    // a dump of every family includes the bridges' forwarding entries (AF_BRIDGE): those are listFdb's
+    .filter((m) => m.type === RTM_NEWNEIGH && m.data.readUInt8(0) !== AF_BRIDGE)
     .map(parseNeighbour)
     .filter((n) => (index === undefined || n.linkIndex === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
 }
