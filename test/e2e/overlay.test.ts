@@ -1,0 +1,217 @@
+/**
+ * The VXLAN overlay across three hosts (namespaces joined by an underlay bridge), each with its own netplumbd
+ * running the overlay against a real etcd, two containers each attached by netplumb-bridge through the agent
+ * with the network list the agent wrote. Oracles: `ip -j route/neigh`, `bridge -j fdb`, ping and TCP echo.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type AgentProcess, type Container, type Host, type EchoServer,
+} from '../../netns-harness/index.js';
+import { agentIn, forward } from '../fixtures/agent.js';
+import { etcdServer, type EtcdServer } from '../fixtures/etcd.js';
+
+await sandboxed();
+
+const TTL = 4;
+const DEVICE = 'np-vx1';
+const HOSTS = [1, 2, 3] as const;
+const dir = mkdtempSync('/run/np-overlay-');
+
+interface OverlayHost {
+  n: number;
+  host: Host;
+  agent: AgentProcess;
+  configPath: string;
+  stateDir: string;
+  containers: Container[];
+  ips: string[];
+}
+
+let underlay: Host;
+let etcd: EtcdServer;
+const hosts: OverlayHost[] = [];
+
+const stateOf = (h: OverlayHost) => JSON.parse(readFileSync(join(h.stateDir, 'ovl.json'), 'utf8'));
+const conflistOf = (h: OverlayHost) => JSON.parse(readFileSync(join(h.stateDir, 'ovl.conflist'), 'utf8'));
+
+async function tablesOf(h: OverlayHost): Promise<{ routes: string[]; neigh: string[]; fdb: string[] }> {
+  const routes = (await h.host.ip<any[]>('route', 'show', 'dev', DEVICE)).map((r) => `${r.dst} via ${r.gateway}`).sort();
+  const neigh = (await h.host.ip<any[]>('neigh', 'show', 'dev', DEVICE)).map((n) => `${n.dst} ${n.lladdr}`).sort();
+  const r = await h.host.exec(['bridge', '-j', 'fdb', 'show', 'dev', DEVICE]);
+  const fdb = (JSON.parse(r.stdout || '[]') as any[]).filter((e) => e.dst).map((e) => `${e.mac} ${e.dst}`).sort();
+  return { routes, neigh, fdb };
+}
+
+/** What host `h`'s tables must hold for peers `others`, from the peers' state files. */
+function expectedTables(others: OverlayHost[]): { routes: string[]; neigh: string[]; fdb: string[] } {
+  const s = others.map(stateOf);
+  const net = (x: any) => x.subnet.split('/')[0];
+  return {
+    routes: s.map((x) => `${x.subnet} via ${net(x)}`).sort(),
+    neigh: s.map((x) => `${net(x)} ${x.vtepMac}`).sort(),
+    fdb: s.map((x) => `${x.vtepMac} ${x.vtepIp}`).sort(),
+  };
+}
+
+async function startAgentOn(h: OverlayHost): Promise<AgentProcess> {
+  const agent = await agentIn(h.host, { args: ['--overlay', h.configPath] });
+  const leased = await waitFor(() => agent.events().some((e) => e.event === 'overlay-leased'), { timeoutMs: 20_000 });
+  assert.ok(leased, `h${h.n}'s agent leased no subnet:\n${agent.log()}`);
+  return agent;
+}
+
+async function addContainer(h: OverlayHost, name: string): Promise<{ ctr: Container; ip: string }> {
+  const ctr = await h.host.createContainer(name);
+  const list = conflistOf(h);
+  const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+  conf.ipam.dataDir = join(h.stateDir, 'ipam');
+  const r = await forward('netplumb-bridge', {
+    socket: h.agent.socket, where: h.host, stdin: JSON.stringify(conf),
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: `ovl-${name}`, CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
+  });
+  assert.is(r.exitCode, 0, `ADD ${name}: ${r.stdout} ${r.stderr}`);
+  const ip = r.json.ips[0].address.split('/')[0];
+  return { ctr, ip };
+}
+
+test.before(async () => {
+  underlay = await createHost('u');
+  await underlay.exec(['ip', 'link', 'add', 'ul', 'type', 'bridge']);
+  await underlay.exec(['ip', 'addr', 'add', '192.0.2.254/24', 'dev', 'ul']);
+  await underlay.exec(['ip', 'link', 'set', 'ul', 'up']);
+  etcd = etcdServer(underlay, '192.0.2.254');
+  await etcd.start();
+  for (const n of HOSTS) {
+    const host = await createHost(`h${n}`);
+    // the host's underlay link: a veth whose other end is a port of the underlay bridge
+    await host.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `ul${n}`, 'netns', String(underlay.pid)]);
+    await host.exec(['ip', 'addr', 'add', `192.0.2.${n}/24`, 'dev', 'eth0']);
+    await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    await underlay.exec(['ip', 'link', 'set', `ul${n}`, 'master', 'ul', 'up']);
+    const stateDir = join(dir, `h${n}`);
+    const configPath = join(dir, `h${n}.json`);
+    writeFileSync(configPath, JSON.stringify({
+      name: 'ovl', network: '10.244.0.0/16', subnetPrefix: 24, vni: 1, etcd: { endpoints: [etcd.endpoint] },
+      underlay: 'eth0', node: `h${n}`, ttlSeconds: TTL, stateDir,
+    }));
+    hosts.push({ n, host, configPath, stateDir, agent: undefined as unknown as AgentProcess, containers: [], ips: [] });
+  }
+  for (const h of hosts) h.agent = await startAgentOn(h);
+});
+
+test.after(async () => {
+  for (const h of hosts) await h.agent?.stop();
+  await etcd?.stop();
+  for (const h of hosts) await h.host.destroy();
+  await underlay?.destroy();
+});
+
+test('three hosts lease distinct subnets in the network and program each other', async () => {
+  const subnets = hosts.map((h) => stateOf(h).subnet);
+  assert.is(new Set(subnets).size, 3, subnets.join(' '));
+  for (const s of subnets) assert.match(s, /^10\.244\.\d+\.0\/24$/);
+  for (const h of hosts) {
+    const s = stateOf(h);
+    assert.is(s.mtu, 1450, 'container MTU = underlay 1500 − 50');
+    assert.is(conflistOf(h).plugins[0].ipam.ranges[0][0].subnet, s.subnet, 'the bridge takes its range from the lease');
+    const [dev] = await h.host.ip<any[]>('-d', 'link', 'show', DEVICE);
+    assert.equal([dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local, dev.linkinfo.info_data.learning], [1450, 1, `192.0.2.${h.n}`, false]);
+    const want = expectedTables(hosts.filter((o) => o !== h));
+    const got = await waitFor(async () => {
+      const t = await tablesOf(h);
+      return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
+    }, { timeoutMs: 15_000 }) || await tablesOf(h);
+    assert.equal(got, want, `h${h.n}'s tables`);
+  }
+});
+
+test('containers on different hosts reach each other: ping and TCP echo for every pair, ping -M do at the MTU', async () => {
+  for (const h of hosts) {
+    for (const c of ['a', 'b']) {
+      const { ctr, ip } = await addContainer(h, `h${h.n}${c}`);
+      h.containers.push(ctr);
+      h.ips.push(ip);
+    }
+    const [eth0] = await h.containers[0]!.ip<any[]>('link', 'show', 'eth0');
+    assert.is(eth0.mtu, 1450);
+  }
+  const all = hosts.flatMap((h) => h.containers.map((ctr, i) => ({ h, ctr, ip: h.ips[i]! })));
+  const servers: EchoServer[] = [];
+  try {
+    for (const x of all) servers.push(await startEchoServer(x.ctr, 7000, '0.0.0.0'));
+    for (const from of all) {
+      for (const to of all) {
+        if (from.h === to.h) continue;
+        const p = await ping(from.ctr, to.ip, { count: 1, timeoutSec: 3 });
+        assert.ok(p.ok, `ping ${from.ctr.name} → ${to.ctr.name} (${to.ip}): ${p.output}`);
+        const t = await tcpSend(from.ctr, to.ip, 7000, `${from.ip}>${to.ip}`);
+        assert.ok(t.ok, `TCP ${from.ctr.name} → ${to.ctr.name}: ${t.error}`);
+      }
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  // the largest ICMP payload a 1450-byte MTU carries unfragmented: 1450 − 20 (IPv4) − 8 (ICMP)
+  const [a, b] = [all[0]!, all[2]!];
+  const big = await a.ctr.exec(['ping', '-n', '-c', '1', '-W', '3', '-M', 'do', '-s', '1422', b.ip], { check: false });
+  assert.is(big.exitCode, 0, big.stdout + big.stderr);
+  const tooBig = await a.ctr.exec(['ping', '-n', '-c', '1', '-W', '1', '-M', 'do', '-s', '1423', b.ip], { check: false });
+  assert.is.not(tooBig.exitCode, 0, 'one byte more does not fit');
+});
+
+test('an agent killed: traffic still flows; restarted: the same subnet and nothing doubled', async () => {
+  const h = hosts[0]!;
+  const before = { state: stateOf(h), tables: await tablesOf(h) };
+  h.agent.process.kill('SIGKILL');
+  await h.agent.exited;
+  const p = await ping(hosts[1]!.containers[0]!, h.ips[0]!, { count: 1, timeoutSec: 3 });
+  assert.ok(p.ok, `h2 → h1 while h1's agent is down: ${p.output}`);
+  const q = await ping(h.containers[0]!, hosts[2]!.ips[0]!, { count: 1, timeoutSec: 3 });
+  assert.ok(q.ok, `h1 → h3 while h1's agent is down: ${q.output}`);
+  h.agent = await startAgentOn(h);
+  assert.is(stateOf(h).subnet, before.state.subnet);
+  await waitFor(() => h.agent.events().some((e) => e.event === 'overlay-programmed'), { timeoutMs: 15_000 });
+  assert.equal(await tablesOf(h), before.tables);
+  for (const o of hosts.slice(1)) assert.equal(await tablesOf(o), expectedTables(hosts.filter((x) => x !== o)));
+  const r = await ping(h.containers[1]!, hosts[1]!.ips[1]!, { count: 1, timeoutSec: 3 });
+  assert.ok(r.ok, r.output);
+});
+
+test('etcd stopped: traffic between existing containers continues; started again: the agents recover', async () => {
+  await etcd.stop();
+  for (const h of hosts) await waitFor(() => h.agent.events().some((e) => e.event === 'overlay-store-unreachable'), { timeoutMs: 20_000 });
+  const p = await ping(hosts[0]!.containers[0]!, hosts[1]!.ips[0]!, { count: 1, timeoutSec: 3 });
+  assert.ok(p.ok, p.output);
+  for (const h of hosts) assert.equal(await tablesOf(h), expectedTables(hosts.filter((o) => o !== h)), 'the tables were kept');
+  await etcd.start();
+  for (const h of hosts) {
+    const seen = h.agent.events().length;
+    await waitFor(() => h.agent.events().slice(seen).some((e) => e.event === 'overlay-store-ok' || e.event === 'overlay-programmed'), { timeoutMs: 20_000 });
+  }
+  const q = await ping(hosts[2]!.containers[1]!, hosts[0]!.ips[1]!, { count: 1, timeoutSec: 3 });
+  assert.ok(q.ok, q.output);
+});
+
+test('a host that leaves (its lease expires) is gone from every other host\'s tables within the TTL', async () => {
+  const gone = hosts[2]!;
+  const goneState = stateOf(gone);
+  gone.agent.process.kill('SIGKILL');
+  await gone.agent.exited;
+  const rest = hosts.slice(0, 2);
+  // the lease lapses after at most TTL seconds without renewal; the watch then tells the others
+  for (const h of rest) {
+    const want = expectedTables(rest.filter((o) => o !== h));
+    const got = await waitFor(async () => {
+      const t = await tablesOf(h);
+      return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
+    }, { timeoutMs: (TTL * 3 + 5) * 1000 }) || await tablesOf(h);
+    assert.equal(got, want, `h${h.n} forgot ${goneState.subnet}`);
+  }
+  const p = await ping(rest[0]!.containers[0]!, rest[1]!.ips[0]!, { count: 1, timeoutSec: 3 });
+  assert.ok(p.ok, p.output);
+});
+
+test.run();
