@@ -63,17 +63,23 @@ async function startAgentOn(h: OverlayHost): Promise<AgentProcess> {
   return agent;
 }
 
+/** ADD through the agent with the network list the agent wrote (netplumb-overlay → netplumb-bridge). */
+async function overlayAdd(h: OverlayHost, ctr: Container, id: string) {
+  const list = conflistOf(h);
+  const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], dataDir: join(h.stateDir, 'ipam') };
+  return forward(conf.type, {
+    socket: h.agent.socket, where: h.host, stdin: JSON.stringify(conf),
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
+  });
+}
+
 async function addContainer(h: OverlayHost, name: string): Promise<{ ctr: Container; ip: string }> {
   const ctr = await h.host.createContainer(name);
-  const list = conflistOf(h);
-  const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
-  conf.ipam.dataDir = join(h.stateDir, 'ipam');
-  const r = await forward('netplumb-bridge', {
-    socket: h.agent.socket, where: h.host, stdin: JSON.stringify(conf),
-    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: `ovl-${name}`, CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
-  });
+  const r = await overlayAdd(h, ctr, `ovl-${name}`);
   assert.is(r.exitCode, 0, `ADD ${name}: ${r.stdout} ${r.stderr}`);
   const ip = r.json.ips[0].address.split('/')[0];
+  const subnet = stateOf(h).subnet.split('.').slice(0, 3).join('.');
+  assert.ok(ip.startsWith(`${subnet}.`), `${ip} is from the leased ${stateOf(h).subnet}`);
   return { ctr, ip };
 }
 
@@ -116,7 +122,7 @@ test('three hosts lease distinct subnets in the network and program each other',
   for (const h of hosts) {
     const s = stateOf(h);
     assert.is(s.mtu, 1450, 'container MTU = underlay 1500 − 50');
-    assert.is(conflistOf(h).plugins[0].ipam.ranges[0][0].subnet, s.subnet, 'the bridge takes its range from the lease');
+    assert.is(conflistOf(h).plugins[0].type, 'netplumb-overlay');
     const [dev] = await h.host.ip<any[]>('-d', 'link', 'show', DEVICE);
     assert.equal([dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local, dev.linkinfo.info_data.learning], [1450, 1, `192.0.2.${h.n}`, false]);
     const want = expectedTables(hosts.filter((o) => o !== h));
@@ -180,18 +186,28 @@ test('an agent killed: traffic still flows; restarted: the same subnet and nothi
   assert.ok(r.ok, r.output);
 });
 
-test('etcd stopped: traffic between existing containers continues; started again: the agents recover', async () => {
+test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; started again: ADD works', async () => {
   await etcd.stop();
-  for (const h of hosts) await waitFor(() => h.agent.events().some((e) => e.event === 'overlay-store-unreachable'), { timeoutMs: 20_000 });
+  for (const h of hosts) {
+    const told = await waitFor(() => h.agent.events().some((e) => e.event === 'overlay-store-unreachable'), { timeoutMs: 20_000 });
+    assert.ok(told, `h${h.n}'s agent noticed`);
+  }
   const p = await ping(hosts[0]!.containers[0]!, hosts[1]!.ips[0]!, { count: 1, timeoutSec: 3 });
   assert.ok(p.ok, p.output);
   for (const h of hosts) assert.equal(await tablesOf(h), expectedTables(hosts.filter((o) => o !== h)), 'the tables were kept');
+  const h1 = hosts[0]!;
+  const late = await h1.host.createContainer('late');
+  const refused = await overlayAdd(h1, late, 'ovl-late');
+  assert.is(refused.exitCode, 1);
+  assert.is(refused.json.code, 11, refused.stdout);
+  assert.match(refused.json.msg, /etcd/);
+  assert.equal((await late.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo'], 'nothing was attached');
   await etcd.start();
-  for (const h of hosts) {
-    const seen = h.agent.events().length;
-    await waitFor(() => h.agent.events().slice(seen).some((e) => e.event === 'overlay-store-ok' || e.event === 'overlay-programmed'), { timeoutMs: 20_000 });
-  }
-  const q = await ping(hosts[2]!.containers[1]!, hosts[0]!.ips[1]!, { count: 1, timeoutSec: 3 });
+  const ok = await waitFor(() => h1.agent.events().some((e) => e.event === 'overlay-store-ok'), { timeoutMs: 20_000 });
+  assert.ok(ok, 'the agent saw etcd again');
+  const r = await overlayAdd(h1, late, 'ovl-late');
+  assert.is(r.exitCode, 0, r.stdout);
+  const q = await ping(hosts[2]!.containers[1]!, r.json.ips[0].address.split('/')[0], { count: 1, timeoutSec: 3 });
   assert.ok(q.ok, q.output);
 });
 

@@ -7,7 +7,7 @@
  * hosts exactly, so it is idempotent and a restarted agent neither doubles nor forgets entries.
  */
 import { cidrContains, parseCidr, parseIp } from '../../addr/ip.js';
-import { addAddress, listAddresses } from '../../net/addr.js';
+import { addAddress, deleteAddress, listAddresses } from '../../net/addr.js';
 import { deleteFdbEntry, listFdb, replaceFdbEntry } from '../../net/fdb.js';
 import type { Handle } from '../../net/handle.js';
 import { createLink, findLink, linkIndex, setLinkUp } from '../../net/link.js';
@@ -58,6 +58,7 @@ export async function ensureVxlan(h: Handle, cfg: OverlayConfig, u: Underlay): P
 export async function setDeviceSubnet(h: Handle, cfg: OverlayConfig, subnet: string): Promise<void> {
   const want = nthAddress(subnet, 0);
   const have = await listAddresses(h, { link: cfg.device, family: 4 });
+  for (const a of have) if (a.address !== want) await deleteAddress(h, { link: a.linkIndex, cidr: a.cidr }).catch(ignoreGone);
   if (!have.some((a) => a.address === want)) await addAddress(h, { link: cfg.device, cidr: `${want}/32` });
 }
 

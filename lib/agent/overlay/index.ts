@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openHandleSync } from '../../net/handle.js';
+import { overlayStatePath, type OverlayHostState } from '../../modes/overlay.js';
 import type { AgentLog } from '../log.js';
 import { nthAddress, parseOverlayConfig, type OverlayConfig } from './config.js';
 import { ensureVxlan, findUnderlay, reconcile, setDeviceSubnet } from './dataplane.js';
@@ -16,19 +17,8 @@ import type { HostRecord, SubnetSource } from './subnet-source.js';
 export { parseOverlayConfig, type OverlayConfig } from './config.js';
 export type { HostRecord, SubnetSource } from './subnet-source.js';
 
-/** What the agent wrote for this host: `<stateDir>/<name>.json`. */
-export interface OverlayState {
-  name: string;
-  node: string;
-  subnet: string;
-  gateway: string;
-  /** the containers' MTU */
-  mtu: number;
-  vtepIp: string;
-  vtepMac: string;
-  device: string;
-  bridge: string;
-}
+/** What the agent wrote for this host: `<stateDir>/<name>.json`, read by netplumb-overlay. */
+export type OverlayState = OverlayHostState;
 
 export interface Overlay {
   readonly config: OverlayConfig;
@@ -46,21 +36,9 @@ function writeAtomic(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-/** The CNI network list netplumb-bridge runs with on this host. */
-export function overlayConflist(s: OverlayState): unknown {
-  return {
-    cniVersion: '1.0.0',
-    name: s.name,
-    plugins: [{
-      type: 'netplumb-bridge',
-      bridge: s.bridge,
-      isGateway: true,
-      // traffic to other hosts' containers keeps its source address: no masquerade inside the overlay
-      ipMasq: false,
-      mtu: s.mtu,
-      ipam: { type: 'host-local', ranges: [[{ subnet: s.subnet, gateway: s.gateway }]], routes: [{ dst: '0.0.0.0/0' }] },
-    }],
-  };
+/** The CNI network list for this overlay: netplumb-overlay, which takes range and MTU from the state file. */
+export function overlayConflist(cfg: OverlayConfig): unknown {
+  return { cniVersion: '1.0.0', name: cfg.name, plugins: [{ type: 'netplumb-overlay', stateDir: cfg.stateDir }] };
 }
 
 /** Starts the overlay of configuration `raw` (an object, or the text of a JSON file) in the agent's namespace. */
@@ -72,7 +50,7 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
     const underlay = await findUnderlay(h, cfg.underlay);
     const { mac, mtu } = await ensureVxlan(h, cfg, underlay);
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o755 });
-    const statePath = join(cfg.stateDir, `${cfg.name}.json`);
+    const statePath = overlayStatePath(cfg.stateDir, cfg.name);
     let preferred: string | undefined;
     try {
       preferred = (JSON.parse(readFileSync(statePath, 'utf8')) as OverlayState).subnet;
@@ -82,10 +60,18 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
     const vtep = { vtepIp: underlay.address, vtepMac: mac };
     const subnet = await src.acquire(vtep, preferred);
     await setDeviceSubnet(h, cfg, subnet);
-    const state: OverlayState = { name: cfg.name, node: cfg.node, subnet, gateway: nthAddress(subnet, 1), mtu, ...vtep, device: cfg.device, bridge: cfg.bridge };
-    writeAtomic(statePath, `${JSON.stringify(state, null, 2)}\n`);
+    let state: OverlayState = {
+      name: cfg.name, node: cfg.node, subnet, gateway: nthAddress(subnet, 1), mtu, ...vtep, device: cfg.device, bridge: cfg.bridge,
+      store: cfg.etcd.endpoints.join(','),
+    };
+    // the plugin reads this on every ADD: written whole (rename) whenever the lease or the store's health changes
+    const publish = (next: OverlayState) => {
+      state = next;
+      writeAtomic(statePath, `${JSON.stringify(state, null, 2)}\n`);
+    };
+    publish(state);
     const conflistPath = join(cfg.stateDir, `${cfg.name}.conflist`);
-    writeAtomic(conflistPath, `${JSON.stringify(overlayConflist(state), null, 2)}\n`);
+    writeAtomic(conflistPath, `${JSON.stringify(overlayConflist(cfg), null, 2)}\n`);
     log('overlay-leased', { network: cfg.name, subnet, vtepIp: underlay.address, vtepMac: mac, mtu });
 
     let peers: HostRecord[] = [];
@@ -115,15 +101,23 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
         void program();
       },
       health(error) {
+        const { storeError: _, ...rest } = state;
+        publish(error ? { ...rest, storeError: error.message } : rest);
         log(error ? 'overlay-store-unreachable' : 'overlay-store-ok', { network: cfg.name, message: error?.message });
       },
       subnet(s) {
+        if (s !== state.subnet) {
+          publish({ ...state, subnet: s, gateway: nthAddress(s, 1) });
+          void setDeviceSubnet(h, cfg, s).catch((e) => log('overlay-program-failed', { network: cfg.name, message: (e as Error).message }));
+        }
         log('overlay-released-and-leased', { network: cfg.name, subnet: s });
       },
     });
     return {
       config: cfg,
-      state,
+      get state() {
+        return state;
+      },
       conflistPath,
       get peers() {
         return peers;
