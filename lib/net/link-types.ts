@@ -74,18 +74,8 @@ export interface VlanConfig extends LinkCommon {
   protocol?: '802.1Q' | '802.1ad';
 }
 
-export interface VxlanConfig extends LinkCommon {
-  kind: 'vxlan';
-  vni: number;
-  /** UDP destination port (default: the kernel's, 8472; 4789 is IANA's) */
-  port?: number;
-  /** multicast group or (unicast) remote */
-  group?: string;
-  local?: string;
-  /** the link underneath (`dev`), by name or index */
-  parent?: LinkRef;
-  ttl?: number;
-  learning?: boolean;
+/** VXLAN options set at creation and reported back alike. */
+export interface VxlanOptions {
   /** outer TOS (`tos`); 1 = inherit */
   tos?: number;
   /** UDP source ports to choose from (`srcport MIN MAX`), inclusive */
@@ -107,6 +97,20 @@ export interface VxlanConfig extends LinkCommon {
   /** FDB ageing in seconds (`ageing`) and the most entries (`maxaddress`, 0 = no limit) */
   ageing?: number;
   maxAddresses?: number;
+}
+
+export interface VxlanConfig extends LinkCommon, VxlanOptions {
+  kind: 'vxlan';
+  vni: number;
+  /** UDP destination port (default: the kernel's, 8472; 4789 is IANA's) */
+  port?: number;
+  /** multicast group or (unicast) remote */
+  group?: string;
+  local?: string;
+  /** the link underneath (`dev`), by name or index */
+  parent?: LinkRef;
+  ttl?: number;
+  learning?: boolean;
 }
 
 /** The outer header's don't-fragment bit of a VXLAN device. */
@@ -160,7 +164,7 @@ export interface BridgeInfo {
   priority: number;
 }
 
-export interface VxlanInfo {
+export interface VxlanInfo extends VxlanOptions {
   vni: number;
   port?: number;
   group?: string;
@@ -169,18 +173,6 @@ export interface VxlanInfo {
   parentIndex?: number;
   ttl?: number;
   learning?: boolean;
-  tos?: number;
-  srcPortRange?: [number, number];
-  proxy?: boolean;
-  l2miss?: boolean;
-  l3miss?: boolean;
-  udpCsum?: boolean;
-  udp6ZeroCsumTx?: boolean;
-  udp6ZeroCsumRx?: boolean;
-  external?: boolean;
-  df?: VxlanDf;
-  ageing?: number;
-  maxAddresses?: number;
 }
 
 /** What every link reports. */
