@@ -69,7 +69,9 @@ export function bridgeConfFor(req: CniRequest, s: OverlayHostState): Record<stri
     ipMasq: false,
     mtu: s.mtu,
     ipam: {
-      type: 'host-local', ranges: [[{ subnet: s.subnet, gateway: s.gateway }]], routes: [{ dst: '0.0.0.0/0' }],
+      type: 'host-local',
+      ranges: [[{ subnet: s.subnet, gateway: s.gateway }]],
+      routes: [{ dst: '0.0.0.0/0' }],
       ...(typeof dataDir === 'string' ? { dataDir } : {}),
     },
   };
@@ -80,10 +82,16 @@ const bridge = { 'netplumb-bridge': async () => (await import('./bridge.js')).br
 function stateFor(req: CniRequest, forAdd: boolean): OverlayHostState {
   const s = readOverlayState(stateDirOf(req), req.name);
   if (s === undefined) {
-    throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `overlay ${req.name}: this host has no subnet lease yet (is netplumbd running the overlay, and etcd reachable?)`, { object: req.name });
+    throw new CniError(
+      CNI_ERR.TRY_AGAIN_LATER,
+      `overlay ${req.name}: this host has no subnet lease yet (is netplumbd running the overlay, and etcd reachable?)`,
+      { object: req.name },
+    );
   }
   if (forAdd && s.storeError !== undefined) {
-    throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `overlay ${req.name}: etcd (${s.store}) cannot confirm this host's subnet lease: ${s.storeError}`, { object: req.name });
+    throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `overlay ${req.name}: etcd (${s.store}) cannot confirm this host's subnet lease: ${s.storeError}`, {
+      object: req.name,
+    });
   }
   return s;
 }

@@ -8,10 +8,19 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type AgentProcess, type Container, type Host, type EchoServer,
+  createHost,
+  ping,
+  sandboxed,
+  startEchoServer,
+  tcpSend,
+  waitFor,
+  type AgentProcess,
+  type Container,
+  type Host,
+  type EchoServer,
 } from '../../netns-harness/index.js';
 import { agentIn, forward } from '../fixtures/agent.js';
-import { etcdServer, type EtcdServer } from '../fixtures/etcd.js';
+import { etcdServer, type EtcdServer } from '../../netns-harness/index.js';
 
 await sandboxed();
 
@@ -41,7 +50,10 @@ async function tablesOf(h: OverlayHost): Promise<{ routes: string[]; neigh: stri
   const routes = (await h.host.ip<any[]>('route', 'show', 'dev', DEVICE)).map((r) => `${r.dst} via ${r.gateway}`).sort();
   const neigh = (await h.host.ip<any[]>('neigh', 'show', 'dev', DEVICE)).map((n) => `${n.dst} ${n.lladdr}`).sort();
   const r = await h.host.exec(['bridge', '-j', 'fdb', 'show', 'dev', DEVICE]);
-  const fdb = (JSON.parse(r.stdout || '[]') as any[]).filter((e) => e.dst).map((e) => `${e.mac} ${e.dst}`).sort();
+  const fdb = (JSON.parse(r.stdout || '[]') as any[])
+    .filter((e) => e.dst)
+    .map((e) => `${e.mac} ${e.dst}`)
+    .sort();
   return { routes, neigh, fdb };
 }
 
@@ -68,7 +80,9 @@ async function overlayAdd(h: OverlayHost, ctr: Container, id: string) {
   const list = conflistOf(h);
   const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], dataDir: join(h.stateDir, 'ipam') };
   return forward(conf.type, {
-    socket: h.agent.socket, where: h.host, stdin: JSON.stringify(conf),
+    socket: h.agent.socket,
+    where: h.host,
+    stdin: JSON.stringify(conf),
     env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
   });
 }
@@ -99,10 +113,20 @@ test.before(async () => {
     await underlay.exec(['ip', 'link', 'set', `ul${n}`, 'master', 'ul', 'up']);
     const stateDir = join(dir, `h${n}`);
     const configPath = join(dir, `h${n}.json`);
-    writeFileSync(configPath, JSON.stringify({
-      name: 'ovl', network: '10.244.0.0/16', subnetPrefix: 24, vni: 1, etcd: { endpoints: [etcd.endpoint] },
-      underlay: 'eth0', node: `h${n}`, ttlSeconds: TTL, stateDir,
-    }));
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        name: 'ovl',
+        network: '10.244.0.0/16',
+        subnetPrefix: 24,
+        vni: 1,
+        etcd: { endpoints: [etcd.endpoint] },
+        underlay: 'eth0',
+        node: `h${n}`,
+        ttlSeconds: TTL,
+        stateDir,
+      }),
+    );
     hosts.push({ n, host, configPath, stateDir, agent: undefined as unknown as AgentProcess, containers: [], ips: [] });
   }
   for (const h of hosts) h.agent = await startAgentOn(h);
@@ -126,10 +150,14 @@ test('three hosts lease distinct subnets in the network and program each other',
     const [dev] = await h.host.ip<any[]>('-d', 'link', 'show', DEVICE);
     assert.equal([dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local, dev.linkinfo.info_data.learning], [1450, 1, `192.0.2.${h.n}`, false]);
     const want = expectedTables(hosts.filter((o) => o !== h));
-    const got = await waitFor(async () => {
-      const t = await tablesOf(h);
-      return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
-    }, { timeoutMs: 15_000 }) || await tablesOf(h);
+    const got =
+      (await waitFor(
+        async () => {
+          const t = await tablesOf(h);
+          return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
+        },
+        { timeoutMs: 15_000 },
+      )) || (await tablesOf(h));
     assert.equal(got, want, `h${h.n}'s tables`);
   }
 });
@@ -201,7 +229,11 @@ test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; star
   assert.is(refused.exitCode, 1);
   assert.is(refused.json.code, 11, refused.stdout);
   assert.match(refused.json.msg, /etcd/);
-  assert.equal((await late.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo'], 'nothing was attached');
+  assert.equal(
+    (await late.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+    'nothing was attached',
+  );
   await etcd.start();
   const ok = await waitFor(() => h1.agent.events().some((e) => e.event === 'overlay-store-ok'), { timeoutMs: 20_000 });
   assert.ok(ok, 'the agent saw etcd again');
@@ -211,7 +243,7 @@ test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; star
   assert.ok(q.ok, q.output);
 });
 
-test('a host that leaves (its lease expires) is gone from every other host\'s tables within the TTL', async () => {
+test("a host that leaves (its lease expires) is gone from every other host's tables within the TTL", async () => {
   const gone = hosts[2]!;
   const goneState = stateOf(gone);
   gone.agent.process.kill('SIGKILL');
@@ -220,10 +252,14 @@ test('a host that leaves (its lease expires) is gone from every other host\'s ta
   // the lease lapses after at most TTL seconds without renewal; the watch then tells the others
   for (const h of rest) {
     const want = expectedTables(rest.filter((o) => o !== h));
-    const got = await waitFor(async () => {
-      const t = await tablesOf(h);
-      return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
-    }, { timeoutMs: (TTL * 3 + 5) * 1000 }) || await tablesOf(h);
+    const got =
+      (await waitFor(
+        async () => {
+          const t = await tablesOf(h);
+          return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
+        },
+        { timeoutMs: (TTL * 3 + 5) * 1000 },
+      )) || (await tablesOf(h));
     assert.equal(got, want, `h${h.n} forgot ${goneState.subnet}`);
   }
   const p = await ping(rest[0]!.containers[0]!, rest[1]!.ips[0]!, { count: 1, timeoutSec: 3 });

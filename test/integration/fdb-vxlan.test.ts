@@ -5,8 +5,24 @@ import { assertRejects } from '../fixtures/assert.js';
 import { sandboxed, waitFor, ping } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  createLink, createVethPair, addAddress, listAddresses, addRoute, listRoutes, getLink, linkIndex, setLinkUp, addFdbEntry,
-  appendFdbEntry, replaceFdbEntry, deleteFdbEntry, listFdb, listNeighbours, addNeighbour, watch, type NetEvent,
+  createLink,
+  createVethPair,
+  addAddress,
+  listAddresses,
+  addRoute,
+  listRoutes,
+  getLink,
+  linkIndex,
+  setLinkUp,
+  addFdbEntry,
+  appendFdbEntry,
+  replaceFdbEntry,
+  deleteFdbEntry,
+  listFdb,
+  listNeighbours,
+  addNeighbour,
+  watch,
+  type NetEvent,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -35,7 +51,13 @@ test('fdb on a VXLAN device: add, append, replace, delete, list, as `bridge fdb`
   let theirs = await bridgeFdb(lab, 'vx0');
   const one = theirs.find((e) => e.mac === '02:00:00:00:00:01');
   assert.equal([one.dst, one.vni, one.port, one.viaIf, one.flags, one.state], ['192.0.2.2', 43, 4790, 'under0', ['self'], 'permanent']);
-  assert.equal(theirs.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort(), ['192.0.2.2', '192.0.2.3']);
+  assert.equal(
+    theirs
+      .filter((e) => e.mac === '00:00:00:00:00:00')
+      .map((e) => e.dst)
+      .sort(),
+    ['192.0.2.2', '192.0.2.3'],
+  );
 
   const vx = await linkIndex(h, 'vx0');
   const mine = await listFdb(h, { link: 'vx0' });
@@ -55,7 +77,10 @@ test('fdb on a VXLAN device: add, append, replace, delete, list, as `bridge fdb`
 
   await deleteFdbEntry(h, { link: 'vx0', mac: '00:00:00:00:00:00', dst: '192.0.2.2' });
   theirs = await bridgeFdb(lab, 'vx0');
-  assert.equal(theirs.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst), ['192.0.2.3']);
+  assert.equal(
+    theirs.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst),
+    ['192.0.2.3'],
+  );
   await deleteFdbEntry(h, { link: 'vx0', mac: '02:00:00:00:00:01' });
   await assertRejects(() => deleteFdbEntry(h, { link: 'vx0', mac: '02:00:00:00:00:01' }), { code: 'ENOENT' });
   await assertRejects(() => addFdbEntry(h, { link: 'vx0', mac: 'zz', dst: '192.0.2.2' }), { code: 'ERR_INVALID_MAC' });
@@ -84,22 +109,39 @@ test('fdb on a bridge port: master entries, static and with extern_learn; the br
 test('VXLAN options are set as `ip -d link` reads them back, and read back by getLink', async () => {
   const h = lab.hc.a!;
   await createLink(h, {
-    kind: 'vxlan', name: 'vx1', vni: 7, port: 4789, srcPortRange: [40000, 50000], l2miss: true, l3miss: true, proxy: true,
-    udpCsum: true, ttl: 9, tos: 1, df: 'inherit', learning: false, ageing: 120, maxAddresses: 50,
+    kind: 'vxlan',
+    name: 'vx1',
+    vni: 7,
+    port: 4789,
+    srcPortRange: [40000, 50000],
+    l2miss: true,
+    l3miss: true,
+    proxy: true,
+    udpCsum: true,
+    ttl: 9,
+    tos: 1,
+    df: 'inherit',
+    learning: false,
+    ageing: 120,
+    maxAddresses: 50,
   });
   await createLink(h, { kind: 'vxlan', name: 'vx2', vni: 0, external: true, udp6ZeroCsumTx: true, udp6ZeroCsumRx: true, port: 4790 });
   const [d] = await lab.ctr.a!.ip<any[]>('-d', 'link', 'show', 'vx1');
   const x = d.linkinfo.info_data;
-  assert.equal([x.id, x.port, x.port_range, x.l2miss, x.l3miss, x.proxy, x.udp_csum, x.ttl, x.tos, x.df, x.learning, x.ageing, x.limit],
-    [7, 4789, { low: 40000, high: 50000 }, true, true, true, true, 9, '0x1', 'inherit', false, 120, 50]);
+  assert.equal(
+    [x.id, x.port, x.port_range, x.l2miss, x.l3miss, x.proxy, x.udp_csum, x.ttl, x.tos, x.df, x.learning, x.ageing, x.limit],
+    [7, 4789, { low: 40000, high: 50000 }, true, true, true, true, 9, '0x1', 'inherit', false, 120, 50],
+  );
   const [d2] = await lab.ctr.a!.ip<any[]>('-d', 'link', 'show', 'vx2');
   const x2 = d2.linkinfo.info_data;
   assert.equal([x2.external, x2.udp_zero_csum6_tx, x2.udp_zero_csum6_rx], [true, true, true]);
   const l = await getLink(h, 'vx1');
   assert.is(l.kind, 'vxlan');
   if (l.kind !== 'vxlan') return;
-  assert.equal([l.vxlan.srcPortRange, l.vxlan.l2miss, l.vxlan.l3miss, l.vxlan.proxy, l.vxlan.udpCsum, l.vxlan.tos, l.vxlan.df, l.vxlan.ageing, l.vxlan.maxAddresses],
-    [[40000, 50000], true, true, true, true, 1, 'inherit', 120, 50]);
+  assert.equal(
+    [l.vxlan.srcPortRange, l.vxlan.l2miss, l.vxlan.l3miss, l.vxlan.proxy, l.vxlan.udpCsum, l.vxlan.tos, l.vxlan.df, l.vxlan.ageing, l.vxlan.maxAddresses],
+    [[40000, 50000], true, true, true, true, 1, 'inherit', 120, 50],
+  );
   const l2 = await getLink(h, 'vx2');
   assert.ok(l2.kind === 'vxlan' && l2.vxlan.external);
 });
@@ -110,7 +152,10 @@ test('two namespaces joined by VXLAN with static FDB and neighbour entries talk;
   await addAddress(ha, { link: 'u0', cidr: '192.0.2.1/24' });
   await addAddress(hb, { link: 'u0', cidr: '192.0.2.2/24' });
   const macs: string[] = [];
-  for (const [h, local, me] of [[ha, '192.0.2.1', '10.9.1.1'], [hb, '192.0.2.2', '10.9.2.1']] as const) {
+  for (const [h, local, me] of [
+    [ha, '192.0.2.1', '10.9.1.1'],
+    [hb, '192.0.2.2', '10.9.2.1'],
+  ] as const) {
     await createLink(h, { kind: 'vxlan', name: 'vx0', vni: 1, port: 4789, local, parent: 'u0', learning: false, mtu: 1450 });
     await addAddress(h, { link: 'vx0', cidr: `${me}/32` });
     await setLinkUp(h, 'vx0');

@@ -33,7 +33,8 @@ export interface OverlayConfig {
   stateDir: string;
 }
 
-const bad = (key: string, why: string) => new NetplumbError(`overlay config: ${key} ${why}`, { code: ERR.INVALID_ARG_VALUE, op: 'parseOverlayConfig', object: key });
+const bad = (key: string, why: string) =>
+  new NetplumbError(`overlay config: ${key} ${why}`, { code: ERR.INVALID_ARG_VALUE, op: 'parseOverlayConfig', object: key });
 
 /** Reads and checks an overlay configuration object. */
 export function parseOverlayConfig(raw: unknown): OverlayConfig {
@@ -75,9 +76,18 @@ export function parseOverlayConfig(raw: unknown): OverlayConfig {
   const stateDir = o.stateDir ?? '/run/netplumb/overlay';
   if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw bad('stateDir', 'must be an absolute path');
   return {
-    name, network: formatCidr({ family: 4, value: net.network }, net.prefix), subnetPrefix, vni, port,
+    name,
+    network: formatCidr({ family: 4, value: net.network }, net.prefix),
+    subnetPrefix,
+    vni,
+    port,
     etcd: { endpoints, prefix: prefix.endsWith('/') ? prefix : `${prefix}/` },
-    underlay: o.underlay as string, node, ttlSeconds, device, bridge, stateDir,
+    underlay: o.underlay as string,
+    node,
+    ttlSeconds,
+    device,
+    bridge,
+    stateDir,
   };
 }
 

@@ -45,7 +45,14 @@ export async function ensureVxlan(h: Handle, cfg: OverlayConfig, u: Underlay): P
     throw new Error(`overlay: ${cfg.device} exists and is not the VXLAN device of VNI ${cfg.vni} on ${u.address}`);
   }
   dev ??= await createLink(h, {
-    kind: 'vxlan', name: cfg.device, vni: cfg.vni, port: cfg.port, local: u.address, parent: u.linkIndex, learning: false, mtu,
+    kind: 'vxlan',
+    name: cfg.device,
+    vni: cfg.vni,
+    port: cfg.port,
+    local: u.address,
+    parent: u.linkIndex,
+    learning: false,
+    mtu,
     // the kernel picks the source port by flow hash within this range, so the underlay can spread flows
   });
   await setLinkUp(h, cfg.device);

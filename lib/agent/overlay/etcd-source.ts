@@ -114,9 +114,19 @@ export class EtcdSubnetSource implements SubnetSource {
         backoff = 250;
         // every batch of changes: read the whole set again (a few dozen keys), so order never matters
         let pending = Promise.resolve();
-        await this.#etcd.watchPrefix(dir, revision + 1, () => {
-          pending = pending.then(() => this.#report(dir).then(() => undefined, (e) => this.#setHealth(e as Error)));
-        }, signal);
+        await this.#etcd.watchPrefix(
+          dir,
+          revision + 1,
+          () => {
+            pending = pending.then(() =>
+              this.#report(dir).then(
+                () => undefined,
+                (e) => this.#setHealth(e as Error),
+              ),
+            );
+          },
+          signal,
+        );
       } catch (e) {
         if (signal.aborted) return;
         this.#setHealth(e as Error);

@@ -61,7 +61,14 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
     const subnet = await src.acquire(vtep, preferred);
     await setDeviceSubnet(h, cfg, subnet);
     let state: OverlayState = {
-      name: cfg.name, node: cfg.node, subnet, gateway: nthAddress(subnet, 1), mtu, ...vtep, device: cfg.device, bridge: cfg.bridge,
+      name: cfg.name,
+      node: cfg.node,
+      subnet,
+      gateway: nthAddress(subnet, 1),
+      mtu,
+      ...vtep,
+      device: cfg.device,
+      bridge: cfg.bridge,
       store: cfg.etcd.endpoints.join(','),
     };
     // the plugin reads this on every ADD: written whole (rename) whenever the lease or the store's health changes
@@ -86,7 +93,13 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
           try {
             const r = await reconcile(h, cfg, want);
             peers = want;
-            log('overlay-programmed', { network: cfg.name, hosts: want.length, added: r.added, removed: r.removed, peers: want.map((p) => p.subnet).join(' ') });
+            log('overlay-programmed', {
+              network: cfg.name,
+              hosts: want.length,
+              added: r.added,
+              removed: r.removed,
+              peers: want.map((p) => p.subnet).join(' '),
+            });
           } catch (e) {
             log('overlay-program-failed', { network: cfg.name, message: (e as Error).message });
           }
