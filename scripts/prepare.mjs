@@ -23,7 +23,7 @@ const needs = {
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
-    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev', '/usr/bin/etcd': 'etcd-server', iperf3: 'iperf3',
   },
 }[profile];
 if (!needs) throw new Error(`unknown profile ${profile}`);
