@@ -66,6 +66,9 @@ export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV6_ROUTE = 11;
+export const RTNLGRP_IPV4_RULE = 8;
+export const RTNLGRP_IPV6_RULE = 19;
+export const RTNLGRP_NSID = 28;
 
 export { AF_UNSPEC, AF_INET, AF_INET6 } from '../addr/ip.js';
 export const AF_BRIDGE = 7;

@@ -22,6 +22,9 @@ import {
   listNeighbours,
   addNeighbour,
   watch,
+  addRule,
+  deleteRule,
+  setNetnsId,
   type NetEvent,
 } from '../../lib/index.js';
 
@@ -213,6 +216,35 @@ test('watch reports FDB entries apart from neighbours, existing ones first', asy
   assert.ok(seen.every((e) => e.type === 'fdb'));
   const two = seen.filter((e) => e.type === 'fdb' && e.fdb.mac === '02:00:00:00:00:02').map((e) => e.action);
   assert.equal(two, ['new', 'del']);
+});
+
+test('watch reports rules and namespace ids when asked for, and only then', async () => {
+  const [ha, hb] = [lab.hc.a!, lab.hc.b!];
+  const w = watch(ha, { rule: true, nsid: true });
+  const seen: NetEvent[] = [];
+  const reader = (async () => {
+    for await (const ev of w) {
+      seen.push(ev);
+      if (ev.type === 'rule' && ev.action === 'del') break;
+    }
+  })();
+  const id = await setNetnsId(ha, hb, 7);
+  await addRule(ha, { priority: 1234, src: '10.5.0.0/16', table: 100 });
+  await deleteRule(ha, { priority: 1234, src: '10.5.0.0/16', table: 100 });
+  await reader;
+  assert.is(id, 7);
+  const nsid = seen.find((e) => e.type === 'nsid');
+  assert.ok(nsid && nsid.type === 'nsid' && nsid.action === 'new' && nsid.nsid === 7, JSON.stringify(seen));
+  const rules = seen.filter((e) => e.type === 'rule').map((e) => (e.type === 'rule' ? `${e.action} ${e.rule.priority} ${e.rule.src}` : ''));
+  assert.equal(rules, ['new 1234 10.5.0.0/16', 'del 1234 10.5.0.0/16']);
+  // the default watch (every kind) leaves rules out
+  const plain = watch(ha, { persistent: false });
+  await addRule(ha, { priority: 1235, src: '10.6.0.0/16', table: 100 });
+  await addAddress(ha, { link: 'lo', cidr: '10.6.0.1/32' });
+  for await (const ev of plain) {
+    assert.is.not(ev.type, 'rule');
+    if (ev.type === 'address') break;
+  }
 });
 
 test.run();
