@@ -21,6 +21,7 @@ import {
   listFdb,
   listNeighbours,
   addNeighbour,
+  deleteNeighbour,
   watch,
   addRule,
   deleteRule,
@@ -245,6 +246,25 @@ test('watch reports rules and namespace ids when asked for, and only then', asyn
     assert.is.not(ev.type, 'rule');
     if (ev.type === 'address') break;
   }
+});
+
+test('proxy neighbour entries: add, list apart from the ARP table, delete', async () => {
+  const h = lab.hc.a!;
+  await createVethPair(h, { name: 'px0', up: true, peer: { name: 'px1', up: true } });
+  await addNeighbour(h, { link: 'px0', address: '10.3.0.50', proxy: true });
+  const theirs = await lab.ctr.a!.ip<any[]>('neigh', 'show', 'proxy', 'dev', 'px0');
+  assert.equal(
+    theirs.map((n) => n.dst),
+    ['10.3.0.50'],
+  );
+  const mine = await listNeighbours(h, { proxy: true, link: 'px0' });
+  assert.equal(
+    mine.map((n) => [n.address, n.proxy]),
+    [['10.3.0.50', true]],
+  );
+  assert.not.ok((await listNeighbours(h, { link: 'px0' })).some((n) => n.address === '10.3.0.50'));
+  await deleteNeighbour(h, { link: 'px0', address: '10.3.0.50', proxy: true });
+  assert.equal(await lab.ctr.a!.ip<any[]>('neigh', 'show', 'proxy', 'dev', 'px0'), []);
 });
 
 test.run();
