@@ -196,6 +196,28 @@ test('containers on different hosts reach each other: ping and TCP echo for ever
   assert.is.not(tooBig.exitCode, 0, 'one byte more does not fit');
 });
 
+test('netplumb-overlay refuses bad input before touching anything: a relative stateDir (7), an unknown overlay (11)', async () => {
+  const h = hosts[0]!;
+  const ctr = await h.host.createContainer('bad');
+  const run = (conf: Record<string, unknown>) =>
+    forward('netplumb-overlay', {
+      socket: h.agent.socket,
+      where: h.host,
+      stdin: JSON.stringify({ cniVersion: '1.0.0', type: 'netplumb-overlay', ...conf }),
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ovl-bad', CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
+    });
+  const rel = await run({ name: 'ovl', stateDir: 'run/x' });
+  assert.equal([rel.exitCode, rel.json.code], [1, 7], rel.stdout);
+  assert.match(rel.json.msg, /stateDir/);
+  const unknown = await run({ name: 'nosuch', stateDir: h.stateDir });
+  assert.equal([unknown.exitCode, unknown.json.code], [1, 11], unknown.stdout);
+  assert.match(unknown.json.msg, /nosuch/);
+  assert.equal(
+    (await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+  );
+});
+
 test('an agent killed: traffic still flows; restarted: the same subnet and nothing doubled', async () => {
   const h = hosts[0]!;
   const before = { state: stateOf(h), tables: await tablesOf(h) };
