@@ -5,23 +5,8 @@
  * `--hosts 5,10,20`. Throughput: iperf3 from a container on one host to a container on another across the
  * overlay, against the same between two namespaces joined by a plain veth pair, as a ratio.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createHost,
-  etcdServer,
-  execPlugin,
-  sandboxed,
-  startAgentProcess,
-  waitFor,
-  type AgentProcess,
-  type Container,
-  type Host,
-} from '../netns-harness/index.js';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { createHost, overlayLab, sandboxed, waitFor, type AgentProcess, type Container, type OverlayLab } from '../netns-harness/index.js';
 
 await sandboxed();
 
@@ -31,42 +16,13 @@ const arg = (name: string, dflt: string) => {
 };
 const sizes = arg('hosts', '5,10,20').split(',').map(Number);
 const seconds = Number(arg('seconds', '3'));
-const PLUGINS = resolve(dirname(fileURLToPath(import.meta.url)), '../plugins');
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-interface Lab {
-  underlay: Host;
-  hosts: { host: Host; agent: AgentProcess; stateDir: string }[];
-  destroy(): Promise<void>;
-}
-
-async function lab(n: number): Promise<{ lab: Lab; ms: number }> {
-  const dir = mkdtempSync('/run/np-overlay-bench-');
-  const underlay = await createHost('underlay');
-  await underlay.exec(['ip', 'link', 'add', 'ul', 'type', 'bridge']);
-  await underlay.exec(['ip', 'addr', 'add', '10.0.255.254/16', 'dev', 'ul']);
-  await underlay.exec(['ip', 'link', 'set', 'ul', 'up']);
-  const etcd = etcdServer(underlay, '10.0.255.254');
-  await etcd.start();
-  const made: { host: Host; config: string; stateDir: string }[] = [];
-  for (let i = 1; i <= n; i++) {
-    const host = await createHost(`h${i}`);
-    await host.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `ul${i}`, 'netns', String(underlay.pid)]);
-    await host.exec(['ip', 'addr', 'add', `10.0.0.${i}/16`, 'dev', 'eth0']);
-    await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
-    await underlay.exec(['ip', 'link', 'set', `ul${i}`, 'master', 'ul', 'up']);
-    const stateDir = join(dir, `h${i}`);
-    const config = join(dir, `h${i}.json`);
-    writeFileSync(
-      config,
-      JSON.stringify({ name: 'bench', network: '10.244.0.0/16', etcd: { endpoints: [etcd.endpoint] }, underlay: 'eth0', node: `h${i}`, stateDir }),
-    );
-    made.push({ host, config, stateDir });
-  }
+/** N hosts whose agents start at once; the time until every one has programmed all the others. */
+async function lab(n: number): Promise<{ lab: OverlayLab; ms: number }> {
+  const l = await overlayLab({ hosts: n, name: 'bench' });
   const t0 = performance.now();
-  const agents = await Promise.all(
-    made.map((m, i) => startAgentProcess({ socket: join(dir, `h${i + 1}.sock`), netns: m.host.netnsPath, args: ['--overlay', m.config] })),
-  );
+  const agents = await Promise.all(l.hosts.map((h) => l.startAgent(h)));
   const programmed = (a: AgentProcess) => {
     const ev = a.events().filter((e) => e.event === 'overlay-programmed');
     return ev.length > 0 && ev[ev.length - 1]!.hosts === n - 1;
@@ -74,39 +30,13 @@ async function lab(n: number): Promise<{ lab: Lab; ms: number }> {
   const done = await waitFor(() => agents.every(programmed), { timeoutMs: 180_000, intervalMs: 25 });
   const ms = performance.now() - t0;
   if (!done) throw new Error(`${n} hosts: not every host programmed every other within 180 s`);
-  const hosts = made.map((m, i) => ({ host: m.host, agent: agents[i]!, stateDir: m.stateDir }));
-  return {
-    ms,
-    lab: {
-      underlay,
-      hosts,
-      async destroy() {
-        await Promise.all(hosts.map((h) => h.agent.stop()));
-        await etcd.stop();
-        for (const h of hosts) await h.host.destroy();
-        await underlay.destroy();
-      },
-    },
-  };
+  return { lab: l, ms };
 }
 
-async function attach(h: Lab['hosts'][number], name: string): Promise<{ c: Container; ip: string }> {
+async function attach(l: OverlayLab, i: number, name: string): Promise<{ c: Container; ip: string }> {
+  const h = l.hosts[i]!;
   const c = await h.host.createContainer(name);
-  const list = JSON.parse(readFileSync(join(h.stateDir, 'bench.conflist'), 'utf8'));
-  const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], dataDir: join(h.stateDir, 'ipam') };
-  const r = await execPlugin({
-    file: join(PLUGINS, 'netplumb-overlay'),
-    netns: h.host.netnsPath,
-    stdin: JSON.stringify(conf),
-    env: {
-      CNI_COMMAND: 'ADD',
-      CNI_CONTAINERID: `bench-${name}`,
-      CNI_NETNS: c.netnsPath,
-      CNI_IFNAME: 'eth0',
-      CNI_PATH: `${PLUGINS}:/usr/lib/cni`,
-      NETPLUMB_AGENT_SOCKET: h.agent.socket,
-    },
-  });
+  const r = await l.add(h, c, `bench-${name}`);
   if (!r.ok) throw new Error(`ADD ${name}: ${r.stdout}${r.stderr}`);
   return { c, ip: r.json.ips[0].address.split('/')[0] };
 }
@@ -139,8 +69,8 @@ for (const n of sizes) {
   say(rows[rows.length - 1]!);
   if (!throughputDone && n >= 2) {
     throughputDone = true;
-    const a = await attach(l.hosts[0]!, 'ta');
-    const b = await attach(l.hosts[1]!, 'tb');
+    const a = await attach(l, 0, 'ta');
+    const b = await attach(l, 1, 'tb');
     const overlay = await iperf(b.c, a.c, b.ip);
     // the reference path: two namespaces on one veth pair
     const p = await createHost('plain');

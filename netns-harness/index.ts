@@ -25,3 +25,4 @@ export {
 export { waitFor, type WaitOptions } from './wait.js';
 export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';
 export { etcdServer, ETCD, type EtcdServer } from './etcd.js';
+export { overlayLab, type OverlayLab, type OverlayLabHost } from './overlay-lab.js';

@@ -5,10 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createHost,
+  overlayLab,
   ping,
   sandboxed,
   startEchoServer,
@@ -16,34 +16,28 @@ import {
   waitFor,
   type AgentProcess,
   type Container,
-  type Host,
   type EchoServer,
+  type OverlayLab,
+  type OverlayLabHost,
+  execPlugin,
 } from '../../netns-harness/index.js';
-import { agentIn, forward } from '../fixtures/agent.js';
-import { etcdServer, type EtcdServer } from '../../netns-harness/index.js';
+import { NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
 
 const TTL = 4;
 const DEVICE = 'np-vx1';
-const HOSTS = [1, 2, 3] as const;
-const dir = mkdtempSync('/run/np-overlay-');
 
-interface OverlayHost {
-  n: number;
-  host: Host;
+interface OverlayHost extends OverlayLabHost {
   agent: AgentProcess;
-  configPath: string;
-  stateDir: string;
   containers: Container[];
   ips: string[];
 }
 
-let underlay: Host;
-let etcd: EtcdServer;
+let lab: OverlayLab;
 const hosts: OverlayHost[] = [];
 
-const stateOf = (h: OverlayHost) => JSON.parse(readFileSync(join(h.stateDir, 'ovl.json'), 'utf8'));
+const stateOf = (h: OverlayHost) => lab.state(h);
 const conflistOf = (h: OverlayHost) => JSON.parse(readFileSync(join(h.stateDir, 'ovl.conflist'), 'utf8'));
 
 async function tablesOf(h: OverlayHost): Promise<{ routes: string[]; neigh: string[]; fdb: string[] }> {
@@ -68,24 +62,8 @@ function expectedTables(others: OverlayHost[]): { routes: string[]; neigh: strin
   };
 }
 
-async function startAgentOn(h: OverlayHost): Promise<AgentProcess> {
-  const agent = await agentIn(h.host, { args: ['--overlay', h.configPath] });
-  const leased = await waitFor(() => agent.events().some((e) => e.event === 'overlay-leased'), { timeoutMs: 20_000 });
-  assert.ok(leased, `h${h.n}'s agent leased no subnet:\n${agent.log()}`);
-  return agent;
-}
-
-/** ADD through the agent with the network list the agent wrote (netplumb-overlay → netplumb-bridge). */
-async function overlayAdd(h: OverlayHost, ctr: Container, id: string) {
-  const list = conflistOf(h);
-  const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], dataDir: join(h.stateDir, 'ipam') };
-  return forward(conf.type, {
-    socket: h.agent.socket,
-    where: h.host,
-    stdin: JSON.stringify(conf),
-    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
-  });
-}
+const startAgentOn = (h: OverlayHost) => lab.startAgent(h);
+const overlayAdd = (h: OverlayHost, ctr: Container, id: string) => lab.add(h, ctr, id);
 
 async function addContainer(h: OverlayHost, name: string): Promise<{ ctr: Container; ip: string }> {
   const ctr = await h.host.createContainer(name);
@@ -98,45 +76,15 @@ async function addContainer(h: OverlayHost, name: string): Promise<{ ctr: Contai
 }
 
 test.before(async () => {
-  underlay = await createHost('u');
-  await underlay.exec(['ip', 'link', 'add', 'ul', 'type', 'bridge']);
-  await underlay.exec(['ip', 'addr', 'add', '192.0.2.254/24', 'dev', 'ul']);
-  await underlay.exec(['ip', 'link', 'set', 'ul', 'up']);
-  etcd = etcdServer(underlay, '192.0.2.254');
-  await etcd.start();
-  for (const n of HOSTS) {
-    const host = await createHost(`h${n}`);
-    // the host's underlay link: a veth whose other end is a port of the underlay bridge
-    await host.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `ul${n}`, 'netns', String(underlay.pid)]);
-    await host.exec(['ip', 'addr', 'add', `192.0.2.${n}/24`, 'dev', 'eth0']);
-    await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
-    await underlay.exec(['ip', 'link', 'set', `ul${n}`, 'master', 'ul', 'up']);
-    const stateDir = join(dir, `h${n}`);
-    const configPath = join(dir, `h${n}.json`);
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        name: 'ovl',
-        network: '10.244.0.0/16',
-        subnetPrefix: 24,
-        vni: 1,
-        etcd: { endpoints: [etcd.endpoint] },
-        underlay: 'eth0',
-        node: `h${n}`,
-        ttlSeconds: TTL,
-        stateDir,
-      }),
-    );
-    hosts.push({ n, host, configPath, stateDir, agent: undefined as unknown as AgentProcess, containers: [], ips: [] });
+  lab = await overlayLab({ hosts: 3, ttlSeconds: TTL });
+  for (const h of lab.hosts) {
+    await lab.startAgent(h);
+    hosts.push(Object.assign(h, { agent: h.agent!, containers: [], ips: [] }));
   }
-  for (const h of hosts) h.agent = await startAgentOn(h);
 });
 
 test.after(async () => {
-  for (const h of hosts) await h.agent?.stop();
-  await etcd?.stop();
-  for (const h of hosts) await h.host.destroy();
-  await underlay?.destroy();
+  await lab?.destroy();
 });
 
 test('three hosts lease distinct subnets in the network and program each other', async () => {
@@ -200,11 +148,11 @@ test('netplumb-overlay refuses bad input before touching anything: a relative st
   const h = hosts[0]!;
   const ctr = await h.host.createContainer('bad');
   const run = (conf: Record<string, unknown>) =>
-    forward('netplumb-overlay', {
-      socket: h.agent.socket,
-      where: h.host,
+    execPlugin({
+      file: join(NETPLUMB_BIN, 'netplumb-overlay'),
+      netns: h.host.netnsPath,
       stdin: JSON.stringify({ cniVersion: '1.0.0', type: 'netplumb-overlay', ...conf }),
-      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ovl-bad', CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0' },
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ovl-bad', CNI_NETNS: ctr.netnsPath, CNI_IFNAME: 'eth0', NETPLUMB_AGENT_SOCKET: h.agent.socket },
     });
   const rel = await run({ name: 'ovl', stateDir: 'run/x' });
   assert.equal([rel.exitCode, rel.json.code], [1, 7], rel.stdout);
@@ -237,7 +185,7 @@ test('an agent killed: traffic still flows; restarted: the same subnet and nothi
 });
 
 test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; started again: ADD works', async () => {
-  await etcd.stop();
+  await lab.etcd.stop();
   for (const h of hosts) {
     const told = await waitFor(() => h.agent.events().some((e) => e.event === 'overlay-store-unreachable'), { timeoutMs: 20_000 });
     assert.ok(told, `h${h.n}'s agent noticed`);
@@ -256,7 +204,7 @@ test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; star
     ['lo'],
     'nothing was attached',
   );
-  await etcd.start();
+  await lab.etcd.start();
   const ok = await waitFor(() => h1.agent.events().some((e) => e.event === 'overlay-store-ok'), { timeoutMs: 20_000 });
   assert.ok(ok, 'the agent saw etcd again');
   const r = await overlayAdd(h1, late, 'ovl-late');
