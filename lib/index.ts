@@ -39,6 +39,9 @@ export { addRule, deleteRule, listRules, type Rule, type RuleSpec, type RuleActi
 export {
   addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, type Neighbour, type NeighbourSpec, type NeighState,
 } from './net/neigh.js';
+export {
+  addFdbEntry, appendFdbEntry, replaceFdbEntry, deleteFdbEntry, listFdb, type FdbEntry, type FdbSpec, type FdbState,
+} from './net/fdb.js';
 export { sendGratuitousArp, probeArp, type GratuitousArpSpec, type ArpProbeSpec } from './net/garp.js';
 export {
   readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setAcceptRaSync, setDisableIpv6Sync, setRpFilterSync, setRouteLocalnetSync,

@@ -24,3 +24,5 @@ export {
 } from './cni-runtime.js';
 export { waitFor, type WaitOptions } from './wait.js';
 export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';
+export { etcdServer, ETCD, type EtcdServer } from './etcd.js';
+export { overlayLab, type OverlayLab, type OverlayLabHost } from './overlay-lab.js';

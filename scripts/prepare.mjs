@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes a fresh Debian machine ready for `npm run demo` / `npm test`: system packages (as root, with
 // apt-get), node_modules (npm ci), and the build. Plain JavaScript with no dependencies, because it runs
-// before node_modules exists. Usage: node scripts/prepare.mjs demo|test|bench
+// before node_modules exists. Usage: node scripts/prepare.mjs demo|overlay|test|bench
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 
@@ -11,16 +11,19 @@ const root = new URL('..', import.meta.url).pathname;
 // what must be present → the Debian package that provides it
 const needs = {
   demo: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables' },
+  overlay: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables', '/usr/bin/etcd': 'etcd-server' },
   test: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
     cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
     'rsvg-convert': 'librsvg2-bin',
+    // the overlay's tests start their own (sandboxed); a machine with systemd also starts the package's service
+    '/usr/bin/etcd': 'etcd-server',
   },
   bench: {
     ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
     iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
-    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
+    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev', '/usr/bin/etcd': 'etcd-server', iperf3: 'iperf3',
   },
 }[profile];
 if (!needs) throw new Error(`unknown profile ${profile}`);

@@ -11,6 +11,7 @@ const LOADERS: Record<string, () => Promise<CniPlugin>> = {
   'netplumb-host': async () => (await import('../modes/host.js')).hostPlugin,
   'netplumb-none': async () => (await import('../modes/none.js')).nonePlugin,
   'netplumb-host-local': async () => (await import('../modes/host-local.js')).hostLocal,
+  'netplumb-overlay': async () => (await import('../modes/overlay.js')).overlayPlugin,
 };
 
 /** The executable names the agent serves. */

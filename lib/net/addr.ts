@@ -5,7 +5,7 @@ import {
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from '../netlink/constants.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr } from '../addr/ip.js';
+import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr, parseIp } from '../addr/ip.js';
 import { during, ERR, NetplumbError } from '../errors.js';
 import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import type { Handle } from './handle.js';
@@ -35,6 +35,12 @@ export interface AddressOptions {
   nodad?: boolean;
   /** do not add the prefix route */
   noprefixroute?: boolean;
+  /** the other end of a point-to-point link (`peer`): the prefix route goes to it */
+  peer?: string;
+  /** seconds until the address is removed (`valid_lft`; default forever) */
+  validLifetime?: number;
+  /** seconds until it is deprecated (`preferred_lft`; default the valid lifetime) */
+  preferredLifetime?: number;
 }
 
 /** An address to add, replace or delete: the link it is on and `address/prefix`, plus options for adding. */
@@ -124,7 +130,16 @@ export function addressMessage(type: number, flags: number, index: number, cidr:
   s.writeUInt32LE(index, 4);
   const bytes = ipToBytes({ family, value: c.ip });
   w.attr(IFA_LOCAL, bytes);
-  w.attr(IFA_ADDRESS, bytes);
+  w.attr(IFA_ADDRESS, opts.peer === undefined ? bytes : ipToBytes(parseIp(opts.peer, 'peer address')));
+  if (opts.validLifetime !== undefined || opts.preferredLifetime !== undefined) {
+    // ifa_cacheinfo: preferred, valid (seconds; 0xffffffff is forever), then two stamps the kernel fills in
+    const forever = 0xffffffff;
+    const valid = opts.validLifetime ?? forever;
+    const ci = Buffer.alloc(16);
+    ci.writeUInt32LE(Math.min(opts.preferredLifetime ?? valid, valid), 0);
+    ci.writeUInt32LE(valid, 4);
+    w.attr(IFA_CACHEINFO, ci);
+  }
   if (opts.broadcast !== undefined && family === 4) {
     w.attr(IFA_BROADCAST, ipToBytes(opts.broadcast === true ? { family, value: lastOf(c) } : opts.broadcast));
   }

@@ -4,10 +4,12 @@
  * namespace. See docs/NET.md ("Watching") for how a watch ends.
  */
 import {
-  RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE,
-  RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEIGH,
+  RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNSID, RTM_DELROUTE, RTM_DELRULE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH,
+  RTM_NEWNSID, RTM_NEWROUTE, RTM_NEWRULE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_IFADDR,
+  RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_NSID, NETNSA_NSID,
 } from '../netlink/constants.js';
-import type { NlMessage } from '../netlink/encoding.js';
+import { getS32, parseAttrs, type NlMessage } from '../netlink/encoding.js';
+import { listRules, parseRule, type Rule } from './rule.js';
 import { ERR, ERRNO, NetplumbError } from '../errors.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { NetlinkSocket } from '../netlink/socket.js';
@@ -16,6 +18,7 @@ import type { Handle } from './handle.js';
 import { getLink, listLinks, parseLink, type Link } from './link.js';
 import type { LinkRef } from './link-types.js';
 import { listNeighbours, parseNeighbour, type Neighbour } from './neigh.js';
+import { isFdbMessage, listFdb, parseFdbEntry, type FdbEntry } from './fdb.js';
 import { listRoutes, parseRoute, type Route } from './route.js';
 
 /** One change in a namespace: a link, address, route or neighbour that appeared or changed (`new`) or went (`del`). */
@@ -23,7 +26,11 @@ export type NetEvent =
   | { type: 'link'; action: 'new' | 'del'; link: Link }
   | { type: 'address'; action: 'new' | 'del'; address: Address }
   | { type: 'route'; action: 'new' | 'del'; route: Route }
-  | { type: 'neighbour'; action: 'new' | 'del'; neighbour: Neighbour };
+  | { type: 'neighbour'; action: 'new' | 'del'; neighbour: Neighbour }
+  | { type: 'fdb'; action: 'new' | 'del'; fdb: FdbEntry }
+  | { type: 'rule'; action: 'new' | 'del'; rule: Rule }
+  /** another namespace was given an id in this one (`ip netns set`), or lost it */
+  | { type: 'nsid'; action: 'new' | 'del'; nsid: number };
 
 /** What to watch, and how the subscription behaves. */
 export interface WatchOptions {
@@ -31,6 +38,12 @@ export interface WatchOptions {
   address?: boolean;
   route?: boolean;
   neighbour?: boolean;
+  /** bridge and VXLAN forwarding entries (`bridge monitor fdb`) */
+  fdb?: boolean;
+  /** policy routing rules (`ip monitor rule`); only when asked for */
+  rule?: boolean;
+  /** namespace ids (`ip monitor nsid`); only when asked for, and never listed first */
+  nsid?: boolean;
   /**
    * First report what exists (as `new` events: links, then addresses, routes of every table, neighbours), then
    * the changes. The subscription is made before the listing, so nothing that happens in between is missed; an
@@ -61,7 +74,9 @@ export interface Watch extends AsyncIterableIterator<NetEvent, undefined> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-function toEvent(m: NlMessage): NetEvent | undefined {
+type Kinds = { link: boolean; address: boolean; route: boolean; neighbour: boolean; fdb: boolean; rule: boolean; nsid: boolean };
+
+function toEvent(m: NlMessage, kinds: Kinds): NetEvent | undefined {
   switch (m.type) {
     case RTM_NEWLINK:
     case RTM_DELLINK:
@@ -74,19 +89,30 @@ function toEvent(m: NlMessage): NetEvent | undefined {
       return { type: 'route', action: m.type === RTM_NEWROUTE ? 'new' : 'del', route: parseRoute(m) };
     case RTM_NEWNEIGH:
     case RTM_DELNEIGH:
+      // the neighbour group carries the FDB too (AF_BRIDGE), told apart by family
+      if (isFdbMessage(m)) return kinds.fdb ? { type: 'fdb', action: m.type === RTM_NEWNEIGH ? 'new' : 'del', fdb: parseFdbEntry(m) } : undefined;
+      if (!kinds.neighbour) return undefined;
       return { type: 'neighbour', action: m.type === RTM_NEWNEIGH ? 'new' : 'del', neighbour: parseNeighbour(m) };
+    case RTM_NEWRULE:
+    case RTM_DELRULE:
+      return { type: 'rule', action: m.type === RTM_NEWRULE ? 'new' : 'del', rule: parseRule(m) };
+    case RTM_NEWNSID:
+    case RTM_DELNSID:
+      return { type: 'nsid', action: m.type === RTM_NEWNSID ? 'new' : 'del', nsid: getS32(parseAttrs(m.data, 4)[NETNSA_NSID]) ?? -1 };
     default:
       return undefined;
   }
 }
 
 /** What exists now of the kinds watched, as `new` events (on the handle's own socket, one dump at a time). */
-async function existing(h: Handle, kinds: { link: boolean; address: boolean; route: boolean; neighbour: boolean }): Promise<NetEvent[]> {
+async function existing(h: Handle, kinds: Kinds): Promise<NetEvent[]> {
   const out: NetEvent[] = [];
   if (kinds.link) for (const link of await listLinks(h)) out.push({ type: 'link', action: 'new', link });
   if (kinds.address) for (const address of await listAddresses(h)) out.push({ type: 'address', action: 'new', address });
   if (kinds.route) for (const route of await listRoutes(h, { table: 'all' })) out.push({ type: 'route', action: 'new', route });
   if (kinds.neighbour) for (const neighbour of await listNeighbours(h)) out.push({ type: 'neighbour', action: 'new', neighbour });
+  if (kinds.fdb) for (const fdb of await listFdb(h)) out.push({ type: 'fdb', action: 'new', fdb });
+  if (kinds.rule) for (const rule of await listRules(h)) out.push({ type: 'rule', action: 'new', rule });
   return out;
 }
 
@@ -94,16 +120,18 @@ async function existing(h: Handle, kinds: { link: boolean; address: boolean; rou
  * Subscribes to changes in the handle's namespace (all kinds unless some are chosen). The subscription is
  * live when this returns, so a change made right after is seen. It has its own socket in the namespace; it
  * keeps the process alive until it ends unless `persistent: false` (see Watch for how it ends).
- * Equivalent to: `ip monitor [link] [address] [route] [neigh]`.
+ * Equivalent to: `ip monitor [link] [address] [route] [neigh] [rule] [nsid]`, `bridge monitor fdb`.
  */
 export function watch(h: Handle, opts: WatchOptions = {}): Watch {
-  const all = opts.link === undefined && opts.address === undefined && opts.route === undefined && opts.neighbour === undefined;
-  const kinds = { link: all || !!opts.link, address: all || !!opts.address, route: all || !!opts.route, neighbour: all || !!opts.neighbour };
+  const all = opts.link === undefined && opts.address === undefined && opts.route === undefined && opts.neighbour === undefined && opts.fdb === undefined && opts.rule === undefined && opts.nsid === undefined;
+  const kinds: Kinds = { link: all || !!opts.link, address: all || !!opts.address, route: all || !!opts.route, neighbour: all || !!opts.neighbour, fdb: all || !!opts.fdb, rule: !!opts.rule, nsid: !!opts.nsid };
   const groups: number[] = [];
   if (kinds.link) groups.push(RTNLGRP_LINK);
   if (kinds.address) groups.push(RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR);
   if (kinds.route) groups.push(RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE);
-  if (kinds.neighbour) groups.push(RTNLGRP_NEIGH);
+  if (kinds.neighbour || kinds.fdb) groups.push(RTNLGRP_NEIGH);
+  if (kinds.rule) groups.push(RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE);
+  if (kinds.nsid) groups.push(RTNLGRP_NSID);
   const sock = h.inNetnsSync('subscribe', () => NetlinkSocket.open({ groups }));
   sock.keepAlive(opts.persistent ?? true);
   const max = opts.maxQueue ?? 10000;
@@ -119,7 +147,7 @@ export function watch(h: Handle, opts: WatchOptions = {}): Watch {
   let done = false;
   const info = { op: 'RTNLGRP', what: `events of ${h.label}` };
   sock.onMessage((m) => {
-    const ev = toEvent(m);
+    const ev = toEvent(m, kinds);
     if (!ev) return;
     if (queue.length >= max) failure ??= new NetlinkError(ERRNO.ENOBUFS, info, `more than ${max} events not consumed`);
     else queue.push(ev);

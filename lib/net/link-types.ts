@@ -76,7 +76,32 @@ export interface VlanConfig extends LinkCommon {
   protocol?: '802.1Q' | '802.1ad';
 }
 
-export interface VxlanConfig extends LinkCommon {
+/** VXLAN options set at creation and reported back alike. */
+export interface VxlanOptions {
+  /** outer TOS (`tos`); 1 = inherit */
+  tos?: number;
+  /** UDP source ports to choose from (`srcport MIN MAX`), inclusive */
+  srcPortRange?: [number, number];
+  /** answer ARP/NDP from the FDB and neighbour table (`proxy`) */
+  proxy?: boolean;
+  /** tell userspace of FDB misses (`l2miss`) and neighbour misses (`l3miss`) */
+  l2miss?: boolean;
+  l3miss?: boolean;
+  /** UDP checksums over IPv4 (`udpcsum`) */
+  udpCsum?: boolean;
+  /** send / accept zero UDP checksums over IPv6 (`udp6zerocsumtx`, `udp6zerocsumrx`) */
+  udp6ZeroCsumTx?: boolean;
+  udp6ZeroCsumRx?: boolean;
+  /** metadata-based (`external`): the remote and VNI come from the route or the eBPF program */
+  external?: boolean;
+  /** the outer header's don't-fragment bit (`df unset|set|inherit`) */
+  df?: VxlanDf;
+  /** FDB ageing in seconds (`ageing`) and the most entries (`maxaddress`, 0 = no limit) */
+  ageing?: number;
+  maxAddresses?: number;
+}
+
+export interface VxlanConfig extends LinkCommon, VxlanOptions {
   kind: 'vxlan';
   vni: number;
   /** UDP destination port (default: the kernel's, 8472; 4789 is IANA's) */
@@ -89,6 +114,9 @@ export interface VxlanConfig extends LinkCommon {
   ttl?: number;
   learning?: boolean;
 }
+
+/** The outer header's don't-fragment bit of a VXLAN device. */
+export type VxlanDf = 'unset' | 'set' | 'inherit';
 
 export interface DummyConfig extends LinkCommon {
   kind: 'dummy';
@@ -140,7 +168,7 @@ export interface BridgeInfo {
   nfCall: boolean;
 }
 
-export interface VxlanInfo {
+export interface VxlanInfo extends VxlanOptions {
   vni: number;
   port?: number;
   group?: string;

@@ -13,6 +13,9 @@ import {
   IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NET_NS_PID, IFLA_OPERSTATE, IFLA_STATS64,
   IFLA_TXQLEN, IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL, IFLA_VXLAN_GROUP, IFLA_VXLAN_GROUP6, IFLA_VXLAN_ID,
   IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL,
+  IFLA_VXLAN_AGEING, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_DF, IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS, IFLA_VXLAN_LIMIT,
+  IFLA_VXLAN_PORT_RANGE, IFLA_VXLAN_PROXY, IFLA_VXLAN_TOS, IFLA_VXLAN_UDP_CSUM, IFLA_VXLAN_UDP_ZERO_CSUM6_RX,
+  IFLA_VXLAN_UDP_ZERO_CSUM6_TX,
   NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
 } from '../netlink/constants.js';
 import { bytesToIp, ipToBytes, parseIp } from '../addr/ip.js';
@@ -25,7 +28,7 @@ import { borrowNetnsFdSync, Handle, openHandleSync, type BorrowedNetnsFd } from 
 import { Netns } from './ns.js';
 import type {
   BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
-  LinkOf, MacvlanMode, NetnsTarget, OperState, VethConfig, VethLink, VethPeerConfig,
+  LinkOf, MacvlanMode, NetnsTarget, OperState, VethConfig, VethLink, VethPeerConfig, VxlanConfig, VxlanDf, VxlanInfo,
 } from './link-types.js';
 
 export type * from './link-types.js';
@@ -142,6 +145,7 @@ export function parseLink(m: NlMessage): Link {
           parentIndex: getU32(k[IFLA_VXLAN_LINK]) || undefined,
           ttl: getU8(k[IFLA_VXLAN_TTL]),
           learning: k[IFLA_VXLAN_LEARNING] ? getU8(k[IFLA_VXLAN_LEARNING]) === 1 : undefined,
+          ...parseVxlanOptions(k),
         },
       };
     }
@@ -257,6 +261,41 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
   w.end(p);
 }
 
+const VXLAN_FLAGS = [
+  ['proxy', IFLA_VXLAN_PROXY], ['l2miss', IFLA_VXLAN_L2MISS], ['l3miss', IFLA_VXLAN_L3MISS], ['udpCsum', IFLA_VXLAN_UDP_CSUM],
+  ['udp6ZeroCsumTx', IFLA_VXLAN_UDP_ZERO_CSUM6_TX], ['udp6ZeroCsumRx', IFLA_VXLAN_UDP_ZERO_CSUM6_RX],
+] as const;
+const VXLAN_DF: VxlanDf[] = ['unset', 'set', 'inherit'];
+
+function writeVxlanOptions(w: MessageWriter, cfg: VxlanConfig): void {
+  for (const [key, attr] of VXLAN_FLAGS) if (cfg[key] !== undefined) w.u8(attr, cfg[key] ? 1 : 0);
+  if (cfg.tos !== undefined) w.u8(IFLA_VXLAN_TOS, cfg.tos);
+  if (cfg.srcPortRange !== undefined) {
+    const range = Buffer.alloc(4);
+    range.writeUInt16BE(cfg.srcPortRange[0], 0);
+    range.writeUInt16BE(cfg.srcPortRange[1], 2);
+    w.attr(IFLA_VXLAN_PORT_RANGE, range);
+  }
+  // the kernel takes the flag's presence, whatever its value, as "external"
+  if (cfg.external) w.u8(IFLA_VXLAN_COLLECT_METADATA, 1);
+  if (cfg.df !== undefined) w.u8(IFLA_VXLAN_DF, VXLAN_DF.indexOf(cfg.df));
+  if (cfg.ageing !== undefined) w.u32(IFLA_VXLAN_AGEING, cfg.ageing);
+  if (cfg.maxAddresses !== undefined) w.u32(IFLA_VXLAN_LIMIT, cfg.maxAddresses);
+}
+
+function parseVxlanOptions(k: Partial<Record<number, Buffer>>): Partial<VxlanInfo> {
+  const out: Partial<VxlanInfo> = {};
+  for (const [key, attr] of VXLAN_FLAGS) if (k[attr]) out[key] = getU8(k[attr]) === 1;
+  if (k[IFLA_VXLAN_TOS]) out.tos = getU8(k[IFLA_VXLAN_TOS]);
+  const range = k[IFLA_VXLAN_PORT_RANGE];
+  if (range?.length === 4) out.srcPortRange = [range.readUInt16BE(0), range.readUInt16BE(2)];
+  if (k[IFLA_VXLAN_COLLECT_METADATA]) out.external = getU8(k[IFLA_VXLAN_COLLECT_METADATA]) === 1;
+  if (k[IFLA_VXLAN_DF]) out.df = VXLAN_DF[getU8(k[IFLA_VXLAN_DF]) ?? 0];
+  if (k[IFLA_VXLAN_AGEING]) out.ageing = getU32(k[IFLA_VXLAN_AGEING]);
+  if (k[IFLA_VXLAN_LIMIT]) out.maxAddresses = getU32(k[IFLA_VXLAN_LIMIT]);
+  return out;
+}
+
 async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<void> {
   // Parents are attributes outside IFLA_LINKINFO, so they go first.
   if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
@@ -302,6 +341,7 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
       if (cfg.ttl !== undefined) w.u8(IFLA_VXLAN_TTL, cfg.ttl);
       if (cfg.learning !== undefined) w.u8(IFLA_VXLAN_LEARNING, cfg.learning ? 1 : 0);
       if (cfg.port !== undefined) w.be16(IFLA_VXLAN_PORT, cfg.port);
+      writeVxlanOptions(w, cfg);
       break;
     case 'dummy':
       break;

@@ -1,5 +1,5 @@
 /** Neighbours (ARP for IPv4, NDP for IPv6): list, add, replace, delete (`ip neigh`). See docs/NET.md. */
-import { NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
+import { AF_BRIDGE, NDA_DST, NDA_LLADDR, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, parseIp } from '../addr/ip.js';
 import { bytesToMac, macToBytes } from '../addr/mac.js';
 import { during } from '../errors.js';
@@ -29,6 +29,8 @@ export interface NeighbourSpec {
   state?: NeighState;
   /** an IPv6 router */
   router?: boolean;
+  /** a proxy entry: answer ARP/NDP for `address` on the link (`ip neigh add proxy ADDRESS dev LINK`); no lladdr */
+  proxy?: boolean;
 }
 
 /** A neighbour entry as the kernel reports it. */
@@ -68,7 +70,7 @@ async function neighMessage(h: Handle, type: number, flags: number, n: Neighbour
   s.writeUInt8(afOf(address.family), 0);
   s.writeInt32LE(await linkIndex(h, n.link), 4);
   s.writeUInt16LE(type === RTM_DELNEIGH ? 0 : STATES.find(([k]) => k === (n.state ?? 'permanent'))![1], 8);
-  s.writeUInt8(n.router ? NTF_ROUTER : 0, 10);
+  s.writeUInt8((n.router ? NTF_ROUTER : 0) | (n.proxy ? NTF_PROXY : 0), 10);
   w.attr(NDA_DST, ipToBytes(address));
   if (n.lladdr !== undefined) w.attr(NDA_LLADDR, macToBytes(n.lladdr));
   return w.finish();
@@ -76,7 +78,7 @@ async function neighMessage(h: Handle, type: number, flags: number, n: Neighbour
 
 const text = (n: NeighbourSpec) => `${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${refText(n.link)}`;
 
-/** Adds a neighbour entry (default permanent); EEXIST if there is one. Equivalent to: `ip neigh add ADDRESS lladdr MAC dev LINK nud STATE`. */
+/** Adds a neighbour entry (default permanent); EEXIST if there is one. Equivalent to: `ip neigh add [proxy] ADDRESS lladdr MAC dev LINK nud STATE`. */
 export async function addNeighbour(h: Handle, n: NeighbourSpec): Promise<void> {
   const what = `add neighbour ${text(n)}`;
   const msg = await during({ op: 'addNeighbour', what, object: n.address }, neighMessage(h, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, n));
@@ -90,22 +92,27 @@ export async function replaceNeighbour(h: Handle, n: NeighbourSpec): Promise<voi
   await h.request(msg, { op: 'RTM_NEWNEIGH', what, object: n.address });
 }
 
-/** Deletes a neighbour entry; ENOENT if there is none. Equivalent to: `ip neigh del ADDRESS dev LINK`. */
-export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'link' | 'address'>): Promise<void> {
+/** Deletes a neighbour entry; ENOENT if there is none. Equivalent to: `ip neigh del [proxy] ADDRESS dev LINK`. */
+export async function deleteNeighbour(h: Handle, n: Pick<NeighbourSpec, 'link' | 'address' | 'proxy'>): Promise<void> {
   const what = `delete neighbour ${text(n)}`;
   const msg = await during({ op: 'deleteNeighbour', what, object: n.address }, neighMessage(h, RTM_DELNEIGH, 0, n));
   await h.request(msg, { op: 'RTM_DELNEIGH', what, object: n.address });
 }
 
-/** The neighbour tables (ARP and NDP), optionally of one link or family. Equivalent to: `ip neigh show [dev LINK] [-4|-6]`. */
-export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family?: 4 | 6 } = {}): Promise<Neighbour[]> {
+/**
+ * The neighbour tables (ARP and NDP), optionally of one link or family; with `proxy`, the proxy entries instead
+ * (the kernel dumps them only when asked). Equivalent to: `ip neigh show [proxy] [dev LINK] [-4|-6]`.
+ */
+export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family?: 4 | 6; proxy?: boolean } = {}): Promise<Neighbour[]> {
   const index = filter.link === undefined ? undefined : await linkIndex(h, filter.link);
   const w = new MessageWriter(RTM_GETNEIGH, 0);
   const s = w.struct(12);
   s.writeUInt8(afOf(filter.family), 0);
+  if (filter.proxy) s.writeUInt8(NTF_PROXY, 10);
   const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
   return replies
-    .filter((m) => m.type === RTM_NEWNEIGH)
+    // a dump of every family includes the bridges' forwarding entries (AF_BRIDGE): those are listFdb's
+    .filter((m) => m.type === RTM_NEWNEIGH && m.data.readUInt8(0) !== AF_BRIDGE)
     .map(parseNeighbour)
     .filter((n) => (index === undefined || n.linkIndex === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
 }

@@ -2,7 +2,7 @@
 import {
   NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
   RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
-  RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK,
+  RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK, RTA_METRICS, RTAX_ADVMSS, RTAX_MTU,
 } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOf, familyOfAf, ipToBytes, parseCidr, parseIp } from '../addr/ip.js';
 import { during, ERR, NetplumbError } from '../errors.js';
@@ -50,6 +50,10 @@ export interface RouteSpec {
   multipath?: NextHop[];
   /** needed for `default` routes without a gateway (blackhole, unreachable); else taken from the addresses */
   family?: 4 | 6;
+  /** the path MTU for this route (`mtu`) */
+  mtu?: number;
+  /** the TCP MSS to advertise (`advmss`) */
+  advmss?: number;
 }
 
 /** A route as the kernel reports it. */
@@ -68,6 +72,8 @@ export interface Route {
   type: RouteType | `${number}`;
   onlink: boolean;
   multipath: { gateway: string | undefined; linkIndex: number; weight: number; onlink: boolean }[] | undefined;
+  mtu: number | undefined;
+  advmss: number | undefined;
 }
 
 /** Decodes an RTM_NEWROUTE/RTM_DELROUTE message (a dump entry, a `get` answer or an event). */
@@ -92,6 +98,14 @@ export function parseRoute(m: NlMessage): Route {
       off += (len + 3) & ~3;
     }
   }
+  let mtu: number | undefined;
+  let advmss: number | undefined;
+  if (a[RTA_METRICS]) {
+    eachAttr(a[RTA_METRICS]!, (t, v) => {
+      if (t === RTAX_MTU) mtu = getU32(v);
+      if (t === RTAX_ADVMSS) advmss = getU32(v);
+    });
+  }
   const dst = a[RTA_DST] ? `${bytesToIp(a[RTA_DST]!)}/${dstLen}` : dstLen === 0 ? 'default' : `?/${dstLen}`;
   const type = d.readUInt8(7);
   return {
@@ -107,6 +121,8 @@ export function parseRoute(m: NlMessage): Route {
     type: TYPES[type - 1] ?? `${type}`,
     onlink: (flags & RTNH_F_ONLINK) !== 0,
     multipath,
+    mtu,
+    advmss,
   };
 }
 
@@ -152,6 +168,12 @@ export async function routeMessage(h: Handle, type: number, flags: number, r: Ro
   if (r.link !== undefined) w.u32(RTA_OIF, await linkIndex(h, r.link));
   if (r.src) w.attr(RTA_PREFSRC, ipToBytes(parseIp(r.src, 'preferred source')));
   if (r.metric !== undefined) w.u32(RTA_PRIORITY, r.metric);
+  if (r.mtu !== undefined || r.advmss !== undefined) {
+    const metrics = w.nest(RTA_METRICS);
+    if (r.mtu !== undefined) w.u32(RTAX_MTU, r.mtu);
+    if (r.advmss !== undefined) w.u32(RTAX_ADVMSS, r.advmss);
+    w.end(metrics);
+  }
   if (r.multipath) {
     const mp = w.nest(RTA_MULTIPATH);
     for (const nh of r.multipath) {

@@ -66,6 +66,9 @@ export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV6_ROUTE = 11;
+export const RTNLGRP_IPV4_RULE = 8;
+export const RTNLGRP_IPV6_RULE = 19;
+export const RTNLGRP_NSID = 28;
 
 export { AF_UNSPEC, AF_INET, AF_INET6 } from '../addr/ip.js';
 export const AF_BRIDGE = 7;
@@ -153,10 +156,23 @@ export const IFLA_VXLAN_GROUP = 2;
 export const IFLA_VXLAN_LINK = 3;
 export const IFLA_VXLAN_LOCAL = 4;
 export const IFLA_VXLAN_TTL = 5;
+export const IFLA_VXLAN_TOS = 6;
 export const IFLA_VXLAN_LEARNING = 7;
+export const IFLA_VXLAN_AGEING = 8;
+export const IFLA_VXLAN_LIMIT = 9;
+export const IFLA_VXLAN_PORT_RANGE = 10;
+export const IFLA_VXLAN_PROXY = 11;
+export const IFLA_VXLAN_RSC = 12;
+export const IFLA_VXLAN_L2MISS = 13;
+export const IFLA_VXLAN_L3MISS = 14;
 export const IFLA_VXLAN_PORT = 15;
 export const IFLA_VXLAN_GROUP6 = 16;
 export const IFLA_VXLAN_LOCAL6 = 17;
+export const IFLA_VXLAN_UDP_CSUM = 18;
+export const IFLA_VXLAN_UDP_ZERO_CSUM6_TX = 19;
+export const IFLA_VXLAN_UDP_ZERO_CSUM6_RX = 20;
+export const IFLA_VXLAN_COLLECT_METADATA = 25;
+export const IFLA_VXLAN_DF = 29;
 
 // if_addr.h
 export const IFA_ADDRESS = 1;
@@ -188,6 +204,9 @@ export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
 export const RTA_METRICS = 8;
 export const RTA_MULTIPATH = 9;
+// RTA_METRICS members (RTAX_*)
+export const RTAX_MTU = 2;
+export const RTAX_ADVMSS = 8;
 export const RTA_TABLE = 15;
 export const RTA_VIA = 18;
 export const RTA_PREF = 20;
@@ -205,7 +224,21 @@ export const RT_TABLE_LOCAL = 255;
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
 export const NDA_PROBES = 4;
+export const NDA_VLAN = 5;
+export const NDA_PORT = 6;
+export const NDA_VNI = 7;
+export const NDA_IFINDEX = 8;
 export const NDA_MASTER = 9;
+export const NDA_SRC_VNI = 11;
+export const NTF_SELF = 0x02;
+export const NTF_MASTER = 0x04;
+export const NTF_PROXY = 0x08;
+export const NTF_EXT_LEARNED = 0x10;
+export const NTF_ROUTER = 0x80;
+export const NUD_REACHABLE = 0x02;
+export const NUD_STALE = 0x04;
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
 
 // fib_rules.h
 export const FRA_DST = 1;

@@ -1,0 +1,127 @@
+/**
+ * The overlay's data plane on one host, as flannel's VXLAN backend lays it out: a VXLAN device with learning
+ * off whose address is the host subnet's network address (`10.244.3.0/32`), and for each other host a route
+ * to its subnet via its network address (onlink, through the device), a permanent neighbour entry mapping that
+ * address to its VTEP MAC, and an FDB entry sending that MAC to its underlay address. Nothing is flooded and
+ * nothing learned: every entry comes from the subnet source. `reconcile` makes the tables match a set of
+ * hosts exactly, so it is idempotent and a restarted agent neither doubles nor forgets entries.
+ */
+import { cidrContains, parseCidr, parseIp } from '../../addr/ip.js';
+import { addAddress, deleteAddress, listAddresses } from '../../net/addr.js';
+import { deleteFdbEntry, listFdb, replaceFdbEntry } from '../../net/fdb.js';
+import type { Handle } from '../../net/handle.js';
+import { createLink, findLink, linkIndex, setLinkUp } from '../../net/link.js';
+import { deleteNeighbour, listNeighbours, replaceNeighbour } from '../../net/neigh.js';
+import { deleteRoute, listRoutes, replaceRoute } from '../../net/route.js';
+import { setIpForwardSync } from '../../net/sysctl.js';
+import { nthAddress, type OverlayConfig } from './config.js';
+import type { HostRecord } from './subnet-source.js';
+
+/** VXLAN over IPv4 adds 50 bytes: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8. */
+export const VXLAN_OVERHEAD = 50;
+
+export interface Underlay {
+  linkIndex: number;
+  address: string;
+  mtu: number;
+}
+
+/** The underlay link and address: by interface name (its first IPv4 address) or by address. */
+export async function findUnderlay(h: Handle, underlay: string): Promise<Underlay> {
+  const addrs = await listAddresses(h, { family: 4 });
+  const byAddress = addrs.find((a) => a.address === underlay);
+  const link = byAddress ? await findLink(h, byAddress.linkIndex) : await findLink(h, underlay);
+  if (!link) throw new Error(`overlay: underlay ${underlay} is neither an interface nor an address of this host`);
+  const address = byAddress?.address ?? addrs.find((a) => a.linkIndex === link.index && a.scope === 'universe')?.address;
+  if (!address) throw new Error(`overlay: underlay interface ${underlay} has no IPv4 address`);
+  return { linkIndex: link.index, address, mtu: link.mtu };
+}
+
+/** Creates (or keeps) the VXLAN device, up, with MTU = underlay − 50; resolves its MAC. */
+export async function ensureVxlan(h: Handle, cfg: OverlayConfig, u: Underlay): Promise<{ mac: string; mtu: number }> {
+  const mtu = u.mtu - VXLAN_OVERHEAD;
+  let dev = await findLink(h, cfg.device);
+  if (dev && (dev.kind !== 'vxlan' || dev.vxlan.vni !== cfg.vni || dev.vxlan.local !== u.address)) {
+    throw new Error(`overlay: ${cfg.device} exists and is not the VXLAN device of VNI ${cfg.vni} on ${u.address}`);
+  }
+  dev ??= await createLink(h, {
+    kind: 'vxlan',
+    name: cfg.device,
+    vni: cfg.vni,
+    port: cfg.port,
+    local: u.address,
+    parent: u.linkIndex,
+    learning: false,
+    mtu,
+    // the kernel picks the source port by flow hash within this range, so the underlay can spread flows
+  });
+  await setLinkUp(h, cfg.device);
+  // routing between the containers' bridge and the tunnel
+  setIpForwardSync(h, true);
+  return { mac: dev.mac!, mtu };
+}
+
+/** Gives the VXLAN device its subnet's network address (`/32`), removing an old subnet's. */
+export async function setDeviceSubnet(h: Handle, cfg: OverlayConfig, subnet: string): Promise<void> {
+  const want = nthAddress(subnet, 0);
+  const have = await listAddresses(h, { link: cfg.device, family: 4 });
+  for (const a of have) if (a.address !== want) await deleteAddress(h, { link: a.linkIndex, cidr: a.cidr }).catch(ignoreGone);
+  if (!have.some((a) => a.address === want)) await addAddress(h, { link: cfg.device, cidr: `${want}/32` });
+}
+
+/** Makes the routes, neighbours and FDB entries of the VXLAN device match `peers` exactly. */
+export async function reconcile(h: Handle, cfg: OverlayConfig, peers: readonly HostRecord[]): Promise<{ added: number; removed: number }> {
+  const dev = await linkIndex(h, cfg.device);
+  const network = parseCidr(cfg.network, 'overlay network');
+  const inNetwork = (ip: string) => cidrContains(network, parseIp(ip));
+  const wantRoutes = new Set(peers.map((p) => p.subnet));
+  const wantNeigh = new Map(peers.map((p) => [nthAddress(p.subnet, 0), p.vtepMac]));
+  const wantFdb = new Map(peers.map((p) => [p.vtepMac, p.vtepIp]));
+  let added = 0;
+  let removed = 0;
+
+  // what is there that should not be: another host's entries after it left
+  for (const r of await listRoutes(h, { family: 4 })) {
+    if (r.linkIndex === dev && r.dst !== 'default' && inNetwork(r.dst.split('/')[0]!) && r.gateway !== undefined && !wantRoutes.has(r.dst)) {
+      await deleteRoute(h, { dst: r.dst, link: dev, gateway: r.gateway }).catch(ignoreGone);
+      removed++;
+    }
+  }
+  for (const n of await listNeighbours(h, { link: dev, family: 4 })) {
+    if (wantNeigh.get(n.address) !== n.lladdr) {
+      await deleteNeighbour(h, { link: dev, address: n.address }).catch(ignoreGone);
+      removed++;
+    }
+  }
+  for (const f of await listFdb(h, { link: dev })) {
+    if (f.dst !== undefined && wantFdb.get(f.mac) !== f.dst) {
+      await deleteFdbEntry(h, { link: dev, mac: f.mac, dst: f.dst }).catch(ignoreGone);
+      removed++;
+    }
+  }
+  // what should be there: replace is idempotent, so a restart changes nothing that is right
+  const haveFdb = new Map((await listFdb(h, { link: dev })).map((f) => [f.mac, f.dst]));
+  const haveNeigh = new Map((await listNeighbours(h, { link: dev, family: 4 })).map((n) => [n.address, n.lladdr]));
+  const haveRoutes = new Set((await listRoutes(h, { family: 4 })).filter((r) => r.linkIndex === dev).map((r) => r.dst));
+  for (const p of peers) {
+    const gw = nthAddress(p.subnet, 0);
+    if (haveFdb.get(p.vtepMac) !== p.vtepIp) {
+      await replaceFdbEntry(h, { link: dev, mac: p.vtepMac, dst: p.vtepIp });
+      added++;
+    }
+    if (haveNeigh.get(gw) !== p.vtepMac) {
+      await replaceNeighbour(h, { link: dev, address: gw, lladdr: p.vtepMac });
+      added++;
+    }
+    if (!haveRoutes.has(p.subnet)) {
+      await replaceRoute(h, { dst: p.subnet, gateway: gw, link: dev, onlink: true });
+      added++;
+    }
+  }
+  return { added, removed };
+}
+
+function ignoreGone(e: unknown): void {
+  const code = (e as { code?: string }).code;
+  if (code !== 'ENOENT' && code !== 'ESRCH' && code !== 'EADDRNOTAVAIL') throw e;
+}

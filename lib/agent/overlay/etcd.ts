@@ -1,0 +1,207 @@
+/**
+ * The few etcd v3 calls the overlay needs (range, transaction, delete, lease grant/keep-alive/revoke, watch),
+ * spoken to etcd's JSON gateway (grpc-gateway: POST /v3/..., keys and values in base64) with Node's fetch.
+ * Why not the `etcd3` package: it brings gRPC (@grpc/grpc-js, proto-loader, ~10 MB) into the agent's start-up
+ * for six calls, and the gateway is part of every etcd server since 3.3 (Debian's 3.4 included).
+ * Every call is bounded by a timeout; a failure is an EtcdError naming the endpoint.
+ */
+
+/** A key-value pair as etcd stores it (key and value decoded to text). */
+export interface EtcdKv {
+  key: string;
+  value: string;
+  modRevision: number;
+  createRevision: number;
+  lease: string | undefined;
+}
+
+/** A change seen by a watch. */
+export interface EtcdEvent {
+  type: 'put' | 'delete';
+  kv: EtcdKv;
+}
+
+/** etcd unreachable, or an answer that is not what was asked for. */
+export class EtcdError extends Error {
+  override name = 'EtcdError';
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
+
+/** The key just after every key that starts with `prefix` (etcd's `range_end` for a prefix). */
+function prefixEnd(prefix: string): string {
+  const b = Buffer.from(prefix, 'utf8');
+  for (let i = b.length - 1; i >= 0; i--) {
+    if (b[i]! < 0xff) {
+      const end = Buffer.from(b.subarray(0, i + 1));
+      end[i]! += 1;
+      return end.toString('base64');
+    }
+  }
+  return Buffer.from([0]).toString('base64');
+}
+
+/** A key-value pair as the gateway writes it (numbers as strings, bytes as base64). */
+interface WireKv {
+  key?: string;
+  value?: string;
+  mod_revision?: string;
+  create_revision?: string;
+  lease?: string;
+}
+
+/** Whatever JSON the gateway answers; only the fields read are declared. */
+interface WireAnswer {
+  [k: string]: unknown;
+  message?: string;
+  error?: { message?: string } | string;
+  header?: { revision?: string };
+  kvs?: WireKv[];
+  ID?: string;
+  TTL?: string;
+  succeeded?: boolean;
+  result?: { TTL?: string; canceled?: boolean; cancel_reason?: string; events?: { type?: string; kv?: WireKv }[] };
+}
+
+function toKv(kv: WireKv): EtcdKv {
+  return {
+    key: unb64(kv.key),
+    value: unb64(kv.value),
+    modRevision: Number(kv.mod_revision ?? 0),
+    createRevision: Number(kv.create_revision ?? 0),
+    lease: kv.lease && kv.lease !== '0' ? String(kv.lease) : undefined,
+  };
+}
+
+export interface EtcdClientOptions {
+  /** `http://HOST:PORT`, tried in order */
+  endpoints: string[];
+  /** per call (default 3000 ms) */
+  timeoutMs?: number;
+}
+
+/** A client of one etcd cluster, by its endpoints. */
+export class EtcdClient {
+  readonly endpoints: string[];
+  readonly timeoutMs: number;
+
+  constructor(o: EtcdClientOptions) {
+    if (o.endpoints.length === 0) throw new EtcdError('etcd: no endpoints given');
+    for (const e of o.endpoints) if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new EtcdError(`etcd: endpoint ${JSON.stringify(e)} is not http(s)://HOST:PORT`);
+    this.endpoints = o.endpoints.map((e) => e.replace(/\/$/, ''));
+    this.timeoutMs = o.timeoutMs ?? 3000;
+  }
+
+  /** One call, to the first endpoint that answers. */
+  async call(path: string, body: unknown): Promise<WireAnswer> {
+    let last: unknown;
+    for (const ep of this.endpoints) {
+      try {
+        const r = await fetch(`${ep}${path}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+        const text = await r.text();
+        const json = (text ? JSON.parse(text) : {}) as WireAnswer;
+        if (!r.ok) throw new EtcdError(`etcd ${ep}${path}: ${r.status} ${json.message ?? text}`);
+        return json;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last instanceof EtcdError ? last : new EtcdError(`etcd unreachable (${this.endpoints.join(', ')}): ${(last as Error)?.message ?? last}`);
+  }
+
+  /** Every key under `prefix`, and the store's revision when read. */
+  async getPrefix(prefix: string): Promise<{ kvs: EtcdKv[]; revision: number }> {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
+    return { kvs: (r.kvs ?? []).map(toKv), revision: Number(r.header?.revision ?? 0) };
+  }
+
+  /** Grants a lease of `ttl` seconds; resolves its id. */
+  async grantLease(ttl: number): Promise<string> {
+    const r = await this.call('/v3/lease/grant', { TTL: ttl });
+    if (!r.ID) throw new EtcdError('etcd: lease grant answered without an ID');
+    return String(r.ID);
+  }
+
+  /** Renews a lease; resolves the seconds left, 0 when the lease is gone. */
+  async keepAlive(id: string): Promise<number> {
+    const r = await this.call('/v3/lease/keepalive', { ID: id });
+    return Number(r.result?.TTL ?? 0);
+  }
+
+  /** Revokes a lease: its keys go at once. */
+  async revokeLease(id: string): Promise<void> {
+    await this.call('/v3/lease/revoke', { ID: id });
+  }
+
+  /**
+   * Puts `key` = `value` under `lease` only if the key is absent (`modRevision` 0) or unchanged since
+   * `modRevision`; resolves whether it did.
+   */
+  async putIf(key: string, value: string, lease: string, modRevision: number): Promise<boolean> {
+    const r = await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(key), result: 'EQUAL', target: 'MOD', mod_revision: String(modRevision) }],
+      success: [{ request_put: { key: b64(key), value: b64(value), lease } }],
+    });
+    return r.succeeded === true;
+  }
+
+  /** Puts `key` = `value` under `lease`. */
+  async put(key: string, value: string, lease: string): Promise<void> {
+    await this.call('/v3/kv/put', { key: b64(key), value: b64(value), lease });
+  }
+
+  /** Deletes `key`. */
+  async delete(key: string): Promise<void> {
+    await this.call('/v3/kv/deleterange', { key: b64(key) });
+  }
+
+  /**
+   * Watches every key under `prefix` from `revision` on, calling `onEvents` for each batch, until `signal`
+   * fires (resolves) or the stream breaks (rejects: the caller lists again and watches anew).
+   */
+  async watchPrefix(prefix: string, revision: number, onEvents: (events: EtcdEvent[]) => void, signal: AbortSignal): Promise<void> {
+    const ep = this.endpoints[0]!;
+    let r: Response;
+    try {
+      r = await fetch(`${ep}/v3/watch`, {
+        method: 'POST',
+        body: JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(revision) } }),
+        headers: { 'content-type': 'application/json' },
+        signal,
+      });
+    } catch (e) {
+      if (signal.aborted) return;
+      throw new EtcdError(`etcd unreachable (${ep}): watch: ${(e as Error).message}`);
+    }
+    if (!r.ok || !r.body) throw new EtcdError(`etcd ${ep}/v3/watch: ${r.status}`);
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true });
+        // the gateway writes one JSON object per line
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          const msg = JSON.parse(line) as WireAnswer;
+          if (msg.error) throw new EtcdError(`etcd watch: ${typeof msg.error === 'string' ? msg.error : (msg.error.message ?? '')}`);
+          const res = msg.result ?? {};
+          if (res.canceled) throw new EtcdError(`etcd watch canceled: ${res.cancel_reason ?? ''}`);
+          const events: EtcdEvent[] = (res.events ?? []).map((e) => ({ type: e.type === 'DELETE' ? 'delete' : 'put', kv: toKv(e.kv ?? {}) }));
+          if (events.length) onEvents(events);
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      throw e instanceof EtcdError ? e : new EtcdError(`etcd watch broke (${ep}): ${(e as Error).message}`);
+    }
+    if (!signal.aborted) throw new EtcdError(`etcd watch ended (${ep})`);
+  }
+}
