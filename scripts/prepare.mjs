@@ -3,7 +3,7 @@
 // apt-get), node_modules (npm ci), and the build. Plain JavaScript with no dependencies, because it runs
 // before node_modules exists. Usage: node scripts/prepare.mjs demo|overlay|test|bench
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 const profile = process.argv[2] ?? 'test';
 const root = new URL('..', import.meta.url).pathname;
