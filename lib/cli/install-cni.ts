@@ -59,7 +59,12 @@ function linkTarget(p: string): string | undefined {
  * The conflist for `--mode`. Bridge mode uses the network defined by `netplumb network create NAME`, defining it
  * (with --subnet, or the first free one) when there is none; such a definition is install-cni's, and goes with --uninstall.
  */
-function conflist(name: string, mode: (typeof MODES)[number], o: { subnet?: string; container?: string; cniVersion: string }, m: Manifest): Record<string, unknown> {
+function conflist(
+  name: string,
+  mode: (typeof MODES)[number],
+  o: { subnet?: string; container?: string; cniVersion: string },
+  m: Manifest,
+): Record<string, unknown> {
   let plugin: Record<string, unknown>;
   if (mode === 'bridge') {
     let net = readNetwork(name);
@@ -98,7 +103,16 @@ export function addInstallCniCommand(program: Command): void {
     });
 }
 
-function install(o: { dir: string; confDir?: string; network: string; mode: string; subnet?: string; container?: string; cniVersion: string; force?: boolean }) {
+function install(o: {
+  dir: string;
+  confDir?: string;
+  network: string;
+  mode: string;
+  subnet?: string;
+  container?: string;
+  cniVersion: string;
+  force?: boolean;
+}) {
   if (!MODES.includes(o.mode as (typeof MODES)[number])) throw new CliError(`--mode ${o.mode}: use ${MODES.join(', ')}`, EXIT.USAGE);
   if (!isSupportedVersion(o.cniVersion)) throw new CliError(`--cni-version ${o.cniVersion}: use one of ${SUPPORTED_VERSIONS.join(', ')}`, EXIT.USAGE);
   const dir = resolve(o.dir);

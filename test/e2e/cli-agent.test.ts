@@ -29,7 +29,11 @@ let agent: AgentProcess;
 
 /** `netplumb ARGS` in the host as the group member, talking to the agent at `socket`. */
 const asMember = (socket: string, args: string[]): Promise<RunResult> =>
-  host.exec([...AS_MEMBER, process.execPath, NETPLUMB, ...args], { env: { NETPLUMB_SOCKET: socket, NETPLUMB_STATE_DIR: STATE }, check: false, timeoutMs: 60_000 });
+  host.exec([...AS_MEMBER, process.execPath, NETPLUMB, ...args], {
+    env: { NETPLUMB_SOCKET: socket, NETPLUMB_STATE_DIR: STATE },
+    check: false,
+    timeoutMs: 60_000,
+  });
 
 async function ok(args: string[]): Promise<any> {
   const r = await asMember(agent.socket, [...args, '--json']);
@@ -46,7 +50,7 @@ test.after(async () => {
   await host?.destroy();
 });
 
-test('as a member of the agent\'s group: create, connect, inspect, disconnect, rm carry traffic and leave nothing', async () => {
+test("as a member of the agent's group: create, connect, inspect, disconnect, rm carry traffic and leave nothing", async () => {
   const linksBefore = (await host.ip<any[]>('link', 'show')).map((l) => l.ifname).sort();
   const net = await ok(['network', 'create', 'grp', '--subnet', '10.92.0.0/24']);
   assert.is(net.gateway, '10.92.0.1');
@@ -57,10 +61,17 @@ test('as a member of the agent\'s group: create, connect, inspect, disconnect, r
   assert.equal(seen, ep.addresses, 'the container has the address the agent gave');
   assert.ok((await ping(c, '10.92.0.1', { count: 2, interval: 0.2 })).ok, 'the container reaches its gateway');
   const [inspected] = await ok(['network', 'inspect', 'grp']);
-  assert.equal(Object.values(inspected.containers).map((e: any) => [e.name, e.ipv4Address]), [['m1', ep.addresses[0]]]);
+  assert.equal(
+    Object.values(inspected.containers).map((e: any) => [e.name, e.ipv4Address]),
+    [['m1', ep.addresses[0]]],
+  );
 
   await ok(['disconnect', 'grp', 'm1']);
-  assert.equal((await c.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo'], 'the interface is gone');
+  assert.equal(
+    (await c.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+    'the interface is gone',
+  );
   await ok(['network', 'rm', 'grp']);
   assert.equal(await ok(['network', 'ls']), [], 'no network left');
   assert.equal(await vethNames(host), []);
@@ -69,7 +80,10 @@ test('as a member of the agent\'s group: create, connect, inspect, disconnect, r
 
   const served = agent.events().filter((e) => e.event === 'request' && String(e.verb).includes('/v1/networks'));
   assert.ok(served.length >= 5, agent.log());
-  assert.ok(served.every((e) => e.peer?.uid === 65534), 'every request came from the group member');
+  assert.ok(
+    served.every((e) => e.peer?.uid === 65534),
+    'every request came from the group member',
+  );
   await c.destroy();
 });
 
@@ -93,7 +107,10 @@ test('the same user with no agent answering: each command is refused naming what
     assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   assert.equal({ links: JSON.stringify(await host.ip('link', 'show')), state: treeSnapshot(STATE) }, before, 'nothing changed');
-  assert.equal((await c.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
+  assert.equal(
+    (await c.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+  );
   await ok(['network', 'rm', 'kept']);
   await c.destroy();
 });

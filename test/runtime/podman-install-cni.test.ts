@@ -40,7 +40,11 @@ const before = machineDirs();
 
 /** `netplumb ARGS --json` in the host, as root without an agent; its JSON. */
 async function netplumb(args: string[]): Promise<any> {
-  const r: RunResult = await host.exec([process.execPath, NETPLUMB, ...args, '--json'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' }, check: false, timeoutMs: 60_000 });
+  const r: RunResult = await host.exec([process.execPath, NETPLUMB, ...args, '--json'], {
+    env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' },
+    check: false,
+    timeoutMs: 60_000,
+  });
   assert.is(r.exitCode, 0, `netplumb ${args.join(' ')}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -59,7 +63,11 @@ test.before(async () => {
 test.after(async () => {
   if (host) {
     await podman(['rm', '-f', '-a'], false);
-    await run([process.execPath, NETPLUMB, 'install-cni', '--uninstall'], { netns: host.netnsPath, env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' }, check: false });
+    await run([process.execPath, NETPLUMB, 'install-cni', '--uninstall'], {
+      netns: host.netnsPath,
+      env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' },
+      check: false,
+    });
     await host.destroy();
   }
   try {
@@ -76,7 +84,10 @@ test('install-cni fills the directories podman uses; two containers reach the ga
   const confBefore = readdirSync(conf).sort();
   const installed = await netplumb(['install-cni', '--dir', bin, '--conf-dir', conf, '--network', NETWORK, '--mode', 'bridge', '--subnet', SUBNET]);
   const file = join(conf, `50-${NETWORK}.conflist`);
-  assert.equal(installed.installed.sort(), [...['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none'].map((p) => join(bin, p)), file].sort());
+  assert.equal(
+    installed.installed.sort(),
+    [...['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none'].map((p) => join(bin, p)), file].sort(),
+  );
   for (const p of installed.installed.filter((f: string) => f.startsWith(bin))) assert.ok(lstatSync(p).isSymbolicLink(), p);
   const list = JSON.parse(readFileSync(file, 'utf8'));
   assert.is(list.plugins[0].type, 'netplumb-bridge');
@@ -93,7 +104,10 @@ test('install-cni fills the directories podman uses; two containers reach the ga
   assert.is(await tcpFetch(netns2, ip1, 80), 'i1', 'i2 reaches i1');
   const bridge = (await netplumb(['network', 'inspect', NETWORK]))[0]?.bridge;
   assert.ok(bridge, 'install-cni defined the network');
-  assert.ok((await host.ip<any[]>('link', 'show')).some((l) => l.ifname === bridge), `the bridge ${bridge} carries them`);
+  assert.ok(
+    (await host.ip<any[]>('link', 'show')).some((l) => l.ifname === bridge),
+    `the bridge ${bridge} carries them`,
+  );
 
   await podman(['rm', '-f', 'i1', 'i2']);
   assert.equal(await vethNames(host), [], 'no veth left');
@@ -101,7 +115,10 @@ test('install-cni fills the directories podman uses; two containers reach the ga
   assert.equal(gone.removed.sort(), [...installed.installed, `network ${NETWORK}`].sort(), 'exactly what it installed');
   assert.equal(readdirSync(bin).sort(), binBefore, 'the bin directory holds what it held');
   assert.equal(readdirSync(conf).sort(), confBefore, 'the configuration directory holds what it held');
-  assert.not.ok((await host.ip<any[]>('link', 'show')).some((l) => l.ifname === bridge), 'the bridge is gone');
+  assert.not.ok(
+    (await host.ip<any[]>('link', 'show')).some((l) => l.ifname === bridge),
+    'the bridge is gone',
+  );
   assert.equal(await netplumb(['network', 'ls']), [], 'no network left');
   assert.not.ok(existsSync(join(state, 'install-cni.json')), 'no manifest left');
   assert.equal(machineDirs(), before, "the machine's /opt/cni/bin and /etc/cni/net.d are untouched");

@@ -19,7 +19,10 @@ test('--version loads no command module and no native code', async () => {
   const r = await run('--version');
   assert.is(r.exitCode, 0);
   assert.match(r.stdout, /^\d+\.\d+\.\d+/);
-  assert.ok(r.mods.some((u) => u.endsWith('/lib/cli/main.js')), 'the oracle saw the command load');
+  assert.ok(
+    r.mods.some((u) => u.endsWith('/lib/cli/main.js')),
+    'the oracle saw the command load',
+  );
   assert.equal(commandModules(r.mods), []);
   assert.equal(heavy(r.mods), []);
 });
