@@ -8,6 +8,7 @@ import { lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { isSupportedVersion, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { bridgeConfig, checkNetworkName, createNetwork, readNetwork, removeNetwork, stateRoot } from '../networks/index.js';
 import { makePrivateDir, writeJsonAtomic } from '../networks/store.js';
 import { CliError, EXIT, printJson, progress } from './output.js';
@@ -58,7 +59,12 @@ function linkTarget(p: string): string | undefined {
  * The conflist for `--mode`. Bridge mode uses the network defined by `netplumb network create NAME`, defining it
  * (with --subnet, or the first free one) when there is none; such a definition is install-cni's, and goes with --uninstall.
  */
-function conflist(name: string, mode: (typeof MODES)[number], o: { subnet?: string; container?: string }, m: Manifest): Record<string, unknown> {
+function conflist(
+  name: string,
+  mode: (typeof MODES)[number],
+  o: { subnet?: string; container?: string; cniVersion: string },
+  m: Manifest,
+): Record<string, unknown> {
   let plugin: Record<string, unknown>;
   if (mode === 'bridge') {
     let net = readNetwork(name);
@@ -72,7 +78,7 @@ function conflist(name: string, mode: (typeof MODES)[number], o: { subnet?: stri
     if (!o.container) throw new CliError('--mode container needs --container TARGET (the container to join)', EXIT.USAGE);
     plugin = { type: 'netplumb-container', container: o.container };
   } else plugin = { type: `netplumb-${mode}` };
-  return { cniVersion: '1.1.0', name, plugins: [plugin] };
+  return { cniVersion: o.cniVersion, name, plugins: [plugin] };
 }
 
 export function addInstallCniCommand(program: Command): void {
@@ -85,6 +91,8 @@ export function addInstallCniCommand(program: Command): void {
     .option('--mode <mode>', `the conflist's mode: ${MODES.join(' | ')}`, 'bridge')
     .option('--subnet <cidr>', 'bridge mode, for a network not defined with `netplumb network create`')
     .option('--container <target>', 'container mode: the container to join')
+    // libcni before 1.2 (podman 4, containerd 1.6/1.7: Debian 12's) cannot parse a 1.1.0 result and fails every ADD
+    .option('--cni-version <version>', "the conflist's cniVersion (1.1.0 adds STATUS and GC, for runtimes that read it)", '1.0.0')
     .option('--force', "replace files of the same names that are not netplumb's")
     .option('--uninstall', 'remove what install-cni installed')
     .option('--json', 'print what was done as JSON')
@@ -95,8 +103,18 @@ export function addInstallCniCommand(program: Command): void {
     });
 }
 
-function install(o: { dir: string; confDir?: string; network: string; mode: string; subnet?: string; container?: string; force?: boolean }) {
+function install(o: {
+  dir: string;
+  confDir?: string;
+  network: string;
+  mode: string;
+  subnet?: string;
+  container?: string;
+  cniVersion: string;
+  force?: boolean;
+}) {
   if (!MODES.includes(o.mode as (typeof MODES)[number])) throw new CliError(`--mode ${o.mode}: use ${MODES.join(', ')}`, EXIT.USAGE);
+  if (!isSupportedVersion(o.cniVersion)) throw new CliError(`--cni-version ${o.cniVersion}: use one of ${SUPPORTED_VERSIONS.join(', ')}`, EXIT.USAGE);
   const dir = resolve(o.dir);
   const missing = PLUGINS.filter((p) => pluginExecutable(p) === undefined);
   if (missing.length) throw new CliError(`this package has no ${missing.join(', ')} in ${pluginsDir()}: build it (npm run build)`, EXIT.FAILED);

@@ -1,7 +1,7 @@
 /** `netplumb network create|ls|inspect|rm`, `netplumb connect`, `netplumb disconnect`. */
 import { Command, Option } from 'commander';
 import { parsePortSpec, type PublishedPort } from '../networks/index.js';
-import { networkOps, type NetworkOps } from './network-ops.js';
+import type { NetworkOps } from './network-ops.js';
 import { CliError, EXIT, printJson, printTable, progress } from './output.js';
 
 /** Parses `HOST:CONTAINER[/tcp|udp]` or `IP:HOST:CONTAINER[/proto]` (Docker's --publish). */
@@ -34,8 +34,11 @@ function parseLink(s: string): { to: string; port: ReturnType<typeof parsePortSp
   }
 }
 
+/** netplumbd's or the in-process verbs, loaded when a command runs (lib/networks is most of a start's cost). */
+const loadOps = async (): Promise<NetworkOps> => (await import('./network-ops.js')).networkOps();
+
 /** Adds the network commands to `program`; `ops` is called once per command (agent or in process). */
-export function addNetworkCommands(program: Command, ops: () => Promise<NetworkOps> = networkOps): void {
+export function addNetworkCommands(program: Command, ops: () => Promise<NetworkOps> = loadOps): void {
   const network = program.command('network').description('define networks (a bridge, a subnet and its IPAM) and list, inspect or remove them');
 
   network

@@ -8,12 +8,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
+import { sandboxed, createHost, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
-import { busyboxRootfs, cniBinDir, recordedCalls, replayRecordedAdds, rootfsTar, RUNC_WRAPPER, skipUnlessInstalled, tcpFetch } from '../fixtures/runtimes.js';
+import { busyboxRootfs, cniBinDir, podmanIn, recordedCalls, replayRecordedAdds, rootfsTar, skipUnlessInstalled, tcpFetch, type Podman } from '../fixtures/runtimes.js';
 
 skipUnlessInstalled(['podman', 'conmon', '/usr/sbin/runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'podman runc busybox-static containernetworking-plugins');
 
@@ -29,7 +29,7 @@ const IMAGE = 'netplumb.test/busybox:podman';
 const ipamDir = join(tmp, 'ipam');
 const recordDir = join(tmp, 'recorded');
 let host: Host;
-let env: Record<string, string>;
+let podman: Podman;
 
 const conflist = {
   cniVersion: '1.0.0',
@@ -47,46 +47,13 @@ const conflist = {
   ],
 };
 
-const podman = (args: string[], check = true) => run(['podman', ...args], { netns: host.netnsPath, env, check, timeoutMs: 120_000 });
-
 test.before(async () => {
   host = await createHost('node');
   const conf = join(tmp, 'net.d');
   mkdirSync(conf);
   mkdirSync(recordDir);
   writeFileSync(join(conf, '10-podnet.conflist'), JSON.stringify(conflist));
-  const bin = cniBinDir(join(tmp, 'bin'));
-  chmodSync(RUNC_WRAPPER, 0o755);
-  writeFileSync(
-    join(tmp, 'containers.conf'),
-    `[containers]
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-runtime = "netplumb-runc"
-tmp_dir = ${JSON.stringify(join(tmp, 'libpod-tmp'))}
-[engine.runtimes]
-netplumb-runc = [${JSON.stringify(RUNC_WRAPPER)}]
-[network]
-network_backend = "cni"
-cni_plugin_dirs = [${JSON.stringify(bin)}]
-network_config_dir = ${JSON.stringify(conf)}
-`,
-  );
-  writeFileSync(
-    join(tmp, 'storage.conf'),
-    `[storage]
-driver = "vfs"
-graphroot = ${JSON.stringify(join(tmp, 'storage'))}
-runroot = ${JSON.stringify(join(tmp, 'storage-run'))}
-`,
-  );
-  env = {
-    CONTAINERS_CONF: join(tmp, 'containers.conf'),
-    CONTAINERS_STORAGE_CONF: join(tmp, 'storage.conf'),
-    NETPLUMB_RECORD_DIR: recordDir,
-  };
+  podman = podmanIn(host, tmp, { cniBinDir: cniBinDir(join(tmp, 'bin')), cniConfDir: conf, env: { NETPLUMB_RECORD_DIR: recordDir } });
   const rootfs = busyboxRootfs(join(tmp, 'rootfs'));
   await podman(['import', '--change', 'CMD ["sh"]', await rootfsTar(rootfs, join(tmp, 'rootfs.tar')), IMAGE]);
 });
