@@ -1,6 +1,7 @@
 /** `netplumb network create|ls|inspect|rm`, `netplumb connect`, `netplumb disconnect`. */
 import { Command, Option } from 'commander';
-import { parsePortSpec, type PublishedPort } from '../networks/index.js';
+import type { PublishedPort } from '../networks/index.js';
+import { parsePortSpec } from '../networks/policy-store.js';
 import type { NetworkOps } from './network-ops.js';
 import { CliError, EXIT, printJson, printTable, progress } from './output.js';
 

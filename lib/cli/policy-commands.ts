@@ -1,6 +1,6 @@
 /** `netplumb policy allow|ls|rm`: allow rules of icc=false networks (lib/networks/policy.ts). */
 import type { Command } from 'commander';
-import { parsePortSpec } from '../networks/index.js';
+import { parsePortSpec } from '../networks/policy-store.js';
 import { networkOps, type NetworkOps } from './network-ops.js';
 import { CliError, EXIT, printJson, printTable } from './output.js';
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ERR, NetplumbError } from '../errors.js';
 import { networkDir, writeJsonAtomic, type StoreOptions } from './store.js';
 
 export type PolicyProtocol = 'tcp' | 'udp' | 'sctp';
@@ -49,3 +50,14 @@ export function forgetPolicyOf(network: string, containerId: string, opts?: Stor
     .filter((r) => r.from.length > 0);
   if (JSON.stringify(kept) !== JSON.stringify(rules)) writePolicy(network, kept, opts);
 }
+
+/** Parses a port of a rule: `80/tcp`, `53/udp`, `80` (tcp). Light on purpose: the command parses with it before
+ * it loads anything that talks to the kernel.
+ */
+export function parsePortSpec(s: string): { protocol: PolicyProtocol; port: number } {
+  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(s);
+  const port = m ? Number(m[1]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new NetplumbError(`port ${JSON.stringify(s)}: write PORT[/tcp|udp|sctp] with PORT 1-65535, e.g. 80/tcp`, { code: ERR.INVALID_ARG_VALUE, op: 'policy', object: s });
+  return { protocol: (m[2] ?? 'tcp') as PolicyProtocol, port };
+}
+

@@ -9,6 +9,8 @@ import { ERR, NetplumbError } from '../errors.js';
 import { setAllowRules, type AllowRule } from '../firewall/index.js';
 import { listEndpoints, type Endpoint } from './endpoints.js';
 import { readPolicy, writePolicy, type PolicyProtocol, type PolicyRule } from './policy-store.js';
+
+export { parsePortSpec } from './policy-store.js';
 import { checkNetworkName, getNetwork, type Network, type StoreOptions } from './store.js';
 
 /** More rules than this on one network is not a policy but a mistake (1000 rules per network are measured). */
@@ -39,14 +41,6 @@ function findEndpoint(eps: readonly Endpoint[], ref: string, network: string): E
 }
 
 const label = (e: Endpoint | undefined, id: string) => e?.name ?? e?.target ?? id;
-
-/** Parses `80/tcp`, `53/udp`, `80` (tcp). */
-export function parsePortSpec(s: string): { protocol: PolicyProtocol; port: number } {
-  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(s);
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) throw usage(`port ${JSON.stringify(s)}: write PORT[/tcp|udp|sctp] with PORT 1-65535, e.g. 80/tcp`, s);
-  return { protocol: (m[2] ?? 'tcp') as PolicyProtocol, port };
-}
 
 function checkPorts(ports: unknown): { protocol: PolicyProtocol; port: number }[] {
   if (!Array.isArray(ports) || ports.length === 0 || ports.length > 1024) throw usage('a rule needs 1 to 1024 ports');
