@@ -13,7 +13,7 @@ import { bridgeConfig, checkNetworkName, createNetwork, readNetwork, removeNetwo
 import { makePrivateDir, writeJsonAtomic } from '../networks/store.js';
 import { CliError, EXIT, printJson, progress } from './output.js';
 
-export const PLUGINS = ['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none'] as const;
+export const PLUGINS = ['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none', 'netplumb-overlay'] as const;
 const MODES = ['bridge', 'host', 'container', 'none'] as const;
 
 /** This package's plugin executables (dist/plugins). */

@@ -257,8 +257,8 @@ test('install-cni: links to the plugins and a conflist, idempotent; --uninstall 
     writeFileSync(join(dir, 'bridge'), 'not ours');
     chmodSync(join(dir, 'bridge'), 0o755);
     const first = await json(['install-cni', '--dir', dir, '--conf-dir', conf, '--network', 'podnet', '--subnet', '10.69.0.0/24']);
-    assert.is(first.installed.length, 6);
-    for (const p of ['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none']) {
+    assert.is(first.installed.length, 7);
+    for (const p of ['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none', 'netplumb-overlay']) {
       assert.ok(lstatSync(join(dir, p)).isSymbolicLink());
       const v = spawnSync(join(dir, p), [], { env: { CNI_COMMAND: 'VERSION', PATH: process.env.PATH }, encoding: 'utf8' });
       assert.is(v.status, 0, `${p} VERSION: ${v.stderr}`);
@@ -269,10 +269,10 @@ test('install-cni: links to the plugins and a conflist, idempotent; --uninstall 
     assert.equal(list.plugins[0].ipam.ranges, [[{ subnet: '10.69.0.0/24', gateway: '10.69.0.1' }]]);
     const again = await json(['install-cni', '--dir', dir, '--conf-dir', conf, '--network', 'podnet']);
     assert.equal(again.installed, []);
-    assert.is(again.unchanged.length, 6);
+    assert.is(again.unchanged.length, 7);
     symlinkSync('/bin/true', join(dir, 'other-plugin'));
     const gone = await json(['install-cni', '--uninstall']);
-    assert.is(gone.removed.length, 7, 'five links, the conflist, the network it defined');
+    assert.is(gone.removed.length, 8, 'six links, the conflist, the network it defined');
     assert.equal(readdirSync(dir).sort(), ['bridge', 'net.d', 'other-plugin'], 'what was not ours stays');
     assert.equal(readdirSync(conf), []);
     mkdirSync(join(dir, 'x'));
