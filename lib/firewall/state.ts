@@ -87,7 +87,12 @@ export async function readAttachmentState(b: NftBackend, netns: string | undefin
     ...(Object.keys(MAPS) as MapName[]).map(async (m) => [MAPS[m].family, await b.list(['map', MAPS[m].family, TABLE, m], netns)] as const),
   ]);
   for (const [family, objects] of listed) {
-    if (objects) absorb(st, family, objects.filter((o) => !o.chain || parseContainerChain(o.chain.name)?.tag === tag));
+    if (objects)
+      absorb(
+        st,
+        family,
+        objects.filter((o) => !o.chain || parseContainerChain(o.chain.name)?.tag === tag),
+      );
   }
   return st;
 }
