@@ -7,9 +7,9 @@
  *   POST /v1/cni/<plugin>       the CNI request (cni-endpoint.ts)
  *   …    /v1/networks…          networks and connections for the netplumb command (networks-api.ts)
  *
- * Requests for one network run one at a time (the IPAM store's lock is taken on the thread pool; letting a whole
- * queue of one network's requests wait on it there could leave no thread for the holder); different networks
- * run in parallel.
+ * Requests for one attachment (network, container, interface) run one at a time, in the order they came;
+ * everything else runs in parallel, as separate plugin processes would: the IPAM store has its own lock (polled
+ * on the event loop, never held by a waiting thread), the firewall its own transactions, the kernel its own.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -147,6 +147,11 @@ function pathsOf(env: Record<string, string>, stdin: Buffer): string[] {
   return paths;
 }
 
+/** The queue a request waits in: one per attachment (GC and STATUS, which name no container, per network). */
+function queueKey(env: Readonly<Record<string, string | undefined>>, network: string): string {
+  return [network, env.CNI_CONTAINERID ?? '', env.CNI_IFNAME ?? ''].join('\0');
+}
+
 function networkOf(stdin: Buffer): string {
   try {
     const name = JSON.parse(stdin.toString('utf8'))?.name;
@@ -178,7 +183,7 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
     ctx.log('misdirected', { id: ctx.id, plugin: pluginName, reason: 'paths differ between the caller\'s mount namespace and the agent\'s', peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
     return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
   }
-  const outcome = await queue.run(network, () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
+  const outcome = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
   if (KEEPS_REQUESTS.has(pluginName) && outcome.exitCode === 0) {
     try {
       if (env.CNI_COMMAND === 'ADD') keepRequest(pluginName, env, stdin, network);
@@ -349,7 +354,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       const stdin = Buffer.from(k.stdin, 'base64');
       const env = { ...k.env, CNI_COMMAND: 'DEL', CNI_NETNS: '' };
       const network = networkOf(stdin);
-      const o = await queue.run(network, () => handle(plugin, env, { readStdin: async () => stdin }));
+      const o = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: async () => stdin }));
       if (o.exitCode === 0) forgetRequest(k.plugin, env, network);
       return o.exitCode === 0;
     },

@@ -76,6 +76,11 @@ export interface NftBackend {
   apply(commands: readonly NftCommand[], netns?: string): Promise<void>;
   /** `list table FAMILY NAME` as parsed JSON objects (the `nftables` array), or null when the table is absent. */
   listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null>;
+  /**
+   * `list WHAT…` (`chain FAMILY TABLE NAME`, `map …`, `chains FAMILY`), or null when it is absent. Costs what
+   * the objects named hold, where listing a table costs every chain and rule in it.
+   */
+  list(what: readonly string[], netns?: string): Promise<NftObject[] | null>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- `nft -j` output: untyped JSON, read by shape
@@ -181,10 +186,18 @@ class LibnftablesBackend implements NftBackend {
   }
 
   async listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null> {
-    const [ok, out, err] = this.#run(`list table ${family} ${name}`, netns);
+    return this.#list(['table', family, name], netns);
+  }
+
+  async list(what: readonly string[], netns?: string): Promise<NftObject[] | null> {
+    return this.#list(what, netns);
+  }
+
+  #list(what: readonly string[], netns: string | undefined): NftObject[] | null {
+    const [ok, out, err] = this.#run(`list ${what.join(' ')}`, netns);
     if (!ok) {
       if (nftErrorCode(err) === 'ENOENT') return null;
-      throw nftFailure('list table', `${family} ${name}`, err);
+      throw nftFailure(`list ${what[0]}`, what.slice(1).join(' '), err);
     }
     return parseListing(out);
   }
@@ -228,10 +241,18 @@ class ExecBackend implements NftBackend {
   }
 
   async listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null> {
-    const r = await this.#nft(['-j', '-a', 'list', 'table', family, name], netns);
+    return this.#list(['table', family, name], netns);
+  }
+
+  async list(what: readonly string[], netns?: string): Promise<NftObject[] | null> {
+    return this.#list(what, netns);
+  }
+
+  async #list(what: readonly string[], netns: string | undefined): Promise<NftObject[] | null> {
+    const r = await this.#nft(['-j', '-a', 'list', ...what], netns);
     if (!r.ok) {
       if (nftErrorCode(r.stderr) === 'ENOENT') return null;
-      throw nftFailure('list table', `${family} ${name}`, r.stderr);
+      throw nftFailure(`list ${what[0]}`, what.slice(1).join(' '), r.stderr);
     }
     return parseListing(r.stdout);
   }
