@@ -39,11 +39,22 @@ const layerZones = LAYERS.map((layer) => {
 });
 const entryZones = [
   // plugins/ and bin/ are thin entries: the library, nothing of the tests
-  { target: ['./plugins', './bin'], from: ['./test', './bench', './examples', './netns-harness', './scripts'], message: 'entries import only lib/ (docs/ARCHITECTURE.md)' },
+  {
+    target: ['./plugins', './bin'],
+    from: ['./test', './bench', './examples', './netns-harness', './scripts'],
+    message: 'entries import only lib/ (docs/ARCHITECTURE.md)',
+  },
   // the harness is a published export of its own: it may use the low layers, never the plugins' logic or the tests
   {
     target: ['./netns-harness'],
-    from: ['./test', './bench', './examples', './plugins', './bin', ...LIB.filter((p) => !['lib/errors.ts', 'lib/addr', 'lib/names.ts', 'lib/sys'].includes(p)).map((p) => `./${p}`)],
+    from: [
+      './test',
+      './bench',
+      './examples',
+      './plugins',
+      './bin',
+      ...LIB.filter((p) => !['lib/errors.ts', 'lib/addr', 'lib/names.ts', 'lib/sys'].includes(p)).map((p) => `./${p}`),
+    ],
     message: 'netns-harness imports only lib/sys and the leaves (docs/ARCHITECTURE.md)',
   },
 ];

@@ -32,12 +32,24 @@ interface Variant {
 // what its iptables execs cost; netplumb with the reference host-local: what an exec'd IPAM costs).
 const VARIANTS: Variant[] = [
   { label: 'reference bridge + host-local', type: 'bridge', ipam: 'host-local', subnet: '10.10.0.0/16' },
-  { label: 'netplumb-bridge + netplumb-host-local', type: 'netplumb-bridge', ipam: 'netplumb-host-local', subnet: '10.11.0.0/16', env: { NETPLUMB_TIMING: '1' } },
+  {
+    label: 'netplumb-bridge + netplumb-host-local',
+    type: 'netplumb-bridge',
+    ipam: 'netplumb-host-local',
+    subnet: '10.11.0.0/16',
+    env: { NETPLUMB_TIMING: '1' },
+  },
   { label: 'netplumb-bridge + host-local (exec)', type: 'netplumb-bridge', ipam: 'host-local', subnet: '10.12.0.0/16', env: { NETPLUMB_TIMING: '1' } },
   { label: 'reference, ipMasq: false', type: 'bridge', ipam: 'host-local', subnet: '10.13.0.0/16', ipMasq: false },
-  { label: 'netplumb, ipMasq: false', type: 'netplumb-bridge', ipam: 'netplumb-host-local', subnet: '10.14.0.0/16', ipMasq: false, env: { NETPLUMB_TIMING: '1' } },
+  {
+    label: 'netplumb, ipMasq: false',
+    type: 'netplumb-bridge',
+    ipam: 'netplumb-host-local',
+    subnet: '10.14.0.0/16',
+    ipMasq: false,
+    env: { NETPLUMB_TIMING: '1' },
+  },
 ];
-
 
 interface Run {
   host: Host;

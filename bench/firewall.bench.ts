@@ -36,7 +36,10 @@ function spec(): ContainerFirewall {
     bridge: 'br0',
     ips: [`10.88.${i >> 8}.${(i & 0xff) + 1}/16`, `fd88::${i.toString(16)}/64`],
     masquerade: true,
-    portMappings: [{ hostPort: 20000 + i, containerPort: 80 }, { hostPort: 30000 + i, containerPort: 53, protocol: 'udp' }],
+    portMappings: [
+      { hostPort: 20000 + i, containerPort: 80 },
+      { hostPort: 30000 + i, containerPort: 53, protocol: 'udp' },
+    ],
     spoofCheck: true,
     hostVeth: `vethb${i}`,
     mac: '02:00:00:00:00:02',
@@ -53,7 +56,7 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 }
 
 const results: Record<string, Record<NftBackendName, number[]>> = {};
-const record = (row: string, b: NftBackendName, t: number) => ((results[row] ??= { libnftables: [], exec: [] })[b].push(t));
+const record = (row: string, b: NftBackendName, t: number) => (results[row] ??= { libnftables: [], exec: [] })[b].push(t);
 
 // Warm-up: load koffi/libnftables and execa once, so the first sample is not the loader's.
 for (const backend of BACKENDS) {

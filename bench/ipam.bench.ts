@@ -29,7 +29,14 @@ function config(dataDir: string, cniVersion = '1.0.0') {
 }
 
 function env(id: string, command = 'ADD'): Record<string, string> {
-  return { PATH: process.env.PATH!, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: `${NETPLUMB_BIN}:${REFERENCE_BIN}` };
+  return {
+    PATH: process.env.PATH!,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_NETNS: '/proc/self/ns/net',
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: `${NETPLUMB_BIN}:${REFERENCE_BIN}`,
+  };
 }
 
 function verify(dataDir: string, what: string): void {
@@ -40,10 +47,14 @@ function verify(dataDir: string, what: string): void {
 async function inProcess(dataDir: string, width: number): Promise<number> {
   const stdin = Buffer.from(JSON.stringify(config(dataDir)));
   const t0 = performance.now();
-  const got = await pool(Array.from({ length: N }, (_, i) => i), width, async (i) => {
-    const r = await hostLocal.add(parseRequest(env(`c${i}`), stdin));
-    return r.ips![0]!.address;
-  });
+  const got = await pool(
+    Array.from({ length: N }, (_, i) => i),
+    width,
+    async (i) => {
+      const r = await hostLocal.add(parseRequest(env(`c${i}`), stdin));
+      return r.ips![0]!.address;
+    },
+  );
   const ms = performance.now() - t0;
   if (new Set(got).size !== N) throw new Error('in-process: duplicate addresses');
   return ms;
@@ -52,10 +63,14 @@ async function inProcess(dataDir: string, width: number): Promise<number> {
 async function executable(bin: string, dataDir: string, width: number): Promise<number> {
   const input = JSON.stringify(config(dataDir));
   const t0 = performance.now();
-  const got = await pool(Array.from({ length: N }, (_, i) => i), width, async (i) => {
-    const r = await execa(bin, [], { input, env: env(`c${i}`), extendEnv: false });
-    return JSON.parse(r.stdout).ips[0].address as string;
-  });
+  const got = await pool(
+    Array.from({ length: N }, (_, i) => i),
+    width,
+    async (i) => {
+      const r = await execa(bin, [], { input, env: env(`c${i}`), extendEnv: false });
+      return JSON.parse(r.stdout).ips[0].address as string;
+    },
+  );
   const ms = performance.now() - t0;
   if (new Set(got).size !== N) throw new Error(`${bin}: duplicate addresses`);
   return ms;

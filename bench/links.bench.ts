@@ -139,7 +139,5 @@ const ip = med.get('ip -batch')!;
 const py = med.get('pyroute2')!;
 for (const lib of ['netplumb (in process)', 'netplumb (node process)']) {
   const t = med.get(lib)!;
-  process.stdout.write(
-    `${lib}: ${(t / ip).toFixed(2)}× ip -batch (target ≤ 1.30), pyroute2 takes ${(py / t).toFixed(2)}× as long (target ≥ 2)\n`,
-  );
+  process.stdout.write(`${lib}: ${(t / ip).toFixed(2)}× ip -batch (target ≤ 1.30), pyroute2 takes ${(py / t).toFixed(2)}× as long (target ≥ 2)\n`);
 }

@@ -22,14 +22,21 @@ const RULES = 1000;
 
 /** 1000 rules from synthetic sources to one destination, each its own port: 1000 allow4 elements. */
 function rules(n: number): AllowRule[] {
-  return Array.from({ length: n }, (_, i) => ({ from: [`10.40.${1 + (i >> 8)}.${i & 255}`], to: ['10.40.0.250'], ports: [{ protocol: 'tcp' as const, port: 1000 + i }] }));
+  return Array.from({ length: n }, (_, i) => ({
+    from: [`10.40.${1 + (i >> 8)}.${i & 255}`],
+    to: ['10.40.0.250'],
+    ports: [{ protocol: 'tcp' as const, port: 1000 + i }],
+  }));
 }
 
 async function cycles(): Promise<void> {
   const hosts: Host[] = [];
   try {
     const sides = [];
-    for (const [label, n] of [['icc: false, no rules', 0], [`icc: false, ${RULES} rules`, RULES]] as const) {
+    for (const [label, n] of [
+      ['icc: false, no rules', 0],
+      [`icc: false, ${RULES} rules`, RULES],
+    ] as const) {
       const host = await createHost(`pol${n}`);
       hosts.push(host);
       const conf = bridgeConf({ bridge: 'br-bench', isGateway: true, ipMasq: true, icc: false, subnet: '10.40.0.0/16' });
@@ -48,7 +55,10 @@ async function cycles(): Promise<void> {
       }
     }
     const [none, many] = sides;
-    for (const s of sides) process.stdout.write(`${s.label.padEnd(28)} ADD ${median(s.add).toFixed(1)} ms  DEL ${median(s.del).toFixed(1)} ms  cycle ${median(s.total).toFixed(1)} ms\n`);
+    for (const s of sides)
+      process.stdout.write(
+        `${s.label.padEnd(28)} ADD ${median(s.add).toFixed(1)} ms  DEL ${median(s.del).toFixed(1)} ms  cycle ${median(s.total).toFixed(1)} ms\n`,
+      );
     process.stdout.write(`cycle with ${RULES} rules / without: ${(median(many!.total) / median(none!.total)).toFixed(3)}× (medians of ${N})\n`);
   } finally {
     for (const h of hosts) await h.destroy();

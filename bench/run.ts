@@ -9,7 +9,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = dirname(fileURLToPath(import.meta.url));
-const all = readdirSync(dir).filter((f) => f.endsWith('.bench.js')).sort();
+const all = readdirSync(dir)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort();
 // Names come first; everything from the first option on is passed to each benchmark (`links --n 200`).
 const args = process.argv.slice(2);
 const firstOpt = args.findIndex((a) => a.startsWith('-'));

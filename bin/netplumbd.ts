@@ -34,8 +34,7 @@ function parseArgs(argv: readonly string[]): { socket?: string; group?: string; 
       const v = value();
       if (!/^\d+(\.\d+)?$/.test(v)) throw new Error('--cleanup-grace needs a number of seconds');
       out.cleanupGraceMs = Math.round(Number(v) * 1000);
-    }
-    else if (flag === '--help' || flag === '-h') {
+    } else if (flag === '--help' || flag === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
     } else throw new Error(`unknown argument ${JSON.stringify(a)}`);

@@ -5,9 +5,7 @@
  * and everything is gone when it exits.
  */
 import { sandboxed, createHost, ping, tcpRoundTrip } from '../netns-harness/index.js';
-import {
-  openHandleSync, ensureBridge, createVethPair, addAddress, addRoute, setLinkUp, getLink, listAddresses, waitForOperUp,
-} from '../lib/index.js';
+import { openHandleSync, ensureBridge, createVethPair, addAddress, addRoute, setLinkUp, getLink, listAddresses, waitForOperUp } from '../lib/index.js';
 
 await sandboxed();
 

@@ -17,8 +17,23 @@ import { mkdirSync, readlinkSync, lstatSync, unlinkSync, symlinkSync, realpathSy
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
-  openHandleSync, ensureBridge, getLink, findLink, createVethPair, setLink, moveLink, addAddress, listAddresses,
-  addRoute, listRoutes, removeStaleNetnsSync, isSameNetnsSync, probeArp, NETNS_RUN_DIR, type Handle, NetplumbError,
+  openHandleSync,
+  ensureBridge,
+  getLink,
+  findLink,
+  createVethPair,
+  setLink,
+  moveLink,
+  addAddress,
+  listAddresses,
+  addRoute,
+  listRoutes,
+  removeStaleNetnsSync,
+  isSameNetnsSync,
+  probeArp,
+  NETNS_RUN_DIR,
+  type Handle,
+  NetplumbError,
 } from '../lib/index.js';
 import { cidrContains, formatIp, lastOf, tryParseCidr, tryParseIp } from '../lib/addr/ip.js';
 
@@ -95,7 +110,9 @@ async function chooseAddresses(host: Handle, ctr: Handle, o: Required<Pick<Walkt
     return { address, gateway };
   }
   throw new NetplumbError(`no free address among the top ${CANDIDATES} of ${own} on ${o.bridge}; give one with --address`, {
-    code: 'EADDRINUSE', op: 'walkthrough', object: o.bridge,
+    code: 'EADDRINUSE',
+    op: 'walkthrough',
+    object: o.bridge,
   });
 }
 
@@ -174,7 +191,9 @@ export async function walkthrough(host: Handle, o: WalkthroughOptions): Promise<
       const stillHere = a.kind === 'veth' && (await findLink(host, p.peerIf))?.index === a.linkIndex;
       if (!ours && !stillHere) {
         throw new NetplumbError(`link ${p.hostIf} already exists and is not this container's (choose another with --host-if)`, {
-          code: 'EEXIST', op: 'walkthrough', object: p.hostIf,
+          code: 'EEXIST',
+          op: 'walkthrough',
+          object: p.hostIf,
         });
       }
       skip(`ip link add ${p.hostIf} type veth peer name ${p.peerIf}`, `${p.hostIf} exists`);
@@ -250,7 +269,12 @@ async function main(): Promise<number> {
     },
   });
   const options = (pid: number): WalkthroughOptions => ({
-    pid, bridge: values.bridge!, address: values.address, gateway: values.gateway, hostIf: values['host-if']!, peerIf: values['peer-if']!,
+    pid,
+    bridge: values.bridge!,
+    address: values.address,
+    gateway: values.gateway,
+    hostIf: values['host-if']!,
+    peerIf: values['peer-if']!,
   });
   if (values.pid !== undefined) {
     const pid = Number(values.pid);

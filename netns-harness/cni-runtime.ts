@@ -47,7 +47,10 @@ export interface PluginRun {
 }
 
 export class CniPluginError extends Error {
-  constructor(readonly run: PluginRun, what = `${run.plugin} ${run.command}`) {
+  constructor(
+    readonly run: PluginRun,
+    what = `${run.plugin} ${run.command}`,
+  ) {
     super(`${what} failed (exit ${run.exitCode}${run.signal ? `, ${run.signal}` : ''}): ${run.stdout.trim()} ${run.stderr.trim().slice(0, 2000)}`);
   }
 }
@@ -193,7 +196,12 @@ export class CniRuntime {
     const agent = await agentSocketFor(this.opts.host);
     if (agent !== undefined) env.NETPLUMB_AGENT_SOCKET = agent;
     if (att.args !== undefined) {
-      env.CNI_ARGS = typeof att.args === 'string' ? att.args : Object.entries(att.args).map(([k, v]) => `${k}=${v}`).join(';');
+      env.CNI_ARGS =
+        typeof att.args === 'string'
+          ? att.args
+          : Object.entries(att.args)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(';');
     }
     Object.assign(env, o.env);
     return execPlugin({

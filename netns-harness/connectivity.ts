@@ -15,11 +15,7 @@ export interface PingResult {
 }
 
 /** Pings `address` from inside `from`, `count` times (default 1), waiting at most `timeoutSec` per reply. */
-export async function ping(
-  from: NetnsHolder,
-  address: string,
-  opts: { count?: number; timeoutSec?: number; interval?: number } = {},
-): Promise<PingResult> {
+export async function ping(from: NetnsHolder, address: string, opts: { count?: number; timeoutSec?: number; interval?: number } = {}): Promise<PingResult> {
   const count = opts.count ?? 1;
   const timeoutSec = opts.timeoutSec ?? 2;
   const argv = ['ping', '-n', '-q', '-c', String(count), '-W', String(timeoutSec), '-w', String(count * timeoutSec + 1)];
@@ -120,10 +116,11 @@ export interface EchoResult {
 export type ClientNetns = Pick<NetnsHolder, 'netnsPath'>;
 
 async function send(mode: 'send' | 'udp-send', from: ClientNetns, address: string, port: number, message: string, timeoutMs: number): Promise<EchoResult> {
-  const r = await run(
-    [process.execPath, TCP_ECHO, mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)],
-    { netns: from.netnsPath, check: false, timeoutMs: timeoutMs + 5000 },
-  );
+  const r = await run([process.execPath, TCP_ECHO, mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)], {
+    netns: from.netnsPath,
+    check: false,
+    timeoutMs: timeoutMs + 5000,
+  });
   return { ok: r.exitCode === 0 && r.stdout === message, reply: r.stdout, error: r.stderr.trim() };
 }
 

@@ -33,7 +33,7 @@ export interface RunResult {
 export class RunError extends Error {
   constructor(readonly result: RunResult) {
     super(
-      `${result.argv.join(' ')} exited ${result.timedOut ? 'by timeout' : result.signal ?? result.exitCode}` +
+      `${result.argv.join(' ')} exited ${result.timedOut ? 'by timeout' : (result.signal ?? result.exitCode)}` +
         (result.stderr.trim() ? `: ${result.stderr.trim()}` : ''),
     );
   }

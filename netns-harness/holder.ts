@@ -30,7 +30,7 @@ export async function waitForExec(child: ChildProcess, comm: string, what = comm
   });
   failed.catch(() => undefined);
   try {
-    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
       await Promise.race([sleep(5), failed]);
       try {
         if (readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === comm) return;

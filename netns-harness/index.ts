@@ -19,8 +19,17 @@ export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, send
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
 export {
-  CniRuntime, CniPluginError, execPlugin, must,
-  type CniCommand, type Attachment, type PluginRun, type PluginExec, type ExecOptions, type NetworkConfigList, type CniRuntimeOptions,
+  CniRuntime,
+  CniPluginError,
+  execPlugin,
+  must,
+  type CniCommand,
+  type Attachment,
+  type PluginRun,
+  type PluginExec,
+  type ExecOptions,
+  type NetworkConfigList,
+  type CniRuntimeOptions,
 } from './cni-runtime.js';
 export { waitFor, type WaitOptions } from './wait.js';
 export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';

@@ -38,7 +38,15 @@ const fd = socket(AF_PACKET, SOCK_RAW, ETH_P_ALL_BE) as number;
 if (fd < 0) fail(`socket(AF_PACKET): errno ${koffi.errno()}`);
 for (const hex of positionals) {
   const frame = Buffer.from(hex, 'hex');
-  const addr = { sll_family: AF_PACKET, sll_protocol: ETH_P_ALL_BE, sll_ifindex: ifindex, sll_hatype: 0, sll_pkttype: 0, sll_halen: 6, sll_addr: [...frame.subarray(0, 6), 0, 0] };
+  const addr = {
+    sll_family: AF_PACKET,
+    sll_protocol: ETH_P_ALL_BE,
+    sll_ifindex: ifindex,
+    sll_hatype: 0,
+    sll_pkttype: 0,
+    sll_halen: 6,
+    sll_addr: [...frame.subarray(0, 6), 0, 0],
+  };
   const n = sendto(fd, frame, frame.length, 0, addr, koffi.sizeof(SockaddrLl)) as number;
   if (n !== frame.length) fail(`sendto: ${n} (errno ${koffi.errno()})`);
 }

@@ -51,9 +51,21 @@ export interface SandboxOptions {
 export function sandboxArgv(argv: readonly string[], opts: SandboxOptions = {}): string[] {
   const user = opts.forceUserNamespace || process.getuid?.() !== 0 ? ['--user', '--map-root-user'] : [];
   return [
-    'setpriv', '--pdeathsig', 'KILL', '--',
-    'unshare', ...user, '--pid', '--fork', '--kill-child=SIGKILL', '--mount-proc', '--net', '--mount',
-    '--propagation', 'private', '--',
+    'setpriv',
+    '--pdeathsig',
+    'KILL',
+    '--',
+    'unshare',
+    ...user,
+    '--pid',
+    '--fork',
+    '--kill-child=SIGKILL',
+    '--mount-proc',
+    '--net',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
     ...argv,
   ];
 }
@@ -79,7 +91,11 @@ function exitCodeOf(child: ChildProcess): Promise<number> {
 
 async function setupInside(): Promise<void> {
   // PID 1 gets no default signal actions: without handlers, Ctrl-C and `kill` would be ignored.
-  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  for (const [sig, n] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ] as const) {
     process.on(sig, () => process.exit(128 + n));
   }
   // Nothing of the machine's /run stays beneath the sandbox's (see host-state.ts).
@@ -107,7 +123,11 @@ export async function sandboxed(opts: SandboxOptions = {}): Promise<void> {
   }
   const child = spawnSandboxed([process.execPath, ...process.execArgv, ...process.argv.slice(1)], opts);
   // Dying is enough: the parent-death signal chain then kills the sandbox and the kernel cleans it up.
-  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  for (const [sig, n] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ] as const) {
     process.on(sig, () => process.exit(128 + n));
   }
   const code = await exitCodeOf(child);

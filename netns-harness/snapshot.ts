@@ -24,7 +24,11 @@ function dropKeys(text: string, keys: readonly string[]): string {
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.entries(v).filter(([k]) => !keys.includes(k)).map(([k, x]) => [k, strip(x)]));
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([k]) => !keys.includes(k))
+          .map(([k, x]) => [k, strip(x)]),
+      );
     }
     return v;
   };

@@ -13,26 +13,46 @@ const needs = {
   demo: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables' },
   overlay: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables', '/usr/bin/etcd': 'etcd-server' },
   test: {
-    ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
-    iptables: 'iptables', capsh: 'libcap2-bin', arping: 'arping', '/usr/lib/cni/bridge': 'containernetworking-plugins',
-    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev',
+    ip: 'iproute2',
+    ping: 'iputils-ping',
+    nsenter: 'util-linux',
+    setpriv: 'util-linux',
+    nft: 'nftables',
+    iptables: 'iptables',
+    capsh: 'libcap2-bin',
+    arping: 'arping',
+    '/usr/lib/cni/bridge': 'containernetworking-plugins',
+    cc: 'gcc',
+    '/usr/include/stdio.h': 'libc6-dev',
     'rsvg-convert': 'librsvg2-bin',
     // the overlay's tests start their own (sandboxed); a machine with systemd also starts the package's service
     '/usr/bin/etcd': 'etcd-server',
   },
   bench: {
-    ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables',
-    iptables: 'iptables', '/usr/lib/cni/bridge': 'containernetworking-plugins', '/usr/bin/python3': 'python3-pyroute2',
-    cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev', '/usr/bin/etcd': 'etcd-server', iperf3: 'iperf3',
+    ip: 'iproute2',
+    ping: 'iputils-ping',
+    nsenter: 'util-linux',
+    setpriv: 'util-linux',
+    nft: 'nftables',
+    iptables: 'iptables',
+    '/usr/lib/cni/bridge': 'containernetworking-plugins',
+    '/usr/bin/python3': 'python3-pyroute2',
+    cc: 'gcc',
+    '/usr/include/stdio.h': 'libc6-dev',
+    '/usr/bin/etcd': 'etcd-server',
+    iperf3: 'iperf3',
   },
 }[profile];
 if (!needs) throw new Error(`unknown profile ${profile}`);
 
-const have = (cmd) =>
-  cmd.startsWith('/') ? existsSync(cmd) : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
+const have = (cmd) => (cmd.startsWith('/') ? existsSync(cmd) : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0);
 const pyroute2 = () => spawnSync('/usr/bin/python3', ['-c', 'import pyroute2'], { stdio: 'ignore' }).status === 0;
 
-const missing = new Set(Object.entries(needs).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg));
+const missing = new Set(
+  Object.entries(needs)
+    .filter(([cmd]) => !have(cmd))
+    .map(([, pkg]) => pkg),
+);
 if (profile === 'bench' && !pyroute2()) missing.add('python3-pyroute2');
 if (missing.size) {
   const pkgs = [...missing];

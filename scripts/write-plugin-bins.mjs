@@ -21,7 +21,19 @@
 // this concurrently) is never seen half written. `--if-stale` skips the work when every bundle is newer than
 // every compiled file it could contain.
 import {
-  chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync,
+  chmodSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -71,7 +83,6 @@ function wrapper(bin, js) {
     chmodSync(t, 0o755);
   });
 }
-
 
 // The loader: compiles the bundle as Node's CommonJS loader would (same wrapper, same require), with V8's code
 // cache for this verb when there is a valid one, and leaves a fresh cache behind when there was none. Dynamic
@@ -187,7 +198,11 @@ async function bundleTo(esbuild, out, options) {
  * esbuild cannot bundle faithfully, each entry re-exports its unbundled module.
  */
 export async function writeLibraryBundle({ ifStale = false } = {}) {
-  const entries = [['lib/index', './index.js'], ['lib/cni/index', './index.js'], ['netns-harness/index', './index.js']].filter(([e]) => existsSync(join(dist, `${e}.js`)));
+  const entries = [
+    ['lib/index', './index.js'],
+    ['lib/cni/index', './index.js'],
+    ['netns-harness/index', './index.js'],
+  ].filter(([e]) => existsSync(join(dist, `${e}.js`)));
   if (entries.length === 0) return undefined;
   const out = join(dist, 'lib', 'index.bundle.js');
   const esbuild = loadEsbuild();
@@ -197,8 +212,18 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
     let r;
     try {
       r = await esbuild.build({
-        entryPoints: Object.fromEntries(entries.map(([e]) => [`${e}.bundle`, join(dist, `${e}.js`)])), outdir: tmpDir, outbase: dist, splitting: true, chunkNames: 'lib/chunks/[name]-[hash]',
-        bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent', write: true, external: ['koffi', 'netlink', 'execa', 'ip-cidr'],
+        entryPoints: Object.fromEntries(entries.map(([e]) => [`${e}.bundle`, join(dist, `${e}.js`)])),
+        outdir: tmpDir,
+        outbase: dist,
+        splitting: true,
+        chunkNames: 'lib/chunks/[name]-[hash]',
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        target: 'node20',
+        logLevel: 'silent',
+        write: true,
+        external: ['koffi', 'netlink', 'execa', 'ip-cidr'],
       });
     } catch (e) {
       r = { errors: e.errors ?? [{ text: e.message }], warnings: [] };
@@ -214,7 +239,9 @@ export async function writeLibraryBundle({ ifStale = false } = {}) {
     rmSync(tmpDir, { recursive: true, force: true });
   }
   for (const [e, rel] of entries) {
-    replace(join(dist, `${e}.bundle.js`), (t) => writeFileSync(t, `// esbuild was not available at build time: the unbundled entry.\nexport * from '${rel}';\n`));
+    replace(join(dist, `${e}.bundle.js`), (t) =>
+      writeFileSync(t, `// esbuild was not available at build time: the unbundled entry.\nexport * from '${rel}';\n`),
+    );
   }
   return 'library: re-exports of the unbundled entries';
 }
@@ -305,12 +332,18 @@ export async function writePluginBins({ ifStale = false } = {}) {
     const loader = `${bin}.cjs`;
     const bundle = `${bin}.bundle.cjs`;
     let how = `bundle ${name}.bundle.cjs`;
-    const fresh = ifStale && existsSync(bundle) && existsSync(loader) && readFileSync(loader, 'utf8') === loaderText(name, bundle) && statSync(bundle).mtimeMs > newest;
+    const fresh =
+      ifStale && existsSync(bundle) && existsSync(loader) && readFileSync(loader, 'utf8') === loaderText(name, bundle) && statSync(bundle).mtimeMs > newest;
     if (!esbuild) {
       wrapper(loader, js);
       how = 'ES module wrapper (no esbuild)';
     } else if (!fresh) {
-      const failed = await bundleTo(esbuild, bundle, { entryPoints: [join(dir, js)], format: 'cjs', external: ['koffi', 'netlink', 'execa'], plugins: [IMPORT_SHIM] });
+      const failed = await bundleTo(esbuild, bundle, {
+        entryPoints: [join(dir, js)],
+        format: 'cjs',
+        external: ['koffi', 'netlink', 'execa'],
+        plugins: [IMPORT_SHIM],
+      });
       if (failed !== undefined) {
         // Something esbuild cannot turn into CommonJS faithfully (import.meta, top-level await): import the ES module.
         wrapper(loader, js);

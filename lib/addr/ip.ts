@@ -212,7 +212,7 @@ export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
 function formatIpv6Groups(g: readonly number[]): string {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

@@ -19,7 +19,8 @@ export function tryParseMac(s: unknown): string | undefined {
 /** Like tryParseMac, but throws an AddressError (`ERR_INVALID_MAC`) naming `what`. */
 export function parseMac(s: unknown, what = 'MAC address'): string {
   const mac = tryParseMac(s);
-  if (mac === undefined) throw new AddressError(`invalid ${what}: ${show(s)} is not a MAC address (aa:bb:cc:dd:ee:ff)`, String(s), 'parse MAC', ERR.INVALID_MAC);
+  if (mac === undefined)
+    throw new AddressError(`invalid ${what}: ${show(s)} is not a MAC address (aa:bb:cc:dd:ee:ff)`, String(s), 'parse MAC', ERR.INVALID_MAC);
   return mac;
 }
 
@@ -40,7 +41,11 @@ export function parseUnicastMac(s: unknown, what = 'MAC address'): string {
 
 /** A MAC as the kernel wants it: 6 bytes. Text is parsed (AddressError if bad). */
 export function macToBytes(mac: string): Buffer {
-  return Buffer.from(parseMac(mac).split(':').map((x) => parseInt(x, 16)));
+  return Buffer.from(
+    parseMac(mac)
+      .split(':')
+      .map((x) => parseInt(x, 16)),
+  );
 }
 
 /** Bytes (6 for Ethernet; other link types have other lengths) → `aa:bb:…` as iproute2 prints them. */

@@ -18,8 +18,20 @@
  */
 import { ERR, NetplumbError } from '../errors.js';
 import {
-  allowTraffic, connect, createNetwork, disconnect, listPolicy, removeRule, inspectNetwork, listEndpoints, listNetworks, parseTarget, pruneNetwork, removeNetwork,
-  type NetworkSpec, type PublishedPort,
+  allowTraffic,
+  connect,
+  createNetwork,
+  disconnect,
+  listPolicy,
+  removeRule,
+  inspectNetwork,
+  listEndpoints,
+  listNetworks,
+  parseTarget,
+  pruneNetwork,
+  removeNetwork,
+  type NetworkSpec,
+  type PublishedPort,
 } from '../networks/index.js';
 
 /** An error answer of the API: its HTTP status, and the code and message of the `{message, code}` body. */
@@ -56,7 +68,15 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
 };
 
 const SPEC_KEYS: Record<keyof NetworkSpec, 'string' | 'boolean'> = {
-  name: 'string', subnet: 'string', gateway: 'string', internal: 'boolean', masquerade: 'boolean', ipv6Subnet: 'string', ipv6Gateway: 'string', bridge: 'string', icc: 'boolean',
+  name: 'string',
+  subnet: 'string',
+  gateway: 'string',
+  internal: 'boolean',
+  masquerade: 'boolean',
+  ipv6Subnet: 'string',
+  ipv6Gateway: 'string',
+  bridge: 'string',
+  icc: 'boolean',
 };
 
 function object(body: unknown): Record<string, unknown> {
@@ -106,7 +126,11 @@ export function apiErrorOf(e: unknown): ApiError {
   const code = (e as { code?: unknown })?.code;
   const status = (typeof code === 'string' ? STATUS_BY_CODE[code] : undefined) ?? 500;
   const inner = e instanceof NetplumbError ? e : undefined;
-  return new ApiError(status, e instanceof Error ? e.message : String(e), typeof code === 'string' ? code : undefined, { op: inner?.op, object: inner?.object, cause: e });
+  return new ApiError(status, e instanceof Error ? e.message : String(e), typeof code === 'string' ? code : undefined, {
+    op: inner?.op,
+    object: inner?.object,
+    cause: e,
+  });
 }
 
 /**
@@ -141,7 +165,10 @@ export async function networksRoute(method: string, url: string, body: () => Pro
     const mac = str(o, 'mac', false);
     const publish = publishOf(o.publish);
     const alias = str(o, 'name', false);
-    return [200, await connect(name, target, { ...(ip ? { ip } : {}), ...(mac ? { mac } : {}), ...(publish ? { publish } : {}), ...(alias ? { name: alias } : {}) })];
+    return [
+      200,
+      await connect(name, target, { ...(ip ? { ip } : {}), ...(mac ? { mac } : {}), ...(publish ? { publish } : {}), ...(alias ? { name: alias } : {}) }),
+    ];
   }
   throw new ApiError(405, `${method} is not allowed on ${u.pathname}`, ERR.INVALID_ARG_VALUE);
 }
@@ -151,7 +178,8 @@ async function policyRoute(method: string, name: string, id: string | undefined,
   if (id === undefined && method === 'POST') {
     const o = object(await body());
     for (const k of Object.keys(o)) if (!['from', 'to', 'ports'].includes(k)) throw new ApiError(400, `unknown field "${k}"`, ERR.INVALID_ARG_VALUE);
-    if (!Array.isArray(o.from) || !o.from.every((f) => typeof f === 'string')) throw new ApiError(400, '"from" must be a list of endpoint names', ERR.INVALID_ARG_VALUE);
+    if (!Array.isArray(o.from) || !o.from.every((f) => typeof f === 'string'))
+      throw new ApiError(400, '"from" must be a list of endpoint names', ERR.INVALID_ARG_VALUE);
     return [201, await allowTraffic(name, { from: o.from as string[], to: str(o, 'to', true)!, ports: o.ports as never })];
   }
   if (id !== undefined && method === 'DELETE') return [200, await removeRule(name, id)];

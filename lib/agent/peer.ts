@@ -91,7 +91,7 @@ export function sameView(peer: Peer, paths: readonly string[]): boolean {
 function resolveUnder(root: string, path: string): string {
   let rest = path.split('/').filter(Boolean);
   let done: string[] = [];
-  for (let links = 0; rest.length > 0; ) {
+  for (let links = 0; rest.length > 0;) {
     const part = rest.shift()!;
     if (part === '.') continue;
     if (part === '..') {

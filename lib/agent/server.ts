@@ -19,7 +19,14 @@ import { CNI_ERR, CniError } from '../cni/errors.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { allAttachments } from '../modes/state.js';
 import {
-  ENV_LENGTH_HEADER, EXIT_STATUS_HEADER, MAX_CARRIED_STDIN_BYTES, MAX_ENV_BYTES, parseEnvBlock, STDERR_HEADER, stderrHeader, stdinReader,
+  ENV_LENGTH_HEADER,
+  EXIT_STATUS_HEADER,
+  MAX_CARRIED_STDIN_BYTES,
+  MAX_ENV_BYTES,
+  parseEnvBlock,
+  STDERR_HEADER,
+  stderrHeader,
+  stdinReader,
 } from './cni-endpoint.js';
 import { jsonLog, type AgentLog } from './log.js';
 import { isAllowed, isDiminishedRoot, peerOf, sameView, type Peer } from './peer.js';
@@ -180,7 +187,12 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
   const stdin = body.kept.subarray(envLen);
   const network = networkOf(stdin);
   if (!sameView(ctx.peer, pathsOf(env, stdin))) {
-    ctx.log('misdirected', { id: ctx.id, plugin: pluginName, reason: 'paths differ between the caller\'s mount namespace and the agent\'s', peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
+    ctx.log('misdirected', {
+      id: ctx.id,
+      plugin: pluginName,
+      reason: "paths differ between the caller's mount namespace and the agent's",
+      peer: { pid: ctx.peer.pid, uid: ctx.peer.uid },
+    });
     return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
   }
   const outcome = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
@@ -245,7 +257,12 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
   const idPrefix = randomBytes(3).toString('hex');
 
   const server: Server = createServer(
-    { maxHeaderSize: LIMITS.maxHeaderBytes, requestTimeout: LIMITS.requestTimeoutMs, headersTimeout: LIMITS.headersTimeoutMs, keepAliveTimeout: LIMITS.keepAliveTimeoutMs },
+    {
+      maxHeaderSize: LIMITS.maxHeaderBytes,
+      requestTimeout: LIMITS.requestTimeoutMs,
+      headersTimeout: LIMITS.headersTimeoutMs,
+      keepAliveTimeout: LIMITS.keepAliveTimeoutMs,
+    },
     (req, res) => {
       const peer = peers.get(req.socket);
       const ctx: RequestContext = { id: `${idPrefix}-${++seq}`, peer: peer!, log };
@@ -293,7 +310,10 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     const started = process.hrtime.bigint();
     if (!ctx.peer.sameNamespaces || !ctx.peer.sameMountNamespace || isDiminishedRoot(ctx.peer)) {
       req.resume();
-      return sendJson(res, 421, { message: 'the caller is in other namespaces or holds fewer capabilities than the agent: act in process', code: ERR.MISDIRECTED });
+      return sendJson(res, 421, {
+        message: 'the caller is in other namespaces or holds fewer capabilities than the agent: act in process',
+        code: ERR.MISDIRECTED,
+      });
     }
     const body = async () => {
       const b = await readBody(req, LIMITS.maxJsonBodyBytes, LIMITS.maxJsonBodyBytes);
@@ -315,7 +335,14 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     }
     req.resume();
     sendJson(res, status, answer);
-    log('request', { id: ctx.id, verb: `${req.method} ${(req.url ?? '').slice(0, 128)}`, durationMs: Number(process.hrtime.bigint() - started) / 1e6, outcome: status < 400 ? 'ok' : 'error', status, peer: { pid: ctx.peer.pid, uid: ctx.peer.uid } });
+    log('request', {
+      id: ctx.id,
+      verb: `${req.method} ${(req.url ?? '').slice(0, 128)}`,
+      durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      outcome: status < 400 ? 'ok' : 'error',
+      status,
+      peer: { pid: ctx.peer.pid, uid: ctx.peer.uid },
+    });
   }
 
   server.on('connection', (sock: Socket) => {

@@ -33,7 +33,6 @@ export class AgentError extends NetplumbError {
   }
 }
 
-
 export interface AgentClient {
   readonly socket: string;
   /** Sends one request with an optional JSON body; resolves with the parsed JSON answer (undefined when empty). */
@@ -44,7 +43,13 @@ function send(socket: string, method: string, path: string, body: unknown, timeo
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = httpRequest(
-      { socketPath: socket, method, path, headers: { host: 'netplumbd', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) }, timeout: timeoutMs },
+      {
+        socketPath: socket,
+        method,
+        path,
+        headers: { host: 'netplumbd', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+        timeout: timeoutMs,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -52,7 +57,11 @@ function send(socket: string, method: string, path: string, body: unknown, timeo
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new NetplumbError(`netplumbd at ${socket} did not answer within ${timeoutMs} ms`, { code: ERR.TIMEOUT, op: `${method} ${path}`, object: socket })));
+    req.on('timeout', () =>
+      req.destroy(
+        new NetplumbError(`netplumbd at ${socket} did not answer within ${timeoutMs} ms`, { code: ERR.TIMEOUT, op: `${method} ${path}`, object: socket }),
+      ),
+    );
     req.on('error', reject);
     req.end(data);
   });

@@ -42,7 +42,10 @@ export function addPolicyCommands(program: Command, ops: () => Promise<NetworkOp
     .action(async (net: string, o) => {
       const rules = await (await ops()).listPolicy(net);
       if (o.json) return printJson(rules);
-      printTable(['ID', 'FROM', 'TO', 'PORTS'], rules.map((r) => [r.id, r.fromNames.join(','), r.toName, r.ports.map((p) => `${p.port}/${p.protocol}`).join(',')]));
+      printTable(
+        ['ID', 'FROM', 'TO', 'PORTS'],
+        rules.map((r) => [r.id, r.fromNames.join(','), r.toName, r.ports.map((p) => `${p.port}/${p.protocol}`).join(',')]),
+      );
     });
 
   policy

@@ -161,9 +161,7 @@ export function renderTree(t: Topology): string {
 }
 
 function describe(l: TopoLink, label: (id: string) => string): string {
-  return [
-    `${l.name} (${l.kind}${l.up ? '' : ', down'})`,
-    l.addresses.join(' '),
-    l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '',
-  ].filter(Boolean).join(' ');
+  return [`${l.name} (${l.kind}${l.up ? '' : ', down'})`, l.addresses.join(' '), l.peer ? `<-> ${l.peer.name} in ${label(l.peer.ns)}` : '']
+    .filter(Boolean)
+    .join(' ');
 }

@@ -25,8 +25,12 @@ export function checkCapabilities(plugin: string, needed: readonly Capability[],
   if (needed.length === 0 || have === undefined) return; // no /proc: let the kernel answer
   const missing = needed.filter((c) => (have & (1n << BigInt(BIT[c]))) === 0n);
   if (missing.length === 0) return;
-  throw new CniError(CNI_ERR.NOT_PERMITTED, `${plugin} needs ${needed.join(' and ')}; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing from its effective capabilities`, {
-    object: missing.join(','),
-    details: missing.join(','),
-  });
+  throw new CniError(
+    CNI_ERR.NOT_PERMITTED,
+    `${plugin} needs ${needed.join(' and ')}; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing from its effective capabilities`,
+    {
+      object: missing.join(','),
+      details: missing.join(','),
+    },
+  );
 }

@@ -47,8 +47,16 @@ export interface ConfigureIfaceOptions {
  * second interface on the same network gets its own default route). `ip link set up; ip addr add …; ip route
  * append …`.
  */
-export async function configureIface(h: Handle, index: number, result: { ips: readonly CniIpConfig[]; routes: readonly CniRoute[] }, opts: ConfigureIfaceOptions = {}): Promise<void> {
-  await Promise.all([...(opts.up === false ? [] : [setLink(h, index, { up: true })]), ...result.ips.map((ip) => addAddress(h, { link: index, cidr: ip.address }))]);
+export async function configureIface(
+  h: Handle,
+  index: number,
+  result: { ips: readonly CniIpConfig[]; routes: readonly CniRoute[] },
+  opts: ConfigureIfaceOptions = {},
+): Promise<void> {
+  await Promise.all([
+    ...(opts.up === false ? [] : [setLink(h, index, { up: true })]),
+    ...result.ips.map((ip) => addAddress(h, { link: index, cidr: ip.address })),
+  ]);
   if (opts.settleTimeoutMs !== undefined && result.ips.some((ip) => tryParseCidr(ip.address)?.family === 6)) {
     await waitForAddressesSettled(h, index, { timeoutMs: opts.settleTimeoutMs });
   }

@@ -38,7 +38,10 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  * non-ASCII letters that fold to ASCII ones: KELVIN SIGN to k and LATIN SMALL LETTER LONG S to s).
  */
 export function foldKey(key: string): string {
-  return key.replace(/\u212a/g, 'k').replace(/\u017f/g, 's').toLowerCase();
+  return key
+    .replace(/\u212a/g, 'k')
+    .replace(/\u017f/g, 's')
+    .toLowerCase();
 }
 
 /** Folded name → declared name, per table (tables are module constants, so this is computed once each). */
@@ -118,7 +121,10 @@ export function mergeFields(a: FieldTable, b: FieldTable): FieldTable {
   const out: Record<string, FieldType> = { ...a };
   for (const [k, t] of Object.entries(b)) {
     const prev = out[k];
-    out[k] = prev !== undefined && typeof prev === 'object' && 'fields' in prev && typeof t === 'object' && 'fields' in t ? { fields: mergeFields(prev.fields, t.fields) } : t;
+    out[k] =
+      prev !== undefined && typeof prev === 'object' && 'fields' in prev && typeof t === 'object' && 'fields' in t
+        ? { fields: mergeFields(prev.fields, t.fields) }
+        : t;
   }
   return out;
 }

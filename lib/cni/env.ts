@@ -55,7 +55,9 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   const why: string[] = [];
   if (needsAttachment && !isValidContainerId(containerId)) {
     bad.push('CNI_CONTAINERID');
-    why.push(`CNI_CONTAINERID ${JSON.stringify(containerId.slice(0, 64))}${containerId.length > 64 ? '…' : ''} is longer than ${MAX_CONTAINER_ID_BYTES} characters or has characters outside [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+    why.push(
+      `CNI_CONTAINERID ${JSON.stringify(containerId.slice(0, 64))}${containerId.length > 64 ? '…' : ''} is longer than ${MAX_CONTAINER_ID_BYTES} characters or has characters outside [a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+    );
   }
   const p = needsAttachment ? ifnameProblem(ifname) : undefined;
   if (p !== undefined) {
@@ -76,7 +78,9 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
     netns: get('CNI_NETNS'),
     ifname,
     args,
-    path: get('CNI_PATH').split(':').filter((p) => p !== ''),
+    path: get('CNI_PATH')
+      .split(':')
+      .filter((p) => p !== ''),
   };
 }
 

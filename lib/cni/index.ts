@@ -10,17 +10,7 @@ export { runPlugin, handle, type CniPlugin, type Outcome, type HandleOptions } f
 export { decodeFields, decodeNetConf, foldKey, mergeFields, NETCONF_FIELDS, RESULT_FIELDS, type FieldTable, type FieldType } from './decode.js';
 export { parseRequest, readStdin, checkNetns, MAX_STDIN_BYTES, type CniRequest, type NetConf, type GcAttachment } from './request.js';
 export { parseEnv, parseCniArgs, cniArgsValues, isCommand, COMMANDS, type CniEnv, type CniCommand } from './env.js';
-export {
-  CniError,
-  CNI_ERR,
-  cniCodeName,
-  toCniError,
-  unsupportedField,
-  invalidEnv,
-  invalidConfig,
-  type CniErrorJson,
-  type CniErrorInit,
-} from './errors.js';
+export { CniError, CNI_ERR, cniCodeName, toCniError, unsupportedField, invalidEnv, invalidConfig, type CniErrorJson, type CniErrorInit } from './errors.js';
 export {
   parseResult,
   convertResult,
@@ -32,15 +22,7 @@ export {
   type CniDns,
   type ParseResultOptions,
 } from './types.js';
-export {
-  SUPPORTED_VERSIONS,
-  CURRENT_VERSION,
-  isSupportedVersion,
-  compareVersions,
-  versionAtLeast,
-  MIN_VERSION_FOR,
-  type CniVersion,
-} from './version.js';
+export { SUPPORTED_VERSIONS, CURRENT_VERSION, isSupportedVersion, compareVersions, versionAtLeast, MIN_VERSION_FOR, type CniVersion } from './version.js';
 export {
   delegate,
   execPlugin,

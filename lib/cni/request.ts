@@ -134,7 +134,9 @@ export function parseRequest(
   }
   const tooDeep = deeperThan(parsed, MAX_CONFIG_DEPTH);
   if (tooDeep !== undefined) {
-    throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: "${tooDeep}" is nested deeper than ${MAX_CONFIG_DEPTH} levels`, { object: tooDeep });
+    throw new CniError(CNI_ERR.DECODING_FAILURE, `error decoding network config: "${tooDeep}" is nested deeper than ${MAX_CONFIG_DEPTH} levels`, {
+      object: tooDeep,
+    });
   }
   const config = decodeNetConf(parsed, fields);
   const v = config.cniVersion;
@@ -159,10 +161,14 @@ export function parseRequest(
   if (name === undefined || name === null || name === '') throw invalidConfig('missing network name', 'name');
   if (typeof name !== 'string' || !isValidNetworkName(name)) {
     const tooLong = typeof name === 'string' && name.length > MAX_NETWORK_NAME_BYTES;
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, tooLong ? `network name is longer than ${MAX_NETWORK_NAME_BYTES} characters` : 'invalid characters found in network name', {
-      object: 'name',
-      details: String(typeof name === 'string' ? name.slice(0, 80) : JSON.stringify(name)),
-    });
+    throw new CniError(
+      CNI_ERR.INVALID_NETWORK_CONFIG,
+      tooLong ? `network name is longer than ${MAX_NETWORK_NAME_BYTES} characters` : 'invalid characters found in network name',
+      {
+        object: 'name',
+        details: String(typeof name === 'string' ? name.slice(0, 80) : JSON.stringify(name)),
+      },
+    );
   }
   let prevResult: CniResult | undefined;
   if (config.prevResult !== undefined && config.prevResult !== null) {

@@ -197,9 +197,7 @@ export function convertResult(r: CniResult, version: string): Json {
   const legacy = isLegacyResultVersion(version);
   const out: Json = { cniVersion: version };
   if (r.interfaces?.length) {
-    out.interfaces = r.interfaces.map((i) =>
-      pick(i, legacy ? ['name', 'mac', 'sandbox'] : ['name', 'mac', 'mtu', 'sandbox', 'socketPath', 'pciID']),
-    );
+    out.interfaces = r.interfaces.map((i) => pick(i, legacy ? ['name', 'mac', 'sandbox'] : ['name', 'mac', 'mtu', 'sandbox', 'socketPath', 'pciID']));
     for (const i of out.interfaces as Json[]) i.name ??= '';
   }
   if (r.ips?.length) {

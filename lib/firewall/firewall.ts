@@ -375,7 +375,9 @@ function deleteAttachment(st: Observed, mine: { elements: ObservedElement[]; cha
 }
 
 function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
-  return POLICY_SET_NAMES.flatMap((set) => (st.setKeys.get(chainKey(POLICY_SETS[set].family, set)) ?? []).filter((k) => pick(set, k)).map((key) => ({ set, key })));
+  return POLICY_SET_NAMES.flatMap((set) =>
+    (st.setKeys.get(chainKey(POLICY_SETS[set].family, set)) ?? []).filter((k) => pick(set, k)).map((key) => ({ set, key })),
+  );
 }
 
 /** Idempotent delete of a set element: the `add` makes sure it is there, so a concurrent deletion is no error. */
@@ -475,7 +477,7 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
   const icc = st.elements.find((e) => e.map === 'icc' && bridgeOfElement(e) === s.bridge);
   if (icc?.chain !== bridgeChain(s.bridge, 'icc')) problems.push(`icc has no entry for bridge ${s.bridge}`);
   const iccRules = st.chains.get(chainKey('inet', bridgeChain(s.bridge, 'icc')))?.rules.length ?? 0;
-  if ((iccRules > 0) === s.net.icc) problems.push(`bridge ${s.bridge} has ${iccRules} icc rules, configured icc ${s.net.icc}`);
+  if (iccRules > 0 === s.net.icc) problems.push(`bridge ${s.bridge} has ${iccRules} icc rules, configured icc ${s.net.icc}`);
   for (const c of d.chains) {
     const have = st.chains.get(chainKey(c.family, c.name));
     if (!have) {
@@ -483,7 +485,10 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
       continue;
     }
     const stale = have.rules.length !== c.rules.length || have.rules.some((r) => parseRuleComment(r.comment)?.digest !== c.digest);
-    if (stale) problems.push(`chain ${c.family} ${c.name} (${c.kind}) has ${have.rules.length} rules not matching the configuration (want ${c.rules.length}, digest ${c.digest})`);
+    if (stale)
+      problems.push(
+        `chain ${c.family} ${c.name} (${c.kind}) has ${have.rules.length} rules not matching the configuration (want ${c.rules.length}, digest ${c.digest})`,
+      );
   }
   const mine = byTag(st).get(d.tag);
   for (const c of mine?.chains ?? []) {
@@ -504,7 +509,11 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
  * CNI GC: removes every attachment of `network` that is not in `valid`, in one transaction (or, when
  * concurrent DELs keep invalidating it, one transaction per attachment). Returns what was removed.
  */
-export async function gcFirewall(network: string, valid: readonly { containerId: string; ifname: string }[], opts: FirewallOptions = {}): Promise<FirewallAttachment[]> {
+export async function gcFirewall(
+  network: string,
+  valid: readonly { containerId: string; ifname: string }[],
+  opts: FirewallOptions = {},
+): Promise<FirewallAttachment[]> {
   const keep = new Set(valid.map((v) => tagOfRef({ ...v, network })));
   const netPrefix = `${networkHash(checkName('network', network))}-`;
   const b = nftBackend(opts.backend);
@@ -543,7 +552,8 @@ function bridgeOfElement(e: ObservedElement): string | undefined {
 /** The commands that forget `bridge`: its isolation chains, its elements in the isolation maps, its entry in set bridges. */
 function forgetBridge(st: Observed, bridge: string): NftCommand[] {
   const out: NftCommand[] = [];
-  if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge)) out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
+  if (st.sets.get(chainKey('inet', 'bridges'))?.has(bridge))
+    out.push(cmd.addSetElement('inet', 'bridges', bridge), cmd.deleteElement('inet', 'bridges', bridge));
   for (const e of st.elements) if (bridgeOfElement(e) === bridge) out.push(...deleteObservedElement(e));
   for (const dir of ['from', 'to', 'icc'] as const) {
     const name = bridgeChain(bridge, dir);
@@ -582,7 +592,9 @@ export async function gcBridgeFirewall(existing: () => Promise<ReadonlySet<strin
   const links = await existing();
   const gone = [...knownBridges(before)].filter((n) => !links.has(n));
   if (gone.length === 0) return [];
-  await readModifyWrite(b, opts.netns, `firewall GC bridges ${gone.join(' ')}`, (st) => (st.tables.has('inet') ? gone.flatMap((n) => forgetBridge(st, n)) : null));
+  await readModifyWrite(b, opts.netns, `firewall GC bridges ${gone.join(' ')}`, (st) =>
+    st.tables.has('inet') ? gone.flatMap((n) => forgetBridge(st, n)) : null,
+  );
   return gone;
 }
 

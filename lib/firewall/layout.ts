@@ -36,7 +36,12 @@ export interface IpPrefix {
 export function ipPrefix(text: string): IpPrefix | undefined {
   const c = tryParseCidr(text, { bare: true });
   if (c === undefined) return undefined;
-  return { family: c.family, address: formatIp({ family: c.family, value: c.ip }), prefix: c.prefix, network: formatIp({ family: c.family, value: c.network }) };
+  return {
+    family: c.family,
+    address: formatIp({ family: c.family, value: c.ip }),
+    prefix: c.prefix,
+    network: formatIp({ family: c.family, value: c.network }),
+  };
 }
 
 export const TABLE = 'netplumb';
@@ -182,7 +187,11 @@ export function skeleton(): NftCommand[] {
     ['inet', 'prerouting', 'nat', 'prerouting', -100, portDispatch],
     ['inet', 'output', 'nat', 'output', -100, portDispatch],
     [
-      'inet', 'postrouting', 'nat', 'postrouting', 100,
+      'inet',
+      'postrouting',
+      'nat',
+      'postrouting',
+      100,
       [
         // 127.0.0.1:hostPort DNATed to a container keeps its loopback source: give it the bridge's address.
         [ctDnat, match(meta('oifname'), '@bridges'), match(payload('ip', 'saddr'), prefix({ network: '127.0.0.0', prefix: 8 })), MASQUERADE],
@@ -191,7 +200,11 @@ export function skeleton(): NftCommand[] {
       ],
     ],
     [
-      'inet', 'forward', 'filter', 'forward', 0,
+      'inet',
+      'forward',
+      'filter',
+      'forward',
+      0,
       [
         // Published ports are public: reaching one through the host's address crosses bridges by design.
         [ctDnat, RETURN],
@@ -205,7 +218,11 @@ export function skeleton(): NftCommand[] {
     [
       // route_localnet (needed for 127.0.0.1 published ports) would otherwise let a container reach the
       // host's loopback services (CVE-2020-8558); priority raw sees the packet before NAT.
-      'inet', 'guard', 'filter', 'prerouting', -300,
+      'inet',
+      'guard',
+      'filter',
+      'prerouting',
+      -300,
       [[match(meta('iifname'), '@bridges'), match(payload('ip', 'daddr'), prefix({ network: '127.0.0.0', prefix: 8 })), COUNTER, DROP]],
     ],
     ['bridge', 'prerouting', 'filter', 'prerouting', -300, [[vmap(meta('iifname'), 'spoof')]]],
@@ -233,7 +250,10 @@ export interface BridgeIsolation {
 export function bridgeCommands(b: BridgeIsolation): NftCommand[] {
   const out: NftCommand[] = [cmd.addSetElement('inet', 'bridges', b.bridge)];
   const peers = [b.bridge, ...b.allowBridges.filter((x) => x !== b.bridge)];
-  for (const [dir, map, side] of [['from', 'isolation_from', 'oifname'], ['to', 'isolation_to', 'iifname']] as const) {
+  for (const [dir, map, side] of [
+    ['from', 'isolation_from', 'oifname'],
+    ['to', 'isolation_to', 'iifname'],
+  ] as const) {
     const chain = bridgeChain(b.bridge, dir);
     // The chains belong to the bridge, not to the network whose ADD wrote them last: several networks may share
     // a bridge, and an ADD of one must leave nothing that names it behind once its DEL has run.
@@ -256,7 +276,11 @@ export function bridgeCommands(b: BridgeIsolation): NftCommand[] {
       [match({ ct: { key: 'state' } }, ['established', 'related'], 'in'), RETURN],
       [match(concat(iif, payload('ip', 'saddr'), payload('ip', 'daddr'), ...l4), '@allow4'), RETURN],
       [match(concat(iif, payload('ip6', 'saddr'), payload('ip6', 'daddr'), ...l4), '@allow6'), RETURN],
-      [match(payload('icmpv6', 'type'), set(['nd-neighbor-solicit', 'nd-neighbor-advert'])), match(concat(iif, payload('ip6', 'saddr'), payload('ip6', 'daddr')), '@nd6'), RETURN],
+      [
+        match(payload('icmpv6', 'type'), set(['nd-neighbor-solicit', 'nd-neighbor-advert'])),
+        match(concat(iif, payload('ip6', 'saddr'), payload('ip6', 'daddr')), '@nd6'),
+        RETURN,
+      ],
       [COUNTER, DROP],
     ];
     for (const r of rules) out.push(cmd.addRule('inet', icc, r, comment));

@@ -76,7 +76,8 @@ export function policyElements(bridge: string, rules: readonly AllowRule[]): Pol
     if (!Array.isArray(r.ports) || r.ports.length === 0) throw invalid(`rules[${i}].ports`, `rule ${i} names no port`);
     for (const p of r.ports) {
       if (!['tcp', 'udp', 'sctp'].includes(p?.protocol)) throw invalid(`rules[${i}].ports`, `protocol ${JSON.stringify(p?.protocol)} must be tcp, udp or sctp`);
-      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) throw invalid(`rules[${i}].ports`, `port ${JSON.stringify(p.port)} must be an integer 1-65535`);
+      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)
+        throw invalid(`rules[${i}].ports`, `port ${JSON.stringify(p.port)} must be an integer 1-65535`);
     }
     for (const f of from) {
       for (const t of to) {
@@ -94,7 +95,11 @@ export function policyElements(bridge: string, rules: readonly AllowRule[]): Pol
       }
     }
     if (out.size > MAX_POLICY_ELEMENTS) {
-      throw invalid('rules', `the rules expand to more than ${MAX_POLICY_ELEMENTS} set elements on bridge ${bridge}: too many to be reasonable`, ERR.INVALID_ARG_VALUE);
+      throw invalid(
+        'rules',
+        `the rules expand to more than ${MAX_POLICY_ELEMENTS} set elements on bridge ${bridge}: too many to be reasonable`,
+        ERR.INVALID_ARG_VALUE,
+      );
     }
   });
   return [...out.values()];

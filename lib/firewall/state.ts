@@ -101,7 +101,9 @@ export async function readAttachmentState(b: NftBackend, netns: string | undefin
   // An attachment on an icc: false bridge may be named by allow rules: its DEL removes those elements too.
   if (st.elements.some((e) => e.map === 'icc_ports' && parseContainerChain(e.chain)?.tag === tag)) {
     const sets = await Promise.all(
-      (Object.keys(POLICY_SETS) as PolicySetName[]).map(async (s) => [POLICY_SETS[s].family, await b.list(['set', POLICY_SETS[s].family, TABLE, s], netns)] as const),
+      (Object.keys(POLICY_SETS) as PolicySetName[]).map(
+        async (s) => [POLICY_SETS[s].family, await b.list(['set', POLICY_SETS[s].family, TABLE, s], netns)] as const,
+      ),
     );
     for (const [family, objects] of sets) if (objects) absorb(st, family, objects);
   }

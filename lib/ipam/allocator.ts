@@ -65,11 +65,21 @@ function refuseImpossibleRequests(conf: IpamConfig): void {
     const text = formatIp(ip);
     const idx = conf.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
     if (idx === -1) {
-      throw new IpamError('ERR_IPAM_UNAVAILABLE', `failed to allocate all requested IPs: ${text} (in no range set of network "${conf.name}")`, 'allocate', text);
+      throw new IpamError(
+        'ERR_IPAM_UNAVAILABLE',
+        `failed to allocate all requested IPs: ${text} (in no range set of network "${conf.name}")`,
+        'allocate',
+        text,
+      );
     }
     const set = conf.rangeSets[idx]!;
     if (ip.value === rangeFor(set, ip)!.gateway) {
-      throw new IpamError('ERR_IPAM_UNAVAILABLE', `requested address ${text} is the gateway of range set ${idx} (${rangeSetText(set)}) of network "${conf.name}"`, 'allocate', text);
+      throw new IpamError(
+        'ERR_IPAM_UNAVAILABLE',
+        `requested address ${text} is the gateway of range set ${idx} (${rangeSetText(set)}) of network "${conf.name}"`,
+        'allocate',
+        text,
+      );
     }
   }
 }
@@ -160,12 +170,7 @@ export async function allocate(conf: IpamConfig, att: Attachment, opts: LockOpti
             return;
           }
         }
-        throw new IpamError(
-          'ERR_IPAM_EXHAUSTED',
-          `no free address in ${setText}: all ${size} addresses are allocated`,
-          'allocate',
-          conf.name,
-        );
+        throw new IpamError('ERR_IPAM_EXHAUSTED', `no free address in ${setText}: all ${size} addresses are allocated`, 'allocate', conf.name);
       });
       if (requested.size > 0) {
         const list = [...requested.keys()].join(' ');

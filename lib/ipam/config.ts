@@ -10,16 +10,7 @@
  */
 import { configError } from './errors.js';
 import { BITS, cidrContains, formatIp, lastOf, tryParseCidr, tryParseIp, type Family, type Ip } from '../addr/ip.js';
-import {
-  defaultWindow,
-  ipOf,
-  rangeSetsOverlap,
-  rangesOverlap,
-  rangeText,
-  subnetText,
-  type Range,
-  type RangeSet,
-} from './range.js';
+import { defaultWindow, ipOf, rangeSetsOverlap, rangesOverlap, rangeText, subnetText, type Range, type RangeSet } from './range.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
@@ -102,10 +93,7 @@ export function parseRange(raw: unknown, where = ''): Range {
   const rangeStart = startText === undefined ? window.start : parseAddr(startText, `${where}rangeStart`, r0);
   const rangeEnd = endText === undefined ? window.end : parseAddr(endText, `${where}rangeEnd`, r0);
   if (rangeStart > rangeEnd) {
-    throw configError(
-      `${where}rangeStart ${formatIp(ipOf(family, rangeStart))} is after rangeEnd ${formatIp(ipOf(family, rangeEnd))}`,
-      'rangeStart',
-    );
+    throw configError(`${where}rangeStart ${formatIp(ipOf(family, rangeStart))} is after rangeEnd ${formatIp(ipOf(family, rangeEnd))}`, 'rangeStart');
   }
   return { family, subnet, rangeStart, rangeEnd, gateway };
 }

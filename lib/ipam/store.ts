@@ -337,7 +337,8 @@ export class StoreTx {
 
   /** Removes the entry `name` (never follows a link). True if it existed. */
   remove(name: string): boolean {
-    if (name.includes('/') || name === '.' || name === '..' || name === '') throw new IpamError('ERR_IPAM_CONFIG', `bad store entry name ${JSON.stringify(name)}`, 'remove', name);
+    if (name.includes('/') || name === '.' || name === '..' || name === '')
+      throw new IpamError('ERR_IPAM_CONFIG', `bad store entry name ${JSON.stringify(name)}`, 'remove', name);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
     faultPoint('ipam-remove');

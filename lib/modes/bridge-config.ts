@@ -152,16 +152,22 @@ function parsePortMappings(v: unknown): PortMappingConf[] {
     if (!isObject(m)) throw invalidConfig(`${where} must be an object`, 'portMappings');
     const port = (k: string) => {
       const p = m[k];
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw invalidConfig(`${where}.${k} must be a port 1-65535, not ${JSON.stringify(p)}`, 'portMappings');
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)
+        throw invalidConfig(`${where}.${k} must be a port 1-65535, not ${JSON.stringify(p)}`, 'portMappings');
       return p;
     };
     const proto = m.protocol === undefined || m.protocol === null || m.protocol === '' ? 'tcp' : m.protocol;
     if (typeof proto !== 'string' || !['tcp', 'udp', 'sctp'].includes(proto.toLowerCase())) {
       throw invalidConfig(`${where}.protocol must be tcp, udp or sctp, not ${JSON.stringify(m.protocol)}`, 'portMappings');
     }
-    const out: PortMappingConf = { hostPort: port('hostPort'), containerPort: port('containerPort'), protocol: proto.toLowerCase() as PortMappingConf['protocol'] };
+    const out: PortMappingConf = {
+      hostPort: port('hostPort'),
+      containerPort: port('containerPort'),
+      protocol: proto.toLowerCase() as PortMappingConf['protocol'],
+    };
     if (m.hostIP !== undefined && m.hostIP !== null && m.hostIP !== '') {
-      if (typeof m.hostIP !== 'string' || tryParseIp(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
+      if (typeof m.hostIP !== 'string' || tryParseIp(m.hostIP) === undefined)
+        throw invalidConfig(`${where}.hostIP must be an IP address, not ${JSON.stringify(m.hostIP)}`, 'portMappings');
       out.hostIP = m.hostIP;
     }
     return out;

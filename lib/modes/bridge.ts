@@ -35,13 +35,8 @@ import { openHandleSync, type Handle } from '../net/handle.js';
 import { createLink, deleteLink, findLink, getLink, listLinks, setBridgeNfCall, setBridgePort, setLink, type Link } from '../net/link.js';
 import { listRoutes } from '../net/route.js';
 import { readSysctlSync, setIpForwardSync, writeSysctlsSync, type SysctlSetting } from '../net/sysctl.js';
-import {
-  addContainerRules, checkContainerRules, gcBridgeFirewall, gcFirewall, removeContainerRules, type ContainerFirewall,
-} from '../firewall/index.js';
-import {
-  BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias,
-  type BridgeConf,
-} from './bridge-config.js';
+import { addContainerRules, checkContainerRules, gcBridgeFirewall, gcFirewall, removeContainerRules, type ContainerFirewall } from '../firewall/index.js';
+import { BRIDGE_FIELDS, bridgeError, hasIpam, hostVethName, parseBridgeConf, parseVethAlias, vethAlias, type BridgeConf } from './bridge-config.js';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam.js';
 import { attachmentKey, namespaceGone, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey } from './state.js';
 import { runSteps, Teardown, type UndoStack } from './steps.js';
@@ -131,7 +126,11 @@ async function setupBridge(h: Handle, conf: BridgeConf, addrs: string[], undo: U
         if (a.family !== w.family) continue;
         if (w.family === 4 || cidrOverlaps(tryParseCidr(a.cidr)!, w)) {
           if (!conf.forceAddress) {
-            throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`, conf.bridge);
+            throw bridgeError(
+              CNI_ERR.BRIDGE_CONFLICT,
+              `bridge ${conf.bridge} already has an IP address (${a.cidr}) different from ${want}; set forceAddress to replace it`,
+              conf.bridge,
+            );
           }
           await deleteAddress(h, { link: br.index, cidr: a.cidr }).catch((e) => (errCode(e) === 'EADDRNOTAVAIL' ? undefined : Promise.reject(e)));
         }
@@ -190,13 +189,21 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
   // the rollback would release the address the first ADD still uses.
   if (await findLink(host, hostVeth)) {
-    throw bridgeError(CNI_ERR.ATTACHMENT_EXISTS, `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`, hostVeth);
+    throw bridgeError(
+      CNI_ERR.ATTACHMENT_EXISTS,
+      `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`,
+      hostVeth,
+    );
   }
   // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
   // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
   const named = await findLink(host, conf.bridge);
   if (named && named.kind !== 'bridge') {
-    throw bridgeError(CNI_ERR.BRIDGE_CONFLICT, `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`, conf.bridge);
+    throw bridgeError(
+      CNI_ERR.BRIDGE_CONFLICT,
+      `"bridge": ${conf.bridge} exists and is not a bridge (kind ${named.infoKind ?? 'device'}); refusing to use it`,
+      conf.bridge,
+    );
   }
   const ctr = openHandleSync({ path: req.netns });
   open.push(ctr);
@@ -217,7 +224,15 @@ async function allocate(req: CniRequest, undo: UndoStack): Promise<CniResult> {
  * the peer made directly inside the container's namespace as CNI_IFNAME. Its undo deletes it (both ends).
  * Returns the host end and the index of the container end.
  */
-async function createVeth(host: Handle, ctr: Handle, req: CniRequest, conf: BridgeConf, bridge: Link, mac: string, undo: UndoStack): Promise<{ veth: Link; peerIndex: number }> {
+async function createVeth(
+  host: Handle,
+  ctr: Handle,
+  req: CniRequest,
+  conf: BridgeConf,
+  bridge: Link,
+  mac: string,
+  undo: UndoStack,
+): Promise<{ veth: Link; peerIndex: number }> {
   const hostVeth = hostVethName(req.containerId, req.ifname);
   const mtu = conf.mtu ? { mtu: conf.mtu } : {};
   let veth: Link;
@@ -295,7 +310,8 @@ async function addFirewall(req: CniRequest, conf: BridgeConf, p: Plan, veth: Lin
     await addContainerRules(firewallSpec(req, conf, p.ips, veth.name, mac));
   } catch (e) {
     if (errCode(e) === ERR.HOST_PORT_IN_USE) throw bridgeError(CNI_ERR.HOST_PORT_IN_USE, (e as Error).message, (e as { object?: string }).object, e);
-    if (errCode(e)?.startsWith('ERR_INVALID_') && (e as { op?: string }).op === 'firewall') throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
+    if (errCode(e)?.startsWith('ERR_INVALID_') && (e as { op?: string }).op === 'firewall')
+      throw invalidConfig((e as Error).message, (e as { object?: string }).object, e);
     throw e;
   }
   undo.push('remove firewall rules', () => removeContainerRules({ containerId: req.containerId, ifname: req.ifname, network: conf.network }));
@@ -308,7 +324,16 @@ function record(req: CniRequest, ctr: Handle, undo: UndoStack): void {
 }
 
 /** The Result: bridge, host veth, container interface, the plan's addresses and routes, chained after prevResult. */
-async function resultOf(req: CniRequest, conf: BridgeConf, p: Plan, ipam: CniResult | undefined, host: Handle, bridge: { link: Link; created: boolean }, veth: Link, mac: string): Promise<CniResult> {
+async function resultOf(
+  req: CniRequest,
+  conf: BridgeConf,
+  p: Plan,
+  ipam: CniResult | undefined,
+  host: Handle,
+  bridge: { link: Link; created: boolean },
+  veth: Link,
+  mac: string,
+): Promise<CniResult> {
   // The bridge's MAC may have changed as our port joined if someone else created it without a fixed one.
   const brMac = bridge.created ? bridge.link.mac : (await getLink(host, bridge.link.index)).mac;
   const ctrIf: CniInterface = { name: req.ifname, mac, sandbox: req.netns };
@@ -471,7 +496,8 @@ function hostVethDrift(req: CniRequest, conf: BridgeConf, v: Link | undefined, b
   if (want.veth?.mac && want.veth.mac !== v.mac) drift.push(`${name} MAC is ${v.mac}, prevResult says ${want.veth.mac}`);
   const hairpin = conf.hairpinMode || conf.portMappings.length > 0;
   if (v.bridgePort && v.bridgePort.hairpin !== hairpin) drift.push(`${name} hairpin mode is ${onOff(v.bridgePort.hairpin)}, expected ${onOff(hairpin)}`);
-  if (v.bridgePort && v.bridgePort.isolated !== conf.portIsolation) drift.push(`${name} port isolation is ${onOff(v.bridgePort.isolated)}, configured ${onOff(conf.portIsolation)}`);
+  if (v.bridgePort && v.bridgePort.isolated !== conf.portIsolation)
+    drift.push(`${name} port isolation is ${onOff(v.bridgePort.isolated)}, configured ${onOff(conf.portIsolation)}`);
   if (!conf.disableContainerInterface && v.operstate !== 'up') drift.push(`${name} is ${v.operstate}, not up`);
   return drift;
 }
@@ -492,7 +518,8 @@ async function addressAndRouteDrift(ctr: Handle, req: CniRequest, c: Link | unde
     const gw = r.gw ?? gateways[cidr.family];
     const table = r.table ?? 254;
     const found = have.some(
-      (x) => x.family === cidr.family && x.dst === dst && x.table === table && (gw === undefined || x.gateway === gw || x.multipath?.some((n) => n.gateway === gw)),
+      (x) =>
+        x.family === cidr.family && x.dst === dst && x.table === table && (gw === undefined || x.gateway === gw || x.multipath?.some((n) => n.gateway === gw)),
     );
     if (!found) drift.push(`route ${r.dst}${gw ? ` via ${gw}` : ''} missing in the container`);
   }
@@ -608,7 +635,10 @@ async function gc(req: CniRequest): Promise<void> {
   await t.step('ipam', async () => {
     if (!hasIpam(req.config as Json)) return;
     // the IPAM plugin gets the same list, less the dead attachments
-    const stdin = valid.length === given.length ? undefined : JSON.stringify({ ...req.config, 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) });
+    const stdin =
+      valid.length === given.length
+        ? undefined
+        : JSON.stringify({ ...req.config, 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) });
     await ipamGc(req, stdin === undefined ? undefined : { stdin });
   });
   await t.step('record', () => {

@@ -24,8 +24,12 @@ export function nsLabel(id: string): string {
  */
 export function refusePrevResult(req: CniRequest, plugin: string): void {
   if (req.prevResult !== undefined) {
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `${plugin} must be the first plugin of network "${req.name}": it got a prevResult, so an earlier plugin already gave the container a network of its own`, {
-      object: 'prevResult',
-    });
+    throw new CniError(
+      CNI_ERR.INVALID_NETWORK_CONFIG,
+      `${plugin} must be the first plugin of network "${req.name}": it got a prevResult, so an earlier plugin already gave the container a network of its own`,
+      {
+        object: 'prevResult',
+      },
+    );
   }
 }

@@ -44,11 +44,30 @@ import type { Netns } from '../net/ns.js';
 import { netnsIdOf, nsLabel, refusePrevResult } from './common.js';
 import { runSteps, type UndoStack } from './steps.js';
 import {
-  describeTarget, formatTarget, O_CLOEXEC, O_PATH, openPathNetns, openProcessNetns, parseRecordedTarget, parseTarget, refuseHostNetns, type OpenedNetns, type TargetSpec,
+  describeTarget,
+  formatTarget,
+  O_CLOEXEC,
+  O_PATH,
+  openPathNetns,
+  openProcessNetns,
+  parseRecordedTarget,
+  parseTarget,
+  refuseHostNetns,
+  type OpenedNetns,
+  type TargetSpec,
 } from './target.js';
 import {
-  ATTACHMENTS_DIR, attachmentKey, checkStateUsable, containerAttachments, readAttachment, removeAttachment, staleAttachments, writeAttachment,
-  type AttachmentKey, type AttachmentRecord, type JoinState,
+  ATTACHMENTS_DIR,
+  attachmentKey,
+  checkStateUsable,
+  containerAttachments,
+  readAttachment,
+  removeAttachment,
+  staleAttachments,
+  writeAttachment,
+  type AttachmentKey,
+  type AttachmentRecord,
+  type JoinState,
 } from './state.js';
 
 type Sys = typeof import('../net/ns.js') & typeof import('../sys/libc.js');
@@ -78,7 +97,10 @@ export function targetOf(req: CniRequest): TargetSpec {
   const raw: unknown = fromArgs ?? req.config.container;
   const where = fromArgs !== undefined ? `CNI_ARGS ${TARGET_ARG}` : '"container"';
   if (raw === undefined || raw === null || raw === '') {
-    throw invalidConfig(`netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<ID|PID|path> in CNI_ARGS`, 'container');
+    throw invalidConfig(
+      `netplumb-container needs the container to join: "container" in the configuration or ${TARGET_ARG}=<ID|PID|path> in CNI_ARGS`,
+      'container',
+    );
   }
   const t = parseTarget(raw, where);
   if (t.kind === 'container' && t.id === req.containerId) throw invalidConfig(`container ${t.id} cannot join its own network`, where);
@@ -93,9 +115,7 @@ export function targetOf(req: CniRequest): TargetSpec {
 function refuseSelfTarget(t: TargetSpec, netns: string, where: string): void {
   const own = canonical(netns);
   if (own === undefined) return;
-  const self =
-    (t.kind === 'path' && canonical(t.path) === own) ||
-    (t.kind === 'pid' && own === `/proc/${t.pid}/ns/net`);
+  const self = (t.kind === 'path' && canonical(t.path) === own) || (t.kind === 'pid' && own === `/proc/${t.pid}/ns/net`);
   if (self) {
     throw invalidConfig(`${where} ${describeTarget(t)} is CNI_NETNS (${netns}) itself: a container cannot join its own network namespace`, where);
   }
@@ -109,9 +129,13 @@ async function openRecorded(id: string): Promise<Netns> {
   const { openNetnsSync } = await sys();
   const records = containerAttachments(id);
   if (records.length === 0) {
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`, {
-      object: id,
-    });
+    throw new CniError(
+      CNI_ERR.UNKNOWN_CONTAINER,
+      `container ${id} has no network attached by netplumb (nothing recorded in ${ATTACHMENTS_DIR}/${id}); netplumb-container joins only containers a netplumb plugin attached (or name a process by its PID, a namespace by its path)`,
+      {
+        object: id,
+      },
+    );
   }
   const seen: string[] = [];
   for (const record of records) {
@@ -208,7 +232,11 @@ function mountOver({ mount, MS_BIND }: Sys, ns: Netns, path: string, expectId: s
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || `${st.dev}:${st.ino}` !== expectId) {
-      throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${path} changed while joining (now ${st.isFile() ? nsLabel(`${st.dev}:${st.ino}`) : 'not a file'})`, { object: path });
+      throw new CniError(
+        CNI_ERR.INVALID_NETNS,
+        `CNI_NETNS ${path} changed while joining (now ${st.isFile() ? nsLabel(`${st.dev}:${st.ino}`) : 'not a file'})`,
+        { object: path },
+      );
     }
     // through the descriptors: exactly the namespace and the file that were checked, whatever the paths do meanwhile
     mount(`/proc/self/fd/${ns.fd}`, `/proc/self/fd/${fd}`, null, MS_BIND);
@@ -250,9 +278,13 @@ function preflight(req: CniRequest, spec: TargetSpec): AttachmentRecord | undefi
   refusePrevResult(req, 'netplumb-container');
   const prior = readAttachment(key(req));
   if (prior?.joined && prior.joined.container !== formatTarget(spec)) {
-    throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${describeTarget(spec)}`, {
-      object: req.containerId,
-    });
+    throw new CniError(
+      CNI_ERR.ALREADY_JOINED,
+      `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${recordedLabel(prior.joined.container)}; DEL it before joining ${describeTarget(spec)}`,
+      {
+        object: req.containerId,
+      },
+    );
   }
   return prior;
 }
@@ -261,27 +293,39 @@ function preflight(req: CniRequest, spec: TargetSpec): AttachmentRecord | undefi
 function refuseRejoin(req: CniRequest, prior: AttachmentRecord | undefined, target: OpenedNetns, label: string): void {
   if (!prior?.joined || prior.joined.netnsId === target.ns.id) return;
   const why = prior.joined.pidStart !== undefined && prior.joined.pidStart !== target.pidStart ? 'another process' : 'replaced';
-  throw new CniError(CNI_ERR.ALREADY_JOINED, `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(target.ns.id)} now (${why}); DEL it before joining again`, {
-    object: req.containerId,
-  });
+  throw new CniError(
+    CNI_ERR.ALREADY_JOINED,
+    `${req.containerId}/${req.ifname} on network "${req.name}" already joined ${label} when its namespace was ${nsLabel(prior.joined.netnsId)}; it is ${nsLabel(target.ns.id)} now (${why}); DEL it before joining again`,
+    {
+      object: req.containerId,
+    },
+  );
 }
 
 /** Error 8 unless CNI_NETNS is a namespace file the target can be mounted on, holding no interface but lo. */
 async function refuseUnjoinable(netns: string, label: string): Promise<void> {
   const why = notJoinable(netns);
   if (why !== undefined) {
-    throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${netns} cannot be made to join ${label}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`, {
-      object: netns,
-    });
+    throw new CniError(
+      CNI_ERR.INVALID_NETNS,
+      `CNI_NETNS ${netns} cannot be made to join ${label}: ${why}; give the runtime's namespace file in /run/netns, or the target's namespace itself`,
+      {
+        object: netns,
+      },
+    );
   }
   const [{ openHandleSync }, { listLinks }] = await Promise.all([import('../net/handle.js'), import('../net/link.js')]);
   const own = openHandleSync({ path: netns });
   try {
     const others = (await listLinks(own)).filter((l) => l.kind !== 'loopback').map((l) => l.name);
     if (others.length > 0) {
-      throw new CniError(CNI_ERR.INVALID_NETNS, `CNI_NETNS ${netns} already has interfaces (${others.join(', ')}) of another network; joining ${label} would hide them`, {
-        object: netns,
-      });
+      throw new CniError(
+        CNI_ERR.INVALID_NETNS,
+        `CNI_NETNS ${netns} already has interfaces (${others.join(', ')}) of another network; joining ${label} would hide them`,
+        {
+          object: netns,
+        },
+      );
     }
   } finally {
     own.close();
@@ -292,9 +336,21 @@ async function refuseUnjoinable(netns: string, label: string): Promise<void> {
  * Makes CNI_NETNS the target's namespace: recorded first (so that DEL or GC finds a mount left by a plugin
  * killed halfway), then the target's namespace bind-mounted on it; each with its undo.
  */
-async function join(req: CniRequest, target: OpenedNetns, joinedBy: Pick<JoinState, 'container' | 'pidStart'>, currentId: string, label: string, undo: UndoStack): Promise<void> {
+async function join(
+  req: CniRequest,
+  target: OpenedNetns,
+  joinedBy: Pick<JoinState, 'container' | 'pidStart'>,
+  currentId: string,
+  label: string,
+  undo: UndoStack,
+): Promise<void> {
   const { ns } = target;
-  const rec: AttachmentRecord = { ...key(req), netns: req.netns, netnsId: ns.id, joined: { ...joinedBy, netnsId: ns.id, mounted: true, originalNetnsId: currentId } };
+  const rec: AttachmentRecord = {
+    ...key(req),
+    netns: req.netns,
+    netnsId: ns.id,
+    joined: { ...joinedBy, netnsId: ns.id, mounted: true, originalNetnsId: currentId },
+  };
   writeAttachment(rec);
   undo.push('forget the attachment', () => removeAttachment(key(req)));
   mountOver(await sys(), ns, req.netns, currentId);
@@ -323,7 +379,7 @@ async function undoJoin(r: AttachmentRecord): Promise<void> {
 
 export const containerPlugin: CniPlugin = {
   name: 'netplumb-container',
-  about: 'netplumb-container: join another container\'s network stack (Docker\'s --net=container:<id>)',
+  about: "netplumb-container: join another container's network stack (Docker's --net=container:<id>)",
   netns: 'foreign',
   capabilities: ['CAP_SYS_ADMIN'],
   fields: { container: 'any' }, // matched as the reference would; parseTarget checks the value with its own message
@@ -341,7 +397,12 @@ export const containerPlugin: CniPlugin = {
         if (currentId === target.ns.id) {
           // already the target's namespace: by the runtime, or by an earlier ADD of this attachment
           const earlier = prior?.joined;
-          const joined = { ...joinedBy, netnsId: currentId, mounted: earlier?.mounted ?? false, ...(earlier?.originalNetnsId ? { originalNetnsId: earlier.originalNetnsId } : {}) };
+          const joined = {
+            ...joinedBy,
+            netnsId: currentId,
+            mounted: earlier?.mounted ?? false,
+            ...(earlier?.originalNetnsId ? { originalNetnsId: earlier.originalNetnsId } : {}),
+          };
           await step('record', () => writeAttachment({ ...key(req), netns: req.netns, netnsId: currentId, joined }));
         } else {
           await step('joinable', () => refuseUnjoinable(req.netns, label));
@@ -359,7 +420,8 @@ export const containerPlugin: CniPlugin = {
     const target = formatTarget(spec);
     const label = describeTarget(spec);
     const rec = readAttachment(key(req));
-    const fail = (msg: string) => new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
+    const fail = (msg: string) =>
+      new CniError(CNI_ERR.CHECK_FAILED, `CHECK of ${req.containerId}/${req.ifname} on network "${req.name}": ${msg}`, { object: req.netns });
     if (!rec?.joined) throw fail('no attachment is recorded (was ADD run?)');
     const j = rec.joined;
     if (j.container !== target) throw fail(`it joined ${recordedLabel(j.container)}, not ${label}`);
@@ -373,7 +435,9 @@ export const containerPlugin: CniPlugin = {
     }
     t.ns.close();
     if (j.pidStart !== undefined && t.pidStart !== j.pidStart) {
-      throw fail(`${label} is another process now (started at ${t.pidStart ?? '?'}, not ${j.pidStart}): the process joined has exited; this container still has its namespace ${nsLabel(j.netnsId)}`);
+      throw fail(
+        `${label} is another process now (started at ${t.pidStart ?? '?'}, not ${j.pidStart}): the process joined has exited; this container still has its namespace ${nsLabel(j.netnsId)}`,
+      );
     }
     if (t.ns.id !== j.netnsId) throw fail(`${label} now has namespace ${nsLabel(t.ns.id)}; this container still has its old one ${nsLabel(j.netnsId)}`);
   },

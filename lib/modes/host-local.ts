@@ -119,9 +119,13 @@ export const hostLocal: CniPlugin = {
     }
     for (const s of sets) {
       if (s.used >= s.size) {
-        throw new CniError(CNI_ERR.NOT_AVAILABLE, `range set ${s.rangeSet} (${s.text}) of network "${conf.name}" is exhausted: ${s.used} of ${s.size} addresses allocated`, {
-          object: conf.name,
-        });
+        throw new CniError(
+          CNI_ERR.NOT_AVAILABLE,
+          `range set ${s.rangeSet} (${s.text}) of network "${conf.name}" is exhausted: ${s.used} of ${s.size} addresses allocated`,
+          {
+            object: conf.name,
+          },
+        );
       }
     }
   },

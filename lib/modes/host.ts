@@ -26,7 +26,7 @@ export function assertHostNetns(req: CniRequest): void {
     throw new CniError(
       CNI_ERR.INVALID_NETNS,
       `CNI_NETNS ${req.netns} is network namespace ${nsLabel(given)}, not the host's (${nsLabel(own)}, where netplumb-host runs); ` +
-        'refusing: a container in host mode must be started in the host\'s network namespace, and a container with a namespace of its own needs another mode',
+        "refusing: a container in host mode must be started in the host's network namespace, and a container with a namespace of its own needs another mode",
       { object: req.netns, details: `CNI_NETNS=${req.netns} ${nsLabel(given)}; host ${nsLabel(own)}` },
     );
   }
@@ -34,7 +34,7 @@ export function assertHostNetns(req: CniRequest): void {
 
 export const hostPlugin: CniPlugin = {
   name: 'netplumb-host',
-  about: 'netplumb-host: the host\'s network stack (Docker\'s --net=host)',
+  about: "netplumb-host: the host's network stack (Docker's --net=host)",
   netns: 'exists',
 
   async add(req) {

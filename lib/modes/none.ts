@@ -30,7 +30,14 @@ import type { Link } from '../net/link.js';
 import { netnsIdOf } from './common.js';
 import { runSteps, type UndoStack } from './steps.js';
 import {
-  allAttachments, attachmentKey, checkStateUsable, readAttachment, removeAttachment, staleAttachments, writeAttachment, type AttachmentKey,
+  allAttachments,
+  attachmentKey,
+  checkStateUsable,
+  readAttachment,
+  removeAttachment,
+  staleAttachments,
+  writeAttachment,
+  type AttachmentKey,
 } from './state.js';
 
 const LO4 = '127.0.0.1/8';
@@ -68,9 +75,7 @@ const usable = (a: Address) => !a.tentative && !a.dadfailed;
 
 /** The Result's view of lo's addresses: IPv4 first, then IPv6, each in the kernel's order. */
 function loIps(addrs: Address[], iface: number): CniIpConfig[] {
-  return [...addrs.filter((a) => a.family === 4), ...addrs.filter((a) => a.family === 6)]
-    .filter(usable)
-    .map((a) => ({ interface: iface, address: a.cidr }));
+  return [...addrs.filter((a) => a.family === 4), ...addrs.filter((a) => a.family === 6)].filter(usable).map((a) => ({ interface: iface, address: a.cidr }));
 }
 
 /** What is wrong with lo in the namespace of `h` (empty when nothing). */
@@ -112,10 +117,15 @@ async function restoreAddresses(n: Net, h: Handle, lo: Link, addrs: Address[], u
 
 export const nonePlugin: CniPlugin = {
   name: 'netplumb-none',
-  about: 'netplumb-none: loopback only (Docker\'s --net=none)',
+  about: "netplumb-none: loopback only (Docker's --net=none)",
   netns: 'foreign',
   // CHECK only reads the namespace (setns, then a dump): no CAP_NET_ADMIN.
-  capabilities: { ADD: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'], DEL: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'], CHECK: ['CAP_SYS_ADMIN'], GC: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'] },
+  capabilities: {
+    ADD: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+    DEL: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+    CHECK: ['CAP_SYS_ADMIN'],
+    GC: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
+  },
 
   async add(req) {
     const n = await net();

@@ -16,8 +16,18 @@
  * See docs/MODES.md for the rest.
  */
 import {
-  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync,
-  writeSync, constants as fsc, type Stats,
+  closeSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+  writeSync,
+  constants as fsc,
+  type Stats,
 } from 'node:fs';
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import { ERR, NetplumbError } from '../errors.js';
@@ -95,7 +105,8 @@ function checkOwned(st: Stats, path: string, want: 'directory' | 'file'): void {
   const ok = want === 'directory' ? st.isDirectory() : st.isFile();
   if (!ok) throw unsafe(`netplumb state ${path} is ${kind}, not a ${want === 'directory' ? 'directory' : 'regular file'}; refusing to use it`, path);
   if (st.uid !== euid()) throw unsafe(`netplumb state ${path} is owned by uid ${st.uid}, not ${euid()}; refusing to use it`, path);
-  if ((st.mode & 0o022) !== 0) throw unsafe(`netplumb state ${path} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`, path);
+  if ((st.mode & 0o022) !== 0)
+    throw unsafe(`netplumb state ${path} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`, path);
 }
 
 /** lstat + checkOwned; undefined when the directory does not exist. */
@@ -122,7 +133,9 @@ function ensureDir(path: string, mode: number): void {
 
 function containerDir(containerId: string): string {
   if (!isValidContainerId(containerId)) {
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid container ID ${JSON.stringify(containerId)}: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`, { object: 'container' });
+    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid container ID ${JSON.stringify(containerId)}: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`, {
+      object: 'container',
+    });
   }
   return `${ATTACHMENTS_DIR}/${containerId}`;
 }
@@ -139,7 +152,8 @@ function isRecord(v: unknown): v is AttachmentRecord {
   if (!str(r.netns) || !/^\d+:\d+$/.test(r.netnsId)) return false;
   if (r.joined !== undefined) {
     const j = r.joined;
-    if (typeof j !== 'object' || j === null || !parseRecordedTarget(j.container) || !/^\d+:\d+$/.test(j.netnsId) || typeof j.mounted !== 'boolean') return false;
+    if (typeof j !== 'object' || j === null || !parseRecordedTarget(j.container) || !/^\d+:\d+$/.test(j.netnsId) || typeof j.mounted !== 'boolean')
+      return false;
     if (j.originalNetnsId !== undefined && !/^\d+:\d+$/.test(j.originalNetnsId)) return false;
     if (j.pidStart !== undefined && !/^\d+$/.test(j.pidStart)) return false;
   }

@@ -59,10 +59,12 @@ export function describeTarget(t: TargetSpec): string {
 }
 
 /** The forms, for messages. */
-const FORMS = 'a container ID netplumb attached ("web", or "id:1234" for an all-digit ID), a PID ("1234" or "pid:1234") or an absolute namespace path ("/run/netns/web" or "ns:/run/netns/web")';
+const FORMS =
+  'a container ID netplumb attached ("web", or "id:1234" for an all-digit ID), a PID ("1234" or "pid:1234") or an absolute namespace path ("/run/netns/web" or "ns:/run/netns/web")';
 
 function parsePid(v: string, bad: (why: string) => CniError): TargetSpec {
-  if (!/^[1-9][0-9]*$/.test(v) || Number(v) > PID_MAX) throw bad(`${JSON.stringify(v)} is not a PID (an integer from 1 to ${PID_MAX}, no sign, no leading zero)`);
+  if (!/^[1-9][0-9]*$/.test(v) || Number(v) > PID_MAX)
+    throw bad(`${JSON.stringify(v)} is not a PID (an integer from 1 to ${PID_MAX}, no sign, no leading zero)`);
   return { kind: 'pid', pid: Number(v) };
 }
 
@@ -235,7 +237,11 @@ export function refuseHostNetns(id: string, own: string, what: string, object: s
   }
   if (id !== own && id !== init) return;
   const whose = id === own ? `the plugin's own, ${nsLabel(own)}` : `PID 1's, ${nsLabel(id)}`;
-  throw new CniError(CNI_ERR.INVALID_NETNS, `${what} is the host's (${whose}); refusing to give a container the host's network through container mode (use netplumb-host for that)`, {
-    object,
-  });
+  throw new CniError(
+    CNI_ERR.INVALID_NETNS,
+    `${what} is the host's (${whose}); refusing to give a container the host's network through container mode (use netplumb-host for that)`,
+    {
+      object,
+    },
+  );
 }

@@ -1,8 +1,24 @@
 /** IPv4 and IPv6 addresses: add, replace, delete, list, flush (`ip addr`). See docs/NET.md. */
 import {
-  IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_DADFAILED, IFA_F_DEPRECATED,
-  IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY, IFA_F_TENTATIVE, IFA_FLAGS, IFA_LABEL,
-  IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
+  IFA_ADDRESS,
+  IFA_BROADCAST,
+  IFA_CACHEINFO,
+  IFA_F_DADFAILED,
+  IFA_F_DEPRECATED,
+  IFA_F_NODAD,
+  IFA_F_NOPREFIXROUTE,
+  IFA_F_PERMANENT,
+  IFA_F_SECONDARY,
+  IFA_F_TENTATIVE,
+  IFA_FLAGS,
+  IFA_LABEL,
+  IFA_LOCAL,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  RTM_DELADDR,
+  RTM_GETADDR,
+  RTM_NEWADDR,
 } from '../netlink/constants.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, lastOf, parseCidr, parseIp } from '../addr/ip.js';
@@ -163,7 +179,13 @@ export async function addAddress(h: Handle, spec: AddressSpec): Promise<void> {
 export async function replaceAddress(h: Handle, spec: AddressSpec): Promise<void> {
   const { link, cidr, ...opts } = spec;
   const what = `replace address ${cidr} on ${refText(link)}`;
-  const msg = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, await during({ op: 'replaceAddress', what, object: cidr }, linkIndex(h, link)), cidr, opts);
+  const msg = addressMessage(
+    RTM_NEWADDR,
+    NLM_F_CREATE | NLM_F_REPLACE,
+    await during({ op: 'replaceAddress', what, object: cidr }, linkIndex(h, link)),
+    cidr,
+    opts,
+  );
   await h.request(msg, { op: 'RTM_NEWADDR', what, object: cidr });
 }
 
@@ -228,13 +250,21 @@ export async function waitForAddressesSettled(h: Handle, link: LinkRef, opts: { 
     const addrs = await listAddresses(h, { link, family: 6 });
     const failed = addrs.find((a) => a.dadfailed);
     if (failed) {
-      throw new NetplumbError(`duplicate address detection failed for ${failed.cidr} on ${refText(link)}`, { code: 'ERR_DAD_FAILED', op: 'wait for DAD', object: failed.cidr });
+      throw new NetplumbError(`duplicate address detection failed for ${failed.cidr} on ${refText(link)}`, {
+        code: 'ERR_DAD_FAILED',
+        op: 'wait for DAD',
+        object: failed.cidr,
+      });
     }
     const tentative = addrs.filter((a) => a.tentative);
     if (tentative.length === 0) return;
     if (Date.now() > deadline) {
       const list = tentative.map((a) => a.cidr).join(', ');
-      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, { code: ERR.TIMEOUT, op: 'wait for DAD', object: refText(link) });
+      throw new NetplumbError(`IPv6 addresses ${list} of ${refText(link)} still tentative after ${timeoutMs} ms`, {
+        code: ERR.TIMEOUT,
+        op: 'wait for DAD',
+        object: refText(link),
+      });
     }
     await sleep(50);
   }

@@ -4,9 +4,28 @@
  * namespace. See docs/NET.md ("Watching") for how a watch ends.
  */
 import {
-  RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELNSID, RTM_DELROUTE, RTM_DELRULE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH,
-  RTM_NEWNSID, RTM_NEWROUTE, RTM_NEWRULE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_IFADDR,
-  RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_NSID, NETNSA_NSID,
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_DELNEIGH,
+  RTM_DELNSID,
+  RTM_DELROUTE,
+  RTM_DELRULE,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWNSID,
+  RTM_NEWROUTE,
+  RTM_NEWRULE,
+  RTNLGRP_IPV4_IFADDR,
+  RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV4_RULE,
+  RTNLGRP_IPV6_IFADDR,
+  RTNLGRP_IPV6_ROUTE,
+  RTNLGRP_IPV6_RULE,
+  RTNLGRP_LINK,
+  RTNLGRP_NEIGH,
+  RTNLGRP_NSID,
+  NETNSA_NSID,
 } from '../netlink/constants.js';
 import { getS32, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { listRules, parseRule, type Rule } from './rule.js';
@@ -123,8 +142,23 @@ async function existing(h: Handle, kinds: Kinds): Promise<NetEvent[]> {
  * Equivalent to: `ip monitor [link] [address] [route] [neigh] [rule] [nsid]`, `bridge monitor fdb`.
  */
 export function watch(h: Handle, opts: WatchOptions = {}): Watch {
-  const all = opts.link === undefined && opts.address === undefined && opts.route === undefined && opts.neighbour === undefined && opts.fdb === undefined && opts.rule === undefined && opts.nsid === undefined;
-  const kinds: Kinds = { link: all || !!opts.link, address: all || !!opts.address, route: all || !!opts.route, neighbour: all || !!opts.neighbour, fdb: all || !!opts.fdb, rule: !!opts.rule, nsid: !!opts.nsid };
+  const all =
+    opts.link === undefined &&
+    opts.address === undefined &&
+    opts.route === undefined &&
+    opts.neighbour === undefined &&
+    opts.fdb === undefined &&
+    opts.rule === undefined &&
+    opts.nsid === undefined;
+  const kinds: Kinds = {
+    link: all || !!opts.link,
+    address: all || !!opts.address,
+    route: all || !!opts.route,
+    neighbour: all || !!opts.neighbour,
+    fdb: all || !!opts.fdb,
+    rule: !!opts.rule,
+    nsid: !!opts.nsid,
+  };
   const groups: number[] = [];
   if (kinds.link) groups.push(RTNLGRP_LINK);
   if (kinds.address) groups.push(RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR);
@@ -236,7 +270,11 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
       for await (const ev of events) {
         if (ev.type === 'link' && ev.action === 'new' && ev.link.index === now.index && isOperUp(ev.link)) return ev.link;
       }
-      throw new NetplumbError(`wait for link ${now.name} to be up: the event subscription ended`, { code: ERR.WATCH_CLOSED, op: 'waitForOperUp', object: now.name });
+      throw new NetplumbError(`wait for link ${now.name} to be up: the event subscription ended`, {
+        code: ERR.WATCH_CLOSED,
+        op: 'waitForOperUp',
+        object: now.name,
+      });
     })();
     seen.catch(() => undefined);
     return await Promise.race([seen, timeout]);
@@ -245,4 +283,3 @@ export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?:
     await events.return();
   }
 }
-

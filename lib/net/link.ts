@@ -5,18 +5,75 @@
  * See docs/NET.md for the rest.
  */
 import {
-  AF_UNSPEC, IFF_LOOPBACK, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, IFLA_ADDRESS, IFLA_BR_AGEING_TIME,
-  IFLA_BR_FORWARD_DELAY, IFLA_BR_NF_CALL_IP6TABLES, IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_PRIORITY, IFLA_BR_STP_STATE, IFLA_BR_VLAN_FILTERING, IFLA_BRPORT_COST,
-  IFLA_BRPORT_ISOLATED, IFLA_BRPORT_LEARNING, IFLA_BRPORT_MODE, IFLA_BRPORT_PRIORITY, IFLA_BRPORT_STATE,
-  IFLA_BRPORT_UNICAST_FLOOD, IFLA_BROADCAST, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_DATA, IFLA_INFO_SLAVE_KIND, IFLA_IPVLAN_MODE, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
-  IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NET_NS_PID, IFLA_OPERSTATE, IFLA_STATS64,
-  IFLA_TXQLEN, IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL, IFLA_VXLAN_GROUP, IFLA_VXLAN_GROUP6, IFLA_VXLAN_ID,
-  IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL,
-  IFLA_VXLAN_AGEING, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_DF, IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS, IFLA_VXLAN_LIMIT,
-  IFLA_VXLAN_PORT_RANGE, IFLA_VXLAN_PROXY, IFLA_VXLAN_TOS, IFLA_VXLAN_UDP_CSUM, IFLA_VXLAN_UDP_ZERO_CSUM6_RX,
+  AF_UNSPEC,
+  IFF_LOOPBACK,
+  IFF_LOWER_UP,
+  IFF_PROMISC,
+  IFF_UP,
+  IFLA_ADDRESS,
+  IFLA_BR_AGEING_TIME,
+  IFLA_BR_FORWARD_DELAY,
+  IFLA_BR_NF_CALL_IP6TABLES,
+  IFLA_BR_NF_CALL_IPTABLES,
+  IFLA_BR_PRIORITY,
+  IFLA_BR_STP_STATE,
+  IFLA_BR_VLAN_FILTERING,
+  IFLA_BRPORT_COST,
+  IFLA_BRPORT_ISOLATED,
+  IFLA_BRPORT_LEARNING,
+  IFLA_BRPORT_MODE,
+  IFLA_BRPORT_PRIORITY,
+  IFLA_BRPORT_STATE,
+  IFLA_BRPORT_UNICAST_FLOOD,
+  IFLA_BROADCAST,
+  IFLA_IFALIAS,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_DATA,
+  IFLA_INFO_SLAVE_KIND,
+  IFLA_IPVLAN_MODE,
+  IFLA_LINK,
+  IFLA_LINK_NETNSID,
+  IFLA_LINKINFO,
+  IFLA_MACVLAN_MODE,
+  IFLA_MASTER,
+  IFLA_MTU,
+  IFLA_NET_NS_FD,
+  IFLA_NET_NS_PID,
+  IFLA_OPERSTATE,
+  IFLA_STATS64,
+  IFLA_TXQLEN,
+  IFLA_VLAN_ID,
+  IFLA_VLAN_PROTOCOL,
+  IFLA_VXLAN_GROUP,
+  IFLA_VXLAN_GROUP6,
+  IFLA_VXLAN_ID,
+  IFLA_VXLAN_LEARNING,
+  IFLA_VXLAN_LINK,
+  IFLA_VXLAN_LOCAL,
+  IFLA_VXLAN_LOCAL6,
+  IFLA_VXLAN_PORT,
+  IFLA_VXLAN_TTL,
+  IFLA_VXLAN_AGEING,
+  IFLA_VXLAN_COLLECT_METADATA,
+  IFLA_VXLAN_DF,
+  IFLA_VXLAN_L2MISS,
+  IFLA_VXLAN_L3MISS,
+  IFLA_VXLAN_LIMIT,
+  IFLA_VXLAN_PORT_RANGE,
+  IFLA_VXLAN_PROXY,
+  IFLA_VXLAN_TOS,
+  IFLA_VXLAN_UDP_CSUM,
+  IFLA_VXLAN_UDP_ZERO_CSUM6_RX,
   IFLA_VXLAN_UDP_ZERO_CSUM6_TX,
-  NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
+  NLM_F_CREATE,
+  NLM_F_ECHO,
+  NLM_F_EXCL,
+  RTM_DELLINK,
+  RTM_GETLINK,
+  RTM_NEWLINK,
+  VETH_INFO_PEER,
 } from '../netlink/constants.js';
 import { bytesToIp, ipToBytes, parseIp } from '../addr/ip.js';
 import { bytesToMac, macToBytes } from '../addr/mac.js';
@@ -27,8 +84,25 @@ import { faultPoint } from '../sys/fault.js';
 import { borrowNetnsFdSync, Handle, openHandleSync, type BorrowedNetnsFd } from './handle.js';
 import { Netns } from './ns.js';
 import type {
-  BridgePortConfig, BridgePortInfo, IpvlanMode, Link, LinkBase, LinkChanges, LinkConfig, LinkRef, LinkStats,
-  LinkOf, MacvlanMode, NetnsTarget, OperState, VethConfig, VethLink, VethPeerConfig, VxlanConfig, VxlanDf, VxlanInfo,
+  BridgePortConfig,
+  BridgePortInfo,
+  IpvlanMode,
+  Link,
+  LinkBase,
+  LinkChanges,
+  LinkConfig,
+  LinkRef,
+  LinkStats,
+  LinkOf,
+  MacvlanMode,
+  NetnsTarget,
+  OperState,
+  VethConfig,
+  VethLink,
+  VethPeerConfig,
+  VxlanConfig,
+  VxlanDf,
+  VxlanInfo,
 } from './link-types.js';
 
 export type * from './link-types.js';
@@ -46,8 +120,16 @@ function parseStats(b: Buffer | undefined): LinkStats | undefined {
   if (!b || b.length < 80) return undefined;
   const n = (i: number) => Number(b.readBigUInt64LE(i * 8));
   return {
-    rxPackets: n(0), txPackets: n(1), rxBytes: n(2), txBytes: n(3), rxErrors: n(4),
-    txErrors: n(5), rxDropped: n(6), txDropped: n(7), multicast: n(8), collisions: n(9),
+    rxPackets: n(0),
+    txPackets: n(1),
+    rxBytes: n(2),
+    txBytes: n(3),
+    rxErrors: n(4),
+    txErrors: n(5),
+    rxDropped: n(6),
+    txDropped: n(7),
+    multicast: n(8),
+    collisions: n(9),
   };
 }
 
@@ -262,8 +344,12 @@ function writePeer(w: MessageWriter, peer: VethPeerConfig, fds: BorrowedNetnsFd[
 }
 
 const VXLAN_FLAGS = [
-  ['proxy', IFLA_VXLAN_PROXY], ['l2miss', IFLA_VXLAN_L2MISS], ['l3miss', IFLA_VXLAN_L3MISS], ['udpCsum', IFLA_VXLAN_UDP_CSUM],
-  ['udp6ZeroCsumTx', IFLA_VXLAN_UDP_ZERO_CSUM6_TX], ['udp6ZeroCsumRx', IFLA_VXLAN_UDP_ZERO_CSUM6_RX],
+  ['proxy', IFLA_VXLAN_PROXY],
+  ['l2miss', IFLA_VXLAN_L2MISS],
+  ['l3miss', IFLA_VXLAN_L3MISS],
+  ['udpCsum', IFLA_VXLAN_UDP_CSUM],
+  ['udp6ZeroCsumTx', IFLA_VXLAN_UDP_ZERO_CSUM6_TX],
+  ['udp6ZeroCsumRx', IFLA_VXLAN_UDP_ZERO_CSUM6_RX],
 ] as const;
 const VXLAN_DF: VxlanDf[] = ['unset', 'set', 'inherit'];
 
@@ -544,7 +630,9 @@ export async function setBridgePort(h: Handle, ref: LinkRef, cfg: BridgePortConf
   if (cfg.priority !== undefined) w.u16(IFLA_BRPORT_PRIORITY, cfg.priority);
   w.end(sd);
   w.end(li);
-  const opts = Object.entries(cfg).map(([k, v]) => `${k} ${v}`).join(' ');
+  const opts = Object.entries(cfg)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(' ');
   await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge port ${refText(ref)} ${opts}`, object: refText(ref) });
 }
 
@@ -567,7 +655,11 @@ export async function setBridgeNfCall(h: Handle, bridge: LinkRef, on: boolean): 
   writeBridgeNfCall(w, on);
   w.end(data);
   w.end(li);
-  await h.request(w.finish(), { op: 'RTM_NEWLINK', what: `set bridge ${refText(bridge)} nf_call_iptables ${on ? 1 : 0} nf_call_ip6tables ${on ? 1 : 0}`, object: refText(bridge) });
+  await h.request(w.finish(), {
+    op: 'RTM_NEWLINK',
+    what: `set bridge ${refText(bridge)} nf_call_iptables ${on ? 1 : 0} nf_call_ip6tables ${on ? 1 : 0}`,
+    object: refText(bridge),
+  });
 }
 
 /** Hairpin mode of a bridge port (what the CNI bridge plugin's hairpinMode sets). Equivalent to: `bridge link set dev LINK hairpin on|off`. */

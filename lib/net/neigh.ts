@@ -11,8 +11,14 @@ import type { LinkRef } from './link-types.js';
 /** A neighbour entry's state (`nud`), as `ip neigh` names it. */
 export type NeighState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent';
 const STATES: [NeighState, number][] = [
-  ['incomplete', 0x01], ['reachable', 0x02], ['stale', 0x04], ['delay', 0x08],
-  ['probe', 0x10], ['failed', 0x20], ['noarp', 0x40], ['permanent', 0x80],
+  ['incomplete', 0x01],
+  ['reachable', 0x02],
+  ['stale', 0x04],
+  ['delay', 0x08],
+  ['probe', 0x10],
+  ['failed', 0x20],
+  ['noarp', 0x40],
+  ['permanent', 0x80],
 ];
 const NTF_PROXY = 0x08;
 const NTF_ROUTER = 0x80;
@@ -110,9 +116,11 @@ export async function listNeighbours(h: Handle, filter: { link?: LinkRef; family
   s.writeUInt8(afOf(filter.family), 0);
   if (filter.proxy) s.writeUInt8(NTF_PROXY, 10);
   const replies = await h.dump(w.finish(), { op: 'RTM_GETNEIGH', what: `list neighbours in ${h.label}` });
-  return replies
-    // a dump of every family includes the bridges' forwarding entries (AF_BRIDGE): those are listFdb's
-    .filter((m) => m.type === RTM_NEWNEIGH && m.data.readUInt8(0) !== AF_BRIDGE)
-    .map(parseNeighbour)
-    .filter((n) => (index === undefined || n.linkIndex === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '');
+  return (
+    replies
+      // a dump of every family includes the bridges' forwarding entries (AF_BRIDGE): those are listFdb's
+      .filter((m) => m.type === RTM_NEWNEIGH && m.data.readUInt8(0) !== AF_BRIDGE)
+      .map(parseNeighbour)
+      .filter((n) => (index === undefined || n.linkIndex === index) && (filter.family === undefined || n.family === filter.family) && n.address !== '')
+  );
 }

@@ -4,9 +4,7 @@
  * that refuses to act on the caller's own namespace when the caller asked for another.
  * See docs/NET.md for the rest.
  */
-import {
-  closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc,
-} from 'node:fs';
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, unlinkSync, constants as fsc } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERR, NetplumbError, SyscallError } from '../errors.js';
 import { isValidNetnsName } from '../names.js';
@@ -124,7 +122,8 @@ export function netnsPath(ref: Exclude<NetnsRef, Netns | { fd: number }>): strin
     return `${NETNS_RUN_DIR}/${ref.name}`;
   }
   if ('pid' in ref) {
-    if (!Number.isInteger(ref.pid) || ref.pid <= 0) throw new NetplumbError(`invalid PID ${ref.pid}`, { code: ERR.INVALID_ARG_VALUE, op: 'netns', object: String(ref.pid) });
+    if (!Number.isInteger(ref.pid) || ref.pid <= 0)
+      throw new NetplumbError(`invalid PID ${ref.pid}`, { code: ERR.INVALID_ARG_VALUE, op: 'netns', object: String(ref.pid) });
     return `/proc/${ref.pid}/ns/net`;
   }
   return ref.path;

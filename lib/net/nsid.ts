@@ -45,7 +45,8 @@ export function setNetnsId(h: Handle, target: NetnsRef | Handle, nsid = -1): Pro
       what: `set namespace id ${nsid < 0 ? 'auto' : nsid} in ${h.label}`,
     });
     const id = await idOf(h, fd);
-    if (id === undefined) throw new NetplumbError(`set namespace id in ${h.label}: the kernel assigned none`, { code: ERR.NO_REPLY, op: 'RTM_NEWNSID', object: h.label });
+    if (id === undefined)
+      throw new NetplumbError(`set namespace id in ${h.label}: the kernel assigned none`, { code: ERR.NO_REPLY, op: 'RTM_NEWNSID', object: h.label });
     return id;
   });
 }

@@ -1,8 +1,28 @@
 /** Routes: add, replace, delete, list, and the kernel's answer for one destination (`ip route`). See docs/NET.md. */
 import {
-  NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY,
-  RTA_IIF, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTM_DELROUTE, RTM_GETROUTE,
-  RTM_F_CLONED, RTM_NEWROUTE, RTNH_F_ONLINK, RTA_METRICS, RTAX_ADVMSS, RTAX_MTU,
+  NLM_F_APPEND,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  RT_TABLE_LOCAL,
+  RT_TABLE_MAIN,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_IIF,
+  RTA_MULTIPATH,
+  RTA_OIF,
+  RTA_PREFSRC,
+  RTA_PRIORITY,
+  RTA_SRC,
+  RTA_TABLE,
+  RTM_DELROUTE,
+  RTM_GETROUTE,
+  RTM_F_CLONED,
+  RTM_NEWROUTE,
+  RTNH_F_ONLINK,
+  RTA_METRICS,
+  RTAX_ADVMSS,
+  RTAX_MTU,
 } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOf, familyOfAf, ipToBytes, parseCidr, parseIp } from '../addr/ip.js';
 import { during, ERR, NetplumbError } from '../errors.js';
@@ -87,14 +107,19 @@ export function parseRoute(m: NlMessage): Route {
   if (a[RTA_MULTIPATH]) {
     multipath = [];
     const mp = a[RTA_MULTIPATH]!;
-    for (let off = 0; off + 8 <= mp.length; ) {
+    for (let off = 0; off + 8 <= mp.length;) {
       const len = mp.readUInt16LE(off);
       if (len < 8) break;
       let gw: string | undefined;
       eachAttr(mp.subarray(off + 8, off + len), (t, v) => {
         if (t === RTA_GATEWAY) gw = bytesToIp(v);
       });
-      multipath.push({ gateway: gw, linkIndex: mp.readInt32LE(off + 4), weight: mp.readUInt8(off + 3) + 1, onlink: (mp.readUInt8(off + 2) & RTNH_F_ONLINK) !== 0 });
+      multipath.push({
+        gateway: gw,
+        linkIndex: mp.readInt32LE(off + 4),
+        weight: mp.readUInt8(off + 3) + 1,
+        onlink: (mp.readUInt8(off + 2) & RTNH_F_ONLINK) !== 0,
+      });
       off += (len + 3) & ~3;
     }
   }
@@ -195,7 +220,8 @@ function describe(r: RouteSpec): string {
   const parts = [r.type && r.type !== 'unicast' ? `${r.type} ${r.dst}` : r.dst];
   if (r.gateway) parts.push(`via ${r.gateway}`);
   if (r.link !== undefined) parts.push(`dev ${refText(r.link)}`);
-  if (r.multipath) parts.push(r.multipath.map((n) => `nexthop${n.gateway ? ` via ${n.gateway}` : ''}${n.link !== undefined ? ` dev ${refText(n.link)}` : ''}`).join(' '));
+  if (r.multipath)
+    parts.push(r.multipath.map((n) => `nexthop${n.gateway ? ` via ${n.gateway}` : ''}${n.link !== undefined ? ` dev ${refText(n.link)}` : ''}`).join(' '));
   if (r.table !== undefined) parts.push(`table ${r.table}`);
   if (r.metric !== undefined) parts.push(`metric ${r.metric}`);
   return parts.join(' ');
@@ -236,10 +262,7 @@ export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
  * Routes of one table (default main; `all` for every table), optionally of one family or one link.
  * Equivalent to: `ip route show [table T|all] [dev LINK] [-4|-6]`.
  */
-export async function listRoutes(
-  h: Handle,
-  filter: { family?: 4 | 6; table?: number | 'main' | 'local' | 'all'; link?: LinkRef } = {},
-): Promise<Route[]> {
+export async function listRoutes(h: Handle, filter: { family?: 4 | 6; table?: number | 'main' | 'local' | 'all'; link?: LinkRef } = {}): Promise<Route[]> {
   const table = filter.table === 'all' ? undefined : tableNumber(filter.table ?? 'main');
   const dev = filter.link === undefined ? undefined : await linkIndex(h, filter.link);
   const families = filter.family ? [filter.family] : ([4, 6] as const);
@@ -305,4 +328,3 @@ export async function getRoute(h: Handle, query: RouteQuery): Promise<Route> {
   if (!m) throw new NetplumbError(`get route to ${dst}: the kernel answered without a route`, { code: ERR.NO_REPLY, op: 'RTM_GETROUTE', object: dst });
   return parseRoute(m);
 }
-

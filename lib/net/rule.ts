@@ -1,7 +1,19 @@
 /** Policy routing rules (`ip rule`): list, add, delete. See docs/NET.md. */
 import {
-  FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_GOTO, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
-  FRA_TABLE, NLM_F_CREATE, NLM_F_EXCL, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE,
+  FRA_DST,
+  FRA_FWMARK,
+  FRA_FWMASK,
+  FRA_GOTO,
+  FRA_IIFNAME,
+  FRA_OIFNAME,
+  FRA_PRIORITY,
+  FRA_SRC,
+  FRA_TABLE,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  RTM_DELRULE,
+  RTM_GETRULE,
+  RTM_NEWRULE,
 } from '../netlink/constants.js';
 import { afOf, bytesToIp, familyOfAf, ipToBytes, parseCidr } from '../addr/ip.js';
 import { getStr, getU32, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';

@@ -19,9 +19,26 @@ import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { getsockname, setsockoptInt } from '../sys/libc.js';
 import { inNetnsSync } from '../sys/netns-window.js';
 import {
-  AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
-  NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN,
-  NLMSGERR_ATTR_MSG, SO_RCVBUFFORCE, SOL_NETLINK, SOL_SOCKET,
+  AF_NETLINK,
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  NETLINK_GET_STRICT_CHK,
+  NETLINK_ROUTE,
+  NLM_F_ACK,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_HDRLEN,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+  NLMSGERR_ATTR_MSG,
+  SO_RCVBUFFORCE,
+  SOL_NETLINK,
+  SOL_SOCKET,
 } from './constants.js';
 import { eachAttr, getStr, parseMessages, type NlMessage } from './encoding.js';
 import { ERR, ERRNO, NetplumbError } from '../errors.js';
@@ -201,7 +218,8 @@ export class NetlinkSocket {
   }
 
   #send(msg: Buffer, info: RequestInfo, flags: number): Promise<{ replies: NlMessage[]; interrupted: boolean }> {
-    if (this.#closed) return Promise.reject(new NetplumbError(`${info.what}: netlink socket closed`, { code: ERR.SOCKET_CLOSED, op: info.op, object: info.object }));
+    if (this.#closed)
+      return Promise.reject(new NetplumbError(`${info.what}: netlink socket closed`, { code: ERR.SOCKET_CLOSED, op: info.op, object: info.object }));
     return new Promise((resolve, reject) => {
       const seq = this.#nextSeq();
       const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
@@ -289,7 +307,13 @@ export class NetlinkSocket {
     m.writeUInt32LE(this.port, 12);
     const info = { op: 'NLMSG_NOOP', what: `${covers.length} requests` };
     this.#pending.set(seq, {
-      seq, msg: m, dump: false, covers, info, replies: [], interrupted: false,
+      seq,
+      msg: m,
+      dump: false,
+      covers,
+      info,
+      replies: [],
+      interrupted: false,
       resolve: () => {
         for (const p of covers) this.#complete(p);
       },
@@ -365,4 +389,3 @@ export function extAckMessage(m: NlMessage): string | undefined {
   }
   return text;
 }
-

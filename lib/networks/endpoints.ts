@@ -19,8 +19,17 @@ import type { CniError } from '../cni/errors.js';
 import type { CniResult } from '../cni/types.js';
 import { bridgePlugin } from '../modes/bridge.js';
 import {
-  bridgeConfig, checkNetworkName, deleteNetworkFiles, getNetwork, listNetworks, makePrivateDir, networkDir, stateRoot,
-  writeJsonAtomic, type Network, type StoreOptions,
+  bridgeConfig,
+  checkNetworkName,
+  deleteNetworkFiles,
+  getNetwork,
+  listNetworks,
+  makePrivateDir,
+  networkDir,
+  stateRoot,
+  writeJsonAtomic,
+  type Network,
+  type StoreOptions,
 } from './store.js';
 import { forgetPolicyOf } from './policy-store.js';
 
@@ -80,10 +89,12 @@ export function parseTarget(s: string): Target {
     return { kind: 'pid', pid };
   }
   if (s.startsWith('/')) {
-    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..'))) throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, ERR.INVALID_ARG_VALUE, s);
+    if (s.includes('\0') || s.split('/').some((x, i) => i > 0 && (x === '' || x === '.' || x === '..')))
+      throw fail(`${JSON.stringify(s)} is not a normalised absolute path`, ERR.INVALID_ARG_VALUE, s);
     return { kind: 'path', path: s };
   }
-  if (!isValidTargetName(s)) throw fail(`${JSON.stringify(s)} is neither a PID, an absolute namespace path nor a name (letters, digits, '_.-')`, ERR.INVALID_NAME, s);
+  if (!isValidTargetName(s))
+    throw fail(`${JSON.stringify(s)} is neither a PID, an absolute namespace path nor a name (letters, digits, '_.-')`, ERR.INVALID_NAME, s);
   return { kind: 'name', name: s };
 }
 
@@ -148,7 +159,8 @@ export function resolveTarget(t: Target, opts?: StoreOptions): ResolvedTarget {
   if (t.kind === 'pid') {
     const netns = `/proc/${t.pid}/ns/net`;
     const ino = inodeOf(`/proc/${t.pid}`) === undefined ? undefined : inodeOf(netns);
-    if (ino === undefined) throw fail(`there is no process ${t.pid} (or it is not visible here): give the PID of a running process`, ERR.NOT_FOUND, String(t.pid));
+    if (ino === undefined)
+      throw fail(`there is no process ${t.pid} (or it is not visible here): give the PID of a running process`, ERR.NOT_FOUND, String(t.pid));
     r = { netns, netnsInode: ino, pid: t.pid };
   } else if (t.kind === 'path') {
     let st;
@@ -168,7 +180,11 @@ export function resolveTarget(t: Target, opts?: StoreOptions): ResolvedTarget {
     r = { netns: rec.netns, netnsInode: rec.netnsInode, name: t.name, ...(rec.pid ? { pid: rec.pid } : {}) };
   }
   if (r.netnsInode === statSync('/proc/self/ns/net').ino) {
-    throw fail(`${formatTarget(t)} is in netplumb's own network namespace (the host's): give a process in a namespace of its own`, ERR.NETNS_SELF, formatTarget(t));
+    throw fail(
+      `${formatTarget(t)} is in netplumb's own network namespace (the host's): give a process in a namespace of its own`,
+      ERR.NETNS_SELF,
+      formatTarget(t),
+    );
   }
   return r;
 }
@@ -216,7 +232,12 @@ async function runBridge(env: Record<string, string>, conf: unknown): Promise<Cn
 }
 
 function pickIfname(netnsInode: number, opts?: StoreOptions): string {
-  const used = new Set(listNetworks(opts).flatMap((n) => listEndpoints(n.name, opts)).filter((e) => e.netnsInode === netnsInode).map((e) => e.ifname));
+  const used = new Set(
+    listNetworks(opts)
+      .flatMap((n) => listEndpoints(n.name, opts))
+      .filter((e) => e.netnsInode === netnsInode)
+      .map((e) => e.ifname),
+  );
   for (let i = 0; ; i++) if (!used.has(`eth${i}`)) return `eth${i}`;
 }
 
@@ -243,7 +264,7 @@ export async function connect(network: string, target: Target, opts: ConnectOpti
   const ep: Endpoint = {
     network,
     containerId,
-    ...(opts.name ?? t.name ? { name: (opts.name ?? t.name)! } : {}),
+    ...((opts.name ?? t.name) ? { name: (opts.name ?? t.name)! } : {}),
     target: formatTarget(target),
     netns: t.netns,
     netnsInode: t.netnsInode,
@@ -289,7 +310,12 @@ export async function disconnect(network: string, target: Target, opts: StoreOpt
       /* not resolvable: not attached either */
     }
   }
-  if (!ep) throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, { code: ERR.NOT_FOUND, op: 'disconnect', object: text });
+  if (!ep)
+    throw new NetplumbError(`${text} is not attached to ${network} (see: netplumb network inspect ${network})`, {
+      code: ERR.NOT_FOUND,
+      op: 'disconnect',
+      object: text,
+    });
   await release(net, ep, opts);
   return ep;
 }
@@ -304,7 +330,10 @@ export async function pruneNetwork(network: string, opts: StoreOptions = {}): Pr
 
 export interface NetworkInspect extends Network {
   ipam: { driver: 'netplumb-host-local'; config: Array<{ subnet: string; gateway: string }>; dataDir: string };
-  containers: Record<string, { name?: string; target: string; netns: string; ifname: string; macAddress: string; ipv4Address?: string; ipv6Address?: string; publish: PublishedPort[] }>;
+  containers: Record<
+    string,
+    { name?: string; target: string; netns: string; ifname: string; macAddress: string; ipv4Address?: string; ipv6Address?: string; publish: PublishedPort[] }
+  >;
   cniConfig: Record<string, unknown>;
 }
 
@@ -318,13 +347,23 @@ export async function inspectNetwork(network: string, opts: StoreOptions = {}): 
     const v4 = e.addresses.find((a) => tryParseCidr(a)?.family === 4);
     const v6 = e.addresses.find((a) => tryParseCidr(a)?.family === 6);
     containers[e.containerId] = {
-      ...(e.name ? { name: e.name } : {}), target: e.target, netns: e.netns, ifname: e.ifname, macAddress: e.mac,
-      ...(v4 ? { ipv4Address: v4 } : {}), ...(v6 ? { ipv6Address: v6 } : {}), publish: e.publish,
+      ...(e.name ? { name: e.name } : {}),
+      target: e.target,
+      netns: e.netns,
+      ifname: e.ifname,
+      macAddress: e.mac,
+      ...(v4 ? { ipv4Address: v4 } : {}),
+      ...(v6 ? { ipv6Address: v6 } : {}),
+      publish: e.publish,
     };
   }
   return {
     ...net,
-    ipam: { driver: 'netplumb-host-local', config: [{ subnet: net.subnet, gateway: net.gateway }, ...(net.ipv6 ? [net.ipv6] : [])], dataDir: (conf.ipam as { dataDir: string }).dataDir },
+    ipam: {
+      driver: 'netplumb-host-local',
+      config: [{ subnet: net.subnet, gateway: net.gateway }, ...(net.ipv6 ? [net.ipv6] : [])],
+      dataDir: (conf.ipam as { dataDir: string }).dataDir,
+    },
     containers,
     cniConfig: conf,
   };
@@ -334,12 +373,19 @@ export async function inspectNetwork(network: string, opts: StoreOptions = {}): 
  * Removes a network (`docker network rm`): refuses while endpoints are attached unless `force`, which
  * disconnects them first (`onProgress` is told of each); then the bridge, its firewall chains and the files go.
  */
-export async function removeNetwork(network: string, opts: StoreOptions & { force?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+export async function removeNetwork(
+  network: string,
+  opts: StoreOptions & { force?: boolean; onProgress?: (done: number, total: number) => void } = {},
+): Promise<void> {
   const net = getNetwork(checkNetworkName(network), opts);
   await pruneNetwork(network, opts);
   const eps = listEndpoints(network, opts);
   if (eps.length && !opts.force) {
-    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, { code: ERR.IN_USE, op: 'network rm', object: network });
+    throw new NetplumbError(`network ${network} has ${eps.length} attached endpoint(s): disconnect them, or use --force`, {
+      code: ERR.IN_USE,
+      op: 'network rm',
+      object: network,
+    });
   }
   for (const [i, e] of eps.entries()) {
     await release(net, e, opts);

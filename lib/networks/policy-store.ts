@@ -57,7 +57,11 @@ export function forgetPolicyOf(network: string, containerId: string, opts?: Stor
 export function parsePortSpec(s: string): { protocol: PolicyProtocol; port: number } {
   const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(s);
   const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new NetplumbError(`port ${JSON.stringify(s)}: write PORT[/tcp|udp|sctp] with PORT 1-65535, e.g. 80/tcp`, { code: ERR.INVALID_ARG_VALUE, op: 'policy', object: s });
+  if (!m || port < 1 || port > 65535)
+    throw new NetplumbError(`port ${JSON.stringify(s)}: write PORT[/tcp|udp|sctp] with PORT 1-65535, e.g. 80/tcp`, {
+      code: ERR.INVALID_ARG_VALUE,
+      op: 'policy',
+      object: s,
+    });
   return { protocol: (m[2] ?? 'tcp') as PolicyProtocol, port };
 }
-

@@ -36,7 +36,12 @@ function usage(message: string, object?: string): NetplumbError {
 
 function findEndpoint(eps: readonly Endpoint[], ref: string, network: string): Endpoint {
   const ep = eps.find((e) => e.name === ref || e.containerId === ref || e.target === ref);
-  if (!ep) throw new NetplumbError(`no endpoint ${JSON.stringify(ref)} on network ${network} (see: netplumb network inspect ${network})`, { code: ERR.NOT_FOUND, op: 'policy', object: ref });
+  if (!ep)
+    throw new NetplumbError(`no endpoint ${JSON.stringify(ref)} on network ${network} (see: netplumb network inspect ${network})`, {
+      code: ERR.NOT_FOUND,
+      op: 'policy',
+      object: ref,
+    });
   return ep;
 }
 
@@ -69,7 +74,8 @@ async function apply(net: Network, rules: readonly PolicyRule[], opts: StoreOpti
  */
 export async function allowTraffic(network: string, req: AllowRequest, opts: StoreOptions = {}): Promise<PolicyRuleView> {
   const net = getNetwork(checkNetworkName(network), opts);
-  if (net.icc !== false) throw usage(`network ${network} lets every endpoint reach every other (icc on): allow rules need a network created with --icc=false`, network);
+  if (net.icc !== false)
+    throw usage(`network ${network} lets every endpoint reach every other (icc on): allow rules need a network created with --icc=false`, network);
   if (!Array.isArray(req.from) || req.from.length === 0 || req.from.length > 256) throw usage('a rule needs 1 to 256 sources (--from)');
   const ports = checkPorts(req.ports);
   const eps = listEndpoints(network, opts);
@@ -77,11 +83,15 @@ export async function allowTraffic(network: string, req: AllowRequest, opts: Sto
   const to = findEndpoint(eps, req.to, network).containerId;
   if (from.includes(to)) throw usage(`a rule from ${req.to} to itself means nothing: an endpoint always reaches itself`, req.to);
   const rules = readPolicy(network, opts);
-  if (rules.length >= MAX_RULES_PER_NETWORK) throw usage(`network ${network} has ${rules.length} rules already, the most allowed (${MAX_RULES_PER_NETWORK})`, network);
+  if (rules.length >= MAX_RULES_PER_NETWORK)
+    throw usage(`network ${network} has ${rules.length} rules already, the most allowed (${MAX_RULES_PER_NETWORK})`, network);
   for (const r of rules) {
     const port = r.ports.find((p) => ports.some((q) => q.protocol === p.protocol && q.port === p.port));
     if (r.to === to && port && r.from.some((f) => from.includes(f))) {
-      throw new NetplumbError(`the rule overlaps rule ${r.id}, which allows ${port.port}/${port.protocol} to ${req.to} already (see: netplumb policy ls ${network})`, { code: ERR.EXISTS, op: 'policy', object: r.id });
+      throw new NetplumbError(
+        `the rule overlaps rule ${r.id}, which allows ${port.port}/${port.protocol} to ${req.to} already (see: netplumb policy ls ${network})`,
+        { code: ERR.EXISTS, op: 'policy', object: r.id },
+      );
     }
   }
   const rule: PolicyRule = { id: randomBytes(6).toString('hex'), from, to, ports, created: new Date().toISOString() };
@@ -106,7 +116,16 @@ export async function removeRule(network: string, id: string, opts: StoreOptions
   const net = getNetwork(checkNetworkName(network), opts);
   const rules = readPolicy(network, opts);
   const rule = rules.find((r) => r.id === id);
-  if (!rule) throw new NetplumbError(`network ${network} has no rule ${JSON.stringify(id)} (see: netplumb policy ls ${network})`, { code: ERR.NOT_FOUND, op: 'policy', object: id });
-  await apply(net, rules.filter((r) => r !== rule), opts);
+  if (!rule)
+    throw new NetplumbError(`network ${network} has no rule ${JSON.stringify(id)} (see: netplumb policy ls ${network})`, {
+      code: ERR.NOT_FOUND,
+      op: 'policy',
+      object: id,
+    });
+  await apply(
+    net,
+    rules.filter((r) => r !== rule),
+    opts,
+  );
   return view(rule, listEndpoints(network, opts));
 }

@@ -69,14 +69,19 @@ function usage(message: string, code: string, object?: string): NetplumbError {
 /** The state root of these options. */
 export function stateRoot(opts: StoreOptions = {}): string {
   const root = opts.root ?? process.env[STATE_ROOT_ENV] ?? DEFAULT_STATE_ROOT;
-  if (!root.startsWith('/') || root.includes('\0')) throw usage(`the state directory must be an absolute path, not ${JSON.stringify(root)}`, ERR.INVALID_ARG_VALUE, root);
+  if (!root.startsWith('/') || root.includes('\0'))
+    throw usage(`the state directory must be an absolute path, not ${JSON.stringify(root)}`, ERR.INVALID_ARG_VALUE, root);
   return root;
 }
 
 /** Throws unless `name` is a network name (lib/names.ts): letters, digits, `_.-`, at most 64, not starting with a punctuation. */
 export function checkNetworkName(name: string): string {
   if (!isValidNetworkName(name)) {
-    throw usage(`invalid network name ${JSON.stringify(name)}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit`, ERR.INVALID_NAME, name);
+    throw usage(
+      `invalid network name ${JSON.stringify(name)}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit`,
+      ERR.INVALID_NAME,
+      name,
+    );
   }
   return name;
 }
@@ -127,7 +132,12 @@ function firstFreeSubnet(taken: readonly string[]): string {
 
 function checkSubnet(subnet: string, family: 4 | 6, what: string): void {
   const c = tryParseCidr(subnet);
-  if (!c || c.family !== family) throw usage(`${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`, ERR.INVALID_ADDRESS, subnet);
+  if (!c || c.family !== family)
+    throw usage(
+      `${what} ${JSON.stringify(subnet)} is not an IPv${family} subnet such as ${family === 4 ? '10.89.1.0/24' : 'fd00:89::/64'}`,
+      ERR.INVALID_ADDRESS,
+      subnet,
+    );
   if (c.prefix > BITS[family] - 2) throw usage(`${what} ${subnet} is too small (at most /${BITS[family] - 2})`, ERR.INVALID_ADDRESS, subnet);
   if (c.ip !== c.network) throw usage(`${what} ${subnet} has host bits set`, ERR.INVALID_ADDRESS, subnet);
 }
@@ -136,7 +146,8 @@ function gatewayOf(subnet: string, gateway: string | undefined, family: 4 | 6, w
   const c = tryParseCidr(subnet)!;
   if (gateway === undefined) return formatIp({ family, value: c.network + 1n });
   const g = tryParseIp(gateway);
-  if (!g || g.family !== family || !cidrContains(c, g)) throw usage(`${what} ${JSON.stringify(gateway)} is not an address inside ${subnet}`, ERR.INVALID_ADDRESS, gateway);
+  if (!g || g.family !== family || !cidrContains(c, g))
+    throw usage(`${what} ${JSON.stringify(gateway)} is not an address inside ${subnet}`, ERR.INVALID_ADDRESS, gateway);
   return formatIp(g);
 }
 
@@ -173,7 +184,11 @@ export function listNetworks(opts?: StoreOptions): Network[] {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw wrapError(e, { op: 'readdir', what: `list ${networksDir(opts)}`, object: networksDir(opts) });
   }
-  return names.filter((n) => isValidNetworkName(n)).sort().map((n) => readNetwork(n, opts)).filter((n): n is Network => n !== undefined);
+  return names
+    .filter((n) => isValidNetworkName(n))
+    .sort()
+    .map((n) => readNetwork(n, opts))
+    .filter((n): n is Network => n !== undefined);
 }
 
 /**
@@ -185,12 +200,21 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const name = checkNetworkName(spec.name);
   const others = listNetworks(opts);
   if (others.some((n) => n.name === name)) {
-    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, { code: ERR.EXISTS, op: 'network create', object: name });
+    throw new NetplumbError(`network ${name} exists already (remove it with: netplumb network rm ${name})`, {
+      code: ERR.EXISTS,
+      op: 'network create',
+      object: name,
+    });
   }
   const subnet = spec.subnet ?? firstFreeSubnet(others.map((n) => n.subnet));
   checkSubnet(subnet, 4, '--subnet');
   const clash = others.find((n) => overlaps(n.subnet, subnet) || (n.ipv6 && spec.ipv6Subnet && overlaps(n.ipv6.subnet, spec.ipv6Subnet)));
-  if (clash) throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, { code: ERR.IN_USE, op: 'network create', object: subnet });
+  if (clash)
+    throw new NetplumbError(`subnet ${subnet} overlaps network ${clash.name}'s: choose another with --subnet`, {
+      code: ERR.IN_USE,
+      op: 'network create',
+      object: subnet,
+    });
   const bridge = spec.bridge ?? defaultBridge(name);
   const bridgeProblem = ifnameProblem(bridge);
   if (bridgeProblem !== undefined) throw usage(`bridge name ${JSON.stringify(bridge)} is not an interface name: it ${bridgeProblem}`, ERR.INVALID_NAME, bridge);
@@ -199,7 +223,9 @@ export function createNetwork(spec: NetworkSpec, opts?: StoreOptions): Network {
   const internal = spec.internal ?? false;
   const net: Network = {
     name,
-    id: createHash('sha256').update(`${name}\0${randomBytes(16).toString('hex')}`).digest('hex'),
+    id: createHash('sha256')
+      .update(`${name}\0${randomBytes(16).toString('hex')}`)
+      .digest('hex'),
     created: new Date().toISOString(),
     driver: 'netplumb-bridge',
     bridge,

@@ -35,18 +35,32 @@ test('a container whose namespace vanished without DEL is released after the gra
     const conf = bridgeConf({ name: 'ag-gone', bridge: 'npaggo', subnet: '10.90.0.0/24', ipMasq: true, macspoofchk: true });
     const keep = await host.createContainer('keep1');
     const gone = await host.createContainer('gone1');
-    for (const [id, c] of [['keep1', keep], ['gone1', gone]] as const) {
+    for (const [id, c] of [
+      ['keep1', keep],
+      ['gone1', gone],
+    ] as const) {
       const r = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', id, c), stdin: JSON.stringify(conf) });
       assert.is(r.exitCode, 0, r.stdout);
     }
-    assert.equal(await state(conf, 'npaggo'), [['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], ['gone1/eth0', 'keep1/eth0'], []]);
+    assert.equal(await state(conf, 'npaggo'), [
+      ['gone1/eth0', 'keep1/eth0'],
+      ['gone1/eth0', 'keep1/eth0'],
+      ['gone1/eth0', 'keep1/eth0'],
+      ['gone1/eth0', 'keep1/eth0'],
+      [],
+    ]);
     await gone.destroy(); // the runtime crashed: no DEL
     const released = await eventsOf(agent, (e) => e.event === 'cleanup');
     assert.is(released.length, 1, agent.log());
     assert.is(released[0]!.container, 'gone1');
     assert.is(released[0]!.outcome, 'released');
     assert.equal(await state(conf, 'npaggo'), [['keep1/eth0'], ['keep1/eth0'], ['keep1/eth0'], ['keep1/eth0'], []], 'only the living container remains');
-    const late = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'gone1', undefined), stdin: JSON.stringify(conf) });
+    const late = await forward('netplumb-bridge', {
+      socket: agent.socket,
+      where: host,
+      env: attachEnv('DEL', 'gone1', undefined),
+      stdin: JSON.stringify(conf),
+    });
     assert.is(late.exitCode, 0, late.stdout);
     const d = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'keep1', keep), stdin: JSON.stringify(conf) });
     assert.is(d.exitCode, 0, d.stdout);
@@ -61,7 +75,10 @@ test('a DEL within the grace period wins: the agent finds nothing left to do', a
   try {
     const conf = bridgeConf({ name: 'ag-late', bridge: 'npaglt', subnet: '10.90.1.0/24' });
     const c = await host.createContainer('late1');
-    assert.is((await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'late1', c), stdin: JSON.stringify(conf) })).exitCode, 0);
+    assert.is(
+      (await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'late1', c), stdin: JSON.stringify(conf) })).exitCode,
+      0,
+    );
     assert.ok(existsSync('/run/netplumb/agent/late1'), 'the ADD is kept');
     await c.destroy();
     const del = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'late1', undefined), stdin: JSON.stringify(conf) });

@@ -107,7 +107,10 @@ const addEnv = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'fw1', CNI_NETNS: '/proc/s
 test('an answer written one byte at a time is relayed exactly: stdout, stderr, exit status', async () => {
   const body = Buffer.from('{\n    "cniVersion": "1.1.0",\n    "code": 7,\n    "msg": "zażółć \\u0000 ok"\n}\n');
   const agent = await fakeAgent(async (sock) => {
-    const all = Buffer.concat([answerHead(200, body, { 'x-netplumb-exit-status': '1', 'x-netplumb-stderr': Buffer.from('from the agent\n').toString('base64') }), body]);
+    const all = Buffer.concat([
+      answerHead(200, body, { 'x-netplumb-exit-status': '1', 'x-netplumb-stderr': Buffer.from('from the agent\n').toString('base64') }),
+      body,
+    ]);
     for (let i = 0; i < all.length; i++) {
       sock.write(all.subarray(i, i + 1));
       await sleep(0);
@@ -146,7 +149,7 @@ test('a 10 MiB stdin, fed in pieces, reaches a slowly reading agent whole, with 
   }
 });
 
-test('an agent that dies mid-answer, or closes without one: CNI error 11 in the configuration\'s version', async () => {
+test("an agent that dies mid-answer, or closes without one: CNI error 11 in the configuration's version", async () => {
   const cut = await fakeAgent((sock) => {
     sock.write(answerHead(200, Buffer.alloc(100), { 'x-netplumb-exit-status': '0' }));
     sock.write('{"cniVersion"');

@@ -42,11 +42,14 @@ const statusOf = async (p: Promise<unknown>) => {
 test('create, ls, connect by PID, inspect, disconnect and rm through the agent', async () => {
   const net = await ops.create({ name: 'agnet', subnet: '10.94.0.0/24' });
   assert.is(net.name, 'agnet');
-  assert.equal((await ops.list()).map((n) => [n.name, n.endpoints]), [['agnet', 0]]);
+  assert.equal(
+    (await ops.list()).map((n) => [n.name, n.endpoints]),
+    [['agnet', 0]],
+  );
   const c = await holder.createContainer('agc1');
   const ep = await ops.connect('agnet', String(c.pid), {});
   const seen = (await c.ip<any[]>('-4', 'addr', 'show', 'dev', ep.ifname))[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`);
-  assert.equal(seen, ep.addresses, 'the container has the endpoint\'s address');
+  assert.equal(seen, ep.addresses, "the container has the endpoint's address");
   assert.ok(ep.addresses[0]!.startsWith('10.94.0.'));
   assert.is(Object.keys((await ops.inspect('agnet')).containers).length, 1);
   assert.equal(await statusOf(ops.create({ name: 'agnet' })), [409, 'ERR_EXISTS']);
@@ -64,14 +67,17 @@ test('create, ls, connect by PID, inspect, disconnect and rm through the agent',
   assert.ok(served.length >= 8, agent.log());
 });
 
-test('allow rules through the agent: policy POST, GET, DELETE on an icc=false network, and the errors\' statuses', async () => {
+test("allow rules through the agent: policy POST, GET, DELETE on an icc=false network, and the errors' statuses", async () => {
   await ops.create({ name: 'agpol', subnet: '10.95.0.0/24', icc: false });
   const [c1, c2] = [await holder.createContainer('agp1'), await holder.createContainer('agp2')];
   await ops.connect('agpol', String(c1.pid), { name: 'front' });
   await ops.connect('agpol', String(c2.pid), { name: 'back' });
   const rule = await ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 8080 }] });
   assert.equal([rule.fromNames, rule.toName], [['front'], 'back']);
-  assert.equal((await ops.listPolicy('agpol')).map((r) => r.id), [rule.id]);
+  assert.equal(
+    (await ops.listPolicy('agpol')).map((r) => r.id),
+    [rule.id],
+  );
   assert.equal(await statusOf(ops.allow('agpol', { from: ['ghost'], to: 'back', ports: [{ protocol: 'tcp', port: 1 }] })), [404, 'ERR_NOT_FOUND']);
   assert.equal(await statusOf(ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 65536 }] })), [400, 'ERR_INVALID_ARG_VALUE']);
   assert.equal(await statusOf(ops.allow('agpol', { from: ['front'], to: 'back', ports: [{ protocol: 'tcp', port: 8080 }] })), [409, 'ERR_EXISTS']);

@@ -90,13 +90,25 @@ test('a non-member (nobody) is refused, logged, and nothing changes; also when t
     const before = { links: await vethNames(host), store: treeSnapshot(conf.ipam.dataDir), ctr: await c.ip('link', 'show') };
     // As installed: the socket's mode keeps nobody out (EACCES), so the forwarder runs the plugin itself,
     // which has no capability: error 107 and nothing done.
-    const a = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'nb1', c), stdin: JSON.stringify(conf), wrapper: AS_NOBODY });
+    const a = await forward('netplumb-bridge', {
+      socket: agent.socket,
+      where: host,
+      env: attachEnv('ADD', 'nb1', c),
+      stdin: JSON.stringify(conf),
+      wrapper: AS_NOBODY,
+    });
     assert.is(a.exitCode, 1);
     assert.is(a.json?.code, 107, a.stdout);
     // Loosened by mistake: the peer check refuses the connection's owner.
     chmodSync(dirname(agent.socket), 0o755);
     chmodSync(agent.socket, 0o666);
-    const b = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'nb1', c), stdin: JSON.stringify(conf), wrapper: AS_NOBODY });
+    const b = await forward('netplumb-bridge', {
+      socket: agent.socket,
+      where: host,
+      env: attachEnv('ADD', 'nb1', c),
+      stdin: JSON.stringify(conf),
+      wrapper: AS_NOBODY,
+    });
     assert.is(b.exitCode, 1);
     assert.is(b.json?.code, 107, b.stdout);
     assert.match(b.json.msg, 'uid 65534 may not use this agent');
@@ -116,12 +128,24 @@ test('a member of --group is served with the agent privilege', async () => {
     const conf = bridgeConf({ name: 'ag-member', bridge: 'npagmb', subnet: '10.83.0.0/24' });
     const c = await host.createContainer('mb1');
     const nobodyInGroup = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-    const r = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', 'mb1', c), stdin: JSON.stringify(conf), wrapper: nobodyInGroup });
+    const r = await forward('netplumb-bridge', {
+      socket: agent.socket,
+      where: host,
+      env: attachEnv('ADD', 'mb1', c),
+      stdin: JSON.stringify(conf),
+      wrapper: nobodyInGroup,
+    });
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
     assert.equal(await addrOf(c), [r.json.ips[0].address]);
     const [served] = await eventsOf(agent, (e) => e.event === 'request' && e.verb === 'ADD');
     assert.is(served?.peer.uid, 65534);
-    const d = await forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('DEL', 'mb1', c), stdin: JSON.stringify(conf), wrapper: nobodyInGroup });
+    const d = await forward('netplumb-bridge', {
+      socket: agent.socket,
+      where: host,
+      env: attachEnv('DEL', 'mb1', c),
+      stdin: JSON.stringify(conf),
+      wrapper: nobodyInGroup,
+    });
     assert.is(d.exitCode, 0, d.stdout);
     assert.equal(reservations(join(conf.ipam.dataDir, 'ag-member')).size, 0);
   } finally {
@@ -183,8 +207,8 @@ test('a caller in another network namespace runs the plugin in process, where it
     const c = await other.createContainer('el1');
     const r = await forward('netplumb-bridge', { socket: agent.socket, where: other, env: attachEnv('ADD', 'el1', c), stdin: JSON.stringify(conf) });
     assert.is(r.exitCode, 0, r.stdout + r.stderr);
-    assert.ok((await other.ip<any[]>('link', 'show', 'npagel')).length === 1, 'the bridge is in the caller\'s namespace');
-    assert.is((await host.ip<any[]>('link', 'show')).filter((l) => l.ifname === 'npagel').length, 0, 'not in the agent\'s');
+    assert.ok((await other.ip<any[]>('link', 'show', 'npagel')).length === 1, "the bridge is in the caller's namespace");
+    assert.is((await host.ip<any[]>('link', 'show')).filter((l) => l.ifname === 'npagel').length, 0, "not in the agent's");
     assert.ok((await eventsOf(agent, (e) => e.event === 'misdirected')).length > 0, agent.log());
     assert.is(agent.events().filter((e) => e.event === 'request').length, 0);
   } finally {

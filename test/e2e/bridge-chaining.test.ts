@@ -41,7 +41,11 @@ for (const version of ['0.4.0', '1.0.0']) {
     };
     const result = await rt.add(list, att);
     assert.is(result.cniVersion, version);
-    assert.equal(result.interfaces.slice(0, 3).map((i: any) => i.name.replace(/^veth.*/, 'veth')), ['netplumb0', 'veth', 'eth0'], 'the meta plugins pass netplumb-bridge\'s interfaces through');
+    assert.equal(
+      result.interfaces.slice(0, 3).map((i: any) => i.name.replace(/^veth.*/, 'veth')),
+      ['netplumb0', 'veth', 'eth0'],
+      "the meta plugins pass netplumb-bridge's interfaces through",
+    );
     assert.is(result.interfaces.length, 4, 'bandwidth adds its ifb');
     const hostVeth = result.interfaces[1].name;
     assert.match(hostVeth, /^veth[0-9a-f]{8}$/);
@@ -59,9 +63,18 @@ for (const version of ['0.4.0', '1.0.0']) {
     assert.is(await sysctl(ctr, 'net/core/somaxconn'), '512');
     // bandwidth shaped the host veth (egress of the container) and its ifb (ingress)
     const qdiscs = JSON.parse((await run(['tc', '-j', 'qdisc', 'show'], { netns: host.netnsPath })).stdout) as any[];
-    assert.ok(qdiscs.some((q) => q.dev === hostVeth && q.kind === 'ingress'), `ingress qdisc on ${hostVeth}: ${JSON.stringify(qdiscs)}`);
-    assert.ok(qdiscs.some((q) => q.kind === 'tbf'), 'a token bucket somewhere');
-    assert.ok((await links(host)).some((l) => l.linkinfo?.info_kind === 'ifb'), 'bandwidth made its ifb device');
+    assert.ok(
+      qdiscs.some((q) => q.dev === hostVeth && q.kind === 'ingress'),
+      `ingress qdisc on ${hostVeth}: ${JSON.stringify(qdiscs)}`,
+    );
+    assert.ok(
+      qdiscs.some((q) => q.kind === 'tbf'),
+      'a token bucket somewhere',
+    );
+    assert.ok(
+      (await links(host)).some((l) => l.linkinfo?.info_kind === 'ifb'),
+      'bandwidth made its ifb device',
+    );
     assert.ok((await ping(host, '10.77.0.2')).ok);
 
     // CHECK: netplumb-bridge, tuning and bandwidth (portmap 1.1.1's CHECK wants IPv6 DNAT chains it never made)
@@ -82,15 +95,29 @@ for (const version of ['0.4.0', '1.0.0']) {
 
 test('the reference bridge delegates its IPAM to netplumb-host-local: ADD, packets, CHECK, DEL', async () => {
   const rt = cniRuntime({ host });
-  const conf = bridgeConf({ type: 'bridge', cniVersion: '1.0.0', bridge: 'cni-np', isGateway: true, ipMasq: true, routes: [{ dst: '0.0.0.0/0' }], subnet: ['10.71.0.0/24', 'fd71::/64'] });
+  const conf = bridgeConf({
+    type: 'bridge',
+    cniVersion: '1.0.0',
+    bridge: 'cni-np',
+    isGateway: true,
+    ipMasq: true,
+    routes: [{ dst: '0.0.0.0/0' }],
+    subnet: ['10.71.0.0/24', 'fd71::/64'],
+  });
   const c1 = await host.createContainer('c1');
   const c2 = await host.createContainer('c2');
   const a1 = { containerId: 'ref-1', netns: c1.netnsPath, ifname: 'eth0' };
   const a2 = { containerId: 'ref-2', netns: c2.netnsPath, ifname: 'eth0' };
   const r1 = must(await rt.exec('ADD', conf, a1)).json;
   const r2 = must(await rt.exec('ADD', conf, a2)).json;
-  assert.equal(r1.ips.map((i: any) => i.address), ['10.71.0.2/24', 'fd71::2/64']);
-  assert.equal(r2.ips.map((i: any) => i.address), ['10.71.0.3/24', 'fd71::3/64']);
+  assert.equal(
+    r1.ips.map((i: any) => i.address),
+    ['10.71.0.2/24', 'fd71::2/64'],
+  );
+  assert.equal(
+    r2.ips.map((i: any) => i.address),
+    ['10.71.0.3/24', 'fd71::3/64'],
+  );
   assert.equal([...reservations(join(conf.ipam.dataDir, conf.name)).values()].sort(), ['ref-1\r\neth0', 'ref-1\r\neth0', 'ref-2\r\neth0', 'ref-2\r\neth0']);
   assert.ok((await ping(c1, '10.71.0.3', { count: 2, interval: 0.2 })).ok);
   assert.ok((await ping(c2, 'fd71::2', { count: 2, interval: 0.2 })).ok);

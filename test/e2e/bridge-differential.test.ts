@@ -92,7 +92,13 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
 function shape(r: any): any {
   const out = {
     ...r,
-    interfaces: r.interfaces?.map((i: any) => ({ ...i, mtu: undefined, mac: i.mac ? 'mac' : undefined, name: /^veth/.test(i.name) ? 'veth*' : i.name, sandbox: i.sandbox ? 'sandbox' : undefined })),
+    interfaces: r.interfaces?.map((i: any) => ({
+      ...i,
+      mtu: undefined,
+      mac: i.mac ? 'mac' : undefined,
+      name: /^veth/.test(i.name) ? 'veth*' : i.name,
+      sandbox: i.sandbox ? 'sandbox' : undefined,
+    })),
   };
   if (!r.cniVersion.startsWith('0.') && r.dns && Object.keys(r.dns).length === 0) delete out.dns;
   return out;
@@ -111,15 +117,40 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { what: 'gateway + masquerade, default route from the IPAM', conf: { bridge: 'br-diff', isGateway: true, ipMasq: true }, subnet: '10.90.0.0/24', routes: [{ dst: '0.0.0.0/0' }] },
-  { what: 'isDefaultGateway, dual stack, MTU 1400, hairpin', conf: { bridge: 'br-diff', isDefaultGateway: true, mtu: 1400, hairpinMode: true }, subnet: ['10.91.0.0/24', 'fd91::/64'] },
-  { what: 'promiscuous bridge, no gateway, a route with its own gateway', conf: { bridge: 'br-diff', promiscMode: true }, subnet: '10.92.0.0/24', routes: [{ dst: '192.168.50.0/24', gw: '10.92.0.254' }] },
-  { what: 'gateway on an existing bridge with another address (forceAddress)', conf: { bridge: 'br-diff', isGateway: true, forceAddress: true }, subnet: '10.93.0.0/24',
+  {
+    what: 'gateway + masquerade, default route from the IPAM',
+    conf: { bridge: 'br-diff', isGateway: true, ipMasq: true },
+    subnet: '10.90.0.0/24',
+    routes: [{ dst: '0.0.0.0/0' }],
+  },
+  {
+    what: 'isDefaultGateway, dual stack, MTU 1400, hairpin',
+    conf: { bridge: 'br-diff', isDefaultGateway: true, mtu: 1400, hairpinMode: true },
+    subnet: ['10.91.0.0/24', 'fd91::/64'],
+  },
+  {
+    what: 'promiscuous bridge, no gateway, a route with its own gateway',
+    conf: { bridge: 'br-diff', promiscMode: true },
+    subnet: '10.92.0.0/24',
+    routes: [{ dst: '192.168.50.0/24', gw: '10.92.0.254' }],
+  },
+  {
+    what: 'gateway on an existing bridge with another address (forceAddress)',
+    conf: { bridge: 'br-diff', isGateway: true, forceAddress: true },
+    subnet: '10.93.0.0/24',
     prepare: async (h) => {
       await h.exec(['ip', 'link', 'add', 'br-diff', 'type', 'bridge']);
       await h.exec(['ip', 'addr', 'add', '10.99.99.1/24', 'dev', 'br-diff']);
-    } },
-  { what: 'the IPAM is netplumb-host-local for both; cniVersion 0.4.0', conf: { bridge: 'br-diff', isGateway: true }, subnet: '10.94.0.0/24', ipamType: 'netplumb-host-local', version: '0.4.0', routes: [{ dst: '0.0.0.0/0' }] },
+    },
+  },
+  {
+    what: 'the IPAM is netplumb-host-local for both; cniVersion 0.4.0',
+    conf: { bridge: 'br-diff', isGateway: true },
+    subnet: '10.94.0.0/24',
+    ipamType: 'netplumb-host-local',
+    version: '0.4.0',
+    routes: [{ dst: '0.0.0.0/0' }],
+  },
   { what: 'enabledad with IPv6', conf: { bridge: 'br-diff', isGateway: true, enabledad: true }, subnet: 'fd95::/64' },
 ];
 
@@ -128,11 +159,22 @@ for (const c of cases) {
     const hosts: Record<'ref' | 'np', Host> = { ref: await createHost('ref'), np: await createHost('np') };
     try {
       const out: Record<string, any> = {};
-      for (const [who, type] of [['ref', 'bridge'], ['np', 'netplumb-bridge']] as const) {
+      for (const [who, type] of [
+        ['ref', 'bridge'],
+        ['np', 'netplumb-bridge'],
+      ] as const) {
         const host = hosts[who];
         await c.prepare?.(host);
         const ctr = await host.createContainer('c');
-        const conf = bridgeConf({ type, cniVersion: c.version ?? '1.0.0', subnet: c.subnet, ipamType: c.ipamType ?? 'host-local', routes: c.routes, dataDir: dataDir(), ...c.conf });
+        const conf = bridgeConf({
+          type,
+          cniVersion: c.version ?? '1.0.0',
+          subnet: c.subnet,
+          ipamType: c.ipamType ?? 'host-local',
+          routes: c.routes,
+          dataDir: dataDir(),
+          ...c.conf,
+        });
         const rt = cniRuntime({ host });
         const att = { containerId: 'diff-ctr', netns: ctr.netnsPath, ifname: 'eth0' };
         const result = must(await rt.exec('ADD', conf, att)).json;
@@ -161,10 +203,19 @@ test('intentional difference: without "bridge", netplumb uses netplumb0 where th
     const rt = cniRuntime({ host });
     for (const type of ['bridge', 'netplumb-bridge']) {
       const ctr = await host.createContainer(type);
-      const conf = bridgeConf({ type, cniVersion: '1.0.0', name: `n-${type}`, subnet: type === 'bridge' ? '10.96.0.0/24' : '10.97.0.0/24', ipamType: 'host-local' });
+      const conf = bridgeConf({
+        type,
+        cniVersion: '1.0.0',
+        name: `n-${type}`,
+        subnet: type === 'bridge' ? '10.96.0.0/24' : '10.97.0.0/24',
+        ipamType: 'host-local',
+      });
       must(await rt.exec('ADD', conf, { containerId: type, netns: ctr.netnsPath, ifname: 'eth0' }));
     }
-    const bridges = (await links(host)).filter((l) => l.linkinfo?.info_kind === 'bridge').map((l) => l.ifname).sort();
+    const bridges = (await links(host))
+      .filter((l) => l.linkinfo?.info_kind === 'bridge')
+      .map((l) => l.ifname)
+      .sort();
     assert.equal(bridges, ['cni0', 'netplumb0']);
   } finally {
     await host.destroy();

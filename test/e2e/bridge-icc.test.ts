@@ -65,7 +65,10 @@ test('icc: true (the default) is the control: containers of one bridge reach eac
   assert.equal(await reach(a.ctr, b), ALL, 'a → b');
   assert.equal(await reach(b.ctr, a), ALL, 'b → a');
   const rules = await nftTable('bridge', host.netnsPath);
-  assert.not.ok(rules.some((o: any) => o.map?.name === 'icc_ports' && o.map.elem?.length), 'no port is limited');
+  assert.not.ok(
+    rules.some((o: any) => o.map?.name === 'icc_ports' && o.map.elem?.length),
+    'no port is limited',
+  );
 });
 
 test('icc: false: no ping, no TCP between containers in either direction or family; gateway, outside and published ports still work', async () => {
@@ -88,7 +91,11 @@ test('icc: false: no ping, no TCP between containers in either direction or fami
   }
   const srv = await startEchoServer(b.ctr, 80);
   try {
-    for (const [who, from] of [['the host', host], ['the outside', outside], ['the other container, through the host', a.ctr]] as const) {
+    for (const [who, from] of [
+      ['the host', host],
+      ['the outside', outside],
+      ['the other container, through the host', a.ctr],
+    ] as const) {
       const r = await tcpSend(from, '192.0.2.1', 8080, 'published');
       assert.is(r.reply, 'published', `${who} reaches b's published port: ${r.error}`);
     }
@@ -106,7 +113,10 @@ test('icc: false: no ping, no TCP between containers in either direction or fami
   assert.is(br.linkinfo.info_data.nf_call_ip6tables, 1);
   const inet = await nftTable('inet', host.netnsPath);
   const iccRules = inet.filter((o: any) => o.rule && /-icc$/.test(o.rule.chain));
-  assert.ok(iccRules.at(-1)?.rule.expr.some((e: any) => 'drop' in e), 'the icc chain ends in a drop');
+  assert.ok(
+    iccRules.at(-1)?.rule.expr.some((e: any) => 'drop' in e),
+    'the icc chain ends in a drop',
+  );
   const ports = (await nftTable('bridge', host.netnsPath)).find((o: any) => o.map?.name === 'icc_ports');
   assert.is(ports.map.elem.length, 2, 'both host veths are limited ports');
 

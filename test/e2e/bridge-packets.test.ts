@@ -138,7 +138,7 @@ test('the spoof check drops frames with a forged MAC', async () => {
   assert.ok((await ping(a.ctr, '10.77.0.1', { count: 3, interval: 0.3 })).ok, 'the real MAC works again');
 });
 
-test('the gratuitous ARP after ADD: the host knows the container\'s MAC before any traffic', async () => {
+test("the gratuitous ARP after ADD: the host knows the container's MAC before any traffic", async () => {
   await host.exec(['ip', 'link', 'add', 'netplumb0', 'type', 'bridge']);
   await host.exec(['sysctl', '-qw', 'net.ipv4.conf.netplumb0.arp_accept=1']);
   const conf = bridgeConf({ isGateway: true });

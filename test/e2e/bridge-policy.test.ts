@@ -33,7 +33,9 @@ async function attach(c: any, name: string): Promise<{ ctr: Container; result: a
 
 /** Every element of netplumb's policy sets, as nft lists them. */
 async function policyElements(): Promise<string[]> {
-  const sets = [...(await nftTable('inet', host.netnsPath)), ...(await nftTable('bridge', host.netnsPath))].filter((o) => o.set && ['allow4', 'allow6', 'nd6', 'peers4'].includes(o.set.name));
+  const sets = [...(await nftTable('inet', host.netnsPath)), ...(await nftTable('bridge', host.netnsPath))].filter(
+    (o) => o.set && ['allow4', 'allow6', 'nd6', 'peers4'].includes(o.set.name),
+  );
   return sets.flatMap((o) => (o.set.elem ?? []).map((e: any) => `${o.set.name} ${JSON.stringify(e)}`)).sort();
 }
 
@@ -50,7 +52,10 @@ test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open 
     assert.not.ok(await opens(a.ctr, b.v4, 80), 'nothing allowed yet');
     const rules: AllowRule[] = [{ from: [a.v4, a.v6], to: [b.v4, b.v6], ports: [{ protocol: 'tcp', port: 80 }] }];
     assert.is(await setAllowRules('br-pol', rules, { netns: host.netnsPath }), 2);
-    for (const [fam, av, bv] of [['IPv4', a.v4, b.v4], ['IPv6', a.v6, b.v6]] as const) {
+    for (const [fam, av, bv] of [
+      ['IPv4', a.v4, b.v4],
+      ['IPv6', a.v6, b.v6],
+    ] as const) {
       assert.ok(await opens(a.ctr, bv, 80), `${fam}: a reaches b:80 and b's reply comes back`);
       assert.not.ok(await opens(a.ctr, bv, 81), `${fam}: not b:81`);
       assert.not.ok(await opens(b.ctr, av, 80), `${fam}: b cannot open to a`);
@@ -65,7 +70,11 @@ test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open 
   }
   must(await cniRuntime({ host }).exec('DEL', c, b.att));
   const left = await policyElements();
-  assert.equal(left.filter((e) => e.includes(`"${b.v4}"`) || e.includes(`"${b.v6}"`)), [], 'no element names b after its DEL');
+  assert.equal(
+    left.filter((e) => e.includes(`"${b.v4}"`) || e.includes(`"${b.v6}"`)),
+    [],
+    'no element names b after its DEL',
+  );
   assert.equal(left, [], 'b was the destination of every rule');
 });
 
@@ -83,7 +92,20 @@ test('bad rules are clear errors that change nothing: ports out of range, bad pr
     ['protocol icmp', [{ ...good, ports: [{ protocol: 'icmp', port: 1 }] }], /must be tcp, udp or sctp/],
     ['no port', [{ ...good, ports: [] }], /names no port/],
     ['a name, not an address', [{ ...good, from: ['web'] }], /"web" in "rules\[0\].from" is not an IP address/],
-    ['overlapping rules', [good, { ...good, ports: [{ protocol: 'tcp', port: 80 }, { protocol: 'tcp', port: 81 }] }], /rule 1 overlaps rule 0/],
+    [
+      'overlapping rules',
+      [
+        good,
+        {
+          ...good,
+          ports: [
+            { protocol: 'tcp', port: 80 },
+            { protocol: 'tcp', port: 81 },
+          ],
+        },
+      ],
+      /rule 1 overlaps rule 0/,
+    ],
     ['too many', [{ ...good, ports: many }], /too many to be reasonable/],
   ];
   for (const [what, rules, msg] of cases) {

@@ -19,7 +19,10 @@ await sandboxed();
 const host = hostPerTest(test);
 const A = '/run/netplumb/attachments';
 /** The bridge records under /run/netplumb, by path. */
-const records = () => Object.keys(treeSnapshot(A)).filter((k) => k.includes('/bridge:')).sort();
+const records = () =>
+  Object.keys(treeSnapshot(A))
+    .filter((k) => k.includes('/bridge:'))
+    .sort();
 
 test('ADD records the attachment; CHECK needs it; DEL removes it, twice, also without CNI_NETNS', async () => {
   const rt = cniRuntime({ host });
@@ -61,13 +64,13 @@ test('GC removes the records of this network the runtime no longer lists', async
   must(await rt.exec('ADD', other, { containerId: 'o1', netns: o.netnsPath, ifname: 'eth0' }));
   assert.equal(records(), ['g1/bridge:npnet:eth0', 'g2/bridge:npnet:eth0', 'o1/bridge:othernet:eth0']);
   must(await rt.exec('GC', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'g1', ifname: 'eth0' }] }));
-  assert.equal(records(), ['g1/bridge:npnet:eth0', 'o1/bridge:othernet:eth0'], 'g2 forgotten, another network\'s record kept');
+  assert.equal(records(), ['g1/bridge:npnet:eth0', 'o1/bridge:othernet:eth0'], "g2 forgotten, another network's record kept");
   must(await rt.exec('GC', { ...conf, 'cni.dev/valid-attachments': [] }));
   must(await rt.exec('GC', { ...other, 'cni.dev/valid-attachments': [] }));
   assert.equal(records(), []);
 });
 
-test('a failed ADD leaves no record (fault after the last step, and a repeated ADD keeps the first one\'s)', async () => {
+test("a failed ADD leaves no record (fault after the last step, and a repeated ADD keeps the first one's)", async () => {
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.63.0.0/24' });
   const c = await host.createContainer('f1');
   const att = { containerId: 'f1', netns: c.netnsPath, ifname: 'eth0' };
@@ -79,7 +82,7 @@ test('a failed ADD leaves no record (fault after the last step, and a repeated A
   must(await cniRuntime({ host }).exec('ADD', conf, att));
   const again = failure(await cniRuntime({ host }).exec('ADD', conf, att));
   assert.is(again.code, 111, again.msg);
-  assert.equal(records(), ['f1/bridge:npnet:eth0'], 'the refused repeat does not remove the first ADD\'s record');
+  assert.equal(records(), ['f1/bridge:npnet:eth0'], "the refused repeat does not remove the first ADD's record");
   must(await cniRuntime({ host }).exec('DEL', conf, att));
   assert.equal(records(), []);
 });

@@ -26,7 +26,11 @@ const RECORDS = '/run/netplumb/attachments';
 test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addresses, then nothing left`, async () => {
   const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, macspoofchk: true, subnet: '10.40.0.0/24', routes: [{ dst: '0.0.0.0/0' }] });
-  const ctrs = await pool(Array.from({ length: N }, (_, i) => i), 8, (i) => host.createContainer(`c${i}`));
+  const ctrs = await pool(
+    Array.from({ length: N }, (_, i) => i),
+    8,
+    (i) => host.createContainer(`c${i}`),
+  );
   const atts = ctrs.map((c, i) => ({ containerId: `par-${i}`, netns: c.netnsPath, ifname: 'eth0' }));
   const results = await Promise.all(
     atts.map((att, i) => rt.exec('ADD', { ...conf, runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80 }] } }, att)),
@@ -50,20 +54,34 @@ test(`${N} ADDs at once on a new bridge, then ${N} DELs at once: distinct addres
   const brAddrs = (await host.ip<any[]>('-4', 'addr', 'show', 'dev', 'netplumb0'))[0].addr_info.map((x: any) => x.local);
   assert.equal(brAddrs, ['10.40.0.1'], 'the gateway was added once');
 
-  const dels = await Promise.all(atts.map((att, i) => rt.exec('DEL', { ...conf, runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80 }] } }, att)));
+  const dels = await Promise.all(
+    atts.map((att, i) => rt.exec('DEL', { ...conf, runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80 }] } }, att)),
+  );
   for (const d of dels) must(d);
   assert.equal(await vethNames(host), [], 'no veth');
-  for (const c of ctrs) assert.equal((await c.ip<any[]>('link', 'show')).map((x) => x.ifname), ['lo'], 'no container interface');
+  for (const c of ctrs)
+    assert.equal(
+      (await c.ip<any[]>('link', 'show')).map((x) => x.ifname),
+      ['lo'],
+      'no container interface',
+    );
   const hostAddrs = (await host.ip<any[]>('-4', 'addr', 'show')).flatMap((x) => x.addr_info.map((a: any) => `${x.ifname} ${a.local}`));
   assert.equal(hostAddrs.sort(), ['lo 127.0.0.1', 'netplumb0 10.40.0.1'], 'no address but the gateway');
   assert.equal(await nftAttachments(host), { chains: [], rules: 0, elements: [] }, 'no per-container nft state');
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], [], 'no IPAM file');
-  assert.equal(Object.keys(treeSnapshot(RECORDS)).filter((k) => k.startsWith('par-')), [], 'no attachment record');
+  assert.equal(
+    Object.keys(treeSnapshot(RECORDS)).filter((k) => k.startsWith('par-')),
+    [],
+    'no attachment record',
+  );
   const nat = await nftRuleset(host);
-  assert.not.ok(nat.some((o) => o.rule && o.rule.table === 'netplumb' && JSON.stringify(o.rule).includes('par-')), 'no rule names a container');
+  assert.not.ok(
+    nat.some((o) => o.rule && o.rule.table === 'netplumb' && JSON.stringify(o.rule).includes('par-')),
+    'no rule names a container',
+  );
 });
 
-test('DEL after the container\'s named namespace was deleted succeeds and releases everything', async () => {
+test("DEL after the container's named namespace was deleted succeeds and releases everything", async () => {
   const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.41.0.0/24' });
   await host.exec(['ip', 'netns', 'add', 'doomed']);
@@ -85,7 +103,14 @@ test('DEL after the container\'s named namespace was deleted succeeds and releas
 const snapshot = (h: Host, conf: { name: string; ipam: { dataDir: string } }) => hostPicture(h, [join(conf.ipam.dataDir, conf.name)]);
 
 test('a failed ADD leaves nothing behind: exhausted range, and a fault after every step', async () => {
-  const conf = bridgeConf({ isGateway: true, ipMasq: true, macspoofchk: true, subnet: '10.42.0.0/29', routes: [{ dst: '0.0.0.0/0' }], capabilities: { portMappings: true } });
+  const conf = bridgeConf({
+    isGateway: true,
+    ipMasq: true,
+    macspoofchk: true,
+    subnet: '10.42.0.0/29',
+    routes: [{ dst: '0.0.0.0/0' }],
+    capabilities: { portMappings: true },
+  });
   const withPorts = { ...conf, runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80 }] } };
   const ctr = await host.createContainer('victim');
   const att = { containerId: 'victim', netns: ctr.netnsPath, ifname: 'eth0' };
@@ -138,10 +163,16 @@ test('a failed ADD leaves nothing behind: exhausted range, and a fault after eve
 test('a fresh host: a fault after the firewall step leaves no per-container rule (the shared tables stay)', async () => {
   const conf = bridgeConf({ isGateway: true, ipMasq: true, subnet: '10.43.0.0/24' });
   const ctr = await host.createContainer('c');
-  const e = failure(await cniRuntime({ host, env: { NETPLUMB_FAULT: 'firewall' } }).exec('ADD', conf, { containerId: 'f', netns: ctr.netnsPath, ifname: 'eth0' }));
+  const e = failure(
+    await cniRuntime({ host, env: { NETPLUMB_FAULT: 'firewall' } }).exec('ADD', conf, { containerId: 'f', netns: ctr.netnsPath, ifname: 'eth0' }),
+  );
   assert.match(e.msg, /fault injected/);
   assert.equal(await nftAttachments(host), { chains: [], rules: 0, elements: [] });
-  assert.equal((await links(host)).map((x) => x.ifname), ['lo'], 'the bridge it created went too');
+  assert.equal(
+    (await links(host)).map((x) => x.ifname),
+    ['lo'],
+    'the bridge it created went too',
+  );
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], []);
   const r = await run(['nft', 'list', 'tables'], { netns: host.netnsPath });
   assert.match(r.stdout, /table inet netplumb/, 'the skeleton stays for the next ADD (it holds no container)');

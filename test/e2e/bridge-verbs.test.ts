@@ -18,7 +18,7 @@ const host = hostPerTest(test);
 
 const HEX8 = /^veth[0-9a-f]{8}$/;
 
-test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that version\'s shape', async () => {
+test("ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that version's shape", async () => {
   const rt = cniRuntime({ host });
   for (const [i, version] of VERSIONS.entries()) {
     const ctr = await host.createContainer(`c${i}`);
@@ -32,7 +32,15 @@ test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that ve
     assert.equal(r.interfaces[2].name, 'eth0');
     assert.is(r.interfaces[2].sandbox, ctr.netnsPath);
     const legacy = version.startsWith('0.');
-    assert.equal(r.ips, [legacy ? { version: '4', interface: 2, address: '10.77.0.2/24', gateway: '10.77.0.1' } : { interface: 2, address: '10.77.0.2/24', gateway: '10.77.0.1' }], version);
+    assert.equal(
+      r.ips,
+      [
+        legacy
+          ? { version: '4', interface: 2, address: '10.77.0.2/24', gateway: '10.77.0.1' }
+          : { interface: 2, address: '10.77.0.2/24', gateway: '10.77.0.1' },
+      ],
+      version,
+    );
     assert.equal(r.routes, [{ dst: '0.0.0.0/0' }]);
     if (legacy) assert.equal(r.dns, {}, '0.x Results always carry dns');
     else assert.is(r.dns, undefined);
@@ -41,7 +49,10 @@ test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that ve
     const eth0 = (await ctr.ip<any[]>('addr', 'show', 'dev', 'eth0'))[0];
     assert.is(eth0.address, r.interfaces[2].mac);
     assert.ok(eth0.flags.includes('UP'));
-    assert.equal(eth0.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['10.77.0.2/24']);
+    assert.equal(
+      eth0.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`),
+      ['10.77.0.2/24'],
+    );
     const veth = (await links(host)).find((l) => l.ifname === r.interfaces[1].name);
     assert.is(veth.master, 'netplumb0');
     assert.is(veth.address, r.interfaces[1].mac);
@@ -63,7 +74,10 @@ test('ADD, CHECK, DEL, GC and STATUS in every cniVersion; the Result has that ve
     assert.equal(await vethNames(host), []);
     assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], []);
     assert.equal((await nftAttachments(host)).chains, []);
-    assert.ok((await links(host)).some((l) => l.ifname === 'netplumb0'), 'DEL never deletes the bridge');
+    assert.ok(
+      (await links(host)).some((l) => l.ifname === 'netplumb0'),
+      'DEL never deletes the bridge',
+    );
   }
 });
 
@@ -105,22 +119,29 @@ test('DEL is idempotent: twice, with an empty CNI_NETNS, and after the namespace
   must(await rt.exec('ADD', conf, att2));
   must(await rt.exec('DEL', conf, { ...att2, netns: '' }));
   assert.equal(await vethNames(host), []);
-  assert.equal((await c2.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo'], 'the container end went with its peer');
+  assert.equal(
+    (await c2.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+    'the container end went with its peer',
+  );
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], []);
 });
 
-test('DEL removes exactly its own veth: found by its alias when renamed, never another network\'s', async () => {
+test("DEL removes exactly its own veth: found by its alias when renamed, never another network's", async () => {
   const rt = cniRuntime({ host });
   const conf = bridgeConf({ isGateway: true });
   const ctr = await host.createContainer('c');
   const att = { containerId: 'mine', netns: ctr.netnsPath, ifname: 'eth0' };
   const r = must(await rt.exec('ADD', conf, att)).json;
   must(await rt.exec('DEL', { ...conf, name: 'someone-else' }, att));
-  assert.equal(await vethNames(host), [r.interfaces[1].name], 'another network\'s DEL of the same container and interface');
+  assert.equal(await vethNames(host), [r.interfaces[1].name], "another network's DEL of the same container and interface");
   await host.exec(['ip', 'link', 'set', r.interfaces[1].name, 'name', 'renamed0']);
   must(await rt.exec('DEL', conf, { ...att, netns: '' }));
   assert.equal(await vethNames(host), [], 'renamed, found by its alias');
-  assert.equal((await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
+  assert.equal(
+    (await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+  );
 });
 
 test('CHECK reports drift: addresses, routes, bridge port, interfaces, firewall rules, sysctls', async () => {
@@ -141,17 +162,37 @@ test('CHECK reports drift: addresses, routes, bridge port, interfaces, firewall 
     await repair();
     must(await check());
   };
-  await drift(/route 0\.0\.0\.0\/0 via 10\.77\.0\.1 missing/, () => ctr.exec(['ip', 'route', 'del', 'default']), () => ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']));
-  await drift(/address 10\.77\.0\.2\/24 missing from eth0/, () => ctr.exec(['ip', 'addr', 'del', '10.77.0.2/24', 'dev', 'eth0']), async () => {
-    await ctr.exec(['ip', 'addr', 'add', '10.77.0.2/24', 'dev', 'eth0']);
-    await ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']);
-  });
-  await drift(new RegExp(`${hostVeth} is not a port of bridge netplumb0`), () => host.exec(['ip', 'link', 'set', hostVeth, 'nomaster']), () => host.exec(['ip', 'link', 'set', hostVeth, 'master', 'netplumb0']));
-  await drift(/eth0 in the container is down/, () => ctr.exec(['ip', 'link', 'set', 'eth0', 'down']), async () => {
-    await ctr.exec(['ip', 'link', 'set', 'eth0', 'up']);
-    await ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']);
-  });
-  await drift(/net\.ipv4\.ip_forward is off/, () => host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=0']), () => host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']));
+  await drift(
+    /route 0\.0\.0\.0\/0 via 10\.77\.0\.1 missing/,
+    () => ctr.exec(['ip', 'route', 'del', 'default']),
+    () => ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']),
+  );
+  await drift(
+    /address 10\.77\.0\.2\/24 missing from eth0/,
+    () => ctr.exec(['ip', 'addr', 'del', '10.77.0.2/24', 'dev', 'eth0']),
+    async () => {
+      await ctr.exec(['ip', 'addr', 'add', '10.77.0.2/24', 'dev', 'eth0']);
+      await ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']);
+    },
+  );
+  await drift(
+    new RegExp(`${hostVeth} is not a port of bridge netplumb0`),
+    () => host.exec(['ip', 'link', 'set', hostVeth, 'nomaster']),
+    () => host.exec(['ip', 'link', 'set', hostVeth, 'master', 'netplumb0']),
+  );
+  await drift(
+    /eth0 in the container is down/,
+    () => ctr.exec(['ip', 'link', 'set', 'eth0', 'down']),
+    async () => {
+      await ctr.exec(['ip', 'link', 'set', 'eth0', 'up']);
+      await ctr.exec(['ip', 'route', 'add', 'default', 'via', '10.77.0.1']);
+    },
+  );
+  await drift(
+    /net\.ipv4\.ip_forward is off/,
+    () => host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=0']),
+    () => host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']),
+  );
   const chain = (await nftAttachments(host)).chains.find((c) => c.endsWith('-post'))!.split(' ')[1]!;
   await drift(/firewall: chain inet c-\S+-post \(post\) has 0 rules/, () => host.exec(['nft', 'flush', 'chain', 'inet', 'netplumb', chain]));
   // The IPAM's own CHECK runs first; its error comes back with its code.
@@ -166,7 +207,11 @@ test('errors: configuration, environment and conflicts, each with its code and b
   const att = { containerId: 'err', netns: ctr.netnsPath, ifname: 'eth0' };
   const conf = bridgeConf({ isGateway: true });
   const nothingChanged = async () => {
-    assert.equal((await links(host)).map((l) => l.ifname), ['lo'], 'no link was created');
+    assert.equal(
+      (await links(host)).map((l) => l.ifname),
+      ['lo'],
+      'no link was created',
+    );
     assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], [], 'no address was reserved');
   };
   const cases: [string, any, any, number, RegExp][] = [
@@ -198,7 +243,10 @@ test('errors: configuration, environment and conflicts, each with its code and b
   assert.is(e.code, 110, e.msg);
   assert.match(e.msg, /netplumb0 exists and is not a bridge/);
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet'))], []);
-  assert.equal((await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname), ['lo']);
+  assert.equal(
+    (await ctr.ip<any[]>('link', 'show')).map((l) => l.ifname),
+    ['lo'],
+  );
 });
 
 test('a repeated ADD of an attachment fails (111) and leaves the first one working', async () => {
@@ -211,7 +259,10 @@ test('a repeated ADD of an attachment fails (111) and leaves the first one worki
   const e = failure(await rt.exec('ADD', conf, att));
   assert.is(e.code, 111, e.msg);
   assert.match(e.msg, /already exists/);
-  assert.equal((await links(host)).map((l) => l.ifname), before.links.map((l) => l.ifname));
+  assert.equal(
+    (await links(host)).map((l) => l.ifname),
+    before.links.map((l) => l.ifname),
+  );
   assert.equal(await nftAttachments(host), before.nft);
   assert.equal([...reservations(join(conf.ipam.dataDir, 'npnet')).keys()], ['10.77.0.2'], 'the first reservation survives the failed ADD');
   must(await rt.exec('CHECK', { ...conf, prevResult: r }, att));
@@ -223,29 +274,45 @@ test('a repeated ADD of an attachment fails (111) and leaves the first one worki
   assert.match(e2.msg, /already has an IP address \(10\.77\.0\.1\/24\) different from 10\.78\.0\.1\/24/);
   must(await rt.exec('ADD', { ...other, forceAddress: true }, { containerId: 'o', netns: c2.netnsPath, ifname: 'eth0' }));
   const br = (await host.ip<any[]>('-4', 'addr', 'show', 'dev', 'netplumb0'))[0];
-  assert.equal(br.addr_info.map((a: any) => `${a.local}/${a.prefixlen}`), ['10.78.0.1/24']);
+  assert.equal(
+    br.addr_info.map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['10.78.0.1/24'],
+  );
 });
 
 test('options: mtu, MAC (CNI_ARGS, args, capability), hairpin, promisc, port isolation, isDefaultGateway, dual stack, dns', async () => {
   const rt = cniRuntime({ host });
   const c1 = await host.createContainer('c1');
   const conf = bridgeConf({
-    bridge: 'br-opts', isDefaultGateway: true, mtu: 1400, hairpinMode: true, portIsolation: true,
-    subnet: ['10.79.0.0/24', 'fd79::/64'], dns: { nameservers: ['10.79.0.53'], search: ['example.test'] },
+    bridge: 'br-opts',
+    isDefaultGateway: true,
+    mtu: 1400,
+    hairpinMode: true,
+    portIsolation: true,
+    subnet: ['10.79.0.0/24', 'fd79::/64'],
+    dns: { nameservers: ['10.79.0.53'], search: ['example.test'] },
   });
-  const r = must(await rt.exec('ADD', conf, { containerId: 'o1', netns: c1.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:11:22:33:44:55' } })).json;
+  const r = must(
+    await rt.exec('ADD', conf, { containerId: 'o1', netns: c1.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:11:22:33:44:55' } }),
+  ).json;
   assert.equal(r.ips, [
     { interface: 2, address: '10.79.0.2/24', gateway: '10.79.0.1' },
     { interface: 2, address: 'fd79::2/64', gateway: 'fd79::1' },
   ]);
-  assert.equal(r.routes, [{ dst: '0.0.0.0/0', gw: '10.79.0.1' }, { dst: '::/0', gw: 'fd79::1' }]);
+  assert.equal(r.routes, [
+    { dst: '0.0.0.0/0', gw: '10.79.0.1' },
+    { dst: '::/0', gw: 'fd79::1' },
+  ]);
   assert.equal(r.dns, { nameservers: ['10.79.0.53'], search: ['example.test'] });
   assert.is(r.interfaces[2].mac, '02:11:22:33:44:55');
   assert.is(r.interfaces[2].mtu, 1400);
   const eth0 = (await c1.ip<any[]>('addr', 'show', 'dev', 'eth0'))[0];
   assert.is(eth0.address, '02:11:22:33:44:55');
   assert.is(eth0.mtu, 1400);
-  assert.equal(eth0.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`), ['10.79.0.2/24', 'fd79::2/64']);
+  assert.equal(
+    eth0.addr_info.filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['10.79.0.2/24', 'fd79::2/64'],
+  );
   assert.ok(!eth0.addr_info.some((a: any) => a.tentative), 'no DAD unless enabledad');
   const r4 = await c1.ip<any[]>('-4', 'route', 'show', 'default');
   const r6 = await c1.ip<any[]>('-6', 'route', 'show', 'default');
@@ -265,26 +332,48 @@ test('options: mtu, MAC (CNI_ARGS, args, capability), hairpin, promisc, port iso
   assert.is(await sysctl(c1, 'net/ipv4/conf/eth0/arp_notify'), '1');
   assert.is(await sysctl(c1, 'net/ipv6/conf/eth0/accept_dad'), '0');
   const br6 = (await host.ip<any[]>('-6', 'addr', 'show', 'dev', 'br-opts'))[0].addr_info.filter((a: any) => a.scope === 'global');
-  assert.equal(br6.map((a: any) => `${a.local}/${a.prefixlen}`), ['fd79::1/64']);
+  assert.equal(
+    br6.map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['fd79::1/64'],
+  );
 
   // MAC from args.cni.mac beats CNI_ARGS, the capability beats both; promiscuous bridge; enabledad.
   const c2 = await host.createContainer('c2');
-  const conf2 = bridgeConf({ bridge: 'br-promisc', promiscMode: true, isGateway: true, enabledad: true, subnet: ['10.80.0.0/24', 'fd80::/64'], name: 'net2', args: { cni: { mac: '02:00:00:00:00:0a' } } });
-  const r2 = must(await rt.exec('ADD', { ...conf2, runtimeConfig: { mac: '02:00:00:00:00:0b' } }, { containerId: 'o2', netns: c2.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:00:00:00:00:0c' } })).json;
+  const conf2 = bridgeConf({
+    bridge: 'br-promisc',
+    promiscMode: true,
+    isGateway: true,
+    enabledad: true,
+    subnet: ['10.80.0.0/24', 'fd80::/64'],
+    name: 'net2',
+    args: { cni: { mac: '02:00:00:00:00:0a' } },
+  });
+  const r2 = must(
+    await rt.exec(
+      'ADD',
+      { ...conf2, runtimeConfig: { mac: '02:00:00:00:00:0b' } },
+      { containerId: 'o2', netns: c2.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:00:00:00:00:0c' } },
+    ),
+  ).json;
   assert.is(r2.interfaces[2].mac, '02:00:00:00:00:0b');
   assert.ok((await links(host)).find((x) => x.ifname === 'br-promisc').flags.includes('PROMISC'));
   assert.is(await sysctl(c2, 'net/ipv6/conf/eth0/accept_dad'), '1');
   const a2 = (await c2.ip<any[]>('-6', 'addr', 'show', 'dev', 'eth0'))[0].addr_info.find((a: any) => a.local === 'fd80::2');
   assert.ok(a2 && !a2.tentative, 'with enabledad, ADD returns once DAD is done');
   const c3 = await host.createContainer('c3');
-  const r3 = must(await rt.exec('ADD', conf2, { containerId: 'o3', netns: c3.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:00:00:00:00:0c' } })).json;
+  const r3 = must(
+    await rt.exec('ADD', conf2, { containerId: 'o3', netns: c3.netnsPath, ifname: 'eth0', args: { IgnoreUnknown: '1', MAC: '02:00:00:00:00:0c' } }),
+  ).json;
   assert.is(r3.interfaces[2].mac, '02:00:00:00:00:0a');
   assert.equal(r3.routes ?? [], [], 'isGateway alone adds no default route');
   // isDefaultGateway and an IPAM default route without gw are one route (the reference fails with EEXIST)
   const c4 = await host.createContainer('c4');
   const conf4 = bridgeConf({ bridge: 'br-dflt', isDefaultGateway: true, subnet: '10.83.0.0/24', name: 'net4', routes: [{ dst: '0.0.0.0/0' }] });
   must(await rt.exec('ADD', conf4, { containerId: 'o4', netns: c4.netnsPath, ifname: 'eth0' }));
-  assert.equal((await c4.ip<any[]>('-4', 'route', 'show', 'default')).map((x) => x.gateway), ['10.83.0.1']);
+  assert.equal(
+    (await c4.ip<any[]>('-4', 'route', 'show', 'default')).map((x) => x.gateway),
+    ['10.83.0.1'],
+  );
 });
 
 test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
@@ -296,7 +385,10 @@ test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
   assert.is(r.interfaces.length, 3);
   const eth0 = (await c1.ip<any[]>('addr', 'show', 'dev', 'eth0'))[0];
   assert.ok(eth0.flags.includes('UP'));
-  assert.equal(eth0.addr_info.filter((a: any) => a.family === 'inet'), []);
+  assert.equal(
+    eth0.addr_info.filter((a: any) => a.family === 'inet'),
+    [],
+  );
   must(await rt.exec('CHECK', { ...conf, prevResult: r }, { containerId: 'l2a', netns: c1.netnsPath, ifname: 'eth0' }));
   const c2 = await host.createContainer('c2');
   must(await rt.exec('ADD', { ...conf, disableContainerInterface: true }, { containerId: 'l2b', netns: c2.netnsPath, ifname: 'eth0' }));
@@ -308,12 +400,20 @@ test('layer 2 only (no IPAM), and disableContainerInterface', async () => {
 test('prevResult: a chained netplumb-bridge keeps the earlier interfaces and addresses and shifts its indexes', async () => {
   const rt = cniRuntime({ host });
   const c = await host.createContainer('c');
-  const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'dummy0', sandbox: c.netnsPath }], ips: [{ address: '192.0.2.9/24', interface: 0 }], dns: { nameservers: ['192.0.2.53'] } };
+  const prev = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'dummy0', sandbox: c.netnsPath }],
+    ips: [{ address: '192.0.2.9/24', interface: 0 }],
+    dns: { nameservers: ['192.0.2.53'] },
+  };
   const conf = bridgeConf({ cniVersion: '1.0.0', isGateway: true });
   const r = must(await rt.exec('ADD', { ...conf, prevResult: prev }, { containerId: 'p', netns: c.netnsPath, ifname: 'eth1' })).json;
   assert.equal(r.interfaces.map((i: any) => i.name).slice(0, 2), ['dummy0', 'netplumb0']);
   assert.is(r.interfaces[3].name, 'eth1');
-  assert.equal(r.ips, [{ address: '192.0.2.9/24', interface: 0 }, { interface: 3, address: '10.77.0.2/24', gateway: '10.77.0.1' }]);
+  assert.equal(r.ips, [
+    { address: '192.0.2.9/24', interface: 0 },
+    { interface: 3, address: '10.77.0.2/24', gateway: '10.77.0.1' },
+  ]);
   assert.equal(r.dns, { nameservers: ['192.0.2.53'] });
 });
 

@@ -59,7 +59,10 @@ test('policy allow opens one port one way; bad rules change nothing; connect --l
     assert.not.ok(await opens(a, bAddr, 81), 'not db:81');
     assert.not.ok(await opens(b, aIp, 80), 'db cannot open to web');
     const ls = await json(['policy', 'ls', 'pol']);
-    assert.equal(ls.map((r: any) => [r.id, r.fromNames, r.toName, r.ports]), [[id, ['web'], 'db', [{ protocol: 'tcp', port: 80 }]]]);
+    assert.equal(
+      ls.map((r: any) => [r.id, r.fromNames, r.toName, r.ports]),
+      [[id, ['web'], 'db', [{ protocol: 'tcp', port: 80 }]]],
+    );
 
     // The hostile cases: each a clear error; the rules and the set stay as they were.
     const before = await allowElements();
@@ -92,7 +95,11 @@ test('policy allow opens one port one way; bad rules change nothing; connect --l
 
   await ok(['disconnect', 'pol', 'db']);
   assert.equal(await json(['policy', 'ls', 'pol']), [], 'every rule named db');
-  assert.equal((await allowElements()).filter((e) => e.includes(`"${bAddr}"`)), [], 'no element names db');
+  assert.equal(
+    (await allowElements()).filter((e) => e.includes(`"${bAddr}"`)),
+    [],
+    'no element names db',
+  );
   const gone = await cli(['policy', 'rm', 'pol', 'ffffffffffff']);
   assert.is(gone.exitCode, 3);
   await ok(['disconnect', 'pol', 'web']);

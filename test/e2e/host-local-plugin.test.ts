@@ -29,11 +29,23 @@ function network(ipam: Record<string, unknown> = {}, extra: Record<string, unkno
   return {
     dataDir,
     dir: join(dataDir, name),
-    conf: { cniVersion, name, type: 'bridge', ...extra, ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.40.0.0/24' }], [{ subnet: 'fd40::/64' }]], ...ipam } },
+    conf: {
+      cniVersion,
+      name,
+      type: 'bridge',
+      ...extra,
+      ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.40.0.0/24' }], [{ subnet: 'fd40::/64' }]], ...ipam },
+    },
   };
 }
 
-const att = (command: string, containerId = 'c1', more: Partial<Invocation> = {}): Invocation => ({ command, containerId, ifname: 'eth0', netns: '/proc/self/ns/net', ...more });
+const att = (command: string, containerId = 'c1', more: Partial<Invocation> = {}): Invocation => ({
+  command,
+  containerId,
+  ifname: 'eth0',
+  netns: '/proc/self/ns/net',
+  ...more,
+});
 
 for (const v of VERSIONS) {
   test(`cniVersion ${v}: ADD, CHECK, DEL (twice), STATUS and GC behave as the spec says`, async () => {
@@ -51,7 +63,13 @@ for (const v of VERSIONS) {
       routes: [{ dst: '0.0.0.0/0' }],
       ...(legacy ? { dns: {} } : {}),
     });
-    assert.equal([...reservations(dir)], [['10.40.0.2', 'c1\r\neth0'], ['fd40::2', 'c1\r\neth0']]);
+    assert.equal(
+      [...reservations(dir)],
+      [
+        ['10.40.0.2', 'c1\r\neth0'],
+        ['fd40::2', 'c1\r\neth0'],
+      ],
+    );
 
     const check = await rt.exec('CHECK', { ...conf, prevResult: add.json }, att('CHECK'), { plugin: PLUGIN });
     if (v === '0.3.0' || v === '0.3.1') {
@@ -59,7 +77,9 @@ for (const v of VERSIONS) {
       assert.is(check.json.code, 1, 'CHECK needs 0.4.0');
     } else {
       assert.equal([check.exitCode, check.stdout], [0, '']);
-      const wrong = await rt.exec('CHECK', { ...conf, prevResult: { ...add.json, ips: [{ ...add.json.ips[0], address: '10.40.0.99/24' }] } }, att('CHECK'), { plugin: PLUGIN });
+      const wrong = await rt.exec('CHECK', { ...conf, prevResult: { ...add.json, ips: [{ ...add.json.ips[0], address: '10.40.0.99/24' }] } }, att('CHECK'), {
+        plugin: PLUGIN,
+      });
       assert.is(wrong.json.code, 103, 'a prevResult address that is not reserved is drift');
       const other = await rt.exec('CHECK', conf, att('CHECK', 'c2'), { plugin: PLUGIN });
       assert.is(other.json.code, 103);
@@ -87,23 +107,40 @@ test('GC releases what no valid attachment holds; STATUS reports an exhausted ra
   assert.match(st.json.msg, /range set 0 \(10\.41\.0\.1-10\.41\.0\.6\) of network "net\d+" is exhausted: 5 of 5/);
   const full = await rt.exec('ADD', conf, att('ADD', 'f'), { plugin: PLUGIN });
   assert.is(full.json.code, 100);
-  const gc = await rt.exec('GC', { ...conf, 'cni.dev/attachments': [{ containerID: 'b', ifname: 'eth0' }, { containerID: 'd', ifname: 'eth0' }] }, {}, { plugin: PLUGIN });
+  const gc = await rt.exec(
+    'GC',
+    {
+      ...conf,
+      'cni.dev/attachments': [
+        { containerID: 'b', ifname: 'eth0' },
+        { containerID: 'd', ifname: 'eth0' },
+      ],
+    },
+    {},
+    { plugin: PLUGIN },
+  );
   assert.is(gc.exitCode, 0, gc.stdout);
   assert.equal([...reservations(dir).values()].sort(), ['b\r\neth0', 'd\r\neth0']);
   assert.equal([(await rt.exec('STATUS', conf, {}, { plugin: PLUGIN })).exitCode], [0]);
 });
 
-test('resolvConf becomes the Result\'s dns; requested IPs from CNI_ARGS, args and runtimeConfig', async () => {
+test("resolvConf becomes the Result's dns; requested IPs from CNI_ARGS, args and runtimeConfig", async () => {
   const rc = join(root, 'resolv.conf');
   writeFileSync(rc, '# comment\nnameserver 10.0.0.53\nnameserver fd00::53\nsearch a.example b.example\ndomain example\noptions ndots:2 rotate\n');
   const { conf } = network({ resolvConf: rc }, { args: { cni: { ips: ['fd40::77'] } }, runtimeConfig: { ips: ['10.40.0.66/24'] } });
   const o = await rt.exec('ADD', conf, att('ADD'), { plugin: PLUGIN });
   assert.is(o.exitCode, 0, o.stdout);
   assert.equal(o.json.dns, { nameservers: ['10.0.0.53', 'fd00::53'], domain: 'example', search: ['a.example', 'b.example'], options: ['ndots:2', 'rotate'] });
-  assert.equal(o.json.ips.map((x: any) => x.address), ['10.40.0.66/24', 'fd40::77/64']);
+  assert.equal(
+    o.json.ips.map((x: any) => x.address),
+    ['10.40.0.66/24', 'fd40::77/64'],
+  );
   const { conf: c2 } = network();
   const e = await rt.exec('ADD', c2, att('ADD', 'c1', { args: 'IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.40.0.9' }), { plugin: PLUGIN });
-  assert.equal(e.json.ips.map((x: any) => x.address), ['10.40.0.9/24', 'fd40::2/64']);
+  assert.equal(
+    e.json.ips.map((x: any) => x.address),
+    ['10.40.0.9/24', 'fd40::2/64'],
+  );
 });
 
 /** Bad input, one case each: [description, invocation, config (or a function of the network), code, message]. */
@@ -141,7 +178,13 @@ test('bad input gets the right code, a single error document, exit 1, and change
     ['no ipam', att('ADD', 'c9'), { ...conf, ipam: undefined }, 7, /missing 'ipam' key/],
     ['no ranges', att('ADD', 'c9'), bad({ ranges: undefined }), 7, /no IP ranges specified/],
     ['gateway outside', att('ADD', 'c9'), bad({ ranges: [[{ subnet: '10.42.0.0/24', gateway: '10.43.0.1' }]] }), 7, /gateway 10\.43\.0\.1 not in network/],
-    ['rangeStart after rangeEnd', att('ADD', 'c9'), bad({ ranges: [[{ subnet: '10.42.0.0/24', rangeStart: '10.42.0.9', rangeEnd: '10.42.0.8' }]] }), 7, /after rangeEnd/],
+    [
+      'rangeStart after rangeEnd',
+      att('ADD', 'c9'),
+      bad({ ranges: [[{ subnet: '10.42.0.0/24', rangeStart: '10.42.0.9', rangeEnd: '10.42.0.8' }]] }),
+      7,
+      /after rangeEnd/,
+    ],
     ['host bits', att('ADD', 'c9'), bad({ ranges: [[{ subnet: '10.42.0.1/24' }]] }), 7, /host bits/],
     ['/31', att('ADD', 'c9'), bad({ ranges: [[{ subnet: '10.42.0.0/31' }]] }), 7, /too small/],
     ['overlap', att('ADD', 'c9'), bad({ ranges: [[{ subnet: '10.42.0.0/24' }], [{ subnet: '10.42.0.128/25' }]] }), 7, /overlaps/],

@@ -35,7 +35,12 @@ function request(command: string, conf: object, more: Record<string, string> = {
 }
 
 function hostLocalConf(type: string, cniVersion: string, dataDir = join(root, `d${++seq}`)) {
-  return { cniVersion, name: 'delnet', type: 'netplumb-bridge', ipam: { type, dataDir, ranges: [[{ subnet: '10.50.0.0/24' }], [{ subnet: 'fd50::/64' }]], routes: [{ dst: '0.0.0.0/0' }] } };
+  return {
+    cniVersion,
+    name: 'delnet',
+    type: 'netplumb-bridge',
+    ipam: { type, dataDir, ranges: [[{ subnet: '10.50.0.0/24' }], [{ subnet: 'fd50::/64' }]], routes: [{ dst: '0.0.0.0/0' }] },
+  };
 }
 
 const expected = (): CniResult => ({
@@ -59,7 +64,11 @@ test('delegating to the reference host-local (exec) in 0.3.1, 0.4.0 and 1.0.0: A
   }
   const conf = hostLocalConf('host-local', '0.4.0');
   await delegate('host-local', 'ADD', request('ADD', conf));
-  await assertRejects(() => delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' })), { instance: CniError, cniCode: 999, message: /requested IP address 10\.50\.0\.2 is not available/ });
+  await assertRejects(() => delegate('host-local', 'ADD', request('ADD', conf, { CNI_CONTAINERID: 'ctr2', CNI_ARGS: 'IP=10.50.0.2' })), {
+    instance: CniError,
+    cniCode: 999,
+    message: /requested IP address 10\.50\.0\.2 is not available/,
+  });
 });
 
 test('delegating to the reference static plugin', async () => {
@@ -67,7 +76,12 @@ test('delegating to the reference static plugin', async () => {
     cniVersion: '1.0.0',
     name: 'staticnet',
     type: 'netplumb-bridge',
-    ipam: { type: 'static', addresses: [{ address: '10.60.0.5/24', gateway: '10.60.0.1' }, { address: 'fd60::5/64' }], routes: [{ dst: '0.0.0.0/0', gw: '10.60.0.1' }], dns: { nameservers: ['10.60.0.53'] } },
+    ipam: {
+      type: 'static',
+      addresses: [{ address: '10.60.0.5/24', gateway: '10.60.0.1' }, { address: 'fd60::5/64' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.60.0.1' }],
+      dns: { nameservers: ['10.60.0.53'] },
+    },
   };
   const r = await ipamExec('ADD', request('ADD', conf));
   assert.equal(r, {
@@ -90,7 +104,10 @@ test('netplumb-host-local by exec and in process: same Results, same store, for 
     out.push(await ipamExec('DEL', request('DEL', conf, { CNI_CONTAINERID: 'x1' }), { inProcess }));
     out.push(await ipamExec('GC', request('GC', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'x3', ifname: 'eth0' }] }), { inProcess }));
     out.push(await ipamExec('STATUS', request('STATUS', conf), { inProcess }));
-    for (const [cmd, id, code] of [['ADD', 'x3', 102], ['CHECK', 'x9', 103]] as const) {
+    for (const [cmd, id, code] of [
+      ['ADD', 'x3', 102],
+      ['CHECK', 'x9', 103],
+    ] as const) {
       try {
         await ipamExec(cmd, request(cmd, conf, { CNI_CONTAINERID: id, CNI_ARGS: cmd === 'ADD' ? 'IP=10.50.0.99' : '' }), { inProcess });
         out.push('no error');
@@ -145,7 +162,11 @@ test('the reference bridge delegates its IPAM to netplumb-host-local', async () 
   const result = parseResult(await rt.add(list, att));
   assert.is(result.ips![0]!.address, '10.70.0.2/24');
   const addrs = await ctr.ip<any[]>('-4', 'addr', 'show', 'dev', 'eth0');
-  assert.equal(addrs[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`), ['10.70.0.2/24'], 'the container has the address netplumb allocated');
+  assert.equal(
+    addrs[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['10.70.0.2/24'],
+    'the container has the address netplumb allocated',
+  );
   assert.equal([...reservations(join(dataDir, 'refbr'))], [['10.70.0.2', 'brctr\r\neth0']]);
   await rt.check(list, att);
   await rt.del(list, att);
@@ -158,8 +179,14 @@ test('Results of every version pass through the reference meta plugins and come 
   const ctr = await host.createContainer('m1');
   const model: CniResult = {
     cniVersion: '1.1.0',
-    interfaces: [{ name: 'br0', mac: '0a:58:0a:01:00:01' }, { name: 'eth0', mac: '0a:58:0a:01:00:02', sandbox: ctr.netnsPath }],
-    ips: [{ address: '10.80.0.2/24', gateway: '10.80.0.1', interface: 1 }, { address: 'fd80::2/64', gateway: 'fd80::1', interface: 1 }],
+    interfaces: [
+      { name: 'br0', mac: '0a:58:0a:01:00:01' },
+      { name: 'eth0', mac: '0a:58:0a:01:00:02', sandbox: ctr.netnsPath },
+    ],
+    ips: [
+      { address: '10.80.0.2/24', gateway: '10.80.0.1', interface: 1 },
+      { address: 'fd80::2/64', gateway: 'fd80::1', interface: 1 },
+    ],
     routes: [{ dst: '0.0.0.0/0', gw: '10.80.0.1' }],
     dns: { nameservers: ['10.80.0.1'] },
   };

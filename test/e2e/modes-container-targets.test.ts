@@ -16,7 +16,17 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, run, startEchoServer, tcpSend, waitFor, type Container, type Host, type CniCommand,
+  sandboxed,
+  createHost,
+  CniRuntime,
+  ipJson,
+  run,
+  startEchoServer,
+  tcpSend,
+  waitFor,
+  type Container,
+  type Host,
+  type CniCommand,
 } from '../../netns-harness/index.js';
 import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
 import { addrView, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
@@ -71,9 +81,15 @@ async function joinAndLeave(id: string, target: string, holder: Container, port:
   assert.is(add.exitCode, 0, `${target}: ${add.stdout}${add.stderr}`);
   assert.is(nsId(netns), nsId(holder.netnsPath), `${target}: CNI_NETNS is the target's namespace`);
   const seen = await ipJson<any[]>(['addr', 'show'], netns);
-  assert.ok(seen.some((l) => l.ifname === 'eth0'), `${target}: eth0 seen through CNI_NETNS`);
+  assert.ok(
+    seen.some((l) => l.ifname === 'eth0'),
+    `${target}: eth0 seen through CNI_NETNS`,
+  );
   assert.equal(await addrView(netns), before, `${target}: the target's links and addresses`);
-  assert.equal(add.json.interfaces.map((i: any) => [i.name, i.sandbox]), [['eth0', netns]]);
+  assert.equal(
+    add.json.interfaces.map((i: any) => [i.name, i.sandbox]),
+    [['eth0', netns]],
+  );
   const srv = await startEchoServer(holder, port, '127.0.0.1');
   const echo = await tcpSend({ netnsPath: netns }, '127.0.0.1', port, `hello ${id}`);
   await srv.stop();
@@ -87,7 +103,10 @@ async function joinAndLeave(id: string, target: string, holder: Container, port:
     assert.is(nsId(netns), own, `${target}: the runtime's own namespace is back`);
     assert.is(mountsAt(netns).length, 1);
   }
-  assert.equal((await ipJson<any[]>(['link', 'show'], netns)).map((l) => l.ifname), ['lo']);
+  assert.equal(
+    (await ipJson<any[]>(['link', 'show'], netns)).map((l) => l.ifname),
+    ['lo'],
+  );
   assert.equal(await addrView(holder), before, `${target}: DEL never touches the target's interfaces`);
   assert.is(modesState().records[`attachments/${id}/container:joined:eth0`], undefined);
   await removeNetns(netns);
@@ -118,14 +137,18 @@ test('joins a container netplumb-bridge attached, by its recorded ID', async () 
   await joinAndLeave('j-bridge', 'nb', nb, 7100);
   const addrs = (await nb.ip<any[]>('-4', 'addr', 'show', 'dev', 'eth0'))[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`);
   assert.equal(addrs, [nbIp], 'nb keeps its address');
-  assert.equal((await host.ip<any[]>('link', 'show', 'master', 'np-targets0')).map((l) => l.ifname), port, 'and its bridge port');
+  assert.equal(
+    (await host.ip<any[]>('link', 'show', 'master', 'np-targets0')).map((l) => l.ifname),
+    port,
+    'and its bridge port',
+  );
 });
 
 test('joins a process started outside netplumb by its PID (digits, pid:N)', async () => {
   for (const [i, target] of [String(plain.pid), `pid:${plain.pid}`].entries()) {
     const record = await joinAndLeave(`j-pid${i}`, target, plain, 7110 + i);
     assert.is(record.joined.container, `pid:${plain.pid}`, 'recorded in its canonical form');
-    assert.match(record.joined.pidStart, /^\d+$/, 'with the process\'s start time');
+    assert.match(record.joined.pidStart, /^\d+$/, "with the process's start time");
   }
 });
 
@@ -178,7 +201,7 @@ test('DEL after the target is gone succeeds and undoes only the mount (PID, reco
     assert.is(nsId(netns), own);
   }
   // the last reference to doomed's namespace went with the mount, and with it the veth pair
-  assert.ok(await hostLinkGone('vdoomed'), 'doomed\'s namespace is freed');
+  assert.ok(await hostLinkGone('vdoomed'), "doomed's namespace is freed");
   await removeNetns(netns);
 
   // a namespace file deleted (`ip netns delete`) while joined by path
@@ -188,7 +211,10 @@ test('DEL after the target is gone succeeds and undoes only the mount (PID, reco
   const ownP = nsId(p);
   assert.is((await exec('ADD', conf('/run/netns/gone-ns'), 'j-gone3', p)).exitCode, 0);
   await removeNetns('/run/netns/gone-ns');
-  assert.ok((await ipJson<any[]>(['link', 'show'], p)).some((l) => l.ifname === 'eth0'), 'the joined namespace outlives its file');
+  assert.ok(
+    (await ipJson<any[]>(['link', 'show'], p)).some((l) => l.ifname === 'eth0'),
+    'the joined namespace outlives its file',
+  );
   for (let i = 0; i < 2; i++) {
     const del = await exec('DEL', conf('/run/netns/gone-ns'), 'j-gone3', p);
     assert.equal([del.exitCode, del.stdout], [0, ''], del.stdout);
@@ -238,9 +264,9 @@ test('refused targets get their code, exit 1, and change nothing', async () => {
     ['ns: with ..', 'ns:/run/../run/netns/plain-ns2', 7, /has a "\.\." segment/],
     ['a relative path', 'netns/plain-ns2', 7, /as a path it is not absolute/],
     ['another kind of namespace', `/proc/${plain.pid}/ns/uts`, 8, /symbolic link|not a network namespace/],
-    ['the host\'s namespace by PID', String(host.pid), 8, /the network namespace of process \d+ \(net:\[\d+\]\) is the host's \(the plugin's own/],
-    ['the host\'s namespace by path', `/proc/${host.pid}/ns/net`, 8, /is the host's \(the plugin's own/],
-    ['the plugin\'s own namespace by /proc/self', '/proc/self/ns/net', 8, /is the host's \(the plugin's own/],
+    ["the host's namespace by PID", String(host.pid), 8, /the network namespace of process \d+ \(net:\[\d+\]\) is the host's \(the plugin's own/],
+    ["the host's namespace by path", `/proc/${host.pid}/ns/net`, 8, /is the host's \(the plugin's own/],
+    ["the plugin's own namespace by /proc/self", '/proc/self/ns/net', 8, /is the host's \(the plugin's own/],
     ['CNI_NETNS itself', netns, 7, /is CNI_NETNS .* itself: a container cannot join its own network namespace/],
     ['CNI_NETNS itself, with ns:', `ns:${netns}`, 7, /itself/],
     ['CNI_NETNS itself, through /var/run', netns.replace('/run/', '/var/run/'), 7, /itself/],

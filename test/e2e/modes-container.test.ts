@@ -11,11 +11,32 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import {
-  sandboxed, createHost, CniRuntime, ipJson, ping, run, startEchoServer, tcpSend, type Container, type Host, type NetworkConfigList, type CniCommand,
+  sandboxed,
+  createHost,
+  CniRuntime,
+  ipJson,
+  ping,
+  run,
+  startEchoServer,
+  tcpSend,
+  type Container,
+  type Host,
+  type NetworkConfigList,
+  type CniCommand,
 } from '../../netns-harness/index.js';
 import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
 import {
-  VERSIONS, addrView, assertVerbOfVersion, errorOf, assertRefused, expectedDescription, modesState, mountsAt, nsId, removeNetns, runtimeNetns,
+  VERSIONS,
+  addrView,
+  assertVerbOfVersion,
+  errorOf,
+  assertRefused,
+  expectedDescription,
+  modesState,
+  mountsAt,
+  nsId,
+  removeNetns,
+  runtimeNetns,
 } from '../fixtures/modes.js';
 
 await sandboxed();
@@ -31,11 +52,23 @@ const loList: NetworkConfigList = { cniVersion: '1.1.0', name: 'lo', plugins: [{
 const bridgeList: NetworkConfigList = {
   cniVersion: '1.0.0',
   name: 'refbr',
-  plugins: [{ type: 'bridge', bridge: 'cni-modes0', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.77.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/run/cni-modes/ipam' } }],
+  plugins: [
+    {
+      type: 'bridge',
+      bridge: 'cni-modes0',
+      isGateway: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.77.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/run/cni-modes/ipam' },
+    },
+  ],
 };
 const conf = (cniVersion = '1.1.0', extra: Record<string, unknown> = {}) => ({ cniVersion, name: 'joined', type: PLUGIN, container: 'web', ...extra });
 const exec = (command: CniCommand, config: unknown, c: { netns?: string | undefined; id?: string; args?: string } = {}) =>
-  rt.exec(command, config, { containerId: c.id ?? 'side', netns: c.netns, ifname: 'eth0', args: c.args }, { plugin: (config as { type?: string }).type ?? PLUGIN });
+  rt.exec(
+    command,
+    config,
+    { containerId: c.id ?? 'side', netns: c.netns, ifname: 'eth0', args: c.args },
+    { plugin: (config as { type?: string }).type ?? PLUGIN },
+  );
 
 const linkNames = async (netns: string) => (await ipJson<any[]>(['link', 'show'], netns)).map((l) => l.ifname).sort();
 test.before(async () => {
@@ -64,15 +97,26 @@ for (const v of VERSIONS) {
     const { cniVersion, ...got } = add.json;
     assert.is(cniVersion, v);
     if (v.startsWith('0.')) {
-      assert.equal(got, { interfaces: want.interfaces.map(({ mtu: _, ...i }) => i), ips: want.ips.map((ip) => ({ version: '4', ...ip })), routes: want.routes, dns: {} });
+      assert.equal(got, {
+        interfaces: want.interfaces.map(({ mtu: _, ...i }) => i),
+        ips: want.ips.map((ip) => ({ version: '4', ...ip })),
+        routes: want.routes,
+        dns: {},
+      });
     } else assert.equal(got, want);
-    assert.equal(want.interfaces.map((i) => i.name), ['eth0']);
-    assert.equal(want.ips.map((i) => [i.address, i.gateway]), [[`${webIp}/24`, '10.77.0.1']]);
+    assert.equal(
+      want.interfaces.map((i) => i.name),
+      ['eth0'],
+    );
+    assert.equal(
+      want.ips.map((i) => [i.address, i.gateway]),
+      [[`${webIp}/24`, '10.77.0.1']],
+    );
 
     // the oracles: the kernel's identity of the namespace, iproute2 through the file, the mount table, packets
-    assert.is(nsId(netns), nsId(web.netnsPath), 'CNI_NETNS is web\'s namespace now');
+    assert.is(nsId(netns), nsId(web.netnsPath), "CNI_NETNS is web's namespace now");
     assert.equal(await addrView(netns), await addrView(web), 'the same links and addresses, seen through CNI_NETNS');
-    assert.is(mountsAt(netns).length, 2, 'web\'s namespace is mounted on top of the runtime\'s');
+    assert.is(mountsAt(netns).length, 2, "web's namespace is mounted on top of the runtime's");
     const srv = await startEchoServer(web, 7000, '127.0.0.1');
     const echo = await tcpSend({ netnsPath: netns }, '127.0.0.1', 7000, `hello from ${id}`);
     await srv.stop();
@@ -92,7 +136,7 @@ for (const v of VERSIONS) {
     for (let i = 0; i < 2; i++) {
       const del = await exec('DEL', { ...conf(v), prevResult: add.json }, { netns, id });
       assert.equal([del.exitCode, del.stdout], [0, ''], del.stdout);
-      assert.is(nsId(netns), own, 'the runtime\'s own namespace is back');
+      assert.is(nsId(netns), own, "the runtime's own namespace is back");
       assert.is(mountsAt(netns).length, 1);
     }
     assert.equal(await linkNames(netns), ['lo']);
@@ -105,21 +149,31 @@ for (const v of VERSIONS) {
 
 test('the target can come per invocation in CNI_ARGS (NETPLUMB_CONTAINER wins over "container")', async () => {
   const netns = await runtimeNetns();
-  const r = await exec('ADD', conf('1.1.0', { container: 'not-this-one' }), { netns, id: 'byargs', args: 'IgnoreUnknown=1;K8S_POD_NAME=x;NETPLUMB_CONTAINER=web' });
+  const r = await exec('ADD', conf('1.1.0', { container: 'not-this-one' }), {
+    netns,
+    id: 'byargs',
+    args: 'IgnoreUnknown=1;K8S_POD_NAME=x;NETPLUMB_CONTAINER=web',
+  });
   assert.is(r.exitCode, 0, r.stdout);
   assert.is(nsId(netns), nsId(web.netnsPath));
-  assert.is((await exec('CHECK', conf('1.1.0', { container: 'not-this-one' }), { netns, id: 'byargs', args: 'IgnoreUnknown=1;NETPLUMB_CONTAINER=web' })).exitCode, 0);
+  assert.is(
+    (await exec('CHECK', conf('1.1.0', { container: 'not-this-one' }), { netns, id: 'byargs', args: 'IgnoreUnknown=1;NETPLUMB_CONTAINER=web' })).exitCode,
+    0,
+  );
   assert.is((await exec('DEL', conf(), { netns, id: 'byargs' })).exitCode, 0);
   assert.is.not(nsId(netns), nsId(web.netnsPath));
   await removeNetns(netns);
 });
 
-test('CNI_NETNS that already is the target\'s namespace: verified, nothing mounted, nothing undone', async () => {
+test("CNI_NETNS that already is the target's namespace: verified, nothing mounted, nothing undone", async () => {
   const mounts = modesState().mounts;
   const webBefore = await addrView(web);
   const r = await exec('ADD', conf(), { netns: web.netnsPath, id: 'already' });
   assert.is(r.exitCode, 0, r.stdout);
-  assert.equal(r.json.interfaces.map((i: any) => [i.name, i.sandbox]), [['eth0', web.netnsPath]]);
+  assert.equal(
+    r.json.interfaces.map((i: any) => [i.name, i.sandbox]),
+    [['eth0', web.netnsPath]],
+  );
   assert.equal(modesState().mounts, mounts, 'no mount');
   assert.is((await exec('CHECK', conf(), { netns: web.netnsPath, id: 'already' })).exitCode, 0);
   assert.is((await exec('DEL', conf(), { netns: web.netnsPath, id: 'already' })).exitCode, 0);
@@ -146,7 +200,10 @@ test('DEL without CNI_NETNS, and DEL after the runtime removed the namespace fil
   const gone = await exec('DEL', conf(), { netns: b, id: 'vanished' });
   assert.equal([gone.exitCode, gone.stdout], [0, ''], gone.stdout);
   assert.equal(await addrView(web), webBefore);
-  assert.equal(Object.keys(modesState().records).filter((k) => /noenv|vanished/.test(k)), []);
+  assert.equal(
+    Object.keys(modesState().records).filter((k) => /noenv|vanished/.test(k)),
+    [],
+  );
 });
 
 test('GC undoes the joins of this network the runtime no longer lists', async () => {
@@ -171,7 +228,7 @@ test('GC undoes the joins of this network the runtime no longer lists', async ()
   await removeNetns(drop);
 });
 
-test('a container can join one that joined: both end up in web\'s namespace', async () => {
+test("a container can join one that joined: both end up in web's namespace", async () => {
   const first = await runtimeNetns();
   const second = await runtimeNetns();
   assert.is((await exec('ADD', conf(), { netns: first, id: 'first' })).exitCode, 0);
@@ -184,7 +241,7 @@ test('a container can join one that joined: both end up in web\'s namespace', as
   await removeNetns(second);
 });
 
-test('the joiner\'s own loopback attachment (netplumb-none through the joined file) does not take web\'s lo down at DEL', async () => {
+test("the joiner's own loopback attachment (netplumb-none through the joined file) does not take web's lo down at DEL", async () => {
   const netns = await runtimeNetns();
   assert.is((await exec('ADD', conf(), { netns, id: 'lojoin' })).exitCode, 0);
   // runtimes commonly run a loopback network for every container, through the same CNI_NETNS
@@ -192,12 +249,12 @@ test('the joiner\'s own loopback attachment (netplumb-none through the joined fi
   assert.is((await rt.exec('ADD', lo, { containerId: 'lojoin', netns, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
   assert.is((await rt.exec('DEL', lo, { containerId: 'lojoin', netns, ifname: 'lo' }, { plugin: 'netplumb-none' })).exitCode, 0);
   const [webLo] = await web.ip<any[]>('link', 'show', 'dev', 'lo');
-  assert.ok(webLo.flags.includes('UP'), 'web\'s lo is shared, so it stays up');
+  assert.ok(webLo.flags.includes('UP'), "web's lo is shared, so it stays up");
   assert.is((await exec('DEL', conf(), { netns, id: 'lojoin' })).exitCode, 0);
   await removeNetns(netns);
 });
 
-test('CHECK reports a join that was undone behind netplumb\'s back', async () => {
+test("CHECK reports a join that was undone behind netplumb's back", async () => {
   const netns = await runtimeNetns();
   assert.is((await exec('ADD', conf(), { netns, id: 'drift' })).exitCode, 0);
   await run(['umount', netns]);
@@ -227,7 +284,14 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     mkdirSync(`${A}/${id}`, { recursive: true, mode: 0o700 });
     writeFileSync(`${A}/${id}/${file}`, typeof body === 'string' ? body : JSON.stringify(body), { mode: 0o600 });
   };
-  const rec = (containerId: string, netnsPath: string, netnsId: string) => ({ containerId, network: 'x', ifname: 'lo', mode: 'none', netns: netnsPath, netnsId });
+  const rec = (containerId: string, netnsPath: string, netnsId: string) => ({
+    containerId,
+    network: 'x',
+    ifname: 'lo',
+    mode: 'none',
+    netns: netnsPath,
+    netnsId,
+  });
   plant('evil', 'none:x:lo', rec('evil', host.netnsPath, nsId(host.netnsPath)));
   plant('stale', 'none:x:lo', rec('stale', '/run/netns/long-gone', '4:4026530000'));
   plant('reused', 'none:x:lo', rec('reused', web2.netnsPath, '4:4026530001'));
@@ -244,28 +308,70 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
 
   const cases: Array<[string, string, unknown, Parameters<typeof exec>[2], number, RegExp]> = [
     ['no container', 'ADD', conf('1.1.0', { container: undefined }), { netns }, 7, /needs the container to join/],
-    ['a path as container', 'ADD', conf('1.1.0', { container: '../../etc' }), { netns }, 7, /"container" must be a container ID .*"\.\.\/\.\.\/etc" is not a container ID/],
+    [
+      'a path as container',
+      'ADD',
+      conf('1.1.0', { container: '../../etc' }),
+      { netns },
+      7,
+      /"container" must be a container ID .*"\.\.\/\.\.\/etc" is not a container ID/,
+    ],
     ['a slash in container', 'ADD', conf('1.1.0', { container: 'web/../web2' }), { netns }, 7, /"container" must be .*is not a container ID/],
     ['a number as container', 'ADD', conf('1.1.0', { container: 42 }), { netns }, 7, /"container" must be .*42 is not a string/],
     ['hostile CNI_ARGS target', 'ADD', conf(), { netns, args: 'NETPLUMB_CONTAINER=../web' }, 7, /CNI_ARGS NETPLUMB_CONTAINER must be a container ID/],
     ['unknown CNI_ARGS', 'ADD', conf(), { netns, args: 'NETPLUMB_CONTAINER=web;FOO=1' }, 4, /unknown args/],
     ['joining itself', 'ADD', conf('1.1.0', { container: 'side' }), { netns }, 7, /cannot join its own network/],
     ['an unknown container', 'ADD', conf('1.1.0', { container: 'ghost' }), { netns }, 3, /container ghost has no network attached by netplumb/],
-    ['a target in the host\'s namespace', 'ADD', conf('1.1.0', { container: 'evil' }), { netns }, 8, /container evil's network namespace \(net:\[\d+\]\) is the host's \(the plugin's own, net:\[\d+\]\); refusing/],
+    [
+      "a target in the host's namespace",
+      'ADD',
+      conf('1.1.0', { container: 'evil' }),
+      { netns },
+      8,
+      /container evil's network namespace \(net:\[\d+\]\) is the host's \(the plugin's own, net:\[\d+\]\); refusing/,
+    ],
     ['a target whose namespace is gone', 'ADD', conf('1.1.0', { container: 'stale' }), { netns }, 3, /network namespace is gone/],
     ['a target path reused by another namespace', 'ADD', conf('1.1.0', { container: 'reused' }), { netns }, 3, /is now net:\[\d+\], not net:\[4026530001\]/],
     ['a torn record', 'ADD', conf('1.1.0', { container: 'garbage' }), { netns }, 106, /not a JSON record/],
     ['a record others may write', 'ADD', conf('1.1.0', { container: 'loose' }), { netns }, 106, /writable by group or others/],
     ['a FIFO as record', 'ADD', conf('1.1.0', { container: 'fifo' }), { netns }, 106, /special file/],
     ['a symbolic link as container directory', 'ADD', conf('1.1.0', { container: 'linked' }), { netns }, 106, /symbolic link/],
-    ['CNI_NETNS of a running process', 'ADD', conf(), { netns: web2.netnsPath }, 8, /cannot be made to join container web: it is not a namespace file in \/run\/netns/],
+    [
+      'CNI_NETNS of a running process',
+      'ADD',
+      conf(),
+      { netns: web2.netnsPath },
+      8,
+      /cannot be made to join container web: it is not a namespace file in \/run\/netns/,
+    ],
     ['CNI_NETNS a symbolic link', 'ADD', conf(), { netns: '/run/netns/a-link' }, 8, /symbolic link/],
     ['CNI_NETNS with interfaces of its own', 'ADD', conf(), { netns: busy }, 8, /already has interfaces \(eth9, eth9p\|eth9p, eth9\)|already has interfaces/],
-    ['CNI_NETNS the host\'s', 'ADD', conf(), { netns: host.netnsPath }, 8, /plugin's own network namespace/],
+    ["CNI_NETNS the host's", 'ADD', conf(), { netns: host.netnsPath }, 8, /plugin's own network namespace/],
     ['CNI_NETNS missing', 'ADD', conf(), { netns: '/run/netns/nowhere' }, 3, /does not exist/],
-    ['after another plugin', 'ADD', conf('1.1.0', { prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] } }), { netns }, 7, /must be the first plugin/],
-    ['already joined another container', 'ADD', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 121, /already joined container web; DEL it before joining container web2/],
-    ['CHECK against another target', 'CHECK', conf('1.1.0', { container: 'web2' }), { netns: joined, id: 'busy' }, 120, /joined container web, not container web2/],
+    [
+      'after another plugin',
+      'ADD',
+      conf('1.1.0', { prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] } }),
+      { netns },
+      7,
+      /must be the first plugin/,
+    ],
+    [
+      'already joined another container',
+      'ADD',
+      conf('1.1.0', { container: 'web2' }),
+      { netns: joined, id: 'busy' },
+      121,
+      /already joined container web; DEL it before joining container web2/,
+    ],
+    [
+      'CHECK against another target',
+      'CHECK',
+      conf('1.1.0', { container: 'web2' }),
+      { netns: joined, id: 'busy' },
+      120,
+      /joined container web, not container web2/,
+    ],
   ];
   for (const [what, command, config, inv, code, re] of cases) {
     const state = modesState();

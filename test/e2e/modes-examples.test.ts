@@ -98,7 +98,7 @@ test('the none, host and container lists: ADD, CHECK and DEL through the install
   const joinList = lists.get('netplumb-container')!;
   const sideAtt = { containerId: 'side', netns: '/run/netns/side', ifname: 'eth0' };
   await rt.add(joinList, sideAtt);
-  assert.is(nsId('/run/netns/side'), nsId(web.netnsPath), 'side is in web\'s namespace');
+  assert.is(nsId('/run/netns/side'), nsId(web.netnsPath), "side is in web's namespace");
   await rt.check(joinList, sideAtt);
   await rt.del(joinList, sideAtt);
   assert.is(nsId('/run/netns/side'), own, 'and has its own back');
@@ -125,11 +125,19 @@ test('the bridge list is a reference bridge configuration (and runs with netplum
   for (const [what, l, cniPath] of variants) {
     const rt = cniRuntime({ cniPath, host });
     const c = await host.createContainer(`br-${what.length}`);
-    const att = { containerId: `br${what.length}`, netns: c.netnsPath, ifname: 'eth0', capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } };
+    const att = {
+      containerId: `br${what.length}`,
+      netns: c.netnsPath,
+      ifname: 'eth0',
+      capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
+    };
     const r = await rt.add(l, att);
     assert.match(r.ips[0].address, /^10\.99\.0\.\d+\/24$/, what);
     const [br] = await host.ip<any[]>('addr', 'show', 'dev', 'netplumb0');
-    assert.ok(br.addr_info.some((a: any) => a.local === '10.99.0.1'), `${what}: the gateway is on netplumb0`);
+    assert.ok(
+      br.addr_info.some((a: any) => a.local === '10.99.0.1'),
+      `${what}: the gateway is on netplumb0`,
+    );
     const gw = await c.exec(['ping', '-n', '-c', '1', '-W', '2', '10.99.0.1'], { check: false });
     assert.is(gw.exitCode, 0, `${what}: ${gw.stdout}`);
     await rt.check(l, att);

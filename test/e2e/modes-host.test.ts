@@ -25,7 +25,13 @@ const exec = (command: CniCommand, config: unknown, c: { netns?: string | undefi
 /** The host's links, addresses and routes: what must never change. */
 async function hostView(): Promise<unknown> {
   const routes = await Promise.all(['-4', '-6'].map((f) => host.ip<any[]>(f, 'route', 'show', 'table', 'all')));
-  return { addrs: await addrView(host), routes: routes.flat().map((r) => JSON.stringify(r)).sort() };
+  return {
+    addrs: await addrView(host),
+    routes: routes
+      .flat()
+      .map((r) => JSON.stringify(r))
+      .sort(),
+  };
 }
 
 test.before(async () => {
@@ -76,7 +82,13 @@ for (const v of VERSIONS) {
       assert.equal(got, want);
     }
     assert.equal(want.interfaces.map((i) => i.name).sort(), ['uplink0', 'wire0']);
-    assert.equal(want.ips.map((i) => [i.address, i.gateway]), [['192.0.2.10/24', '192.0.2.1'], ['2001:db8::10/64', '2001:db8::1']]);
+    assert.equal(
+      want.ips.map((i) => [i.address, i.gateway]),
+      [
+        ['192.0.2.10/24', '192.0.2.1'],
+        ['2001:db8::10/64', '2001:db8::1'],
+      ],
+    );
     assert.equal(await hostView(), before, 'ADD changed nothing');
 
     const check = await exec('CHECK', { ...conf(v), prevResult: add.json }, { netns: host.netnsPath });
@@ -94,7 +106,7 @@ for (const v of VERSIONS) {
   });
 }
 
-test('the host\'s namespace is recognised by inode, whatever the path', async () => {
+test("the host's namespace is recognised by inode, whatever the path", async () => {
   // a bind mount of the host's namespace in /run/netns, as `ip netns attach` makes one
   await run(['ip', 'netns', 'attach', 'thehost', String(host.pid)]);
   // another process of the host's namespace
@@ -104,7 +116,10 @@ test('the host\'s namespace is recognised by inode, whatever the path', async ()
     for (const path of ['/run/netns/thehost', '/var/run/netns/thehost', `/proc/${sleeper.pid}/ns/net`, '/proc/self/ns/net']) {
       const r = await exec('ADD', conf(), { netns: path });
       assert.is(r.exitCode, 0, `${path}: ${r.stdout}`);
-      assert.ok(r.json.interfaces.every((i: any) => i.sandbox === path), path);
+      assert.ok(
+        r.json.interfaces.every((i: any) => i.sandbox === path),
+        path,
+      );
       assert.is((await exec('CHECK', conf(), { netns: path })).exitCode, 0, path);
     }
   } finally {
@@ -113,11 +128,13 @@ test('the host\'s namespace is recognised by inode, whatever the path', async ()
   }
 });
 
-test('a process started in CNI_NETNS after ADD is on the host\'s stack (its 127.0.0.1)', async () => {
+test("a process started in CNI_NETNS after ADD is on the host's stack (its 127.0.0.1)", async () => {
   assert.is((await exec('ADD', conf(), { netns: host.netnsPath })).exitCode, 0);
   const srv = await startEchoServer(host, 9090, '127.0.0.1');
   try {
-    const r = await run([process.execPath, '-e', 'const s=require("net").connect(9090,"127.0.0.1",()=>s.end("host"));s.pipe(process.stdout)'], { netns: host.netnsPath });
+    const r = await run([process.execPath, '-e', 'const s=require("net").connect(9090,"127.0.0.1",()=>s.end("host"));s.pipe(process.stdout)'], {
+      netns: host.netnsPath,
+    });
     assert.is(r.stdout, 'host');
   } finally {
     await srv.stop();
@@ -128,13 +145,20 @@ test('any other namespace is refused with error 8 (ADD, CHECK); nothing changes;
   await run(['ip', 'netns', 'add', 'elsewhere']);
   writeFileSync('/run/plain-file', '');
   const cases: Array<[string, string, unknown, string | undefined, number, RegExp]> = [
-    ['a container\'s namespace', 'ADD', conf(), ctr.netnsPath, 8, /not the host's .*refusing/],
+    ["a container's namespace", 'ADD', conf(), ctr.netnsPath, 8, /not the host's .*refusing/],
     ['a named namespace of its own', 'ADD', conf('0.4.0'), '/run/netns/elsewhere', 8, /is network namespace net:\[\d+\], not the host's \(net:\[\d+\]/],
-    ['CHECK in a container\'s namespace', 'CHECK', conf(), ctr.netnsPath, 8, /not the host's/],
+    ["CHECK in a container's namespace", 'CHECK', conf(), ctr.netnsPath, 8, /not the host's/],
     ['a namespace that does not exist', 'ADD', conf(), '/run/netns/nowhere', 3, /does not exist/],
     ['a file that is no namespace', 'ADD', conf(), '/run/plain-file', 4, /not a namespace file/],
     ['no CNI_NETNS', 'ADD', conf(), undefined, 4, /CNI_NETNS/],
-    ['after another plugin', 'ADD', conf('1.0.0', { prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0' }] } }), host.netnsPath, 7, /must be the first plugin/],
+    [
+      'after another plugin',
+      'ADD',
+      conf('1.0.0', { prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0' }] } }),
+      host.netnsPath,
+      7,
+      /must be the first plugin/,
+    ],
   ];
   for (const [what, command, config, netns, code, re] of cases) {
     const hostBefore = await hostView();

@@ -19,7 +19,12 @@ let host: Host;
 let seq = 0;
 const conf = (cniVersion = '1.1.0', extra: Record<string, unknown> = {}) => ({ cniVersion, name: 'none', type: PLUGIN, ...extra });
 const exec = (command: CniCommand, config: unknown, c: { netns?: string | undefined; id?: string; ifname?: string; args?: string } = {}) =>
-  cniRuntime({ host }).exec(command, config, { containerId: c.id ?? 'ctr', netns: c.netns, ifname: c.ifname ?? 'lo', args: c.args }, { plugin: (config as { type?: string }).type ?? PLUGIN });
+  cniRuntime({ host }).exec(
+    command,
+    config,
+    { containerId: c.id ?? 'ctr', netns: c.netns, ifname: c.ifname ?? 'lo', args: c.args },
+    { plugin: (config as { type?: string }).type ?? PLUGIN },
+  );
 
 async function fresh(): Promise<Container> {
   return host.createContainer(`c${++seq}`);
@@ -61,7 +66,11 @@ for (const v of VERSIONS) {
     });
     // the oracle: iproute2 in the container, and packets
     const links = await c.ip<any[]>('link', 'show');
-    assert.equal(links.map((l) => l.ifname), ['lo'], 'loopback only');
+    assert.equal(
+      links.map((l) => l.ifname),
+      ['lo'],
+      'loopback only',
+    );
     const l = await lo(c);
     assert.ok(l.flags.includes('UP'));
     assert.equal(loAddrs(l), ['127.0.0.1/8', '::1/128']);
@@ -101,7 +110,12 @@ test('differential: the reference loopback and netplumb-none give the same Resul
     // The same Result but for the sandbox path, the reference's empty `dns` (which 1.x leaves out) and the
     // ips' `version`: the 0.3/0.4 spec asks for it, and the reference (1.1.1) leaves it out because it labels a
     // 1.0-shaped Result with the old version instead of converting it.
-    if (v.startsWith('0.')) assert.equal(r2.json.ips.map((i: any) => i.version), ['4', '6'], 'netplumb gives ips their version');
+    if (v.startsWith('0.'))
+      assert.equal(
+        r2.json.ips.map((i: any) => i.version),
+        ['4', '6'],
+        'netplumb gives ips their version',
+      );
     const norm = (j: any, sandbox: string) => {
       const { dns, ...rest } = j;
       if (dns !== undefined) assert.equal(dns, {});
@@ -148,7 +162,10 @@ test('CHECK names the drift; ADD again repairs it', async () => {
   // a prevResult address that is gone from lo is drift too
   await c.exec(['ip', 'addr', 'add', '127.0.0.2/8', 'dev', 'lo']);
   const withExtra = (await exec('ADD', conf(), { netns: c.netnsPath, id: 'drift' })).json;
-  assert.ok(withExtra.ips.some((i: any) => i.address === '127.0.0.2/8'), 'every lo address is reported');
+  assert.ok(
+    withExtra.ips.some((i: any) => i.address === '127.0.0.2/8'),
+    'every lo address is reported',
+  );
   await c.exec(['ip', 'addr', 'del', '127.0.0.2/8', 'dev', 'lo']);
   const gone = await exec('CHECK', { ...conf(), prevResult: withExtra }, { netns: c.netnsPath, id: 'drift' });
   assert.is(errorOf(gone)?.code, 120);
@@ -171,13 +188,25 @@ test('IPv6 disabled in the container: 127.0.0.1/8 only, and CHECK does not ask f
 
 test('after another plugin (prevResult), lo is appended to its Result', async () => {
   const c = await fresh();
-  const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: c.netnsPath }], ips: [{ address: '10.1.0.2/24', interface: 0 }], routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }] };
+  const prevResult = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'eth0', sandbox: c.netnsPath }],
+    ips: [{ address: '10.1.0.2/24', interface: 0 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }],
+  };
   const add = await exec('ADD', { ...conf('1.0.0'), prevResult }, { netns: c.netnsPath, id: 'chained' });
   assert.is(add.exitCode, 0, add.stdout);
   assert.equal(add.json, {
     cniVersion: '1.0.0',
-    interfaces: [{ name: 'eth0', sandbox: c.netnsPath }, { name: 'lo', mac: '00:00:00:00:00:00', sandbox: c.netnsPath }],
-    ips: [{ address: '10.1.0.2/24', interface: 0 }, { interface: 1, address: '127.0.0.1/8' }, { interface: 1, address: '::1/128' }],
+    interfaces: [
+      { name: 'eth0', sandbox: c.netnsPath },
+      { name: 'lo', mac: '00:00:00:00:00:00', sandbox: c.netnsPath },
+    ],
+    ips: [
+      { address: '10.1.0.2/24', interface: 0 },
+      { interface: 1, address: '127.0.0.1/8' },
+      { interface: 1, address: '::1/128' },
+    ],
     routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }],
   });
   await exec('DEL', conf('1.0.0'), { netns: c.netnsPath, id: 'chained' });
@@ -208,7 +237,9 @@ test('GC forgets the attachments of this network the runtime no longer lists, an
   assert.is((await exec('ADD', conf('1.1.0', { name: 'othernet' }), { netns: cs[0]!.netnsPath, id: 'gc0' })).exitCode, 0);
   const gc = await cniRuntime({ host }).exec('GC', { ...conf(), 'cni.dev/valid-attachments': [{ containerID: 'gc1', ifname: 'lo' }] }, {}, { plugin: PLUGIN });
   assert.equal([gc.exitCode, gc.stdout], [0, ''], gc.stdout);
-  const keys = Object.keys(modesState().records).filter((k) => /\/gc\d\/./.test(k)).sort();
+  const keys = Object.keys(modesState().records)
+    .filter((k) => /\/gc\d\/./.test(k))
+    .sort();
   assert.equal(keys, ['attachments/gc0/none:othernet:lo', 'attachments/gc1/none:none:lo']);
   // GC changes no namespace
   for (const c of cs) assert.ok((await lo(c)).flags.includes('UP'));
@@ -221,8 +252,8 @@ test('bad input gets the right code, exit 1, and changes nothing', async () => {
   const c = await fresh();
   writeFileSync('/run/not-a-netns', 'x');
   const cases: Array<[string, string, unknown, Parameters<typeof exec>[2], number, RegExp]> = [
-    ['the host\'s own namespace', 'ADD', conf(), { netns: host.netnsPath }, 8, /plugin's own network namespace/],
-    ['CHECK in the host\'s namespace', 'CHECK', conf(), { netns: host.netnsPath }, 8, /plugin's own/],
+    ["the host's own namespace", 'ADD', conf(), { netns: host.netnsPath }, 8, /plugin's own network namespace/],
+    ["CHECK in the host's namespace", 'CHECK', conf(), { netns: host.netnsPath }, 8, /plugin's own/],
     ['a namespace that does not exist', 'ADD', conf(), { netns: '/run/netns/nowhere' }, 3, /does not exist/],
     ['a file that is no namespace', 'ADD', conf(), { netns: '/run/not-a-netns' }, 4, /not a namespace file/],
     ['no CNI_NETNS', 'ADD', conf(), {}, 4, /CNI_NETNS/],

@@ -34,7 +34,12 @@ test('reference bridge + host-local + portmap through the runtime harness', asyn
 
   const a = await host.createContainer('a');
   const b = await host.createContainer('b');
-  const attA = { containerId: 'ctr-a', netns: a.netnsPath, ifname: 'eth0', capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } };
+  const attA = {
+    containerId: 'ctr-a',
+    netns: a.netnsPath,
+    ifname: 'eth0',
+    capabilityArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
+  };
   const attB = { containerId: 'ctr-b', netns: b.netnsPath, ifname: 'eth0' };
   const resA = await rt.add(list, attA);
   const resB = await rt.add(list, attB);
@@ -42,7 +47,12 @@ test('reference bridge + host-local + portmap through the runtime harness', asyn
   const ipA = resA.ips[0].address.split('/')[0];
   const ipB = resB.ips[0].address.split('/')[0];
   assert.is.not(ipA, ipB);
-  assert.equal(readdirSync('/run/cni-test/ipam/refnet').filter((f) => f.startsWith('10.')).sort(), [ipA, ipB].sort());
+  assert.equal(
+    readdirSync('/run/cni-test/ipam/refnet')
+      .filter((f) => f.startsWith('10.'))
+      .sort(),
+    [ipA, ipB].sort(),
+  );
 
   const p = await ping(b, ipA, { count: 2, interval: 0.2 });
   assert.ok(p.ok, p.output);
@@ -57,7 +67,10 @@ test('reference bridge + host-local + portmap through the runtime harness', asyn
   await rt.del(list, attA);
   await rt.del(list, attB);
   await rt.del(list, attB); // DEL is idempotent
-  assert.equal(readdirSync('/run/cni-test/ipam/refnet').filter((f) => f.startsWith('10.')), []);
+  assert.equal(
+    readdirSync('/run/cni-test/ipam/refnet').filter((f) => f.startsWith('10.')),
+    [],
+  );
   const vethsLeft = (await host.ip<any[]>('-d', 'link', 'show', 'type', 'veth')).length;
   assert.is(vethsLeft, 0);
   await host.destroy();

@@ -47,7 +47,11 @@ test(`the agent SIGKILLed at each of ${ADD_POINTS.length} points of an ADD: erro
       const add = await forward('netplumb-bridge', { socket, where: host, env: attachEnv('ADD', id, c), stdin });
       assert.is(add.exitCode, 0, `${point}: ADD after the crash: ${add.stdout}`);
       const one = await attachmentsOf(host, 'ag-crash', 'npagcr', store);
-      assert.equal([one.veths, one.rules, one.elements, one.reservations, one.strays], [[`${id}/eth0`], [`${id}/eth0`], [`${id}/eth0`], [`${id}/eth0`], []], `${point}: one attachment`);
+      assert.equal(
+        [one.veths, one.rules, one.elements, one.reservations, one.strays],
+        [[`${id}/eth0`], [`${id}/eth0`], [`${id}/eth0`], [`${id}/eth0`], []],
+        `${point}: one attachment`,
+      );
       const addr = (await c.ip<any[]>('-4', 'addr', 'show', 'dev', 'eth0'))[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`);
       assert.equal(addr, [add.json.ips[0].address]);
       assert.equal(storeFiles(store).problems, []);
@@ -71,7 +75,9 @@ test('50 ADDs at once through the agent, on two networks: distinct addresses, ev
     const items = Array.from({ length: 50 }, (_, i) => ({ id: `par${i}`, conf: nets[i % 2]! }));
     const ctrs = await pool(items, 8, (it) => host.createContainer(it.id));
     const results = await Promise.all(
-      items.map((it, i) => forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', it.id, ctrs[i]), stdin: JSON.stringify(it.conf) })),
+      items.map((it, i) =>
+        forward('netplumb-bridge', { socket: agent.socket, where: host, env: attachEnv('ADD', it.id, ctrs[i]), stdin: JSON.stringify(it.conf) }),
+      ),
     );
     for (const [i, r] of results.entries()) assert.is(r.exitCode, 0, `${items[i]!.id}: ${r.stdout}${r.stderr}`);
     const addrs = results.map((r) => r.json.ips[0].address as string);

@@ -24,7 +24,6 @@ await sandboxed();
 
 const rng = seededRng('NETPLUMB_CRASH_SEED', 'crash-bridge');
 
-
 let host: Host;
 const conf = bridgeConf({
   name: 'crashnet',
@@ -47,7 +46,12 @@ async function add(c: Container, id: string, env: Record<string, string> = {}, k
   return cniRuntime({ host }).exec('ADD', confs.get(id), { containerId: id, netns: c.netnsPath, ifname: 'eth0' }, { env, timeoutMs: killAfterMs });
 }
 async function del(c: Container | undefined, id: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<PluginRun> {
-  return cniRuntime({ host }).exec('DEL', confs.get(id) ?? conf, { containerId: id, netns: c?.netnsPath ?? '', ifname: 'eth0' }, { env, timeoutMs: killAfterMs });
+  return cniRuntime({ host }).exec(
+    'DEL',
+    confs.get(id) ?? conf,
+    { containerId: id, netns: c?.netnsPath ?? '', ifname: 'eth0' },
+    { env, timeoutMs: killAfterMs },
+  );
 }
 const picture = () => hostPicture(host, [store]);
 
@@ -146,7 +150,9 @@ test(`ADD and DEL killed after random delays (${TIMED_ROUNDS} rounds each): DEL 
     assertStoreWhole(`round ${i}: DEL killed`);
     await delAndCompare(id, `round ${i}`);
   }
-  process.stdout.write(`timed kills: ${killedAdds}/${TIMED_ROUNDS} ADDs and ${killedDels}/${TIMED_ROUNDS} DELs died (ADD ${addMs} ms, DEL ${delMs} ms undisturbed)\n`);
+  process.stdout.write(
+    `timed kills: ${killedAdds}/${TIMED_ROUNDS} ADDs and ${killedDels}/${TIMED_ROUNDS} DELs died (ADD ${addMs} ms, DEL ${delMs} ms undisturbed)\n`,
+  );
   assert.ok(killedAdds > 0 || TIMED_ROUNDS === 0, 'some ADD was killed');
 });
 
@@ -170,10 +176,13 @@ test('kills without DEL: GC naming the survivors leaves exactly their state', as
 
   const valid = ['survivor-1', 'survivor-2'].map((id) => ({ containerID: id, ifname: 'eth0' }));
   must(await cniRuntime({ host }).exec('GC', { ...conf, 'cni.dev/valid-attachments': valid }), 'GC');
-  assert.equal(pictureDiff(baseline, await picture()), [], 'after GC the host holds exactly the survivors\' state');
+  assert.equal(pictureDiff(baseline, await picture()), [], "after GC the host holds exactly the survivors' state");
   for (const v of victims) assert.equal(await containerLinks(v.c), [], `nothing left in ${v.id}'s namespace`);
   for (const s of survivors) {
-    must(await cniRuntime({ host }).exec('CHECK', { ...confs.get(s.id), prevResult: s.result }, { containerId: s.id, netns: s.c.netnsPath, ifname: 'eth0' }), `CHECK ${s.id} after everything`);
+    must(
+      await cniRuntime({ host }).exec('CHECK', { ...confs.get(s.id), prevResult: s.result }, { containerId: s.id, netns: s.c.netnsPath, ifname: 'eth0' }),
+      `CHECK ${s.id} after everything`,
+    );
   }
 });
 

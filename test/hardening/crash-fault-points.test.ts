@@ -17,7 +17,11 @@ test('inert unless NETPLUMB_FAULT names the point', () => {
 });
 
 test('<point> throws an InjectedFault naming the point', async () => {
-  await assertRejects(() => faultPoint('bridge', 'bridge'), { instance: InjectedFault, code: 'ERR_FAULT_INJECTED', message: /fault injected after step "bridge"/ }, 'no throw');
+  await assertRejects(
+    () => faultPoint('bridge', 'bridge'),
+    { instance: InjectedFault, code: 'ERR_FAULT_INJECTED', message: /fault injected after step "bridge"/ },
+    'no throw',
+  );
 });
 
 function child(env: string | undefined): { status: number | null; signal: NodeJS.Signals | null; stdout: string } {

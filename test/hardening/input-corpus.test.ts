@@ -14,9 +14,7 @@ import * as assert from 'uvu/assert';
 import { diffSnapshots, execPlugin, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, pluginPath, pool } from '../fixtures/cni-runtime.js';
 import { CORPUS_EVERY_PLUGIN } from '../fixtures/budget.js';
-import {
-  assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName,
-} from '../fixtures/hardening.js';
+import { assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName } from '../fixtures/hardening.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -109,9 +107,20 @@ test('environment: CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_ARGS (error 4 n
     // every value with every plugin; the verbs rotate (the skeleton's check is the same for all three)
     const verb = (i: number) => ATTACHMENT_VERBS[(i + p) % ATTACHMENT_VERBS.length]!;
     const ids = ['../../etc/passwd', 'a/b', '.hidden', ' lead', 'line\nbreak', 'x'.repeat(129), 'x'.repeat(5000), 'ünïcode', ''];
-    ids.forEach((id, i) => cases.push({ name: `CNI_CONTAINERID ${JSON.stringify(id.slice(0, 20))} (${id.length})`, plugin, verb: verb(i), env: { CNI_CONTAINERID: id }, codes: 4, field: /CNI_CONTAINERID/ }));
+    ids.forEach((id, i) =>
+      cases.push({
+        name: `CNI_CONTAINERID ${JSON.stringify(id.slice(0, 20))} (${id.length})`,
+        plugin,
+        verb: verb(i),
+        env: { CNI_CONTAINERID: id },
+        codes: 4,
+        field: /CNI_CONTAINERID/,
+      }),
+    );
     const ifnames = ['a'.repeat(16), 'eth/0', '..', '.', 'eth 0', 'eth0\n', 'eth:0', 'é'.repeat(8), 'éth0', 'eth\u00a00', 'eth\u0001', 'eth\u007f', ''];
-    ifnames.forEach((ifname, i) => cases.push({ name: `CNI_IFNAME ${JSON.stringify(ifname)}`, plugin, verb: verb(i), env: { CNI_IFNAME: ifname }, codes: 4, field: /CNI_IFNAME/ }));
+    ifnames.forEach((ifname, i) =>
+      cases.push({ name: `CNI_IFNAME ${JSON.stringify(ifname)}`, plugin, verb: verb(i), env: { CNI_IFNAME: ifname }, codes: 4, field: /CNI_IFNAME/ }),
+    );
     for (const args of ['a=b=c', 'noequals', '=v', 'K=V;;']) {
       cases.push({ name: `CNI_ARGS ${JSON.stringify(args)}`, plugin, verb: 'ADD', env: { CNI_ARGS: args }, codes: 4, field: /CNI_ARGS/ });
     }
@@ -119,7 +128,7 @@ test('environment: CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_ARGS (error 4 n
   await runBatch('environment', spread(cases));
 });
 
-test('CNI_NETNS: missing, absent, a regular file, a directory, the plugin\'s own namespace (/proc/1/ns/net, /proc/self/ns/net)', async () => {
+test("CNI_NETNS: missing, absent, a regular file, a directory, the plugin's own namespace (/proc/1/ns/net, /proc/self/ns/net)", async () => {
   const cases: Case[] = [];
   for (const plugin of ['netplumb-bridge', 'netplumb-none', 'netplumb-container', 'netplumb-host'] as const) {
     for (const verb of ['ADD', 'CHECK'] as const) {
@@ -133,7 +142,14 @@ test('CNI_NETNS: missing, absent, a regular file, a directory, the plugin\'s own
       );
     }
     if (plugin === 'netplumb-host') {
-      cases.push({ name: 'CNI_NETNS a container\'s namespace', plugin, verb: 'ADD', env: { CNI_NETNS: lab.ctr.netnsPath }, codes: 8, field: /CNI_NETNS|namespace/ });
+      cases.push({
+        name: "CNI_NETNS a container's namespace",
+        plugin,
+        verb: 'ADD',
+        env: { CNI_NETNS: lab.ctr.netnsPath },
+        codes: 8,
+        field: /CNI_NETNS|namespace/,
+      });
     } else {
       for (const own of ['/proc/1/ns/net', '/proc/self/ns/net', '/proc/thread-self/ns/net']) {
         cases.push({ name: `CNI_NETNS ${own}`, plugin, verb: 'ADD', env: { CNI_NETNS: own }, codes: 8, field: /CNI_NETNS|own network namespace/ });
@@ -183,9 +199,30 @@ test('stdin: empty, truncated, not an object, deeply nested, huge and endless, b
     add('prevResult with a bad address', (v) => conf(v, { prevResult: { cniVersion: '1.1.0', ips: [{ address: '10.0.0.300/24' }] } }), 7, /prevResult|address/);
     cases.push({ name: 'CHECK in 0.3.1', plugin, verb: 'CHECK', patch: (c) => (c.cniVersion = '0.3.1'), codes: 1, field: /version|0\.3\.1/ });
     cases.push({ name: 'GC in 1.0.0', plugin, verb: 'GC', patch: (c) => (c.cniVersion = '1.0.0'), codes: 1, field: /version|1\.0\.0/ });
-    cases.push({ name: 'GC without valid-attachments', plugin, verb: 'GC', patch: (c) => delete c['cni.dev/valid-attachments'], codes: 7, field: /valid-attachments/ });
-    cases.push({ name: 'GC with a malformed attachment', plugin, verb: 'GC', patch: (c) => (c['cni.dev/valid-attachments'] = [{ containerID: 5 }]), codes: 7, field: /valid-attachments/ });
-    cases.push({ name: 'GC with attachments not a list', plugin, verb: 'GC', patch: (c) => (c['cni.dev/valid-attachments'] = 'all'), codes: 7, field: /valid-attachments/ });
+    cases.push({
+      name: 'GC without valid-attachments',
+      plugin,
+      verb: 'GC',
+      patch: (c) => delete c['cni.dev/valid-attachments'],
+      codes: 7,
+      field: /valid-attachments/,
+    });
+    cases.push({
+      name: 'GC with a malformed attachment',
+      plugin,
+      verb: 'GC',
+      patch: (c) => (c['cni.dev/valid-attachments'] = [{ containerID: 5 }]),
+      codes: 7,
+      field: /valid-attachments/,
+    });
+    cases.push({
+      name: 'GC with attachments not a list',
+      plugin,
+      verb: 'GC',
+      patch: (c) => (c['cni.dev/valid-attachments'] = 'all'),
+      codes: 7,
+      field: /valid-attachments/,
+    });
   }
   await runBatch('stdin', spread(cases));
 });
@@ -196,7 +233,19 @@ function ipamCases(plugin: PluginName): Case[] {
   const add = (name: string, patch: (i: any, c: any) => void, codes: number | number[], field: RegExp, verb = 'ADD') =>
     cases.push({ name: `ipam: ${name}`, plugin, verb, patch: (c) => patch(c.ipam, c), codes, field });
   const range = (r: Record<string, unknown>) => (i: any) => (i.ranges = [[{ subnet: '10.99.0.0/24', ...r }]]);
-  for (const subnet of ['10.0.0.0/33', '300.1.1.0/24', '10.99.0.1/24', 'fd00::/129', 'not-a-cidr', '10.99.0.0/31', 'fd00::/127', '10.99.0.0', '10.99.0.0/-1', '10.99.0.0/ 24', '0x0a.0.0.0/8']) {
+  for (const subnet of [
+    '10.0.0.0/33',
+    '300.1.1.0/24',
+    '10.99.0.1/24',
+    'fd00::/129',
+    'not-a-cidr',
+    '10.99.0.0/31',
+    'fd00::/127',
+    '10.99.0.0',
+    '10.99.0.0/-1',
+    '10.99.0.0/ 24',
+    '0x0a.0.0.0/8',
+  ]) {
     add(`subnet ${subnet}`, range({ subnet }), 7, /subnet|small|10\.|fd00|cidr/i);
   }
   add('subnet a number', range({ subnet: 167772160 }), 7, /subnet/);
@@ -250,17 +299,63 @@ test('IPAM configuration: invalid CIDRs and ranges, IPv4/IPv6 mixes, dataDir, ro
 test('plugin and IPAM types with path components; CNI_PATH relative, empty or without the plugin', async () => {
   const cases: Case[] = [];
   for (const type of ['../../../bin/sh', '/bin/sh', 'host-local/../../x', './host-local', '..', 'host local', 5, {}, ['host-local']]) {
-    cases.push({ name: `ipam.type ${JSON.stringify(type)}`, plugin: 'netplumb-bridge', verb: 'ADD', patch: (c) => (c.ipam.type = type), codes: 7, field: /ipam\.type/ });
-    cases.push({ name: `ipam.type ${JSON.stringify(type)} (DEL)`, plugin: 'netplumb-bridge', verb: 'DEL', patch: (c) => (c.ipam.type = type), codes: 7, field: /ipam\.type/ });
+    cases.push({
+      name: `ipam.type ${JSON.stringify(type)}`,
+      plugin: 'netplumb-bridge',
+      verb: 'ADD',
+      patch: (c) => (c.ipam.type = type),
+      codes: 7,
+      field: /ipam\.type/,
+    });
+    cases.push({
+      name: `ipam.type ${JSON.stringify(type)} (DEL)`,
+      plugin: 'netplumb-bridge',
+      verb: 'DEL',
+      patch: (c) => (c.ipam.type = type),
+      codes: 7,
+      field: /ipam\.type/,
+    });
   }
   const hostLocal = (c: any) => (c.ipam.type = 'host-local');
   cases.push(
     { name: 'CNI_PATH relative', plugin: 'netplumb-bridge', verb: 'ADD', patch: hostLocal, env: { CNI_PATH: 'usr/lib/cni' }, codes: 4, field: /CNI_PATH/ },
-    { name: 'CNI_PATH relative and absolute', plugin: 'netplumb-bridge', verb: 'ADD', patch: hostLocal, env: { CNI_PATH: `./bin:/usr/lib/cni` }, codes: 4, field: /CNI_PATH/ },
+    {
+      name: 'CNI_PATH relative and absolute',
+      plugin: 'netplumb-bridge',
+      verb: 'ADD',
+      patch: hostLocal,
+      env: { CNI_PATH: `./bin:/usr/lib/cni` },
+      codes: 4,
+      field: /CNI_PATH/,
+    },
     { name: 'CNI_PATH missing', plugin: 'netplumb-bridge', verb: 'ADD', patch: hostLocal, env: { CNI_PATH: undefined }, codes: 4, field: /CNI_PATH/ },
-    { name: 'CNI_PATH a missing directory', plugin: 'netplumb-bridge', verb: 'ADD', patch: hostLocal, env: { CNI_PATH: '/nonexistent/cni' }, codes: 104, field: /host-local/ },
-    { name: 'CNI_PATH a regular file', plugin: 'netplumb-bridge', verb: 'ADD', patch: hostLocal, env: { CNI_PATH: lab.regularFile }, codes: 104, field: /host-local/ },
-    { name: 'CNI_PATH a missing directory (DEL)', plugin: 'netplumb-bridge', verb: 'DEL', patch: hostLocal, env: { CNI_PATH: '/nonexistent/cni' }, codes: 104, field: /host-local/ },
+    {
+      name: 'CNI_PATH a missing directory',
+      plugin: 'netplumb-bridge',
+      verb: 'ADD',
+      patch: hostLocal,
+      env: { CNI_PATH: '/nonexistent/cni' },
+      codes: 104,
+      field: /host-local/,
+    },
+    {
+      name: 'CNI_PATH a regular file',
+      plugin: 'netplumb-bridge',
+      verb: 'ADD',
+      patch: hostLocal,
+      env: { CNI_PATH: lab.regularFile },
+      codes: 104,
+      field: /host-local/,
+    },
+    {
+      name: 'CNI_PATH a missing directory (DEL)',
+      plugin: 'netplumb-bridge',
+      verb: 'DEL',
+      patch: hostLocal,
+      env: { CNI_PATH: '/nonexistent/cni' },
+      codes: 104,
+      field: /host-local/,
+    },
   );
   await runBatch('types and CNI_PATH', cases);
 });
@@ -275,7 +370,20 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
     add(`bridge ${JSON.stringify(b)}`, (c) => (c.bridge = b), 7, /bridge/);
   }
   for (const mtu of ['1400', 70000, 67, -1, 1500.5, true, 1e300]) add(`mtu ${JSON.stringify(mtu)}`, (c) => (c.mtu = mtu), 7, /mtu/);
-  for (const key of ['isGateway', 'isDefaultGateway', 'ipMasq', 'hairpinMode', 'promiscMode', 'forceAddress', 'macspoofchk', 'enabledad', 'isolate', 'icc', 'portIsolation', 'disableContainerInterface']) {
+  for (const key of [
+    'isGateway',
+    'isDefaultGateway',
+    'ipMasq',
+    'hairpinMode',
+    'promiscMode',
+    'forceAddress',
+    'macspoofchk',
+    'enabledad',
+    'isolate',
+    'icc',
+    'portIsolation',
+    'disableContainerInterface',
+  ]) {
     add(`${key} a string`, (c) => (c[key] = 'yes'), 7, new RegExp(key));
   }
   add('promiscMode with hairpinMode', (c) => Object.assign(c, { promiscMode: true, hairpinMode: true }), 7, /hairpin|promisc/i);
@@ -312,30 +420,75 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
 test('modes: container names with paths, prevResult where none is allowed', async () => {
   const cases: Case[] = [];
   for (const target of ['../x', '/run/netns/../x', 'ns:/run/netns/./x', 'pid:007', '..', 5, '', 'hostile-1']) {
-    cases.push({ name: `container ${JSON.stringify(target)}`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 7, field: /container/ });
+    cases.push({
+      name: `container ${JSON.stringify(target)}`,
+      plugin: 'netplumb-container',
+      verb: 'ADD',
+      patch: (c) => (c.container = target),
+      codes: 7,
+      field: /container/,
+    });
   }
   // Well-formed targets that name nothing: unknown container (3), as for an unknown ID.
   for (const target of ['/run/netns/x', '4194303']) {
-    cases.push({ name: `container ${JSON.stringify(target)} (nothing there)`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 3, field: /container/ });
+    cases.push({
+      name: `container ${JSON.stringify(target)} (nothing there)`,
+      plugin: 'netplumb-container',
+      verb: 'ADD',
+      patch: (c) => (c.container = target),
+      codes: 3,
+      field: /container/,
+    });
   }
   // A file that is not a namespace, and the host's own namespace: 8.
   for (const target of ['/etc/hostname', '/run', '/proc/1/ns/net', '/proc/self/ns/net']) {
-    cases.push({ name: `container ${JSON.stringify(target)} (not a container's namespace)`, plugin: 'netplumb-container', verb: 'ADD', patch: (c) => (c.container = target), codes: 8, field: /container|host/ });
+    cases.push({
+      name: `container ${JSON.stringify(target)} (not a container's namespace)`,
+      plugin: 'netplumb-container',
+      verb: 'ADD',
+      patch: (c) => (c.container = target),
+      codes: 8,
+      field: /container|host/,
+    });
   }
-  cases.push({ name: 'NETPLUMB_CONTAINER a path', plugin: 'netplumb-container', verb: 'ADD', env: { CNI_ARGS: 'NETPLUMB_CONTAINER=../../x' }, codes: 7, field: /NETPLUMB_CONTAINER|container/ });
+  cases.push({
+    name: 'NETPLUMB_CONTAINER a path',
+    plugin: 'netplumb-container',
+    verb: 'ADD',
+    env: { CNI_ARGS: 'NETPLUMB_CONTAINER=../../x' },
+    codes: 7,
+    field: /NETPLUMB_CONTAINER|container/,
+  });
   cases.push({ name: 'container unknown', plugin: 'netplumb-container', verb: 'ADD', codes: 3, field: /target-ctr/ });
   for (const plugin of ['netplumb-container', 'netplumb-host'] as const) {
-    cases.push({ name: 'prevResult at ADD', plugin, verb: 'ADD', patch: (c) => (c.prevResult = { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] }), codes: 7, field: /prevResult/ });
+    cases.push({
+      name: 'prevResult at ADD',
+      plugin,
+      verb: 'ADD',
+      patch: (c) => (c.prevResult = { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] }),
+      codes: 7,
+      field: /prevResult/,
+    });
   }
   await runBatch('modes', cases);
 });
 
 test('the bridge ADD refused for the uplink leaves no IPAM trace (last_reserved_ip not advanced) and the uplink untouched', async () => {
   // Covered by the batch above through the dataDir snapshot; this names it on its own so a regression is clear.
-  await runBatch('uplink', [{ name: 'bridge is the uplink eth0', plugin: 'netplumb-bridge', verb: 'ADD', patch: (c) => (c.bridge = 'eth0'), codes: 110, field: /eth0/ }]);
-  const r = await execPlugin({ file: pluginPath('netplumb-bridge'), env: lab.env('netplumb-bridge', 'ADD'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
+  await runBatch('uplink', [
+    { name: 'bridge is the uplink eth0', plugin: 'netplumb-bridge', verb: 'ADD', patch: (c) => (c.bridge = 'eth0'), codes: 110, field: /eth0/ },
+  ]);
+  const r = await execPlugin({
+    file: pluginPath('netplumb-bridge'),
+    env: lab.env('netplumb-bridge', 'ADD'),
+    stdin: JSON.stringify(lab.config('netplumb-bridge')),
+  });
   assert.is(r.exitCode, 0, `a valid ADD works in this lab: ${r.stdout} ${r.stderr}`);
-  const del = await execPlugin({ file: pluginPath('netplumb-bridge'), env: lab.env('netplumb-bridge', 'DEL'), stdin: JSON.stringify(lab.config('netplumb-bridge')) });
+  const del = await execPlugin({
+    file: pluginPath('netplumb-bridge'),
+    env: lab.env('netplumb-bridge', 'DEL'),
+    stdin: JSON.stringify(lab.config('netplumb-bridge')),
+  });
   assert.is(del.exitCode, 0, del.stdout);
   assert.ok(r.json.interfaces[0].name === LAB_BRIDGE);
 });

@@ -18,9 +18,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { diffSnapshots, execPlugin, sandboxed, type Snapshot } from '../../netns-harness/index.js';
 import { ensurePluginBins, pluginPath } from '../fixtures/cni-runtime.js';
-import {
-  inputLab, settled, LAB_BRIDGE, PLUGINS, refusalCode, STATE_ROOT, VERBS, type PluginName,
-} from '../fixtures/hardening.js';
+import { inputLab, settled, LAB_BRIDGE, PLUGINS, refusalCode, STATE_ROOT, VERBS, type PluginName } from '../fixtures/hardening.js';
 import { FUZZ_RUNS as RUNS, seedFrom } from '../fixtures/budget.js';
 
 await sandboxed();
@@ -33,9 +31,39 @@ const SEED = seedFrom('NETPLUMB_FUZZ_SEED');
 
 const hostileString = fc.oneof(
   fc.constantFrom(
-    '', '../x', '../../etc/passwd', '/etc/passwd', 'a/b', '..', '.', 'x y', 'é', 'eth\u0001', 'a'.repeat(300), 'eth0', 'lo',
-    '10.0.0.0/33', '10.99.0.1/24', '300.1.1.1', 'fd00::/129', 'fd00::1', '10.99.0.0/24', '10.99.0.200', '0.0.0.0/0',
-    'tcp', 'icmp', 'ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01', 'true', '1400', '0', '-1', '1.1.0', '0.3.1', 'host-local', 'nftables',
+    '',
+    '../x',
+    '../../etc/passwd',
+    '/etc/passwd',
+    'a/b',
+    '..',
+    '.',
+    'x y',
+    'é',
+    'eth\u0001',
+    'a'.repeat(300),
+    'eth0',
+    'lo',
+    '10.0.0.0/33',
+    '10.99.0.1/24',
+    '300.1.1.1',
+    'fd00::/129',
+    'fd00::1',
+    '10.99.0.0/24',
+    '10.99.0.200',
+    '0.0.0.0/0',
+    'tcp',
+    'icmp',
+    'ff:ff:ff:ff:ff:ff',
+    '02:00:00:00:00:01',
+    'true',
+    '1400',
+    '0',
+    '-1',
+    '1.1.0',
+    '0.3.1',
+    'host-local',
+    'nftables',
   ),
   fc.string({ maxLength: 24 }),
 );
@@ -51,20 +79,59 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.array(leaf, { maxLength: 3 }) },
   { weight: 1, arbitrary: fc.dictionary(fc.constantFrom('subnet', 'type', 'dst', 'gw', 'hostPort', 'containerPort', 'protocol', 'x'), leaf, { maxKeys: 3 }) },
 );
-const portMapping = fc.record({
-  hostPort: fc.oneof(fc.integer({ min: -1, max: 70_000 }), leaf),
-  containerPort: fc.oneof(fc.integer({ min: -1, max: 70_000 }), leaf),
-  protocol: fc.oneof(fc.constantFrom('tcp', 'udp', 'sctp', 'icmp', ''), leaf),
-}, { requiredKeys: [] });
+const portMapping = fc.record(
+  {
+    hostPort: fc.oneof(fc.integer({ min: -1, max: 70_000 }), leaf),
+    containerPort: fc.oneof(fc.integer({ min: -1, max: 70_000 }), leaf),
+    protocol: fc.oneof(fc.constantFrom('tcp', 'udp', 'sctp', 'icmp', ''), leaf),
+  },
+  { requiredKeys: [] },
+);
 
 /** Keys that may be changed, with what they may become (dataDir only inside the watched lab directory). */
 const PATHS: Array<[string, fc.Arbitrary<unknown>]> = [
-  ...['cniVersion', 'name', 'type', 'bridge', 'mtu', 'isGateway', 'isDefaultGateway', 'ipMasq', 'hairpinMode', 'promiscMode', 'forceAddress',
-    'macspoofchk', 'enabledad', 'isolate', 'allowBridges', 'vlan', 'vlanTrunk', 'dns', 'container', 'prevResult', 'args', 'capabilities',
-    'cni.dev/valid-attachments', 'ipam', 'ipam.routes', 'ipam.ranges', 'ipam.subnet', 'ipam.rangeStart', 'ipam.gateway',
-    'ipam.ranges.0.0.subnet', 'ipam.ranges.0.0.rangeStart', 'ipam.ranges.0.0.rangeEnd', 'ipam.ranges.0.0.gateway', 'ipam.ranges.1',
-    'runtimeConfig.mac', 'runtimeConfig.ips', 'runtimeConfig.ipRanges', '__proto__', 'constructor', 'x-unknown.deep']
-    .map((p): [string, fc.Arbitrary<unknown>] => [p, hostileValue]),
+  ...[
+    'cniVersion',
+    'name',
+    'type',
+    'bridge',
+    'mtu',
+    'isGateway',
+    'isDefaultGateway',
+    'ipMasq',
+    'hairpinMode',
+    'promiscMode',
+    'forceAddress',
+    'macspoofchk',
+    'enabledad',
+    'isolate',
+    'allowBridges',
+    'vlan',
+    'vlanTrunk',
+    'dns',
+    'container',
+    'prevResult',
+    'args',
+    'capabilities',
+    'cni.dev/valid-attachments',
+    'ipam',
+    'ipam.routes',
+    'ipam.ranges',
+    'ipam.subnet',
+    'ipam.rangeStart',
+    'ipam.gateway',
+    'ipam.ranges.0.0.subnet',
+    'ipam.ranges.0.0.rangeStart',
+    'ipam.ranges.0.0.rangeEnd',
+    'ipam.ranges.0.0.gateway',
+    'ipam.ranges.1',
+    'runtimeConfig.mac',
+    'runtimeConfig.ips',
+    'runtimeConfig.ipRanges',
+    '__proto__',
+    'constructor',
+    'x-unknown.deep',
+  ].map((p): [string, fc.Arbitrary<unknown>] => [p, hostileValue]),
   ['ipam.type', fc.constantFrom('netplumb-host-local', 'host-local', '../x', '/bin/sh', 'no-such-plugin', '', 5, null, 'a b')],
   ['ipam.dataDir', fc.constantFrom(lab.dataDir, `${lab.root}/other`, `${lab.root}/regular-file`, `${lab.root}/fifo`, 'relative', '', 5)],
   ['ipam.resolvConf', fc.constantFrom('/etc/resolv.conf', '/dev/zero', lab.fifo, lab.directory, '/nonexistent', 'relative', 7)],
@@ -74,7 +141,10 @@ const PATHS: Array<[string, fc.Arbitrary<unknown>]> = [
 type Mutation = { path: string; value: unknown } | { path: string; remove: true };
 const mutation: fc.Arbitrary<Mutation> = fc.integer({ min: 0, max: PATHS.length - 1 }).chain((i) => {
   const [path, values] = PATHS[i]!;
-  return fc.oneof({ weight: 4, arbitrary: values.map((value): Mutation => ({ path, value })) }, { weight: 1, arbitrary: fc.constant<Mutation>({ path, remove: true }) });
+  return fc.oneof(
+    { weight: 4, arbitrary: values.map((value): Mutation => ({ path, value })) },
+    { weight: 1, arbitrary: fc.constant<Mutation>({ path, remove: true }) },
+  );
 });
 
 const validEnv = { containerId: 'fz-1', ifname: 'eth0', netns: 'ctr', args: '', path: 'default' } as const;
@@ -133,7 +203,13 @@ function envOf(input: Input): Record<string, string | undefined> {
   env.CNI_CONTAINERID = e.containerId;
   if (e.ifname !== 'eth0') env.CNI_IFNAME = e.ifname;
   const netns: Record<string, string | undefined> = {
-    ctr: env.CNI_NETNS, own: '/proc/1/ns/net', file: `${lab.root}/regular-file`, dir: lab.directory, missing: '/run/netns/nope', empty: '', unset: undefined,
+    ctr: env.CNI_NETNS,
+    own: '/proc/1/ns/net',
+    file: `${lab.root}/regular-file`,
+    dir: lab.directory,
+    missing: '/run/netns/nope',
+    empty: '',
+    unset: undefined,
   };
   env.CNI_NETNS = netns[e.netns];
   env.CNI_ARGS = e.args === '' ? undefined : e.args;
@@ -146,7 +222,12 @@ function persistent(s: Snapshot): Snapshot {
   const out: Snapshot = {};
   for (const [k, v] of Object.entries(s)) {
     const ipamFiles = k.startsWith('files under ') && !k.endsWith(STATE_ROOT);
-    out[k] = ipamFiles ? v.split('\n').filter((l) => !/^(\S*\/)?(lock|last_reserved_ip\.\d+) |\/ dir \d+$/.test(l)).join('\n') : v;
+    out[k] = ipamFiles
+      ? v
+          .split('\n')
+          .filter((l) => !/^(\S*\/)?(lock|last_reserved_ip\.\d+) |\/ dir \d+$/.test(l))
+          .join('\n')
+      : v;
   }
   return out;
 }
@@ -211,7 +292,10 @@ test(`fuzz: every plugin and verb, mutated configurations and environments (seed
     const cause = (e as { cause?: unknown }).cause;
     throw new Error(`${(e as Error).message}\n${cause instanceof Error ? cause.message : String(cause)}`, { cause: e });
   } finally {
-    const codes = [...stats.codes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}×${n}`).join(' ');
+    const codes = [...stats.codes]
+      .sort((a, b) => a[0] - b[0])
+      .map(([c, n]) => `${c}×${n}`)
+      .join(' ');
     console.log(`  fuzz: ${stats.runs} runs, ${stats.refused} refused (codes ${codes}), ${stats.succeeded} succeeded; seed=${SEED}`);
   }
   assert.ok(stats.refused > RUNS / 4 && stats.succeeded > 0, 'the generator produces both refusals and valid inputs');

@@ -38,8 +38,15 @@ async function netnsAdd(name: string): Promise<string> {
 
 const bridgeConf = (extra: Record<string, unknown> = {}) =>
   labBridgeConf({
-    name: 'privnet', bridge: 'privbr0', isGateway: true, ipMasq: true, capabilities: { portMappings: true },
-    subnet: '10.98.0.0/24', routes: [{ dst: '0.0.0.0/0' }], dataDir, ...extra,
+    name: 'privnet',
+    bridge: 'privbr0',
+    isGateway: true,
+    ipMasq: true,
+    capabilities: { portMappings: true },
+    subnet: '10.98.0.0/24',
+    routes: [{ dst: '0.0.0.0/0' }],
+    dataDir,
+    ...extra,
   });
 
 async function exec(plugin: PluginName, verb: string, conf: unknown, att: { id?: string; netns?: string; ifname?: string } = {}, wrapper = LEAST) {
@@ -71,7 +78,11 @@ test('netplumb-bridge ADD, CHECK, DEL with IPAM, masquerade and a published port
   must(await exec('netplumb-bridge', 'DEL', bridgeConf(), { id: 'cap-b', netns: b }), 'DEL b');
   const veths = (JSON.parse((await run(['ip', '-j', 'link', 'show', 'master', 'privbr0'])).stdout) as any[]).map((l) => l.ifname);
   assert.equal(veths, [], 'DEL removed both veths');
-  assert.equal(readdirSync(join(dataDir, 'privnet')).filter((f) => /^\d/.test(f)), [], 'DEL released both addresses');
+  assert.equal(
+    readdirSync(join(dataDir, 'privnet')).filter((f) => /^\d/.test(f)),
+    [],
+    'DEL released both addresses',
+  );
 });
 
 test('netplumb-none, -container, -host and -host-local under the three capabilities', async () => {
@@ -81,15 +92,23 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
   const r = must(await exec('netplumb-none', 'ADD', none, { id: 'cap-t', netns: target }), 'none ADD').json;
   must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }), 'none CHECK');
   // CHECK only reads: CAP_SYS_ADMIN (to enter the namespace) is enough, and without it the refusal names it.
-  must(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')), 'none CHECK with CAP_SYS_ADMIN alone');
-  assertRefused(await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('net_admin')), 107, /CAP_SYS_ADMIN/, 'none CHECK without CAP_SYS_ADMIN');
+  must(
+    await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('sys_admin')),
+    'none CHECK with CAP_SYS_ADMIN alone',
+  );
+  assertRefused(
+    await exec('netplumb-none', 'CHECK', { ...none, prevResult: r }, { id: 'cap-t', netns: target }, onlyCaps('net_admin')),
+    107,
+    /CAP_SYS_ADMIN/,
+    'none CHECK without CAP_SYS_ADMIN',
+  );
 
   const join_ = { cniVersion: '1.1.0', name: 'privjoin', type: 'netplumb-container', container: 'cap-t' };
   const rj = must(await exec('netplumb-container', 'ADD', join_, { id: 'cap-j', netns: joiner }), 'container ADD (a bind mount: CAP_SYS_ADMIN)').json;
   must(await exec('netplumb-container', 'CHECK', { ...join_, prevResult: rj }, { id: 'cap-j', netns: joiner }), 'container CHECK');
   const same = await run(['stat', '-L', '-c', '%i', target, joiner]);
   const [i1, i2] = same.stdout.trim().split('\n');
-  assert.is(i1, i2, 'the joiner\'s file is the target\'s namespace');
+  assert.is(i1, i2, "the joiner's file is the target's namespace");
   must(await exec('netplumb-container', 'DEL', join_, { id: 'cap-j', netns: joiner }), 'container DEL');
   must(await exec('netplumb-none', 'DEL', none, { id: 'cap-t', netns: target }), 'none DEL');
 
@@ -98,7 +117,12 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
   assert.ok(rh.interfaces.length >= 0);
   must(await exec('netplumb-host', 'DEL', host, { id: 'cap-h', netns: '/proc/self/ns/net' }), 'host DEL');
 
-  const hl = { cniVersion: '1.1.0', name: 'privipam', type: 'netplumb-host-local', ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.97.0.0/24' }]] } };
+  const hl = {
+    cniVersion: '1.1.0',
+    name: 'privipam',
+    type: 'netplumb-host-local',
+    ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.97.0.0/24' }]] },
+  };
   const ri = must(await exec('netplumb-host-local', 'ADD', hl, { id: 'cap-i', netns: target }), 'host-local ADD').json;
   assert.is(ri.ips[0].address, '10.97.0.2/24');
   must(await exec('netplumb-host-local', 'DEL', hl, { id: 'cap-i', netns: target }), 'host-local DEL');
@@ -106,7 +130,10 @@ test('netplumb-none, -container, -host and -host-local under the three capabilit
 
 test('netplumb-bridge needs no CAP_NET_RAW: the gratuitous ARP goes through arp_notify, not a packet socket', async () => {
   const c = await netnsAdd('cap-r');
-  const r = must(await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')), 'ADD without CAP_NET_RAW').json;
+  const r = must(
+    await exec('netplumb-bridge', 'ADD', bridgeConf(), { id: 'cap-r', netns: c }, onlyCaps('net_admin', 'sys_admin')),
+    'ADD without CAP_NET_RAW',
+  ).json;
   // the bridge learnt the container's MAC from the announcement: a frame left the container without traffic
   const mac = r.interfaces[2].mac;
   let fdb = '';
@@ -125,7 +152,12 @@ test('without CAP_NET_ADMIN or CAP_SYS_ADMIN: a CNI error that names the missing
     ['bridge ADD without CAP_NET_ADMIN', 'netplumb-bridge', bridgeConf({ bridge: 'nopriv0' }), noNetAdmin],
     ['none ADD without CAP_NET_ADMIN', 'netplumb-none', { cniVersion: '1.1.0', name: 'privlo2', type: 'netplumb-none' }, noNetAdmin],
     ['bridge ADD without CAP_SYS_ADMIN', 'netplumb-bridge', bridgeConf({ bridge: 'nopriv0' }), noSysAdmin],
-    ['container ADD without CAP_SYS_ADMIN', 'netplumb-container', { cniVersion: '1.1.0', name: 'privjoin2', type: 'netplumb-container', container: 'x' }, noSysAdmin],
+    [
+      'container ADD without CAP_SYS_ADMIN',
+      'netplumb-container',
+      { cniVersion: '1.1.0', name: 'privjoin2', type: 'netplumb-container', container: 'x' },
+      noSysAdmin,
+    ],
     ['none DEL without CAP_NET_ADMIN', 'netplumb-none', { cniVersion: '1.1.0', name: 'privlo2', type: 'netplumb-none' }, noNetAdmin],
   ];
   for (const [what, plugin, conf, wrapper] of cases) {
@@ -139,7 +171,7 @@ test('a /proc/PID/ns/net of a process with more capabilities cannot be opened (p
   const h = await createHost('privileged-holder');
   const ctr = await h.createContainer('c');
   const r = await exec('netplumb-bridge', 'ADD', bridgeConf({ bridge: 'nopriv1' }), { id: 'cap-p', netns: ctr.netnsPath });
-  assertRefused(r, 107, /CNI_NETNS .* cannot be opened \(EACCES\)/, 'bridge ADD into a more privileged process\'s namespace');
+  assertRefused(r, 107, /CNI_NETNS .* cannot be opened \(EACCES\)/, "bridge ADD into a more privileged process's namespace");
   await h.destroy();
 });
 

@@ -27,8 +27,14 @@ await run(['ip', 'netns', 'add', 'rl1']);
 await run(['ip', 'netns', 'add', 'rl2']);
 
 const bridge = {
-  cniVersion: '1.1.0', name: 'rootless', type: 'netplumb-bridge', bridge: 'rlbr0', isGateway: true, ipMasq: true,
-  capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
+  cniVersion: '1.1.0',
+  name: 'rootless',
+  type: 'netplumb-bridge',
+  bridge: 'rlbr0',
+  isGateway: true,
+  ipMasq: true,
+  capabilities: { portMappings: true },
+  runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
   ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.95.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
 };
 const none = { cniVersion: '1.1.0', name: 'rootless-lo', type: 'netplumb-none' };
@@ -65,6 +71,13 @@ await step('none DEL', 'netplumb-none', 'DEL', none, 'rl-2', '/run/netns/rl2');
 // What the kernel does not allow here: entering a namespace owned by the parent user namespace.
 const linksBefore = (await run(['ip', '-j', 'link', 'show'])).stdout;
 const filesBefore = JSON.stringify(treeSnapshot(dataDir));
-await step('bridge ADD into a namespace of the parent user namespace', 'netplumb-bridge', 'ADD', { ...bridge, bridge: 'rlbr1', runtimeConfig: {} }, 'rl-3', join(dir, 'hostns'));
+await step(
+  'bridge ADD into a namespace of the parent user namespace',
+  'netplumb-bridge',
+  'ADD',
+  { ...bridge, bridge: 'rlbr1', runtimeConfig: {} },
+  'rl-3',
+  join(dir, 'hostns'),
+);
 report.unchangedAfterRefusal = (await run(['ip', '-j', 'link', 'show'])).stdout === linksBefore && JSON.stringify(treeSnapshot(dataDir)) === filesBefore;
 process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -52,9 +52,9 @@ test('rootless: bridge ADD/CHECK/DEL with masquerade and a published port, a pin
     assert.is(rep[s]?.exitCode, 0, `${s} works rootless: ${JSON.stringify(rep[s])}`);
   }
   const bridged = JSON.parse(rep['bridge ADD'].stdout).ips[0].address.split('/')[0];
-  assert.is(rep.joinedSees, bridged, 'the joined namespace file shows the bridged container\'s eth0 and address');
+  assert.is(rep.joinedSees, bridged, "the joined namespace file shows the bridged container's eth0 and address");
   assert.is(rep.ping.exitCode, 0, `the container reaches its gateway: ${rep.ping.out}`);
-  assert.ok(rep.nft, 'the published port is in the user namespace\'s nftables');
+  assert.ok(rep.nft, "the published port is in the user namespace's nftables");
   assert.is(rep.vethsAfterDel, 0);
   const refused = rep['bridge ADD into a namespace of the parent user namespace'];
   assert.is(refused.exitCode, 1, JSON.stringify(refused));

@@ -72,7 +72,7 @@ async function addWithPlanted(dir: string, entry: string, id: string): Promise<{
   return { dataDir, store, address: JSON.parse(r.stdout).ips[0].address };
 }
 
-test('IPAM store: a planted link under an address\'s name is not followed — the address counts as taken, GC removes the link', async () => {
+test("IPAM store: a planted link under an address's name is not followed — the address counts as taken, GC removes the link", async () => {
   const { dataDir, store, address } = await addWithPlanted('plant-ip', '10.94.0.2', 'p-1');
   assert.is(address, '10.94.0.3/24', 'the planted name is taken, not overwritten');
   assert.is(victimState(), victimBefore);
@@ -85,7 +85,7 @@ test('IPAM store: a planted link under an address\'s name is not followed — th
 
 test('IPAM store: a planted last_reserved_ip.0 link is not read and is replaced (rename), not written through', async () => {
   const { store, address } = await addWithPlanted('plant-last', 'last_reserved_ip.0', 'p-2');
-  assert.is(address, '10.94.0.2/24', 'the link\'s target was not read as an address');
+  assert.is(address, '10.94.0.2/24', "the link's target was not read as an address");
   assert.ok(lstatSync(join(store, 'last_reserved_ip.0')).isFile(), 'the link was replaced by a regular file');
   assert.is(readFileSync(join(store, 'last_reserved_ip.0'), 'utf8'), '10.94.0.2');
   assert.is(victimState(), victimBefore);
@@ -109,7 +109,7 @@ test('IPAM store: a planted lock link or a network directory that is a link: err
   assert.not.ok((await run(['ip', 'link', 'show', 'stbr0'], { check: false })).exitCode === 0, 'the bridge ADD created no bridge');
 });
 
-test('attachment records: a planted link for a container\'s record directory or for a record: error 106, the target untouched', async () => {
+test("attachment records: a planted link for a container's record directory or for a record: error 106, the target untouched", async () => {
   const none = { cniVersion: '1.1.0', name: 'statelo', type: 'netplumb-none' };
   mkdirSync(join(STATE_ROOT, 'attachments'), { recursive: true, mode: 0o700 });
   symlinkSync(victimDir, join(STATE_ROOT, 'attachments', 'p-5'));

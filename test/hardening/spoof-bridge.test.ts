@@ -16,8 +16,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  createHost, destroyAll, ping, routerAdvertFrame, run, sandboxed, sendRawFrames, startUdpServer, udpFrame, waitFor, must,
-  type Container, type Host, type UdpServer,
+  createHost,
+  destroyAll,
+  ping,
+  routerAdvertFrame,
+  run,
+  sandboxed,
+  sendRawFrames,
+  startUdpServer,
+  udpFrame,
+  waitFor,
+  must,
+  type Container,
+  type Host,
+  type UdpServer,
 } from '../../netns-harness/index.js';
 import { bridgeConf, sysctl } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
@@ -88,8 +100,7 @@ async function deliver(from: Member, forged: { src?: string; srcIp?: string; fam
   return got.filter((m) => forged.some((f) => f.tag === m)).sort();
 }
 
-const neighbour = async (address: string): Promise<string | undefined> =>
-  (await host.ip<any[]>('neigh', 'show', address, 'dev', BRIDGE))[0]?.lladdr;
+const neighbour = async (address: string): Promise<string | undefined> => (await host.ip<any[]>('neigh', 'show', address, 'dev', BRIDGE))[0]?.lladdr;
 
 async function arping(from: Member, o: { srcIp: string; srcMac?: string }): Promise<void> {
   await from.c.exec(['arping', '-q', '-c', '1', '-w', '1', '-i', 'eth0', '-S', o.srcIp, ...(o.srcMac ? ['-s', o.srcMac] : []), '10.93.0.1'], { check: false });
@@ -157,15 +168,20 @@ async function countRAs(where: Host | Container, iif: string): Promise<void> {
     ['add', 'table', 'inet', 'ratest'],
     ['add', 'chain', 'inet', 'ratest', 'input', '{ type filter hook input priority 0; }'],
     ['add', 'rule', 'inet', 'ratest', 'input', 'iifname', iif, 'icmpv6', 'type', 'nd-router-advert', 'counter'],
-  ]) await run(['nft', ...cmd], { netns: where.netnsPath });
+  ])
+    await run(['nft', ...cmd], { netns: where.netnsPath });
 }
 const raCount = async (where: Host | Container = raHost): Promise<number> => {
   const r = await run(['nft', '-j', 'list', 'table', 'inet', 'ratest'], { netns: where.netnsPath });
-  return (JSON.parse(r.stdout).nftables as any[]).filter((o) => o.rule).reduce((n, o) => n + (o.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0), 0);
+  return (JSON.parse(r.stdout).nftables as any[])
+    .filter((o) => o.rule)
+    .reduce((n, o) => n + (o.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0), 0);
 };
 const rogueState = async () => ({
   addrs: (await raHost.ip<any[]>('-6', 'addr', 'show', 'dev', 'npra0'))[0].addr_info.filter((a: any) => a.scope !== 'link').map((a: any) => a.local),
-  routes: (await raHost.ip<any[]>('-6', 'route', 'show')).filter((r) => r.dst === 'default' || String(r.dst).startsWith(ROGUE_PREFIX)).map((r) => `${r.dst} ${r.protocol}`),
+  routes: (await raHost.ip<any[]>('-6', 'route', 'show'))
+    .filter((r) => r.dst === 'default' || String(r.dst).startsWith(ROGUE_PREFIX))
+    .map((r) => `${r.dst} ${r.protocol}`),
 });
 
 test('router advertisements from a container are ignored by the host and the other containers; with accept_ra on they are not', async () => {
@@ -212,7 +228,10 @@ test('router advertisements from a container are ignored by the host and the oth
     state = await rogueState();
     return state.addrs.length > 0 && state.routes.length >= 2;
   });
-  assert.ok(state.addrs.some((a: string) => a.startsWith('2001:db8:bad:')), `with accept_ra=2 the RA gives the host an address (${JSON.stringify(state)})`);
+  assert.ok(
+    state.addrs.some((a: string) => a.startsWith('2001:db8:bad:')),
+    `with accept_ra=2 the RA gives the host an address (${JSON.stringify(state)})`,
+  );
   assert.ok(state.routes.includes('default ra'), `and a default route (${JSON.stringify(state)})`);
   await raHost.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.npra0.accept_ra=0']);
 });

@@ -17,7 +17,18 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHost, destroyAll, must, ping, runningAgent, sandboxed, TEST_AGENT_ENV, type Container, type Host, type PluginRun } from '../../netns-harness/index.js';
+import {
+  createHost,
+  destroyAll,
+  must,
+  ping,
+  runningAgent,
+  sandboxed,
+  TEST_AGENT_ENV,
+  type Container,
+  type Host,
+  type PluginRun,
+} from '../../netns-harness/index.js';
 import { bridgeConf } from '../fixtures/bridge-lab.js';
 import { cniRuntime, pool } from '../fixtures/cni-runtime.js';
 import { STORM_OPS as OPS, STORM_WIDTH as WIDTH } from '../fixtures/budget.js';
@@ -34,7 +45,6 @@ const FAULT_RATE = 0.1;
  * fail with error 11 (the runtime then DELs), and between a kill and the restart the forwarders run in process.
  */
 const AGENT_KILLS = process.env[TEST_AGENT_ENV] === '1' && process.env.NETPLUMB_STORM_AGENT_KILLS === '1';
-
 
 interface Net {
   name: string;
@@ -102,7 +112,8 @@ async function operate(s: Slot): Promise<void> {
   const r: PluginRun = await cniRuntime({ host }).exec(kind, conf, attOf(s), { env: fault?.env, timeoutMs: fault?.killAfterMs });
   const agentDied = AGENT_KILLS && r.exitCode === 1 && r.json?.code === 11;
   count(`${kind} ${r.ok ? 'ok' : r.killed ? 'killed' : agentDied ? 'agent killed' : 'failed'}${fault ? ' (fault)' : ''}`);
-  if (!r.ok && !fault && !agentDied) unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
+  if (!r.ok && !fault && !agentDied)
+    unexpected.push(`${kind} ${s.id} (${s.state}): exit ${r.exitCode} ${r.signal ?? ''} ${r.stdout.trim()} ${r.stderr.trim().slice(0, 400)}`);
   if (kind === 'ADD') {
     s.state = r.ok ? 'attached' : 'dirty'; // the runtime DELs a failed ADD, whatever it left
     s.result = r.ok ? r.json : undefined;
@@ -172,7 +183,10 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
 
   // Every oracle says exactly what the model says.
   for (const net of nets) {
-    const want = attached.filter((s) => s.net === net).map((s) => `${s.id}/eth0`).sort();
+    const want = attached
+      .filter((s) => s.net === net)
+      .map((s) => `${s.id}/eth0`)
+      .sort();
     const seen = await attachmentsOf(host, net.name, net.bridge, net.store);
     assert.equal(seen.veths, want, `${net.name}: host veths (by alias)`);
     assert.equal(seen.rules, want, `${net.name}: nft rules (by comment)`);
@@ -209,7 +223,11 @@ test(`a storm of ${OPS} ADD/DEL/CHECK, ${WIDTH} at a time on two bridges, ~${FAU
   // netplumb's attachment records (when the plugin writes them) name exactly the attached containers.
   const recordDir = '/run/netplumb/attachments';
   const records = existsSync(recordDir)
-    ? readdirSync(recordDir).flatMap((id) => readdirSync(join(recordDir, id)).filter((f) => f.startsWith('bridge:')).map((f) => `${id} ${f}`))
+    ? readdirSync(recordDir).flatMap((id) =>
+        readdirSync(join(recordDir, id))
+          .filter((f) => f.startsWith('bridge:'))
+          .map((f) => `${id} ${f}`),
+      )
     : [];
   if (records.length > 0) {
     assert.equal(records.sort(), attached.map((s) => `${s.id} bridge:${s.net.name}:eth0`).sort(), 'attachment records');

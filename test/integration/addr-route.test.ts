@@ -5,9 +5,27 @@ import { assertRejects } from '../fixtures/assert.js';
 import { sandboxed, ping, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandleSync, createVethPair, setLinkUp, addAddress, replaceAddress, deleteAddress, listAddresses, flushAddresses,
-  addRoute, replaceRoute, deleteRoute, listRoutes, getRoute, addRule, deleteRule, listRules, getLink, createLink,
-  type Handle, type NetlinkError, type NetplumbError,
+  openHandleSync,
+  createVethPair,
+  setLinkUp,
+  addAddress,
+  replaceAddress,
+  deleteAddress,
+  listAddresses,
+  flushAddresses,
+  addRoute,
+  replaceRoute,
+  deleteRoute,
+  listRoutes,
+  getRoute,
+  addRule,
+  deleteRule,
+  listRules,
+  getLink,
+  createLink,
+  type Handle,
+  type NetlinkError,
+  type NetplumbError,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -53,7 +71,10 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   const six = mine.find((x) => x.address === 'fd00:1::2')!;
   assert.ok(six.nodad && six.permanent && !six.tentative);
   assert.ok(mine.find((x) => x.address === '10.9.0.2')!.noprefixroute);
-  assert.equal((await listAddresses(hc, { family: 6, link: 'eth0' })).map((x) => x.family).filter((f) => f !== 6), []);
+  assert.equal(
+    (await listAddresses(hc, { family: 6, link: 'eth0' })).map((x) => x.family).filter((f) => f !== 6),
+    [],
+  );
 
   await assertRejects(() => addAddress(hc, { link: 'eth0', cidr: '10.1.0.2/24' }), { code: 'EEXIST', message: /add address 10\.1\.0\.2\/24 to eth0: EEXIST/ });
   // replace: no EEXIST for an existing address (and no duplicate), and adds a missing one
@@ -69,15 +90,25 @@ test('IPv4 and IPv6 addresses with broadcast, scope, label, nodad, noprefixroute
   await addAddress(hc, { link: 'eth0', cidr: '10.1.0.4/24' });
   await flushAddresses(hc, { link: 'eth0', family: 4 });
   const left = await ipAddrs(c, 'eth0');
-  assert.equal(left.filter((x) => x.family === 'inet'), []);
+  assert.equal(
+    left.filter((x) => x.family === 'inet'),
+    [],
+  );
   assert.ok(left.some((x) => x.local === 'fd00:1::2'));
   await flushAddresses(hc, { link: 'eth0' });
-  assert.equal((await ipAddrs(c, 'eth0')).filter((x) => x.scope === 'global'), []);
+  assert.equal(
+    (await ipAddrs(c, 'eth0')).filter((x) => x.scope === 'global'),
+    [],
+  );
 });
 
 test('bad input is refused before the kernel is asked; a missing link is named as part of the verb', async () => {
   const before = await ipAddrs(c, 'eth0');
-  for (const [cidr, why] of [['10.1.0.300/24', /not an IPv4 or IPv6 address/], ['10.1.0.2/33', /bad prefix length/], ['fd00::1::2/64', /not an IPv4/]] as const) {
+  for (const [cidr, why] of [
+    ['10.1.0.300/24', /not an IPv4 or IPv6 address/],
+    ['10.1.0.2/33', /bad prefix length/],
+    ['fd00::1::2/64', /not an IPv4/],
+  ] as const) {
     try {
       await addAddress(hc, { link: 'eth0', cidr });
       assert.unreachable(cidr);
@@ -121,7 +152,10 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   assert.ok(p.ok, p.output);
 
   const r = (await listRoutes(hc, { family: 4 })).find((x) => x.dst === 'default')!;
-  assert.equal([r.gateway, r.src, r.metric, r.protocol, r.table, r.type, r.linkIndex], ['10.2.0.1', '10.2.0.2', 50, 'static', 254, 'unicast', (await getLink(hc, 'eth0')).index]);
+  assert.equal(
+    [r.gateway, r.src, r.metric, r.protocol, r.table, r.type, r.linkIndex],
+    ['10.2.0.1', '10.2.0.2', 50, 'static', 254, 'unicast', (await getLink(hc, 'eth0')).index],
+  );
   const got = await getRoute(hc, { dst: '192.0.2.1' });
   assert.equal([got.gateway, got.src, got.dst], ['10.2.0.1', '10.2.0.2', '192.0.2.1/32']);
 
@@ -133,8 +167,14 @@ test('routes: default via gateway, dev, src, table, metric, protocol, scope, and
   // a route in another table, with link scope and no gateway
   await addRoute(hc, { dst: '198.51.100.0/24', link: 'eth0', table: 100 });
   const t100 = await c.ip<any[]>('route', 'show', 'table', '100');
-  assert.equal(t100.map((x) => [x.dst, x.dev, x.scope]), [['198.51.100.0/24', 'eth0', 'link']]);
-  assert.equal((await listRoutes(hc, { table: 100 })).map((x) => [x.dst, x.scope, x.table]), [['198.51.100.0/24', 'link', 100]]);
+  assert.equal(
+    t100.map((x) => [x.dst, x.dev, x.scope]),
+    [['198.51.100.0/24', 'eth0', 'link']],
+  );
+  assert.equal(
+    (await listRoutes(hc, { table: 100 })).map((x) => [x.dst, x.scope, x.table]),
+    [['198.51.100.0/24', 'link', 100]],
+  );
   await deleteRoute(hc, { dst: '198.51.100.0/24', table: 100 });
   assert.equal(await c.ip<any[]>('route', 'show', 'table', '100'), []);
   await assertRejects(() => deleteRoute(hc, { dst: '198.51.100.0/24', table: 100 }), { code: 'ESRCH' });
@@ -185,7 +225,10 @@ test('multipath (ECMP) routes with weights', async () => {
   const [r] = await c.ip<any[]>('route', 'show', '100.64.0.0/16');
   assert.equal(
     r.nexthops.map((n: any) => [n.gateway, n.dev, n.weight]),
-    [['10.3.0.1', 'eth0', 1], ['10.4.0.1', 'eth1', 3]],
+    [
+      ['10.3.0.1', 'eth0', 1],
+      ['10.4.0.1', 'eth1', 3],
+    ],
   );
   const mine = (await listRoutes(hc, { family: 4 })).find((x) => x.dst === '100.64.0.0/16')!;
   const eth0 = (await getLink(hc, 'eth0')).index;
@@ -214,7 +257,10 @@ test('policy rules: add, list, delete', async () => {
   assert.is(mine.find((r) => r.priority === 101)!.fwmark, 7);
   assert.is(mine.find((r) => r.priority === 102)!.action, 'blackhole');
   assert.ok(mine.find((r) => r.priority === 103)!.invert);
-  assert.ok(mine.some((r) => r.priority === 32766 && r.table === 254), 'the default main rule is listed');
+  assert.ok(
+    mine.some((r) => r.priority === 32766 && r.table === 254),
+    'the default main rule is listed',
+  );
   await deleteRule(hc, { priority: 100, src: '10.5.0.0/16', table: 100 });
   await deleteRule(hc, { priority: 102 });
   const after = (await c.ip<any[]>('rule', 'show')).map((r) => r.priority);

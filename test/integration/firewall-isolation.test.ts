@@ -95,7 +95,10 @@ test('removeNetworkFirewall forgets a bridge; DEL of the containers leaves the b
   await removeNetworkFirewall('br0');
   await removeNetworkFirewall('br0'); // idempotent
   const s = await nftSummary();
-  assert.not.ok(s.elements.some((e) => e.includes('"br0"')), s.elements.join('\n'));
+  assert.not.ok(
+    s.elements.some((e) => e.includes('"br0"')),
+    s.elements.join('\n'),
+  );
   assert.ok(await reach(b, '10.88.0.2'), 'br1 was not isolated any more, and br0 is not a netplumb bridge now');
 });
 

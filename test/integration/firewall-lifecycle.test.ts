@@ -31,8 +31,16 @@ enableForwarding();
 await makeBridge('br0', ['10.88.0.1/16', 'fd88::1/64']);
 const outside = await makeOutside();
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', { ips: ['10.88.0.2/16', 'fd88::2/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:02' });
-const b = await attach(await lab.createContainer('b'), 'br0', { ips: ['10.88.0.3/16', 'fd88::3/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:03' });
+const a = await attach(await lab.createContainer('a'), 'br0', {
+  ips: ['10.88.0.2/16', 'fd88::2/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:02',
+});
+const b = await attach(await lab.createContainer('b'), 'br0', {
+  ips: ['10.88.0.3/16', 'fd88::3/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:03',
+});
 const FIREWALL_OP = fileURLToPath(new URL('../fixtures/firewall-op.js', import.meta.url));
 /** plugin processes racing on one ruleset; in one process the library takes more, cheaply */
 const N = FIREWALL_PARALLEL;
@@ -40,8 +48,16 @@ const N_INPROC = Math.min(250, Math.max(50, N * 2));
 
 function spec(c: Attached, id: string, extra: Partial<ContainerFirewall> = {}): ContainerFirewall {
   return {
-    containerId: id, ifname: c.ifname, network: 'lifenet', bridge: 'br0', ips: c.ips, hostVeth: c.hostVeth, mac: c.mac,
-    masquerade: true, spoofCheck: true, ...extra,
+    containerId: id,
+    ifname: c.ifname,
+    network: 'lifenet',
+    bridge: 'br0',
+    ips: c.ips,
+    hostVeth: c.hostVeth,
+    mac: c.mac,
+    masquerade: true,
+    spoofCheck: true,
+    ...extra,
   };
 }
 const ref = (id: string, network = 'lifenet', ifname = 'eth0') => ({ containerId: id, ifname, network });
@@ -100,7 +116,12 @@ test('DEL before any table exists is fine', async () => {
 });
 
 test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and keys', async () => {
-  const s1 = spec(a, 'ctr-a', { portMappings: [{ hostPort: 8080, containerPort: 80 }, { hostPort: 5353, containerPort: 53, protocol: 'udp' }] });
+  const s1 = spec(a, 'ctr-a', {
+    portMappings: [
+      { hostPort: 8080, containerPort: 80 },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp' },
+    ],
+  });
   await addContainerRules(s1);
   const once = await stateOf('ctr-a');
   const total = (await nftSummary()).rules;
@@ -113,8 +134,14 @@ test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and
   const s2 = spec(a, 'ctr-a', { masquerade: false, portMappings: [{ hostPort: 9090, containerPort: 80 }] });
   await addContainerRules(s2);
   const now = await stateOf('ctr-a');
-  assert.ok(now.elements.some((e) => e.includes('9090')), 'new port');
-  assert.not.ok(now.elements.some((e) => e.includes('8080') || e.includes('5353')), `old ports gone: ${now.elements.join('\n')}`);
+  assert.ok(
+    now.elements.some((e) => e.includes('9090')),
+    'new port',
+  );
+  assert.not.ok(
+    now.elements.some((e) => e.includes('8080') || e.includes('5353')),
+    `old ports gone: ${now.elements.join('\n')}`,
+  );
   assert.equal(await checkContainerRules(s2), []);
   assert.ok((await checkContainerRules(s1)).length > 0, 'the old configuration no longer checks out');
   const srv = await startEchoServer(a.container, 80, '::', { whoami: true });
@@ -129,10 +156,21 @@ test('repeated ADD makes no duplicates; a changed ADD replaces the old rules and
 test('a host port published by one container cannot be taken by another (ERR_HOST_PORT_IN_USE, nothing changed)', async () => {
   await addContainerRules(spec(a, 'ctr-a', { portMappings: [{ hostPort: 8080, containerPort: 80 }] }));
   const before = await nftSummary();
-  await assertRejects(() => addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80 }] })), { instance: FirewallError, code: 'ERR_HOST_PORT_IN_USE', message: /tcp\/8080.*ctr-a/ }, 'should have thrown');
+  await assertRejects(
+    () => addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80 }] })),
+    { instance: FirewallError, code: 'ERR_HOST_PORT_IN_USE', message: /tcp\/8080.*ctr-a/ },
+    'should have thrown',
+  );
   assert.equal(await nftSummary(), before, 'the failed ADD left nothing');
   // Another protocol or another address is another port.
-  await addContainerRules(spec(b, 'ctr-b', { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'udp' }, { hostPort: 8080, containerPort: 80, hostIP: '127.0.0.1' }] }));
+  await addContainerRules(
+    spec(b, 'ctr-b', {
+      portMappings: [
+        { hostPort: 8080, containerPort: 80, protocol: 'udp' },
+        { hostPort: 8080, containerPort: 80, hostIP: '127.0.0.1' },
+      ],
+    }),
+  );
 });
 
 test('an address taken over by a new container: ADD succeeds, and DEL of the old one leaves it alone', async () => {
@@ -160,9 +198,18 @@ test('CHECK reports drift: a missing map entry, a flushed chain, a missing bridg
   await run(['nft', 'flush', 'chain', 'bridge', 'netplumb', `c-${tag}-spoof`]);
   await run(['nft', 'delete', 'element', 'inet', 'netplumb', 'bridges', '{ "br0" }']);
   const problems = await checkContainerRules(s);
-  assert.ok(problems.some((p) => /tcp\/8080.*missing/.test(p)), problems.join('\n'));
-  assert.ok(problems.some((p) => /spoof.*0 rules/.test(p)), problems.join('\n'));
-  assert.ok(problems.some((p) => /bridge br0 is not registered/.test(p)), problems.join('\n'));
+  assert.ok(
+    problems.some((p) => /tcp\/8080.*missing/.test(p)),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => /spoof.*0 rules/.test(p)),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => /bridge br0 is not registered/.test(p)),
+    problems.join('\n'),
+  );
   assert.is(problems.length, 3, problems.join('\n'));
   await addContainerRules(s);
   assert.equal(await checkContainerRules(s), [], 'ADD repairs');
@@ -173,13 +220,23 @@ test('GC keeps exactly the valid attachments of its network, and no other networ
   for (const id of ['g1', 'g2', 'g3']) await addContainerRules(spec(a, id, { spoofCheck: false, ips: [`10.88.1.${id.slice(1)}/16`] }));
   await addContainerRules({ ...spec(b, 'g1', { spoofCheck: false }), network: 'othernet', bridge: 'br0' });
   await addContainerRules(spec(b, 'g4', { ifname: 'eth1', spoofCheck: false, ips: ['10.88.1.4/16'] }));
-  const removed = await gcFirewall('lifenet', [{ containerId: 'g1', ifname: 'eth0' }, { containerId: 'g4', ifname: 'eth1' }]);
+  const removed = await gcFirewall('lifenet', [
+    { containerId: 'g1', ifname: 'eth0' },
+    { containerId: 'g4', ifname: 'eth1' },
+  ]);
   assert.equal(removed.map((r) => r.containerId).sort(), ['g2', 'g3']);
   for (const id of ['g2', 'g3']) assert.equal((await stateOf(id)).chains, [], `${id} collected`);
   assert.ok((await stateOf('g1')).chains.length > 0, 'g1 valid');
   assert.ok((await stateOf('g4', 'lifenet', 'eth1')).chains.length > 0, 'g4/eth1 valid');
   assert.ok((await stateOf('g1', 'othernet')).chains.length > 0, 'othernet untouched');
-  assert.equal(await gcFirewall('lifenet', [{ containerId: 'g1', ifname: 'eth0' }, { containerId: 'g4', ifname: 'eth1' }]), [], 'GC again: nothing');
+  assert.equal(
+    await gcFirewall('lifenet', [
+      { containerId: 'g1', ifname: 'eth0' },
+      { containerId: 'g4', ifname: 'eth1' },
+    ]),
+    [],
+    'GC again: nothing',
+  );
   const listed = await listContainerRules();
   assert.equal(listed.map((l) => `${l.network}/${l.containerId}/${l.ifname}`).sort(), ['lifenet/g1/eth0', 'lifenet/g4/eth1', 'othernet/g1/eth0']);
 });
@@ -199,27 +256,41 @@ for (const backend of ['libnftables', 'exec'] as NftBackendName[]) {
       return r.exitCode === 0 ? 'ok' : r.stdout.trim() || r.stderr.trim();
     };
     const adds = await Promise.all(specs.map((s) => runOp('add', s)));
-    assert.equal(adds.filter((r) => r !== 'ok'), [], 'every ADD succeeded');
+    assert.equal(
+      adds.filter((r) => r !== 'ok'),
+      [],
+      'every ADD succeeded',
+    );
     const after = await everyAttachmentState();
     assert.is(after.chains.length, N * 3, 'post, dnat and spoof chains for each');
     assert.is(after.elements.length, N * 5, 'two addresses, two port keys (v4, v6) and one veth for each');
     for (const s of specs.slice(0, 5)) assert.equal(await checkContainerRules(s), [], `${s.containerId} checks out`);
 
     const dels = await Promise.all(specs.map((s) => runOp('del', ref(s.containerId))));
-    assert.equal(dels.filter((r) => r !== 'ok'), [], 'every DEL succeeded');
+    assert.equal(
+      dels.filter((r) => r !== 'ok'),
+      [],
+      'every DEL succeeded',
+    );
     assert.equal(await everyAttachmentState(), { chains: [], elements: [] }, 'empty per-container state');
   });
 }
 
 test(`${N} DELs racing 5 GCs of the same network (separate processes) converge to empty state`, async () => {
-  const specs = Array.from({ length: N }, (_, i) => spec(a, `race-${i}`, { ips: [`10.88.4.${i + 1}/16`], hostVeth: `vethrace${i}`, portMappings: [{ hostPort: 21000 + i, containerPort: 80 }] }));
+  const specs = Array.from({ length: N }, (_, i) =>
+    spec(a, `race-${i}`, { ips: [`10.88.4.${i + 1}/16`], hostVeth: `vethrace${i}`, portMappings: [{ hostPort: 21000 + i, containerPort: 80 }] }),
+  );
   await Promise.all(specs.map((s) => addContainerRules(s)));
   const op = async (arg: object) => (await run([process.execPath, FIREWALL_OP, JSON.stringify(arg)], { check: false, timeoutMs: 120_000 })).exitCode;
   const codes = await Promise.all([
     ...specs.map((s) => op({ op: 'del', spec: ref(s.containerId) })),
     ...Array.from({ length: 5 }, () => op({ op: 'gc', spec: { network: 'lifenet', valid: [] } })),
   ]);
-  assert.equal(codes.filter((c) => c !== 0), [], 'every DEL and GC succeeded');
+  assert.equal(
+    codes.filter((c) => c !== 0),
+    [],
+    'every DEL and GC succeeded',
+  );
   assert.equal(await everyAttachmentState(), { chains: [], elements: [] });
 });
 
@@ -236,16 +307,33 @@ for (const backend of ['libnftables', 'exec'] as NftBackendName[]) {
     const host = await createHost(`fwhost-${backend}`);
     try {
       await host.exec(['ip', 'link', 'add', 'br9', 'type', 'bridge']);
-      const s = { containerId: 'ns-ctr', ifname: 'eth0', network: 'nsnet', bridge: 'br9', ips: ['10.99.0.2/24'], masquerade: true, portMappings: [{ hostPort: 8080, containerPort: 80 }] };
+      const s = {
+        containerId: 'ns-ctr',
+        ifname: 'eth0',
+        network: 'nsnet',
+        bridge: 'br9',
+        ips: ['10.99.0.2/24'],
+        masquerade: true,
+        portMappings: [{ hostPort: 8080, containerPort: 80 }],
+      };
       await addContainerRules(s, { netns: host.netnsPath, backend });
       assert.is(await host.sysctl('net.ipv4.conf.br9.route_localnet'), '1', 'sysctl written in that namespace');
       const there = await nftSummary(host.netnsPath);
-      assert.ok(there.chains.some((c) => c.includes(attachmentTag('nsnet', 'eth0', 'ns-ctr'))), there.chains.join(','));
+      assert.ok(
+        there.chains.some((c) => c.includes(attachmentTag('nsnet', 'eth0', 'ns-ctr'))),
+        there.chains.join(','),
+      );
       assert.equal((await everyAttachmentState()).chains, [], 'nothing here');
       assert.equal(await checkContainerRules(s, { netns: host.netnsPath, backend }), []);
-      assert.equal((await listContainerRules({ netns: host.netnsPath, backend })).map((x) => x.containerId), ['ns-ctr']);
+      assert.equal(
+        (await listContainerRules({ netns: host.netnsPath, backend })).map((x) => x.containerId),
+        ['ns-ctr'],
+      );
       assert.ok(await removeContainerRules(ref('ns-ctr', 'nsnet'), { netns: host.netnsPath, backend }));
-      assert.equal((await nftSummary(host.netnsPath)).chains.filter((c) => / c-/.test(c)), []);
+      assert.equal(
+        (await nftSummary(host.netnsPath)).chains.filter((c) => / c-/.test(c)),
+        [],
+      );
     } finally {
       await host.destroy();
     }
@@ -260,7 +348,12 @@ test('invalid input is refused with an ERR_INVALID_* code before anything is tou
     { portMappings: [{ hostPort: 65536, containerPort: 80 }] },
     { portMappings: [{ hostPort: 80, containerPort: 80, protocol: 'icmp' as 'tcp' }] },
     { portMappings: [{ hostPort: 80, containerPort: 80, hostIP: 'localhost' }] },
-    { portMappings: [{ hostPort: 80, containerPort: 80 }, { hostPort: 80, containerPort: 81 }] },
+    {
+      portMappings: [
+        { hostPort: 80, containerPort: 80 },
+        { hostPort: 80, containerPort: 81 },
+      ],
+    },
     { bridge: 'a/b' },
     { bridge: 'a-very-long-bridge-name' },
     { hostVeth: '' },

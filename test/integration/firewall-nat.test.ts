@@ -19,8 +19,16 @@ const outside = await makeOutside();
 await run(['ip', 'addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
 await outside.exec(['ip', 'route', 'add', '198.51.100.1/32', 'via', OUTSIDE.hostV4]);
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', { ips: ['10.88.0.2/16', 'fd88::2/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:02' });
-const b = await attach(await lab.createContainer('b'), 'br0', { ips: ['10.88.0.3/16', 'fd88::3/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:03' });
+const a = await attach(await lab.createContainer('a'), 'br0', {
+  ips: ['10.88.0.2/16', 'fd88::2/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:02',
+});
+const b = await attach(await lab.createContainer('b'), 'br0', {
+  ips: ['10.88.0.3/16', 'fd88::3/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:03',
+});
 
 function spec(c: Attached, id: string, extra: Partial<ContainerFirewall> = {}): ContainerFirewall {
   return { containerId: id, ifname: c.ifname, network: 'natnet', bridge: 'br0', ips: c.ips, hostVeth: c.hostVeth, mac: c.mac, ...extra };
@@ -59,7 +67,10 @@ test('UDP is masqueraded too', async () => {
   try {
     const r = await udpSend(a.container, OUTSIDE.v4, 7003, 'hello');
     assert.is(r.reply, OUTSIDE.hostV4, r.error);
-    assert.equal(srv.received().map((x) => x.from), [OUTSIDE.hostV4]);
+    assert.equal(
+      srv.received().map((x) => x.from),
+      [OUTSIDE.hostV4],
+    );
   } finally {
     await srv.stop();
     await removeContainerRules({ containerId: 'ctr-a', ifname: 'eth0', network: 'natnet' });
@@ -126,7 +137,10 @@ for (const brNetfilter of ['1', '0']) {
     await addContainerRules(spec(b, 'ctr-b'));
     const web = await startEchoServer(a.container, 80, '::', { whoami: true });
     try {
-      for (const [who, c] of [['another container', b], ['the same container', a]] as const) {
+      for (const [who, c] of [
+        ['another container', b],
+        ['the same container', a],
+      ] as const) {
         const r4 = await tcpSend(c.container, OUTSIDE.hostV4, 8080, 'x');
         assert.is(r4.reply, '10.88.0.1', `${who}, v4: replies come back through the host (${r4.error})`);
         const r6 = await tcpSend(c.container, OUTSIDE.hostV6, 8080, 'x');

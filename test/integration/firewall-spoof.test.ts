@@ -6,7 +6,20 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, destroyAll, ipJson, ping, run, sandboxed, sendRawFrames, startUdpServer, tcpRoundTrip, udpFrame, waitFor, type UdpServer } from '../../netns-harness/index.js';
+import {
+  createHost,
+  destroyAll,
+  ipJson,
+  ping,
+  run,
+  sandboxed,
+  sendRawFrames,
+  startUdpServer,
+  tcpRoundTrip,
+  udpFrame,
+  waitFor,
+  type UdpServer,
+} from '../../netns-harness/index.js';
 import { addContainerRules, checkContainerRules, removeContainerRules, type ContainerFirewall } from '../../lib/firewall/index.js';
 import { attach, enableForwarding, makeBridge, nftTable, type Attached } from '../fixtures/bridge-lab.js';
 
@@ -15,9 +28,21 @@ await sandboxed();
 enableForwarding();
 await makeBridge('br0', ['10.88.0.1/16', 'fd88::1/64']);
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', { ips: ['10.88.0.2/16', 'fd88::2/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:02' });
-const b = await attach(await lab.createContainer('b'), 'br0', { ips: ['10.88.0.3/16', 'fd88::3/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:03' });
-const c = await attach(await lab.createContainer('c'), 'br0', { ips: ['10.88.0.4/16', 'fd88::4/64'], gateways: ['10.88.0.1', 'fd88::1'], mac: '02:00:00:88:00:04' });
+const a = await attach(await lab.createContainer('a'), 'br0', {
+  ips: ['10.88.0.2/16', 'fd88::2/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:02',
+});
+const b = await attach(await lab.createContainer('b'), 'br0', {
+  ips: ['10.88.0.3/16', 'fd88::3/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:03',
+});
+const c = await attach(await lab.createContainer('c'), 'br0', {
+  ips: ['10.88.0.4/16', 'fd88::4/64'],
+  gateways: ['10.88.0.1', 'fd88::1'],
+  mac: '02:00:00:88:00:04',
+});
 const FORGED_MAC = '02:66:66:66:66:66';
 
 function spec(x: Attached, id: string, spoofCheck: boolean): ContainerFirewall {
@@ -34,7 +59,15 @@ const v6 = (x: Attached) => x.ips[1]!.split('/')[0]!;
 async function deliver(srv: UdpServer, from: Attached, forged: { src?: string; srcIp?: string; family: 4 | 6; tag: string }[]): Promise<string[]> {
   const marker = `legit-${Math.random().toString(36).slice(2, 8)}`;
   const frames = forged.map((f) =>
-    udpFrame({ src: f.src ?? from.mac, dst: b.mac, srcIp: f.srcIp ?? (f.family === 4 ? v4(from) : v6(from)), dstIp: f.family === 4 ? v4(b) : v6(b), sport: 4000, dport: 5000, payload: f.tag }),
+    udpFrame({
+      src: f.src ?? from.mac,
+      dst: b.mac,
+      srcIp: f.srcIp ?? (f.family === 4 ? v4(from) : v6(from)),
+      dstIp: f.family === 4 ? v4(b) : v6(b),
+      sport: 4000,
+      dport: 5000,
+      payload: f.tag,
+    }),
   );
   frames.push(udpFrame({ src: from.mac, dst: b.mac, srcIp: v4(from), dstIp: v4(b), sport: 4000, dport: 5000, payload: marker }));
   await sendRawFrames(from.container, 'eth0', frames);

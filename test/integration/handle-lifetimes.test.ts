@@ -12,8 +12,18 @@ import { readFileSync } from 'node:fs';
 import { sandboxed, run, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandle, openHandleSync, createLink, createVethPair, ensureBridge, addAddress, getLink, listLinks, watch,
-  waitForOwnNetns, type NetEvent, type Watch,
+  openHandle,
+  openHandleSync,
+  createLink,
+  createVethPair,
+  ensureBridge,
+  addAddress,
+  getLink,
+  listLinks,
+  watch,
+  waitForOwnNetns,
+  type NetEvent,
+  type Watch,
 } from '../../lib/index.js';
 
 await sandboxed();
@@ -29,7 +39,10 @@ test.after.each(() => lab.destroy());
 
 /** The NETLINK_ROUTE sockets in a process's namespace, from the kernel's own table: all, and those in multicast groups. */
 function routeSockets(pid: number): { all: number; subscribed: number } {
-  const rows = readFileSync(`/proc/${pid}/net/netlink`, 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const rows = readFileSync(`/proc/${pid}/net/netlink`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/));
   const route = rows.filter((f) => f[1] === '0');
   return { all: route.length, subscribed: route.filter((f) => f[3] !== undefined && !/^0+$/.test(f[3]!)).length };
 }
@@ -79,7 +92,10 @@ test('a watch ends when its handle closes: a pending next() settles and the subs
   const pending = [w.next(), w.next()];
   h.close();
   const r = await within(Promise.all(pending), 5000, 'next() after close');
-  assert.ok(r.every((x) => x.done), 'both pending next() calls resolved done');
+  assert.ok(
+    r.every((x) => x.done),
+    'both pending next() calls resolved done',
+  );
   assert.ok((await w.next()).done, 'and stays done');
   assert.is(routeSockets(a.pid).subscribed, 0, 'the subscription socket is closed');
 });
@@ -122,7 +138,10 @@ test('listExisting: first what exists (as ip -j shows it), then the changes', as
   );
   const laterAt = seen.findIndex((e) => e.type === 'link' && e.link.name === 'later0');
   const listed = seen.slice(0, laterAt);
-  const links = (await a.ip<any[]>('link', 'show')).map((l) => l.ifname).filter((n) => n !== 'later0').sort();
+  const links = (await a.ip<any[]>('link', 'show'))
+    .map((l) => l.ifname)
+    .filter((n) => n !== 'later0')
+    .sort();
   assert.equal([...new Set(listed.flatMap((e) => (e.type === 'link' ? [e.link.name] : [])))].sort(), links, 'every link that existed, before the change');
   const addrs = (await a.ip<any[]>('addr', 'show')).flatMap((l) => l.addr_info.map((x: any) => `${x.local}/${x.prefixlen}`)).sort();
   assert.equal([...new Set(listed.flatMap((e) => (e.type === 'address' ? [e.address.cidr] : [])))].sort(), addrs, 'every address that existed');
@@ -173,9 +192,12 @@ test('openHandle waits for a freshly spawned process to have its own namespace',
     try {
       await createLink(h, { kind: 'bridge', name: 'kid0' });
       const there = await run(['ip', '-j', 'link', 'show', 'dev', 'kid0'], { netns: `/proc/${child.pid}/ns/net` });
-      assert.is(JSON.parse(there.stdout)[0].ifname, 'kid0', 'the handle is in the child\'s new namespace');
+      assert.is(JSON.parse(there.stdout)[0].ifname, 'kid0', "the handle is in the child's new namespace");
       const here = await run(['ip', '-j', 'link', 'show'], {});
-      assert.not.ok((JSON.parse(here.stdout) as any[]).some((l) => l.ifname === 'kid0'), 'and not in ours');
+      assert.not.ok(
+        (JSON.parse(here.stdout) as any[]).some((l) => l.ifname === 'kid0'),
+        'and not in ours',
+      );
     } finally {
       h.close();
     }

@@ -17,7 +17,11 @@ test('the sandbox is a private world', async () => {
   assert.is(process.pid, 1);
   assert.is.not(readlinkSync('/proc/self/ns/net'), readlinkSync('/proc/1/ns/net').replace(/./, '') || 'x');
   const links = await ipJson<any[]>(['link', 'show']);
-  assert.equal(links.map((l) => l.ifname), ['lo'], 'a fresh network namespace has only lo');
+  assert.equal(
+    links.map((l) => l.ifname),
+    ['lo'],
+    'a fresh network namespace has only lo',
+  );
 });
 
 test('a host and two containers linked by a veth pair ping each other, then leave nothing', async () => {
@@ -32,7 +36,10 @@ test('a host and two containers linked by a veth pair ping each other, then leav
   await host.exec(['ip', 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
   await host.exec(['ip', 'link', 'set', 'va', 'netns', String(a.pid)]);
   await host.exec(['ip', 'link', 'set', 'vb', 'netns', String(b.pid)]);
-  for (const [c, addr] of [[a, '10.99.0.1/24'], [b, '10.99.0.2/24']] as const) {
+  for (const [c, addr] of [
+    [a, '10.99.0.1/24'],
+    [b, '10.99.0.2/24'],
+  ] as const) {
     const dev = c === a ? 'va' : 'vb';
     await c.exec(['ip', 'link', 'set', dev, 'name', 'eth0']);
     await c.exec(['ip', 'addr', 'add', addr, 'dev', 'eth0']);
@@ -40,7 +47,11 @@ test('a host and two containers linked by a veth pair ping each other, then leav
     await c.exec(['ip', 'link', 'set', 'lo', 'up']);
   }
   const hostLinks = await host.ip<any[]>('link', 'show');
-  assert.equal(hostLinks.map((l) => l.ifname), ['lo'], 'both veth ends left the host');
+  assert.equal(
+    hostLinks.map((l) => l.ifname),
+    ['lo'],
+    'both veth ends left the host',
+  );
 
   const p1 = await ping(a, '10.99.0.2', { count: 2, interval: 0.2 });
   assert.ok(p1.ok, p1.output);

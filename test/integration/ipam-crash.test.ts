@@ -23,7 +23,12 @@ const STORM = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/ipam-st
 const dataDir = mkdtempSync('/run/np-crash-');
 const NET = 'crashnet';
 const dir = join(dataDir, NET);
-const conf = { cniVersion: '1.1.0', name: NET, type: 'bridge', ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.30.0.0/20' }], [{ subnet: 'fd30::/108' }]] } };
+const conf = {
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'bridge',
+  ipam: { type: 'netplumb-host-local', dataDir, ranges: [[{ subnet: '10.30.0.0/20' }], [{ subnet: 'fd30::/108' }]] },
+};
 
 /** containerID → addresses, for every ADD whose success a runtime saw. */
 const survivors = new Map<string, string[]>();
@@ -51,7 +56,10 @@ test('storm 1: plugin executables killed at random moments', async () => {
     if (r.signal === 'SIGKILL') killed++;
     else {
       assert.is(r.exitCode, 0, String(r.stdout));
-      record(id, JSON.parse(String(r.stdout)).ips.map((x: any) => x.address.split('/')[0]));
+      record(
+        id,
+        JSON.parse(String(r.stdout)).ips.map((x: any) => x.address.split('/')[0]),
+      );
     }
   });
   assert.ok(killed > 20, `killed ${killed}`);
@@ -77,7 +85,9 @@ test('after the storm every file is well formed and every seen allocation is in 
   const temps = entries.filter((e) => e.kind === 'temp');
   const bad = entries.filter((e) => e.kind !== 'temp' && (e.problem !== undefined || e.kind === 'foreign'));
   assert.equal(bad, [], 'no torn, empty or foreign file');
-  process.stdout.write(`   ${survivors.size} allocations seen, ${killed} kills, ${entries.filter((e) => e.kind === 'reservation').length} reservation files, ${temps.length} temp files left\n`);
+  process.stdout.write(
+    `   ${survivors.size} allocations seen, ${killed} kills, ${entries.filter((e) => e.kind === 'reservation').length} reservation files, ${temps.length} temp files left\n`,
+  );
   const seen = new Map<string, string>();
   for (const [id, addrs] of survivors) {
     for (const a of addrs) {
@@ -100,12 +110,23 @@ test('GC with the surviving attachments returns the store to exactly those', asy
   const res = reservations(dir);
   assert.equal(new Map([...res].sort()), new Map([...want].sort()));
   const entries = Store.open(dataDir, NET, { create: false }).inspect();
-  assert.equal(entries.filter((e) => e.kind === 'temp' || e.problem !== undefined), []);
-  assert.equal(entries.filter((e) => e.kind === 'lock' || e.kind === 'last-reserved').map((e) => e.name), ['last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
+  assert.equal(
+    entries.filter((e) => e.kind === 'temp' || e.problem !== undefined),
+    [],
+  );
+  assert.equal(
+    entries.filter((e) => e.kind === 'lock' || e.kind === 'last-reserved').map((e) => e.name),
+    ['last_reserved_ip.0', 'last_reserved_ip.1', 'lock'],
+  );
   // The store is usable: nobody holds the lock, and both plugins allocate from it.
   const a = await rt.exec('ADD', conf, { containerId: 'after', ifname: 'eth0', netns: '/proc/self/ns/net' }, { plugin: 'netplumb-host-local' });
   assert.is(a.exitCode, 0, a.stdout);
-  const b = await rt.exec('ADD', { ...conf, cniVersion: '1.0.0' }, { containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' }, { plugin: 'host-local' });
+  const b = await rt.exec(
+    'ADD',
+    { ...conf, cniVersion: '1.0.0' },
+    { containerId: 'after-ref', ifname: 'eth0', netns: '/proc/self/ns/net' },
+    { plugin: 'host-local' },
+  );
   assert.is(b.exitCode, 0, b.stdout);
   assert.is(reservations(dir).size, want.size + 4);
 });

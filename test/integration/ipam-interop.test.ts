@@ -39,7 +39,10 @@ test('interleaved: round robin continues across plugins; each CHECKs and DELs wh
     const p = i % 2 === 0 ? OURS : REF;
     const o = await rt.exec('ADD', conf, att(`c${i}`), { plugin: p });
     assert.is(o.exitCode, 0, `${name(p)} ADD c${i}: ${o.stdout}${o.stderr}`);
-    assert.equal(o.json.ips.map((x: any) => x.gateway), ['10.20.0.1', 'fd20::1']);
+    assert.equal(
+      o.json.ips.map((x: any) => x.gateway),
+      ['10.20.0.1', 'fd20::1'],
+    );
     got.push(...o.json.ips.map((x: any) => x.address));
   }
   const want = Array.from({ length: 12 }, (_, i) => [`10.20.0.${i + 2}/24`, `fd20::${(i + 2).toString(16)}/64`]).flat();
@@ -64,7 +67,11 @@ test('interleaved: round robin continues across plugins; each CHECKs and DELs wh
   }
   assert.is(reservations(dir).size, 12);
   const next = await rt.exec('ADD', conf, att('late'), { plugin: REF });
-  assert.equal(next.json.ips.map((x: any) => x.address), ['10.20.0.14/24', 'fd20::e/64'], 'round robin, not the lowest free');
+  assert.equal(
+    next.json.ips.map((x: any) => x.address),
+    ['10.20.0.14/24', 'fd20::e/64'],
+    'round robin, not the lowest free',
+  );
   for (let i = 1; i < 12; i += 2) assert.is((await rt.exec('DEL', conf, att(`c${i}`), { plugin: i % 4 === 1 ? OURS : REF })).exitCode, 0);
   assert.is((await rt.exec('DEL', conf, att('late'), { plugin: OURS })).exitCode, 0);
   assert.equal([...reservations(dir).keys()], [], 'no leak');
@@ -102,7 +109,11 @@ test(`concurrent: ${N} allocations, 8 at a time, half by each; no duplicate; the
 
 test('concurrent exhaustion: 40 ADDs for 29 addresses give exactly 29 distinct ones; the losers leave nothing', async () => {
   const { dataDir, dir, conf } = network('tight', [[{ subnet: '10.22.0.0/27' }]]);
-  const outs = await pool(Array.from({ length: 40 }, (_, i) => `t${i}`), 8, (id, i) => rt.exec('ADD', conf, att(id), { plugin: i % 2 ? REF : OURS }));
+  const outs = await pool(
+    Array.from({ length: 40 }, (_, i) => `t${i}`),
+    8,
+    (id, i) => rt.exec('ADD', conf, att(id), { plugin: i % 2 ? REF : OURS }),
+  );
   const ok = outs.filter((o) => o.exitCode === 0);
   assert.is(ok.length, 29);
   assert.is(new Set(ok.map((o) => o.json.ips[0].address)).size, 29);
@@ -122,12 +133,18 @@ test('requested addresses and legacy files are understood by both', async () => 
   const a = await rt.exec('ADD', conf, { ...att('r1'), args: 'IP=10.23.0.50' }, { plugin: OURS });
   assert.is(a.json.ips[0].address, '10.23.0.50/24');
   const b = await rt.exec('ADD', conf, { ...att('r2'), args: 'IP=10.23.0.50' }, { plugin: REF });
-  assert.match(b.json.msg, /not available/, 'the reference sees netplumb\'s reservation');
+  assert.match(b.json.msg, /not available/, "the reference sees netplumb's reservation");
   const c = await rt.exec('ADD', conf, { ...att('r3'), args: 'IP=10.23.0.60' }, { plugin: REF });
   assert.is(c.json.ips[0].address, '10.23.0.60/24');
   const d = await rt.exec('ADD', conf, { ...att('r4'), args: 'IP=10.23.0.60' }, { plugin: OURS });
-  assert.is(d.json.code, 101, 'netplumb sees the reference\'s reservation');
-  assert.equal(reservations(dir), new Map([['10.23.0.50', 'r1\r\neth0'], ['10.23.0.60', 'r3\r\neth0']]));
+  assert.is(d.json.code, 101, "netplumb sees the reference's reservation");
+  assert.equal(
+    reservations(dir),
+    new Map([
+      ['10.23.0.50', 'r1\r\neth0'],
+      ['10.23.0.60', 'r3\r\neth0'],
+    ]),
+  );
 });
 
 test.run();

@@ -6,9 +6,33 @@ import { openSync, closeSync } from 'node:fs';
 import { sandboxed, ping, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandleSync, createLink, createVethPair, deleteLink, getLink, findLink, listLinks, setLink, setLinkUp, setLinkDown,
-  setLinkMtu, setLinkMac, renameLink, setLinkMaster, setLinkNoMaster, setLinkAlias, setLinkPromisc, moveLink,
-  setBridgePort, setHairpin, ensureBridge, addAddress, NetlinkError, NetplumbError, openNetnsSync, getNetnsId, setNetnsId,
+  openHandleSync,
+  createLink,
+  createVethPair,
+  deleteLink,
+  getLink,
+  findLink,
+  listLinks,
+  setLink,
+  setLinkUp,
+  setLinkDown,
+  setLinkMtu,
+  setLinkMac,
+  renameLink,
+  setLinkMaster,
+  setLinkNoMaster,
+  setLinkAlias,
+  setLinkPromisc,
+  moveLink,
+  setBridgePort,
+  setHairpin,
+  ensureBridge,
+  addAddress,
+  NetlinkError,
+  NetplumbError,
+  openNetnsSync,
+  getNetnsId,
+  setNetnsId,
   type Handle,
 } from '../../lib/index.js';
 
@@ -62,8 +86,13 @@ test('namespace ids: none until assigned, then the one asked for', async () => {
   const c3 = await host.createContainer('c3');
   const auto = await setNetnsId(h, { pid: c3.pid });
   assert.ok(auto >= 0 && auto !== 42);
-  const listed = JSON.parse((await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout).map((x: any) => x.nsid).sort((a: number, b: number) => a - b);
-  assert.equal(listed, [auto, 42].sort((a, b) => a - b));
+  const listed = JSON.parse((await host.exec(['ip', '-j', 'netns', 'list-id'])).stdout)
+    .map((x: any) => x.nsid)
+    .sort((a: number, b: number) => a - b);
+  assert.equal(
+    listed,
+    [auto, 42].sort((a, b) => a - b),
+  );
   await assertRejects(() => setNetnsId(h, { pid: c2.pid }, 43), { code: 'EEXIST' });
 });
 
@@ -146,7 +175,10 @@ test('up, down, MTU, MAC, alias, promisc, rename, master and nomaster', async ()
   await setLinkMaster(h, 'vx', 'br0');
   assert.is((await ipLink(host, 'vx')).master, 'br0');
   assert.is((await getLink(h, index)).masterIndex, (await getLink(h, 'br0')).index);
-  assert.equal((await listLinks(h, { master: 'br0' })).map((l) => l.name), ['vx']);
+  assert.equal(
+    (await listLinks(h, { master: 'br0' })).map((l) => l.name),
+    ['vx'],
+  );
   await setLinkNoMaster(h, 'vx');
   assert.is((await ipLink(host, 'vx')).master, undefined);
   // several changes in one request
@@ -162,7 +194,10 @@ test('list by kind and get by name or index agree with ip -j', async () => {
   await createVethPair(h, { name: 'v0', peer: { name: 'v1' } });
   const mine = await listLinks(h);
   const theirs = await host.ip<any[]>('link', 'show');
-  assert.equal(mine.map((l) => [l.index, l.name, l.mtu, l.mac]), theirs.map((l) => [l.ifindex, l.ifname, l.mtu, l.address]));
+  assert.equal(
+    mine.map((l) => [l.index, l.name, l.mtu, l.mac]),
+    theirs.map((l) => [l.ifindex, l.ifname, l.mtu, l.address]),
+  );
   assert.equal((await listLinks(h, { kind: 'veth' })).map((l) => l.name).sort(), ['v0', 'v1']);
   const byIndex = await getLink(h, theirs.find((l) => l.ifname === 'v1').ifindex);
   assert.is(byIndex.name, 'v1');
@@ -203,10 +238,13 @@ test('bridge port options travel as slave data: hairpin, learning, flood, isolat
   let sd = (await ipLink(host, 'p0')).linkinfo.info_slave_data;
   assert.equal([sd.hairpin, sd.learning, sd.flood, sd.isolated, sd.cost], [true, false, false, true, 7]);
   const l = await getLink(h, 'p0');
-  assert.equal(
-    l.bridgePort && [l.bridgePort.hairpin, l.bridgePort.learning, l.bridgePort.flood, l.bridgePort.isolated, l.bridgePort.cost],
-    [true, false, false, true, 7],
-  );
+  assert.equal(l.bridgePort && [l.bridgePort.hairpin, l.bridgePort.learning, l.bridgePort.flood, l.bridgePort.isolated, l.bridgePort.cost], [
+    true,
+    false,
+    false,
+    true,
+    7,
+  ]);
   await setHairpin(h, 'p0', false);
   sd = (await ipLink(host, 'p0')).linkinfo.info_slave_data;
   assert.is(sd.hairpin, false);
@@ -218,7 +256,10 @@ test('ports enslaved as they are created start disabled while their peer is down
   await createLink(h, { kind: 'bridge', name: 'br0', up: true });
   await Promise.all([0, 1, 2, 3, 4].map((i) => createVethPair(h, { name: `p${i}`, master: 'br0', up: true, peer: { name: `q${i}` } })));
   const ports = (await host.exec(['bridge', '-j', 'link', 'show'])).stdout;
-  assert.equal(JSON.parse(ports).map((p: any) => [p.ifname, p.master, p.state]), [0, 1, 2, 3, 4].map((i) => [`p${i}`, 'br0', 'disabled']));
+  assert.equal(
+    JSON.parse(ports).map((p: any) => [p.ifname, p.master, p.state]),
+    [0, 1, 2, 3, 4].map((i) => [`p${i}`, 'br0', 'disabled']),
+  );
   // and a port whose peer comes up starts forwarding (STP is off)
   await setLinkUp(h, 'q0');
   let state = '';
@@ -276,7 +317,10 @@ test('ensureBridge creates once with its address, and refuses a non-bridge of th
   assert.not.ok(b.created);
   assert.is(b.link.index, a.link.index);
   const [br] = await host.ip<any[]>('addr', 'show', 'dev', 'cni0');
-  assert.equal(br.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['10.22.0.1/24']);
+  assert.equal(
+    br.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`),
+    ['10.22.0.1/24'],
+  );
   await createVethPair(h, { name: 'notbr', peer: { name: 'notbr1' } });
   await assertRejects(() => ensureBridge(h, 'notbr'), { code: 'ERR_LINK_KIND', message: /notbr.*not a bridge/ });
 });

@@ -6,10 +6,39 @@ import { readFileSync } from 'node:fs';
 import { sandboxed, waitFor, type Host, type Container } from '../../netns-harness/index.js';
 import { netlinkLab, type NetlinkLab } from '../fixtures/netlink-lab.js';
 import {
-  openHandleSync, createVethPair, createLink, setLinkUp, setLinkDown, addAddress, deleteAddress, addRoute, getLink,
-  listLinks, listAddresses, addNeighbour, replaceNeighbour, deleteNeighbour, listNeighbours, sendGratuitousArp,
-  readSysctlSync, writeSysctlSync, setIpForwardSync, getIpForwardSync, setRpFilterSync, setAcceptRaSync, setDisableIpv6Sync, setRouteLocalnetSync,
-  setArpNotifySync, setAcceptDadSync, setArpAcceptSync, watch, waitForOperUp, batch, deleteLink, type Handle, type NetEvent,
+  openHandleSync,
+  createVethPair,
+  createLink,
+  setLinkUp,
+  setLinkDown,
+  addAddress,
+  deleteAddress,
+  addRoute,
+  getLink,
+  listLinks,
+  listAddresses,
+  addNeighbour,
+  replaceNeighbour,
+  deleteNeighbour,
+  listNeighbours,
+  sendGratuitousArp,
+  readSysctlSync,
+  writeSysctlSync,
+  setIpForwardSync,
+  getIpForwardSync,
+  setRpFilterSync,
+  setAcceptRaSync,
+  setDisableIpv6Sync,
+  setRouteLocalnetSync,
+  setArpNotifySync,
+  setAcceptDadSync,
+  setArpAcceptSync,
+  watch,
+  waitForOperUp,
+  batch,
+  deleteLink,
+  type Handle,
+  type NetEvent,
   type NetlinkError,
 } from '../../lib/index.js';
 
@@ -50,20 +79,26 @@ test('neighbours: add, replace, delete, list, ARP and NDP', async () => {
   assert.equal([m4.lladdr, m4.state, m4.family], ['02:00:00:00:00:0a', ['stale'], 4]);
   const m6 = mine.find((x) => x.address === 'fd00::9')!;
   assert.ok(m6.router);
-  assert.equal((await listNeighbours(ha, { family: 6 })).every((x) => x.family === 6), true);
+  assert.equal(
+    (await listNeighbours(ha, { family: 6 })).every((x) => x.family === 6),
+    true,
+  );
   await deleteNeighbour(ha, { link: 'eth0', address: '10.0.0.9' });
   n = await a.ip<any[]>('neigh', 'show', 'dev', 'eth0');
   assert.not.ok(n.some((x) => x.dst === '10.0.0.9'));
 });
 
-test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour table', async () => {
+test("gratuitous ARP from inside the namespace reaches the peer's neighbour table", async () => {
   await addAddress(ha, { link: 'eth0', cidr: '10.0.0.1/24' });
   await addAddress(hb, { link: 'eth0', cidr: '10.0.0.2/24' });
   const macA = (await getLink(ha, 'eth0')).mac;
   // accept gratuitous ARP as new entries on b, so the entry can only come from our packet
   setArpAcceptSync(hb, 'eth0', true);
   const before = await b.ip<any[]>('neigh', 'show', 'dev', 'eth0');
-  assert.not.ok(before.some((x) => x.dst === '10.0.0.1'), 'b knows nothing about a yet');
+  assert.not.ok(
+    before.some((x) => x.dst === '10.0.0.1'),
+    'b knows nothing about a yet',
+  );
   await sendGratuitousArp(ha, { link: 'eth0', address: '10.0.0.1', count: 2, intervalMs: 50 });
   const entry = await waitFor(async () => (await b.ip<any[]>('neigh', 'show', 'dev', 'eth0')).find((x) => x.dst === '10.0.0.1'));
   assert.ok(entry, 'the announcement created an entry on b');
@@ -73,7 +108,7 @@ test('gratuitous ARP from inside the namespace reaches the peer\'s neighbour tab
   assert.ok(sent >= 2);
 });
 
-test('sysctls are read and written in the handle\'s namespace, not the caller\'s', async () => {
+test("sysctls are read and written in the handle's namespace, not the caller's", async () => {
   const own = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
   // New namespaces copy ip_forward from the machine's own: start both from a known state.
   await a.setSysctl('net.ipv4.ip_forward', 0);
@@ -82,7 +117,7 @@ test('sysctls are read and written in the handle\'s namespace, not the caller\'s
   setIpForwardSync(ha, true);
   assert.is(await a.sysctl('net.ipv4.ip_forward'), '1');
   assert.is(await b.sysctl('net.ipv4.ip_forward'), '0');
-  assert.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), own, 'the caller\'s namespace is untouched');
+  assert.is(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), own, "the caller's namespace is untouched");
   assert.ok(getIpForwardSync(ha));
   assert.not.ok(getIpForwardSync(hb));
   setIpForwardSync(ha, true, 6);
@@ -113,11 +148,14 @@ test('events: link, address and route changes in another namespace, then the soc
   const seen: NetEvent[] = [];
   // netlink sockets in a's namespace that joined multicast groups (the kernel's own table, read from a's /proc/net)
   const subscribed = () =>
-    readFileSync(`/proc/${a.pid}/net/netlink`, 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+    readFileSync(`/proc/${a.pid}/net/netlink`, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
       .filter((f) => f[1] === '0' && f[3] !== undefined && !/^0+$/.test(f[3]!)).length;
   assert.is(subscribed(), 0);
   const events = watch(ha);
-  assert.is(subscribed(), 1, 'the subscription is a socket in a\'s namespace');
+  assert.is(subscribed(), 1, "the subscription is a socket in a's namespace");
   const collect = (async () => {
     for await (const ev of events) {
       seen.push(ev);
@@ -128,12 +166,18 @@ test('events: link, address and route changes in another namespace, then the soc
   await addAddress(ha, { link: 'evbr', cidr: '10.44.0.1/24' });
   await addRoute(ha, { dst: '10.45.0.0/16', gateway: '10.44.0.2' });
   await deleteAddress(ha, { link: 'evbr', cidr: '10.44.0.1/24' }); // takes the route with it
-  await Promise.race([collect, new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.type + e.action))}`)), 20_000))]);
+  await Promise.race([
+    collect,
+    new Promise((_, rej) => setTimeout(() => rej(new Error(`timed out; saw ${JSON.stringify(seen.map((e) => e.type + e.action))}`)), 20_000)),
+  ]);
   assert.ok(seen.some((e) => e.type === 'link' && e.action === 'new' && e.link.name === 'evbr'));
   assert.ok(seen.some((e) => e.type === 'address' && e.action === 'new' && e.address.cidr === '10.44.0.1/24'));
   assert.ok(seen.some((e) => e.type === 'route' && e.action === 'new' && e.route.dst === '10.45.0.0/16'));
   assert.ok(seen.some((e) => e.type === 'address' && e.action === 'del' && e.address.cidr === '10.44.0.1/24'));
-  assert.not.ok(seen.some((e) => e.type === 'link' && e.link.name === 'eth0' && e.action === 'del'), 'nothing from other namespaces');
+  assert.not.ok(
+    seen.some((e) => e.type === 'link' && e.link.name === 'eth0' && e.action === 'del'),
+    'nothing from other namespaces',
+  );
   assert.is(subscribed(), 0, 'leaving the loop closed the socket');
 });
 
@@ -171,7 +215,10 @@ test('hundreds of requests in flight at once, with dumps running alongside', asy
     assert.is(addrs.length, n);
     // errors in a batch come back per request, naming each object
     const errs = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => deleteLink(hh, `nosuch${i}`)));
-    assert.equal(errs.map((e) => e.status === 'rejected' && (e.reason as NetlinkError).object), Array.from({ length: 20 }, (_, i) => `nosuch${i}`));
+    assert.equal(
+      errs.map((e) => e.status === 'rejected' && (e.reason as NetlinkError).object),
+      Array.from({ length: 20 }, (_, i) => `nosuch${i}`),
+    );
     // many concurrent dumps on one socket all succeed and agree
     const many = await Promise.all(Array.from({ length: 40 }, () => listLinks(hh)));
     assert.ok(many.every((l) => l.length === 2 * n + 2));

@@ -6,14 +6,25 @@ import { existsSync, lstatSync, openSync, closeSync, readFileSync, readlinkSync,
 import { spawn } from 'node:child_process';
 import { sandboxed, createHost, run, ipJson, waitForExec } from '../../netns-harness/index.js';
 import {
-  createNamedNetnsSync, deleteNamedNetnsSync, listNamedNetnsSync, openNetnsSync, currentNetnsSync, isSameNetnsSync, attachNetnsSync,
-  removeStaleNetnsSync, openHandleSync, createVethPair, NETNS_RUN_DIR,
+  createNamedNetnsSync,
+  deleteNamedNetnsSync,
+  listNamedNetnsSync,
+  openNetnsSync,
+  currentNetnsSync,
+  isSameNetnsSync,
+  attachNetnsSync,
+  removeStaleNetnsSync,
+  openHandleSync,
+  createVethPair,
+  NETNS_RUN_DIR,
 } from '../../lib/index.js';
 
 await sandboxed();
 
 const mountsAt = (path: string) =>
-  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === path);
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4] === path);
 
 test('createNamedNetnsSync makes what `ip netns` sees, bind-mounted in the sandbox only', async () => {
   const before = readlinkSync('/proc/self/ns/net');
@@ -24,23 +35,32 @@ test('createNamedNetnsSync makes what `ip netns` sees, bind-mounted in the sandb
     assert.match(listed, /^np-a\b/m);
     // a namespace of its own: only lo, and not the sandbox's
     const links = await ipJson<any[]>(['link', 'show'], `${NETNS_RUN_DIR}/np-a`);
-    assert.equal(links.map((l) => l.ifname), ['lo']);
+    assert.equal(
+      links.map((l) => l.ifname),
+      ['lo'],
+    );
     assert.is.not(readlinkSync(`/proc/self/fd/${ns.fd}`), before);
     // `ip netns exec` can use it
     const r = await run(['ip', 'netns', 'exec', 'np-a', 'ip', '-j', 'link', 'show']);
-    assert.equal(JSON.parse(r.stdout).map((l: any) => l.ifname), ['lo']);
+    assert.equal(
+      JSON.parse(r.stdout).map((l: any) => l.ifname),
+      ['lo'],
+    );
     // The bind mount is in this (sandbox) mount namespace, on the sandbox's private /run tmpfs; /run/netns
     // is a shared mount (as iproute2 makes it) under that private tmpfs, so nothing propagates to the machine.
     const m = mountsAt('/run/netns/np-a');
     assert.is(m.length, 1, 'one nsfs bind mount on the file');
     assert.match(m[0]!, / - nsfs /);
     const runMount = mountsAt('/run');
-    assert.ok(runMount.some((l) => / - tmpfs /.test(l)), '/run is a tmpfs in the sandbox');
+    assert.ok(
+      runMount.some((l) => / - tmpfs /.test(l)),
+      '/run is a tmpfs in the sandbox',
+    );
     assert.match(mountsAt('/run/netns')[0]!, /shared:/);
     // /run's parent is the sandbox's own mount: the tmpfs was mounted by the sandbox in its private mount
     // namespace (the runner's before/after snapshot of the machine's mounts and /var/run/netns checks the rest).
     const runId = runMount.find((l) => / - tmpfs /.test(l))!.split(' ')[0];
-    assert.is(mountsAt('/run/netns')[0]!.split(' ')[1], runId, '/run/netns sits on the sandbox\'s /run tmpfs');
+    assert.is(mountsAt('/run/netns')[0]!.split(' ')[1], runId, "/run/netns sits on the sandbox's /run tmpfs");
   } finally {
     ns.close();
   }
@@ -94,7 +114,7 @@ test('identity by inode: a PID, its /proc path and an fd are the same namespace;
   }
 });
 
-test('asking for another namespace that is the caller\'s own is refused, unless allowed', async () => {
+test("asking for another namespace that is the caller's own is refused, unless allowed", async () => {
   for (const ref of [{ pid: process.pid }, { path: '/proc/self/ns/net' }]) {
     await assertRejects(() => openHandleSync(ref), { code: 'ERR_NETNS_SELF' }, `${JSON.stringify(ref)} must be refused`);
   }
@@ -104,7 +124,7 @@ test('asking for another namespace that is the caller\'s own is refused, unless 
   await assertRejects(() => openNetnsSync({ name: '../etc' }), { code: 'ERR_INVALID_NAME' });
 });
 
-test('attach a PID\'s namespace by bind mount and by symlink; stale entries are removed', async () => {
+test("attach a PID's namespace by bind mount and by symlink; stale entries are removed", async () => {
   // a process started outside the library, like a container runtime would
   const proc = spawn('unshare', ['-n', 'sleep', '600'], { stdio: 'ignore' });
   const exited = new Promise((r) => proc.once('exit', r));

@@ -40,7 +40,7 @@ test.after(async () => {
   await host.destroy();
 });
 
-test('the guide\'s steps, printed and done', async () => {
+test("the guide's steps, printed and done", async () => {
   const r = await walk('--pid', String(pid));
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   const lines = r.stdout;
@@ -62,17 +62,30 @@ test('the guide\'s steps, printed and done', async () => {
   assert.is(readlinkSync(`/var/run/netns/${pid}`), `/proc/${pid}/ns/net`);
   const [br] = await host.ip<any[]>('-d', 'addr', 'show', 'dev', 'docker0');
   assert.is(br.linkinfo.info_kind, 'bridge');
-  assert.equal(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.17.42.1/16']);
+  assert.equal(
+    br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['172.17.42.1/16'],
+  );
   const [a] = await host.ip<any[]>('link', 'show', 'dev', 'A');
   assert.is(a.master, 'docker0');
   assert.ok(a.flags.includes('UP'));
-  assert.is((await host.ip<any[]>('link', 'show')).find((l) => l.ifname === 'B'), undefined, 'B left the host');
+  assert.is(
+    (await host.ip<any[]>('link', 'show')).find((l) => l.ifname === 'B'),
+    undefined,
+    'B left the host',
+  );
   const ns = `/proc/${pid}/ns/net`;
   const [eth0] = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], ns);
   assert.ok(eth0.flags.includes('UP'));
-  assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.42.99/16']);
+  assert.equal(
+    eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`),
+    ['172.17.42.99/16'],
+  );
   const routes = await ipJson<any[]>(['route', 'show', 'default'], ns);
-  assert.equal(routes.map((x) => [x.gateway, x.dev]), [['172.17.42.1', 'eth0']]);
+  assert.equal(
+    routes.map((x) => [x.gateway, x.dev]),
+    [['172.17.42.1', 'eth0']],
+  );
   // and `ip netns` finds it under the PID
   const viaName = await ipJson<any[]>(['-n', String(pid), 'link', 'show', 'eth0']);
   assert.is(viaName[0].ifname, 'eth0');
@@ -114,7 +127,7 @@ test('running it again reports it is already done and changes nothing', async ()
   assert.equal(await world(), before);
 });
 
-test('a PID in the host\'s own namespace is refused before anything is done', async () => {
+test("a PID in the host's own namespace is refused before anything is done", async () => {
   const r = await walk('--pid', String(host.pid));
   assert.is.not(r.exitCode, 0);
   assert.match(r.stderr, /own network namespace/);
@@ -131,10 +144,10 @@ test('--cleanup removes the link once the process is gone, as find -L … -delet
   // with the namespace gone, A (whose peer died with it) goes from the host as well; the kernel tears a
   // namespace down in a work queue, so give it a moment
   const gone = await waitFor(async () => !(await host.ip<any[]>('link', 'show')).some((l) => l.ifname === 'A'));
-  assert.ok(gone, 'A left the host with its peer\'s namespace');
+  assert.ok(gone, "A left the host with its peer's namespace");
 });
 
-test('on today\'s docker0 (172.17.0.1/16, a container at the top): the bridge\'s address, the next free one from the top, probed', async () => {
+test("on today's docker0 (172.17.0.1/16, a container at the top): the bridge's address, the next free one from the top, probed", async () => {
   const machine = await createHost('docker-today');
   let outsider: ChildProcess | undefined;
   try {
@@ -159,9 +172,15 @@ test('on today\'s docker0 (172.17.0.1/16, a container at the top): the bridge\'s
     // the oracle: iproute2, and packets to the gateway and the neighbour
     const ns = `/proc/${opid}/ns/net`;
     const [eth0] = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], ns);
-    assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.255.253/16']);
+    assert.equal(
+      eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`),
+      ['172.17.255.253/16'],
+    );
     const [br] = await machine.ip<any[]>('addr', 'show', 'dev', 'docker0');
-    assert.equal(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.17.0.1/16']);
+    assert.equal(
+      br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`),
+      ['172.17.0.1/16'],
+    );
     for (const dst of ['172.17.0.1', '172.17.255.254']) {
       const p = await run(['ping', '-c', '1', '-W', '2', dst], { netns: ns, check: false });
       assert.is(p.exitCode, 0, `${dst}: ${p.stdout}${p.stderr}`);

@@ -15,8 +15,17 @@ import { sandboxed, createHost, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
 import {
-  busyboxRootfs, cniBinDir, criClient, ociArchive, recordedCalls, replayRecordedAdds, skipUnlessInstalled, startContainerd, tcpFetch,
-  type Containerd, type CriClient,
+  busyboxRootfs,
+  cniBinDir,
+  criClient,
+  ociArchive,
+  recordedCalls,
+  replayRecordedAdds,
+  skipUnlessInstalled,
+  startContainerd,
+  tcpFetch,
+  type Containerd,
+  type CriClient,
 } from '../fixtures/runtimes.js';
 
 skipUnlessInstalled(['containerd', 'ctr', 'runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'containerd runc busybox-static containernetworking-plugins');
@@ -103,7 +112,6 @@ async function podNetns(id: string): Promise<string> {
   return ns.path as string;
 }
 
-
 const HOST_PORT = 18080;
 
 test('pods with a hostPort under containerd CRI: reachable from the host and from a second pod; removal leaves nothing', async () => {
@@ -122,10 +130,10 @@ test('pods with a hostPort under containerd CRI: reachable from the host and fro
   const node = host.netnsPath;
   const netnsB = await podNetns(b);
   assert.is(await tcpFetch(node, GATEWAY, HOST_PORT), 'pod-a', 'the node reaches pod-a through its hostPort');
-  assert.is(await tcpFetch(netnsB, GATEWAY, HOST_PORT), 'pod-a', 'pod-b reaches pod-a through the node\'s hostPort');
+  assert.is(await tcpFetch(netnsB, GATEWAY, HOST_PORT), 'pod-a', "pod-b reaches pod-a through the node's hostPort");
   assert.is(await tcpFetch(netnsB, ipA, 80), 'pod-a', 'pod-b reaches pod-a directly');
   const rules = JSON.stringify(await nftRuleset(host));
-  assert.ok(rules.includes(String(HOST_PORT)), 'the published port is in netplumb\'s nftables state');
+  assert.ok(rules.includes(String(HOST_PORT)), "the published port is in netplumb's nftables state");
 
   for (const id of [a, b]) {
     await cri.stopPodSandbox({ pod_sandbox_id: id });
@@ -136,7 +144,11 @@ test('pods with a hostPort under containerd CRI: reachable from the host and fro
   assert.equal(await vethNames(host), [], 'no veth left');
   assert.is(reservations(join(ipamDir, 'crinet')).size, 0, 'no lease left');
   const after = JSON.stringify(await nftRuleset(host));
-  for (const gone of [ipA, ipB, String(HOST_PORT)]) assert.not.ok(after.includes(`"${gone}"`) || after.includes(`:${gone}`) || after.includes(` ${gone}`) || after.includes(`${gone},`), `${gone} is still in nftables:\n${after}`);
+  for (const gone of [ipA, ipB, String(HOST_PORT)])
+    assert.not.ok(
+      after.includes(`"${gone}"`) || after.includes(`:${gone}`) || after.includes(` ${gone}`) || after.includes(`${gone},`),
+      `${gone} is still in nftables:\n${after}`,
+    );
   const records = '/run/netplumb/attachments';
   assert.equal(existsSync(records) ? readdirSync(records) : [], [], 'no attachment record left');
 });
@@ -150,7 +162,10 @@ test('the payloads containerd sent were recorded: Go field names in runtimeConfi
   const rc = JSON.parse(withPorts!.stdin).runtimeConfig;
   if (process.env.NETPLUMB_SHOW_PAYLOADS) process.stdout.write(`${withPorts!.stdin}\n${JSON.stringify(withPorts!.env)}\n`);
   assert.equal(Object.keys(rc.portMappings[0]).sort(), ['ContainerPort', 'HostIP', 'HostPort', 'Protocol']);
-  assert.ok(calls.some((c) => c.env.CNI_COMMAND === 'DEL'), 'and DEL for each pod');
+  assert.ok(
+    calls.some((c) => c.env.CNI_COMMAND === 'DEL'),
+    'and DEL for each pod',
+  );
 });
 
 test('every captured payload, fed to each netplumb plugin that reads runtimeConfig or args: accepted and honoured', async () => {

@@ -16,7 +16,10 @@ import { cniRuntime, ensurePluginBins, NETPLUMB_BIN, REFERENCE_BIN, reservations
 import { nftAttachments, nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
 import { busyboxRootfs, ociArchive, skipUnlessInstalled, startContainerd, tcpFetch, type Containerd } from '../fixtures/runtimes.js';
 
-skipUnlessInstalled(['containerd', 'ctr', 'runc', '/bin/busybox', '/etc/cni/net.d', `${REFERENCE_BIN}/loopback`], 'containerd runc busybox-static containernetworking-plugins podman (for /etc/cni/net.d)');
+skipUnlessInstalled(
+  ['containerd', 'ctr', 'runc', '/bin/busybox', '/etc/cni/net.d', `${REFERENCE_BIN}/loopback`],
+  'containerd runc busybox-static containernetworking-plugins podman (for /etc/cni/net.d)',
+);
 
 await sandboxed();
 ensurePluginBins();
@@ -33,7 +36,15 @@ let containerd: Containerd;
 const conflist = {
   cniVersion: '1.0.0',
   name: NETWORK,
-  plugins: [{ type: 'netplumb-bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, ipam: { type: 'netplumb-host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.89.0.0/24' }]] } }],
+  plugins: [
+    {
+      type: 'netplumb-bridge',
+      bridge: BRIDGE,
+      isGateway: true,
+      ipMasq: true,
+      ipam: { type: 'netplumb-host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.89.0.0/24' }]] },
+    },
+  ],
 };
 
 test.before(async () => {
@@ -84,7 +95,7 @@ async function stopAndRemove(id: string): Promise<void> {
   await ctr('container', 'rm', id);
 }
 
-test('ctr run --cni -d: containers reach each other; without DEL, GC reclaims the dead ones (even when still listed) and a deleted bridge\'s state', async () => {
+test("ctr run --cni -d: containers reach each other; without DEL, GC reclaims the dead ones (even when still listed) and a deleted bridge's state", async () => {
   for (const id of ['c1', 'c2']) await ctr('run', '--cni', '-d', '--snapshotter', 'native', 'netplumb.test/busybox:ctr', id);
   const ips = leases();
   assert.is(ips.size, 2, 'a lease per container');
@@ -107,23 +118,28 @@ test('ctr run --cni -d: containers reach each other; without DEL, GC reclaims th
   const rt = cniRuntime({ host });
   const plugin = { ...conflist.plugins[0]!, cniVersion: '1.1.0', name: NETWORK };
   const gc = async (valid: string[]) => {
-    const g = await rt.exec('GC', { ...plugin, 'cni.dev/valid-attachments': valid.map((c) => ({ containerID: cniId(c), ifname: 'eth0' })) }, {}, { plugin: 'netplumb-bridge' });
+    const g = await rt.exec(
+      'GC',
+      { ...plugin, 'cni.dev/valid-attachments': valid.map((c) => ({ containerID: cniId(c), ifname: 'eth0' })) },
+      {},
+      { plugin: 'netplumb-bridge' },
+    );
     assert.ok(g.ok, g.stdout + g.stderr);
   };
   const rulesBefore = (await nftAttachments(host)).chains.length;
   await gc(['c1', 'c2']);
-  assert.equal([...leases().values()], [cniId('c2')], 'c1\'s lease is released');
-  assert.equal(readdirSync(RECORDS), [cniId('c2')], 'c1\'s record is removed');
+  assert.equal([...leases().values()], [cniId('c2')], "c1's lease is released");
+  assert.equal(readdirSync(RECORDS), [cniId('c2')], "c1's record is removed");
   const rulesAfter = (await nftAttachments(host)).chains.length;
   assert.ok(rulesAfter > 0 && rulesAfter < rulesBefore, `c1's chains are removed (${rulesBefore} → ${rulesAfter})`);
-  assert.not.ok(JSON.stringify(await nftRuleset(host)).includes(`"${ipOf('c1')}"`), 'no element names c1\'s address');
+  assert.not.ok(JSON.stringify(await nftRuleset(host)).includes(`"${ipOf('c1')}"`), "no element names c1's address");
   assert.is(await tcpFetch(host.netnsPath, ipOf('c2'), 80), answer, 'c2 still answers from the node');
   assert.equal((await vethNames(host)).length, 1);
 
   // c2 goes too, and the bridge is deleted by hand: GC leaves nothing of either
   await stopAndRemove('c2');
   await host.exec(['ip', 'link', 'del', BRIDGE]);
-  assert.ok(JSON.stringify(await nftRuleset(host)).includes(BRIDGE), 'the deleted bridge is still in netplumb\'s isolation state');
+  assert.ok(JSON.stringify(await nftRuleset(host)).includes(BRIDGE), "the deleted bridge is still in netplumb's isolation state");
   await gc([]);
   assert.is(leases().size, 0);
   assert.equal(existsSync(RECORDS) ? readdirSync(RECORDS) : [], []);

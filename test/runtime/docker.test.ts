@@ -34,8 +34,19 @@ test.before(async () => {
   dockerd = startDaemon(
     host,
     [
-      'dockerd', '--config-file', join(tmp, 'daemon.json'), '--data-root', join(tmp, 'data'), '--exec-root', join(tmp, 'exec'),
-      '--pidfile', join(tmp, 'docker.pid'), '-H', `unix://${sock}`, '--storage-driver', 'vfs',
+      'dockerd',
+      '--config-file',
+      join(tmp, 'daemon.json'),
+      '--data-root',
+      join(tmp, 'data'),
+      '--exec-root',
+      join(tmp, 'exec'),
+      '--pidfile',
+      join(tmp, 'docker.pid'),
+      '-H',
+      `unix://${sock}`,
+      '--storage-driver',
+      'vfs',
     ],
     join(tmp, 'dockerd.log'),
   );
@@ -57,16 +68,24 @@ test.after(async () => {
   }
 });
 
-test('docker run --net=none, then the walkthrough on its PID against Docker\'s docker0', async () => {
+test("docker run --net=none, then the walkthrough on its PID against Docker's docker0", async () => {
   const [br] = await host.ip<any[]>('addr', 'show', 'dev', 'docker0');
-  assert.equal(br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.17.0.1/16'], 'today\'s docker0');
+  assert.equal(
+    br.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`),
+    ['172.17.0.1/16'],
+    "today's docker0",
+  );
   await docker('run', '-d', '--name', 'normal', '--hostname', 'normal', IMAGE, 'nc', '-ll', '-p', '80', '-e', 'hostname');
   const normalIp = (await docker('inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'normal')).stdout.trim();
   assert.match(normalIp, /^172\.17\.0\.\d+$/, 'Docker hands out from the bottom');
   await docker('run', '-d', '--net=none', '--name', 'lonely', IMAGE, 'sleep', '600');
   const pid = (await docker('inspect', '-f', '{{.State.Pid}}', 'lonely')).stdout.trim();
   const ns = `/proc/${pid}/ns/net`;
-  assert.equal((await ipJson<any[]>(['link', 'show'], ns)).map((l) => l.ifname), ['lo'], '--net=none: only lo');
+  assert.equal(
+    (await ipJson<any[]>(['link', 'show'], ns)).map((l) => l.ifname),
+    ['lo'],
+    '--net=none: only lo',
+  );
 
   const walk = () => host.exec([process.execPath, WALKTHROUGH, '--pid', pid], { check: false, timeoutMs: 60_000 });
   const r = await walk();
@@ -74,7 +93,10 @@ test('docker run --net=none, then the walkthrough on its PID against Docker\'s d
   assert.match(r.stdout, /docker0 has 172\.17\.0\.1\/16: eth0 gets 172\.17\.255\.254\/16 from the top of the subnet/);
   assert.ok(r.stdout.includes(`ip netns exec ${pid} ip route add default via 172.17.0.1`), r.stdout);
   const [eth0] = await ipJson<any[]>(['addr', 'show', 'dev', 'eth0'], ns);
-  assert.equal(eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`), ['172.17.255.254/16']);
+  assert.equal(
+    eth0.addr_info.filter((x: any) => x.family === 'inet').map((x: any) => `${x.local}/${x.prefixlen}`),
+    ['172.17.255.254/16'],
+  );
   const ping = await run(['ping', '-c', '1', '-W', '2', '172.17.0.1'], { netns: ns, check: false });
   assert.is(ping.exitCode, 0, `reaches docker0: ${ping.stdout}${ping.stderr}`);
   assert.is(await tcpFetch(ns, normalIp, 80), 'normal', 'reaches a normal Docker container');

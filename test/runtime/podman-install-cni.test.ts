@@ -86,7 +86,10 @@ test('install-cni fills the directories podman uses; two containers reach the ga
   const file = join(conf, `50-${NETWORK}.conflist`);
   assert.equal(
     installed.installed.sort(),
-    [...['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none', 'netplumb-overlay'].map((p) => join(bin, p)), file].sort(),
+    [
+      ...['netplumb-bridge', 'netplumb-container', 'netplumb-host', 'netplumb-host-local', 'netplumb-none', 'netplumb-overlay'].map((p) => join(bin, p)),
+      file,
+    ].sort(),
   );
   for (const p of installed.installed.filter((f: string) => f.startsWith(bin))) assert.ok(lstatSync(p).isSymbolicLink(), p);
   const list = JSON.parse(readFileSync(file, 'utf8'));

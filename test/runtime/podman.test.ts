@@ -13,7 +13,17 @@ import { join } from 'node:path';
 import { sandboxed, createHost, type Host } from '../../netns-harness/index.js';
 import { ensurePluginBins, reservations } from '../fixtures/cni-runtime.js';
 import { nftRuleset, vethNames } from '../fixtures/bridge-lab.js';
-import { busyboxRootfs, cniBinDir, podmanIn, recordedCalls, replayRecordedAdds, rootfsTar, skipUnlessInstalled, tcpFetch, type Podman } from '../fixtures/runtimes.js';
+import {
+  busyboxRootfs,
+  cniBinDir,
+  podmanIn,
+  recordedCalls,
+  replayRecordedAdds,
+  rootfsTar,
+  skipUnlessInstalled,
+  tcpFetch,
+  type Podman,
+} from '../fixtures/runtimes.js';
 
 skipUnlessInstalled(['podman', 'conmon', '/usr/sbin/runc', '/bin/busybox', '/usr/lib/cni/loopback'], 'podman runc busybox-static containernetworking-plugins');
 
@@ -72,7 +82,6 @@ test.after(async () => {
 
 const inspect = async (name: string, format: string) => (await podman(['inspect', '-f', format, name])).stdout.trim();
 
-
 test('podman (CNI backend): a published port reachable from the node and from another container; rm -f leaves nothing', async () => {
   const server = ['nc', '-ll', '-p', '80', '-e', 'hostname'];
   await podman(['run', '-d', '--name', 'p1', '--hostname', 'p1', '--network', NETWORK, '-p', `${HOST_PORT}:80`, IMAGE, ...server]);
@@ -96,7 +105,7 @@ test('podman (CNI backend): a published port reachable from the node and from an
   assert.equal(existsSync(records) ? readdirSync(records) : [], [], 'no attachment record left');
 });
 
-test('podman\'s recorded payloads, fed to each netplumb plugin that reads runtimeConfig or args', async () => {
+test("podman's recorded payloads, fed to each netplumb plugin that reads runtimeConfig or args", async () => {
   const calls = recordedCalls(recordDir);
   const withPorts = calls.find((c) => c.env.CNI_COMMAND === 'ADD' && c.stdin.includes('portMappings'));
   assert.ok(withPorts, 'podman sent runtimeConfig.portMappings');

@@ -7,8 +7,25 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import IPCIDR from 'ip-cidr';
 import {
-  AddressError, afOf, AF_INET, AF_INET6, AF_UNSPEC, bytesToIp, canonicalCidr, canonicalIp, cidrContains, cidrOverlaps,
-  familyOf, familyOfAf, formatIp, ipToBytes, lastOf, parseCidr, parseIp, tryParseCidr, tryParseIp,
+  AddressError,
+  afOf,
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  bytesToIp,
+  canonicalCidr,
+  canonicalIp,
+  cidrContains,
+  cidrOverlaps,
+  familyOf,
+  familyOfAf,
+  formatIp,
+  ipToBytes,
+  lastOf,
+  parseCidr,
+  parseIp,
+  tryParseCidr,
+  tryParseIp,
 } from '../../lib/addr/ip.js';
 import { bytesToMac, macToBytes, parseMac, parseUnicastMac, randomMac, tryParseMac } from '../../lib/addr/mac.js';
 import { ERR, NetplumbError } from '../../lib/errors.js';

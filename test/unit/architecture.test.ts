@@ -21,7 +21,10 @@ function docLayers(): Layer[] {
   const md = readFileSync(join(root, 'docs/ARCHITECTURE.md'), 'utf8');
   const rows = md.split('\n').filter((l) => /^\| [a-z]+ \| `lib\//.test(l));
   return rows.map((row) => {
-    const [name, paths, may] = row.split('|').slice(1, 4).map((c) => c.trim());
+    const [name, paths, may] = row
+      .split('|')
+      .slice(1, 4)
+      .map((c) => c.trim());
     return {
       name: name!,
       paths: [...paths!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\/$/, '')),
@@ -34,7 +37,10 @@ test('the layer table of docs/ARCHITECTURE.md is the LAYERS list the lint rules 
   const { LAYERS } = (await import(pathToFileURL(join(root, 'eslint.config.js')).href)) as { LAYERS: Layer[] };
   const doc = docLayers();
   assert.ok(doc.length >= 10, `the doc lists the lib layers (found ${doc.length})`);
-  assert.equal(doc, LAYERS.map((l) => ({ name: l.name, paths: l.paths, may: l.may })));
+  assert.equal(
+    doc,
+    LAYERS.map((l) => ({ name: l.name, paths: l.paths, may: l.may })),
+  );
 });
 
 test('every directory of lib/ belongs to a layer', async () => {

@@ -20,7 +20,7 @@ const code = (f: () => unknown): number => {
   return 0;
 };
 
-test('defaults: the reference bridge plugin\'s, netplumb0, isolation on', () => {
+test("defaults: the reference bridge plugin's, netplumb0, isolation on", () => {
   assert.equal(parseBridgeConf(req({})), {
     network: 'net1',
     bridge: 'netplumb0',
@@ -51,18 +51,51 @@ test('defaults: the reference bridge plugin\'s, netplumb0, isolation on', () => 
 });
 
 test('errors: 2 for VLANs, 7 for wrong types and combinations', () => {
-  assert.is(code(() => parseBridgeConf(req({ vlan: 10 }))), 2);
-  assert.is(code(() => parseBridgeConf(req({ vlanTrunk: [{ minID: 1, maxID: 3 }] }))), 2);
-  assert.is(code(() => parseBridgeConf(req({ vlan: 0, vlanTrunk: [] }))), 0, 'vlan 0 and an empty trunk are no VLAN');
-  for (const bad of [{ vlan: -1 }, { vlan: 1.5 }, { mtu: 67 }, { mtu: '1500' }, { ipMasq: 1 }, { bridge: 'has space' }, { bridge: 'x'.repeat(16) },
-    { hairpinMode: true, promiscMode: true }, { disableContainerInterface: true, ipam: { type: 'host-local' } }, { allowBridges: 'br0' },
-    { ipMasqBackend: 'ebpf' }, { dns: { nameservers: '1.1.1.1' } }, { runtimeConfig: { portMappings: [{ hostPort: 80 }] } },
+  assert.is(
+    code(() => parseBridgeConf(req({ vlan: 10 }))),
+    2,
+  );
+  assert.is(
+    code(() => parseBridgeConf(req({ vlanTrunk: [{ minID: 1, maxID: 3 }] }))),
+    2,
+  );
+  assert.is(
+    code(() => parseBridgeConf(req({ vlan: 0, vlanTrunk: [] }))),
+    0,
+    'vlan 0 and an empty trunk are no VLAN',
+  );
+  for (const bad of [
+    { vlan: -1 },
+    { vlan: 1.5 },
+    { mtu: 67 },
+    { mtu: '1500' },
+    { ipMasq: 1 },
+    { bridge: 'has space' },
+    { bridge: 'x'.repeat(16) },
+    { hairpinMode: true, promiscMode: true },
+    { disableContainerInterface: true, ipam: { type: 'host-local' } },
+    { allowBridges: 'br0' },
+    { ipMasqBackend: 'ebpf' },
+    { dns: { nameservers: '1.1.1.1' } },
+    { runtimeConfig: { portMappings: [{ hostPort: 80 }] } },
     { runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, protocol: 'icmp' }] } },
-    { runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, hostIP: 'localhost' }] } }]) {
-    assert.is(code(() => parseBridgeConf(req(bad))), 7, JSON.stringify(bad));
+    { runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, hostIP: 'localhost' }] } },
+  ]) {
+    assert.is(
+      code(() => parseBridgeConf(req(bad))),
+      7,
+      JSON.stringify(bad),
+    );
   }
-  assert.is(code(() => parseBridgeConf(req({}, 'FOO=1'))), 4, 'unknown CNI_ARGS without IgnoreUnknown');
-  assert.is(code(() => parseBridgeConf(req({}, 'IgnoreUnknown=1;FOO=1'))), 0);
+  assert.is(
+    code(() => parseBridgeConf(req({}, 'FOO=1'))),
+    4,
+    'unknown CNI_ARGS without IgnoreUnknown',
+  );
+  assert.is(
+    code(() => parseBridgeConf(req({}, 'IgnoreUnknown=1;FOO=1'))),
+    0,
+  );
 });
 
 test('the container MAC: runtimeConfig beats args.cni beats CNI_ARGS; canonical form; multicast refused', () => {
@@ -70,8 +103,14 @@ test('the container MAC: runtimeConfig beats args.cni beats CNI_ARGS; canonical 
   assert.is(parseBridgeConf(req({ args: { cni: { mac: '02:00:00:00:00:02' } } }, 'MAC=02:00:00:00:00:01')).mac, '02:00:00:00:00:02');
   assert.is(parseBridgeConf(req({ args: { cni: { mac: '02:00:00:00:00:02' } }, runtimeConfig: { mac: '02-00-00-00-00-0A' } })).mac, '02:00:00:00:00:0a');
   assert.is(configMac('AA:BB:CC:DD:EE:FE', 'x'), 'aa:bb:cc:dd:ee:fe');
-  assert.is(code(() => configMac('01:00:5e:00:00:01', 'x')), 7);
-  assert.is(code(() => configMac('00:00:00:00:00:00', 'x')), 7);
+  assert.is(
+    code(() => configMac('01:00:5e:00:00:01', 'x')),
+    7,
+  );
+  assert.is(
+    code(() => configMac('00:00:00:00:00:00', 'x')),
+    7,
+  );
   for (let i = 0; i < 50; i++) {
     const m = randomMac();
     assert.match(m, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);

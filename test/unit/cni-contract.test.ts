@@ -76,19 +76,27 @@ async function expectCode(env: Record<string, string | undefined>, stdin: unknow
   assert.match(o.stderr, /^fake: /m);
 }
 
-test('ADD prints the Result in the config\'s version; DEL/CHECK/GC/STATUS print nothing', async () => {
+test("ADD prints the Result in the config's version; DEL/CHECK/GC/STATUS print nothing", async () => {
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
     const o = await call(fake(), ENV, { ...CONF, cniVersion: v });
     assert.is(o.exitCode, 0);
     assert.is(o.json.cniVersion, v);
     assert.is('version' in o.json.ips[0], v.startsWith('0.'));
   }
-  for (const [cmd, v] of [['DEL', '0.3.1'], ['CHECK', '0.4.0'], ['GC', '1.1.0'], ['STATUS', '1.1.0']] as const) {
+  for (const [cmd, v] of [
+    ['DEL', '0.3.1'],
+    ['CHECK', '0.4.0'],
+    ['GC', '1.1.0'],
+    ['STATUS', '1.1.0'],
+  ] as const) {
     const p = fake();
     const conf = cmd === 'GC' ? { ...CONF, cniVersion: v, 'cni.dev/valid-attachments': [] } : { ...CONF, cniVersion: v };
     const o = await call(p, { ...ENV, CNI_COMMAND: cmd }, conf);
     assert.equal([o.exitCode, o.stdout], [0, ''], `${cmd}: ${o.stdout}`);
-    assert.equal(p.calls.map((c) => c.verb), [cmd]);
+    assert.equal(
+      p.calls.map((c) => c.verb),
+      [cmd],
+    );
   }
 });
 
@@ -131,11 +139,14 @@ test('DEL needs no CNI_NETNS; GC, STATUS and VERSION need only CNI_COMMAND', asy
   assert.is((await call(p, { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0' })).exitCode, 0);
   assert.is(p.calls[0]!.req.netns, '');
   assert.is((await call(p, { CNI_COMMAND: 'STATUS' }, { ...CONF, cniVersion: '1.1.0' })).exitCode, 0);
-  assert.is((await call(p, { CNI_COMMAND: 'GC' }, { ...CONF, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })).exitCode, 0);
+  assert.is(
+    (await call(p, { CNI_COMMAND: 'GC' }, { ...CONF, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })).exitCode,
+    0,
+  );
   assert.equal(p.calls.at(-1)!.req.validAttachments, [{ containerId: 'a', ifname: 'eth0' }]);
 });
 
-test('GC: the valid attachments are required; libcni\'s misspelt key is accepted; entries are checked', async () => {
+test("GC: the valid attachments are required; libcni's misspelt key is accepted; entries are checked", async () => {
   const gc = { CNI_COMMAND: 'GC' };
   await expectCode(gc, { ...CONF, cniVersion: '1.1.0' }, 7, /GC needs the list of valid attachments/);
   await expectCode(gc, { ...CONF, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 1 }] }, 7, /valid-attachments\[0\]/);
@@ -182,7 +193,7 @@ test('errors from the plugin: CniError kept, IPAM codes mapped, errno → 5/11, 
     const o = await call(p, ENV, { ...CONF, cniVersion: '0.4.0' });
     assert.is(o.exitCode, 1);
     assert.is(o.json.code, code, o.stdout);
-    assert.is(o.json.cniVersion, '0.4.0', 'the error speaks the config\'s version');
+    assert.is(o.json.cniVersion, '0.4.0', "the error speaks the config's version");
     assert.match(o.json.msg, re);
     assert.not.match(o.stdout, /\n\s+at /, 'no stack trace on stdout');
     if (code === 999) assert.match(o.stderr, /at /, 'the stack goes to stderr');
@@ -225,9 +236,17 @@ test('stdin is bounded: more than 1 MiB is refused with error 5', async () => {
 });
 
 test('CNI_ARGS: K=V pairs; unknown keys refused unless IgnoreUnknown', () => {
-  assert.equal(parseCniArgs('IP=10.1.0.5;K8S_POD_NAME=web'), [['IP', '10.1.0.5'], ['K8S_POD_NAME', 'web']]);
+  assert.equal(parseCniArgs('IP=10.1.0.5;K8S_POD_NAME=web'), [
+    ['IP', '10.1.0.5'],
+    ['K8S_POD_NAME', 'web'],
+  ]);
   assert.equal(parseCniArgs(''), []);
-  for (const bad of ['A', 'A=1=2', '=1', 'A=1;;B=2']) assert.throws(() => parseCniArgs(bad), (e: unknown) => (e as CniError).cniCode === 4, bad);
+  for (const bad of ['A', 'A=1=2', '=1', 'A=1;;B=2'])
+    assert.throws(
+      () => parseCniArgs(bad),
+      (e: unknown) => (e as CniError).cniCode === 4,
+      bad,
+    );
   assert.equal([...cniArgsValues('IgnoreUnknown=1;IP=10.1.0.5;K8S_POD_NAME=x', ['IP'])], [['IP', '10.1.0.5']]);
   assert.equal([...cniArgsValues('IgnoreUnknown=TRUE;FOO=1', ['IP'])], []);
   assert.throws(() => cniArgsValues('FOO=bar', ['IP']), /unknown args \["FOO=bar"\]/);

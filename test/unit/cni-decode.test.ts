@@ -59,7 +59,7 @@ test('types: every declared field is checked (null is "not set", as in Go), nest
   assert.is(refusal(() => decodeFields({ on: 1.5 }, { on: 'integer' })).cniCode, 7);
 });
 
-test('the spec\'s fields are checked for every plugin, used or not: type, capabilities, ipam.type, dns, runtimeConfig, args, prevResult', async () => {
+test("the spec's fields are checked for every plugin, used or not: type, capabilities, ipam.type, dns, runtimeConfig, args, prevResult", async () => {
   const cases: Array<[object, RegExp]> = [
     [{ type: 5 }, /^"type" must be a string/],
     [{ type: 'x', capabilities: { portMappings: 'yes' } }, /^"capabilities\.portMappings" must be true or false/],
@@ -87,16 +87,24 @@ test('the spec\'s fields are checked for every plugin, used or not: type, capabi
 });
 
 test('keys of the network configuration itself fold too (Go NetConf: Name, Type, CNIVersion, IPAM, DNS)', () => {
-  const r = parseRequest(ENV, Buffer.from(JSON.stringify({ CNIVersion: '0.4.0', Name: 'net1', Type: 'netplumb-bridge', IPAM: { Type: 'host-local' }, DNS: { Nameservers: ['10.0.0.1'] } })));
+  const r = parseRequest(
+    ENV,
+    Buffer.from(
+      JSON.stringify({ CNIVersion: '0.4.0', Name: 'net1', Type: 'netplumb-bridge', IPAM: { Type: 'host-local' }, DNS: { Nameservers: ['10.0.0.1'] } }),
+    ),
+  );
   assert.is(r.cniVersion, '0.4.0');
   assert.is(r.name, 'net1');
   assert.equal(r.config.ipam, { type: 'host-local' });
   assert.equal(r.config.dns, { nameservers: ['10.0.0.1'] });
-  const gc = parseRequest({ ...ENV, CNI_COMMAND: 'GC' }, Buffer.from(JSON.stringify({ cniVersion: '1.1.0', name: 'n', 'CNI.dev/Valid-Attachments': [{ ContainerID: 'a', IfName: 'eth0' }] })));
+  const gc = parseRequest(
+    { ...ENV, CNI_COMMAND: 'GC' },
+    Buffer.from(JSON.stringify({ cniVersion: '1.1.0', name: 'n', 'CNI.dev/Valid-Attachments': [{ ContainerID: 'a', IfName: 'eth0' }] })),
+  );
   assert.equal(gc.validAttachments, [{ containerId: 'a', ifname: 'eth0' }]);
 });
 
-test('bridge: Go-named portMappings (containerd CRI), mac, args.cni.mac and the bridge\'s own keys', () => {
+test("bridge: Go-named portMappings (containerd CRI), mac, args.cni.mac and the bridge's own keys", () => {
   const c = parseBridgeConf(
     req(
       {

@@ -13,15 +13,8 @@ const full: CniResult = {
     { name: 'veth1234abcd', mac: '0a:58:0a:01:00:02', mtu: 1400 },
     { name: 'eth0', mac: '0a:58:0a:01:00:03', mtu: 1400, sandbox: '/var/run/netns/x', socketPath: '/run/vhost.sock', pciID: '0000:00:1f.0' },
   ],
-  ips: [
-    { address: '10.1.0.3/24', gateway: '10.1.0.1', interface: 2 },
-    { address: 'fd00::3/64', gateway: 'fd00::1', interface: 2 },
-    { address: '10.9.0.3/24' },
-  ],
-  routes: [
-    { dst: '0.0.0.0/0', gw: '10.1.0.1', mtu: 1300, advmss: 1260, priority: 10, table: 100, scope: 0 },
-    { dst: 'fd00:1::/64' },
-  ],
+  ips: [{ address: '10.1.0.3/24', gateway: '10.1.0.1', interface: 2 }, { address: 'fd00::3/64', gateway: 'fd00::1', interface: 2 }, { address: '10.9.0.3/24' }],
+  routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1', mtu: 1300, advmss: 1260, priority: 10, table: 100, scope: 0 }, { dst: 'fd00:1::/64' }],
   dns: { nameservers: ['10.1.0.1'], domain: 'example.org', search: ['a.example.org'], options: ['ndots:2'] },
 };
 
@@ -41,7 +34,7 @@ const legacy = (v: string) => ({
   dns: { nameservers: ['10.1.0.1'], domain: 'example.org', search: ['a.example.org'], options: ['ndots:2'] },
 });
 
-test('1.1.0 → 0.3.0/0.3.1/0.4.0: ips get version, 1.x-only fields go, field order is libcni\'s', () => {
+test("1.1.0 → 0.3.0/0.3.1/0.4.0: ips get version, 1.x-only fields go, field order is libcni's", () => {
   for (const v of ['0.3.0', '0.3.1', '0.4.0']) {
     assert.equal(convertResult(full, v), legacy(v));
     assert.is(formatResult(full, v), JSON.stringify(legacy(v), null, 4));
@@ -91,8 +84,17 @@ test('dns: always present in 0.x (even empty), left out of 1.x when empty; IPAM 
 });
 
 test('what reference meta plugins print is accepted: version "" (passed through), dns {} in 1.0.0', () => {
-  const fromPortmap = { cniVersion: '0.3.1', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ version: '', interface: 0, address: '10.1.0.2/24', gateway: '10.1.0.1' }], dns: {} };
-  assert.equal(parseResult(fromPortmap), { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ address: '10.1.0.2/24', gateway: '10.1.0.1', interface: 0 }] });
+  const fromPortmap = {
+    cniVersion: '0.3.1',
+    interfaces: [{ name: 'eth0', sandbox: '/x' }],
+    ips: [{ version: '', interface: 0, address: '10.1.0.2/24', gateway: '10.1.0.1' }],
+    dns: {},
+  };
+  assert.equal(parseResult(fromPortmap), {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: 'eth0', sandbox: '/x' }],
+    ips: [{ address: '10.1.0.2/24', gateway: '10.1.0.1', interface: 0 }],
+  });
 });
 
 test('a Result without cniVersion is read as the given default (libcni parses prevResult so)', () => {
@@ -115,14 +117,21 @@ test('malformed Results are refused with the asked code, naming the field', asyn
   ];
   for (const [raw, re] of bad) {
     {
-      const e = await assertRejects(() => parseResult(raw, { code: 105, what: 'Result of plugin x' }), { instance: CniError, cniCode: 105, message: /^invalid Result of plugin x: / }, JSON.stringify(raw));
+      const e = await assertRejects(
+        () => parseResult(raw, { code: 105, what: 'Result of plugin x' }),
+        { instance: CniError, cniCode: 105, message: /^invalid Result of plugin x: / },
+        JSON.stringify(raw),
+      );
       assert.match((e as Error).message, re);
     }
   }
   for (const v of ['0.2.0', '0.1.0', '2.0.0', 7]) {
     await assertRejects(() => parseResult({ cniVersion: v }), { cniCode: 1 }, String(v));
   }
-  assert.throws(() => convertResult(full, '0.2.0'), (e: unknown) => (e as CniError).cniCode === 1);
+  assert.throws(
+    () => convertResult(full, '0.2.0'),
+    (e: unknown) => (e as CniError).cniCode === 1,
+  );
 });
 
 test.run();

@@ -21,7 +21,10 @@ test('importing lib/cni loads neither netlink, koffi, execa nor the IPAM store',
   const mods = (await loadedModules(['--input-type=module', '-e', `await import(${JSON.stringify(join(dist, 'lib/cni/index.js'))})`])).mods;
   assert.ok(mods.some((u) => u.endsWith('/lib/cni/skeleton.js')));
   assert.equal(heavy(mods), []);
-  assert.equal(mods.filter((u) => /lib\/ipam\/(store|allocator)\.js$/.test(u)), []);
+  assert.equal(
+    mods.filter((u) => /lib\/ipam\/(store|allocator)\.js$/.test(u)),
+    [],
+  );
 });
 
 test('netplumb-host-local: VERSION loads no native code; ADD loads koffi for flock, never execa', async () => {
@@ -32,7 +35,10 @@ test('netplumb-host-local: VERSION loads no native code; ADD loads koffi for flo
   const add = (await loadedModules([plugin], { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' }, conf)).mods;
   assert.ok(readFileSync(join(tmp, 'data/n/10.1.0.2'), 'utf8') === 'c1\r\neth0', 'the ADD did allocate');
   assert.ok(heavy(add).some((u) => u.includes('/koffi/')));
-  assert.equal(heavy(add).filter((u) => !u.includes('/koffi/')), []);
+  assert.equal(
+    heavy(add).filter((u) => !u.includes('/koffi/')),
+    [],
+  );
 });
 
 test.run();

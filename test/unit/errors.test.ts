@@ -1,8 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  capabilityFor, during, ERR, ERRNO, errnoName, errnoValue, NetplumbError, SyscallError, wrapError,
-} from '../../lib/errors.js';
+import { capabilityFor, during, ERR, ERRNO, errnoName, errnoValue, NetplumbError, SyscallError, wrapError } from '../../lib/errors.js';
 import { CNI_ERR, CniError, cniCodeName, toCniError } from '../../lib/cni/errors.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
 import { AddressError } from '../../lib/addr/ip.js';
@@ -50,7 +48,10 @@ test('a permission failure names the capability it lacked', () => {
   assert.match(link.message, /^create link veth0: EPERM \(Operation not permitted\) \(needs CAP_NET_ADMIN\)$/);
   assert.is(new NetlinkError(ERRNO.EEXIST, { op: 'RTM_NEWLINK', what: 'create link veth0' }).capability, undefined, 'only permission failures');
   assert.is(new SyscallError('flock', ERRNO.EACCES, '/x').capability, undefined, 'flock needs no capability');
-  assert.equal([capabilityFor('unshare'), capabilityFor('nft'), capabilityFor('sysctl'), capabilityFor('garp'), capabilityFor('netns')], ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_RAW', undefined]);
+  assert.equal(
+    [capabilityFor('unshare'), capabilityFor('nft'), capabilityFor('sysctl'), capabilityFor('garp'), capabilityFor('netns')],
+    ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_ADMIN', 'CAP_NET_RAW', undefined],
+  );
 });
 
 test('an error of a step inside a compound operation names the operation and chains the step as cause', async () => {
@@ -108,7 +109,10 @@ test("the command's exit statuses and the agent's HTTP statuses agree on every c
   for (const e of [new CliError('x', EXIT.USAGE), new AgentError('x', 404, undefined), new ApiError(400, 'x', ERR.INVALID_ARG_VALUE)]) {
     assert.instance(e, NetplumbError);
   }
-  assert.equal([new CliError('x', EXIT.USAGE).code, new CliError('x', EXIT.NOT_FOUND).code, new CliError('x', EXIT.RUN_FAILED).code], [ERR.INVALID_ARG_VALUE, ERR.NOT_FOUND, ERR.COMMAND_FAILED]);
+  assert.equal(
+    [new CliError('x', EXIT.USAGE).code, new CliError('x', EXIT.NOT_FOUND).code, new CliError('x', EXIT.RUN_FAILED).code],
+    [ERR.INVALID_ARG_VALUE, ERR.NOT_FOUND, ERR.COMMAND_FAILED],
+  );
   assert.is(new CliError('x', EXIT.NOT_PERMITTED, { code: 'EACCES', op: 'access' }).code, 'EACCES');
 });
 

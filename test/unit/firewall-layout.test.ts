@@ -60,9 +60,16 @@ const base: NormalizedSpec = {
 
 test('desired state: what each option adds', () => {
   const plain = desiredState(base);
-  assert.equal(plain.chains.map((c) => c.kind), ['post'], 'hairpin chain only');
+  assert.equal(
+    plain.chains.map((c) => c.kind),
+    ['post'],
+    'hairpin chain only',
+  );
   assert.is(plain.chains[0]!.rules.length, 2, 'hairpin masquerade and return, no masquerade of outgoing traffic');
-  assert.equal(plain.elements.map((e) => `${e.map} ${e.keyId}`), ['masq4 "10.88.0.2"', 'masq6 "fd88::2"']);
+  assert.equal(
+    plain.elements.map((e) => `${e.map} ${e.keyId}`),
+    ['masq4 "10.88.0.2"', 'masq6 "fd88::2"'],
+  );
 
   const masq = desiredState({ ...base, masquerade: true });
   assert.ok(masq.chains[0]!.rules.length > plain.chains[0]!.rules.length);
@@ -78,24 +85,56 @@ test('desired state: what each option adds', () => {
   });
   assert.equal(
     ports.elements.filter((e) => e.map !== 'masq4' && e.map !== 'masq6').map((e) => `${e.map} ${e.keyId}`),
-    ['ports {"concat":["ipv4","tcp",80]}', 'ports {"concat":["ipv6","tcp",80]}', 'hostports4 {"concat":["192.0.2.1","udp",53]}', 'ports {"concat":["ipv6","tcp",81]}'],
+    [
+      'ports {"concat":["ipv4","tcp",80]}',
+      'ports {"concat":["ipv6","tcp",80]}',
+      'hostports4 {"concat":["192.0.2.1","udp",53]}',
+      'ports {"concat":["ipv6","tcp",81]}',
+    ],
   );
   assert.is(ports.chains.find((c) => c.kind === 'dnat')!.rules.length, 4);
 
-  const v4only = desiredState({ ...base, ips: [ipPrefix('10.88.0.2/16')!], portMappings: [{ protocol: 'tcp', hostPort: 80, containerPort: 80, hostIP: 'fd00::1', hostFamily: 6 }] });
-  assert.equal(v4only.chains.map((c) => c.kind), ['post'], 'a v6 host address for a v4-only container publishes nothing (as the reference)');
+  const v4only = desiredState({
+    ...base,
+    ips: [ipPrefix('10.88.0.2/16')!],
+    portMappings: [{ protocol: 'tcp', hostPort: 80, containerPort: 80, hostIP: 'fd00::1', hostFamily: 6 }],
+  });
+  assert.equal(
+    v4only.chains.map((c) => c.kind),
+    ['post'],
+    'a v6 host address for a v4-only container publishes nothing (as the reference)',
+  );
 
   const spoof = desiredState({ ...base, spoof: { hostVeth: 'veth1', mac: '02:00:00:00:00:01' } });
   const sc = spoof.chains.find((c) => c.kind === 'spoof')!;
   assert.is(sc.family, 'bridge');
   assert.ok(spoof.elements.some((e) => e.map === 'spoof' && e.key === 'veth1' && e.chain === sc.name));
-  assert.ok(sc.rules.every((r) => r.some((x) => 'drop' in x)), 'every spoof rule drops');
+  assert.ok(
+    sc.rules.every((r) => r.some((x) => 'drop' in x)),
+    'every spoof rule drops',
+  );
 });
 
 test('skeleton: both tables, every map, base chains flushed before their rules', () => {
   const s = skeleton();
   const json = JSON.stringify(s);
-  for (const m of ['masq4', 'masq6', 'ports', 'hostports4', 'hostports6', 'isolation_from', 'isolation_to', 'spoof', 'icc', 'icc_ports', 'allow4', 'allow6', 'nd6', 'peers4']) assert.ok(json.includes(`"name":"${m}"`), m);
+  for (const m of [
+    'masq4',
+    'masq6',
+    'ports',
+    'hostports4',
+    'hostports6',
+    'isolation_from',
+    'isolation_to',
+    'spoof',
+    'icc',
+    'icc_ports',
+    'allow4',
+    'allow6',
+    'nd6',
+    'peers4',
+  ])
+    assert.ok(json.includes(`"name":"${m}"`), m);
   const flushes = s.filter((c) => 'flush' in c).length;
   assert.is(flushes, 7);
 });
@@ -109,8 +148,18 @@ test('nft error texts map to errno names', () => {
 
 test('invalid specs are refused before nftables is touched (no privilege needed)', async () => {
   const ok = { containerId: 'c', ifname: 'eth0', network: 'n', bridge: 'br0', ips: ['10.0.0.2/24'] };
-  for (const bad of [{ ips: ['nope'] }, { bridge: 'has space' }, { portMappings: [{ hostPort: 1.5, containerPort: 80 }] }, { spoofCheck: true, mac: '02:00:00:00:00:01' }, { network: '' }]) {
-    await assertRejects(() => addContainerRules({ ...ok, ...bad } as never), { instance: FirewallError, code: /^ERR_INVALID_(ADDRESS|NAME|MAC|ARG_VALUE)$/ }, JSON.stringify(bad));
+  for (const bad of [
+    { ips: ['nope'] },
+    { bridge: 'has space' },
+    { portMappings: [{ hostPort: 1.5, containerPort: 80 }] },
+    { spoofCheck: true, mac: '02:00:00:00:00:01' },
+    { network: '' },
+  ]) {
+    await assertRejects(
+      () => addContainerRules({ ...ok, ...bad } as never),
+      { instance: FirewallError, code: /^ERR_INVALID_(ADDRESS|NAME|MAC|ARG_VALUE)$/ },
+      JSON.stringify(bad),
+    );
   }
 });
 

@@ -21,7 +21,10 @@ process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 let seq = 0;
 
 function conf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}, envIp?: string): IpamConfig {
-  return parseIpamConfig({ cniVersion: '1.0.0', name: 'net', ...extra, ipam: { type: 'netplumb-host-local', dataDir: join(root, `d${++seq}`), ...ipam } }, { envIp });
+  return parseIpamConfig(
+    { cniVersion: '1.0.0', name: 'net', ...extra, ipam: { type: 'netplumb-host-local', dataDir: join(root, `d${++seq}`), ...ipam } },
+    { envIp },
+  );
 }
 const att = (containerId: string, ifname = 'eth0') => ({ containerId, ifname });
 async function addrs(c: IpamConfig, id: string, ifname = 'eth0'): Promise<string[]> {
@@ -37,7 +40,7 @@ test('allocation order: .2 first (the gateway .1 is skipped), then round robin u
   assert.is(formatIp(a[0]!.gateway), '10.1.0.1');
 });
 
-test('store file format is host-local\'s byte for byte; files 0600, directory 0700', async () => {
+test("store file format is host-local's byte for byte; files 0600, directory 0700", async () => {
   const c = conf({ ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/120' }]] });
   await allocate(c, att('3f6940ab5ab4', 'net1'));
   assert.equal(files(c), ['10.1.0.2', 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
@@ -48,7 +51,11 @@ test('store file format is host-local\'s byte for byte; files 0600, directory 07
   assert.is(readFileSync(join(dir(c), 'lock')).length, 0);
   for (const f of files(c)) assert.is(statSync(join(dir(c), f)).mode & 0o777, 0o600, f);
   assert.is(statSync(dir(c)).mode & 0o777, 0o700);
-  assert.ok(Store.open(c.dataDir, c.name).inspect().every((e) => e.problem === undefined));
+  assert.ok(
+    Store.open(c.dataDir, c.name)
+      .inspect()
+      .every((e) => e.problem === undefined),
+  );
 });
 
 test('round robin continues after the last reserved address even when lower ones are freed, then wraps', async () => {
@@ -59,11 +66,22 @@ test('round robin continues after the last reserved address even when lower ones
   assert.equal(await addrs(c, 'n1'), ['10.1.0.6/29'], 'after .5 comes .6, not the freed .2');
   assert.equal(await addrs(c, 'n2'), ['10.1.0.2/29'], 'then wrap to the start');
   assert.equal(await addrs(c, 'n3'), ['10.1.0.3/29']);
-  await assertRejects(allocate(c, att('n4')), { instance: IpamError, code: 'ERR_IPAM_EXHAUSTED', message: /no free address in range set 0 \(10\.1\.0\.1-10\.1\.0\.6\) of network "net": all 5 addresses are allocated/ });
+  await assertRejects(allocate(c, att('n4')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_EXHAUSTED',
+    message: /no free address in range set 0 \(10\.1\.0\.1-10\.1\.0\.6\) of network "net": all 5 addresses are allocated/,
+  });
 });
 
 test('a range set of several ranges is walked range after range, wrapping to the first', async () => {
-  const c = conf({ ranges: [[{ subnet: '10.7.0.0/24', rangeStart: '10.7.0.3', rangeEnd: '10.7.0.4' }, { subnet: '10.8.0.0/24', rangeStart: '10.8.0.9', rangeEnd: '10.8.0.10', gateway: '10.8.0.10' }]] });
+  const c = conf({
+    ranges: [
+      [
+        { subnet: '10.7.0.0/24', rangeStart: '10.7.0.3', rangeEnd: '10.7.0.4' },
+        { subnet: '10.8.0.0/24', rangeStart: '10.8.0.9', rangeEnd: '10.8.0.10', gateway: '10.8.0.10' },
+      ],
+    ],
+  });
   const got = [];
   for (let i = 0; i < 3; i++) got.push(...(await addrs(c, `c${i}`)));
   assert.equal(got, ['10.7.0.3/24', '10.7.0.4/24', '10.8.0.9/24'], 'the gateway 10.8.0.10 inside the window is skipped');
@@ -76,7 +94,11 @@ test('IPv6 allocation and dual stack; exhaustion of one family rolls the other b
   const c = conf({ ranges: [[{ subnet: 'fd00:1::/126' }], [{ subnet: '10.9.0.0/30' }]] });
   assert.equal(await addrs(c, 'a'), ['fd00:1::2/126', '10.9.0.2/30']);
   const before = files(c);
-  await assertRejects(allocate(c, att('b')), { instance: IpamError, code: 'ERR_IPAM_EXHAUSTED', message: /range set 1 \(10\.9\.0\.1-10\.9\.0\.2\) of network "net"/ });
+  await assertRejects(allocate(c, att('b')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_EXHAUSTED',
+    message: /range set 1 \(10\.9\.0\.1-10\.9\.0\.2\) of network "net"/,
+  });
   assert.not.ok(existsSync(join(dir(c), 'fd00:1::3')), 'the IPv6 address taken before the failure is given back');
   assert.equal(files(c), before);
 });
@@ -84,27 +106,49 @@ test('IPv6 allocation and dual stack; exhaustion of one family rolls the other b
 test('requested addresses: taken when free, refused when taken, the gateway or in no range; all or nothing', async () => {
   const c = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, {}, '10.6.0.77');
   assert.equal(await addrs(c, 'a'), ['10.6.0.77/24', 'fd00::2/64']);
-  await assertRejects(allocate(c, att('b')), { instance: IpamError, code: 'ERR_IPAM_UNAVAILABLE', message: /requested address 10\.6\.0\.77 is already allocated in range set 0/ });
+  await assertRejects(allocate(c, att('b')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_UNAVAILABLE',
+    message: /requested address 10\.6\.0\.77 is already allocated in range set 0/,
+  });
   const gw = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, {}, '10.6.0.1');
   await assertRejects(allocate(gw, att('c')), { instance: IpamError, code: 'ERR_IPAM_UNAVAILABLE', message: /10\.6\.0\.1 is the gateway/ });
   const out = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { runtimeConfig: { ips: ['10.7.0.5'] } });
-  await assertRejects(allocate(out, att('d')), { instance: IpamError, code: 'ERR_IPAM_UNAVAILABLE', message: /failed to allocate all requested IPs: 10\.7\.0\.5/ });
+  await assertRejects(allocate(out, att('d')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_UNAVAILABLE',
+    message: /failed to allocate all requested IPs: 10\.7\.0\.5/,
+  });
   assert.not.ok(existsSync(dir(out)), 'an address in no range set is refused before the store is even created');
   const both = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, { args: { cni: { ips: ['fd00::99', '10.6.0.99'] } } });
   assert.equal(await addrs(both, 'e'), ['10.6.0.99/24', 'fd00::99/64']);
   const two = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] }, { args: { cni: { ips: ['10.6.0.5', '10.6.0.6'] } } });
-  await assertRejects(allocate(two, att('f')), { instance: IpamError, code: 'ERR_IPAM_UNAVAILABLE', message: /failed to allocate all requested IPs: 10\.6\.0\.6/ });
-  assert.equal(files(two).filter((f) => f.startsWith('10.')), []);
+  await assertRejects(allocate(two, att('f')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_UNAVAILABLE',
+    message: /failed to allocate all requested IPs: 10\.6\.0\.6/,
+  });
+  assert.equal(
+    files(two).filter((f) => f.startsWith('10.')),
+    [],
+  );
 });
 
 test('a repeated ADD returns what the attachment holds; asking for another address then is an error', async () => {
   const c = conf({ ranges: [[{ subnet: '10.6.0.0/24' }]] });
   assert.equal(await addrs(c, 'a'), ['10.6.0.2/24']);
   const again = await allocate(c, att('a'));
-  assert.equal(again.map((x) => [x.cidr, x.existing]), [['10.6.0.2/24', true]]);
+  assert.equal(
+    again.map((x) => [x.cidr, x.existing]),
+    [['10.6.0.2/24', true]],
+  );
   assert.equal(await addrs(c, 'a', 'eth1'), ['10.6.0.3/24'], 'another interface is another attachment');
   const req = conf({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]], dataDir: c.dataDir }, {}, '10.6.0.50');
-  await assertRejects(allocate(req, att('a')), { instance: IpamError, code: 'ERR_IPAM_DUPLICATE', message: /a\/eth0 already holds 10\.6\.0\.2 in range set 0 .* cannot also get 10\.6\.0\.50/ });
+  await assertRejects(allocate(req, att('a')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_DUPLICATE',
+    message: /a\/eth0 already holds 10\.6\.0\.2 in range set 0 .* cannot also get 10\.6\.0\.50/,
+  });
   assert.not.ok(files(c).includes('fd00::2'), 'nothing of the failed ADD stays');
 });
 
@@ -147,7 +191,11 @@ test('GC keeps exactly the valid attachments; removes leaks, torn files, planted
 
 test('names and planted links cannot lead the store out of its directory', async () => {
   for (const name of ['../x', '.hidden', 'a/b', '..', '', 'x y']) {
-    assert.throws(() => Store.open(root, name), (e: unknown) => e instanceof IpamError && e.code === 'ERR_IPAM_CONFIG', name);
+    assert.throws(
+      () => Store.open(root, name),
+      (e: unknown) => e instanceof IpamError && e.code === 'ERR_IPAM_CONFIG',
+      name,
+    );
   }
   assert.throws(() => Store.open('relative', 'net'), /absolute/);
   // The network directory is a link to elsewhere.
@@ -156,7 +204,11 @@ test('names and planted links cannot lead the store out of its directory', async
   const dd = join(root, `d${++seq}`);
   mkdirSync(dd);
   symlinkSync(target, join(dd, 'net'));
-  await assertRejects(allocate(conf({ subnet: '10.6.0.0/24', dataDir: dd }), att('a')), { instance: IpamError, code: 'ERR_IPAM_UNSAFE_STORE', message: /is a symbolic link/ });
+  await assertRejects(allocate(conf({ subnet: '10.6.0.0/24', dataDir: dd }), att('a')), {
+    instance: IpamError,
+    code: 'ERR_IPAM_UNSAFE_STORE',
+    message: /is a symbolic link/,
+  });
   assert.equal(readdirSync(target), [], 'nothing written through the link');
   // The lock is a link.
   const c = conf({ subnet: '10.6.0.0/24' });
@@ -198,7 +250,11 @@ test('50 concurrent in-process allocations on one store get 50 distinct addresse
   const c = conf({ ranges: [[{ subnet: '10.6.0.0/26' }]] }); // 61 usable
   const got = (await Promise.all(Array.from({ length: 50 }, (_, i) => addrs(c, `p${i}`)))).flat();
   assert.is(new Set(got).size, 50);
-  await assertRejects(Promise.all(Array.from({ length: 20 }, (_, i) => addrs(c, `q${i}`))), { instance: IpamError, code: 'ERR_IPAM_EXHAUSTED', message: /network "net"/ });
+  await assertRejects(Promise.all(Array.from({ length: 20 }, (_, i) => addrs(c, `q${i}`))), {
+    instance: IpamError,
+    code: 'ERR_IPAM_EXHAUSTED',
+    message: /network "net"/,
+  });
   const st = await status(c);
   assert.is(st[0]!.used, 61n);
   assert.is(st[0]!.size, 61n);

@@ -20,7 +20,7 @@ const ip = (r: Range, v: bigint) => formatIp({ family: r.family, value: v });
 const rejects = (conf: unknown, pattern: RegExp, envIp?: string) =>
   assertRejects(() => parseIpamConfig(conf, { envIp }), { instance: IpamError, code: 'ERR_IPAM_CONFIG', message: pattern }, JSON.stringify(conf));
 
-test('defaults are host-local\'s: gateway .1, range .1–broadcast−1 (v4) or the last address (v6)', () => {
+test("defaults are host-local's: gateway .1, range .1–broadcast−1 (v4) or the last address (v6)", () => {
   const c = parseIpamConfig(net({ ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/120' }]] }));
   const [v4] = c.rangeSets[0]!;
   const [v6] = c.rangeSets[1]!;
@@ -36,7 +36,9 @@ test('defaults are host-local\'s: gateway .1, range .1–broadcast−1 (v4) or t
 });
 
 test('explicit rangeStart, rangeEnd and gateway are kept; /30 and /126 are the smallest allowed', () => {
-  const c = parseIpamConfig(net({ ranges: [[{ subnet: '10.10.0.0/16', rangeStart: '10.10.1.20', rangeEnd: '10.10.3.50', gateway: '10.10.0.254' }, { subnet: '172.16.5.0/24' }]] }));
+  const c = parseIpamConfig(
+    net({ ranges: [[{ subnet: '10.10.0.0/16', rangeStart: '10.10.1.20', rangeEnd: '10.10.3.50', gateway: '10.10.0.254' }, { subnet: '172.16.5.0/24' }]] }),
+  );
   assert.is(rangeSetText(c.rangeSets[0]!), '10.10.1.20-10.10.3.50,172.16.5.1-172.16.5.254');
   assert.is(ip(c.rangeSets[0]![0]!, c.rangeSets[0]![0]!.gateway), '10.10.0.254');
   const small = parseIpamConfig(net({ ranges: [[{ subnet: '10.2.0.0/30' }], [{ subnet: 'fd01::/126' }]] }));
@@ -48,7 +50,7 @@ test('/31, /32, /127 and /128 are too small, as in host-local', async () => {
   for (const s of ['10.2.0.0/31', '10.2.0.1/32', 'fd01::/127', 'fd01::1/128']) await rejects(net({ ranges: [[{ subnet: s }]] }), /too small to allocate from/);
 });
 
-test('the legacy single-range form, runtimeConfig.ipRanges and ranges are combined in host-local\'s order', () => {
+test("the legacy single-range form, runtimeConfig.ipRanges and ranges are combined in host-local's order", () => {
   const c = parseIpamConfig(
     net(
       { subnet: '10.6.0.0/24', gateway: '10.6.0.254', rangeStart: '10.6.0.10', ranges: [[{ subnet: 'fd00::/64' }]] },
@@ -68,7 +70,10 @@ test('invalid subnets: missing, malformed, host bits set', async () => {
 
 test('gateway outside the subnet, rangeStart after rangeEnd, bounds outside or at network/broadcast', async () => {
   await rejects(net({ ranges: [[{ subnet: '10.2.0.0/24', gateway: '10.3.0.1' }]] }), /gateway 10\.3\.0\.1 not in network 10\.2\.0\.0\/24/);
-  await rejects(net({ ranges: [[{ subnet: '10.2.0.0/24', rangeStart: '10.2.0.100', rangeEnd: '10.2.0.50' }]] }), /rangeStart 10\.2\.0\.100 is after rangeEnd 10\.2\.0\.50/);
+  await rejects(
+    net({ ranges: [[{ subnet: '10.2.0.0/24', rangeStart: '10.2.0.100', rangeEnd: '10.2.0.50' }]] }),
+    /rangeStart 10\.2\.0\.100 is after rangeEnd 10\.2\.0\.50/,
+  );
   await rejects(net({ ranges: [[{ subnet: '10.2.0.0/24', rangeStart: '10.3.0.100' }]] }), /rangeStart 10\.3\.0\.100 not in network/);
   await rejects(net({ ranges: [[{ subnet: '10.2.0.0/24', rangeEnd: '10.2.0.255' }]] }), /rangeEnd 10\.2\.0\.255 is the broadcast address/);
   await rejects(net({ ranges: [[{ subnet: '10.2.0.0/24', gateway: '10.2.0.0' }]] }), /gateway 10\.2\.0\.0 is the network address/);
@@ -80,7 +85,10 @@ test('gateway outside the subnet, rangeStart after rangeEnd, bounds outside or a
 
 test('overlaps: between range sets, within a set; mixed families; empty sets', async () => {
   await rejects(net({ ranges: [[{ subnet: '10.5.0.0/24' }], [{ subnet: '10.5.0.0/16' }]] }), /range set 0 overlaps with 1/);
-  await rejects(net({ ranges: [[{ subnet: '10.5.0.0/24' }, { subnet: '10.5.0.0/25' }]] }), /subnets 10\.5\.0\.1-10\.5\.0\.254 and 10\.5\.0\.1-10\.5\.0\.126 overlap/);
+  await rejects(
+    net({ ranges: [[{ subnet: '10.5.0.0/24' }, { subnet: '10.5.0.0/25' }]] }),
+    /subnets 10\.5\.0\.1-10\.5\.0\.254 and 10\.5\.0\.1-10\.5\.0\.126 overlap/,
+  );
   await rejects(net({ ranges: [[{ subnet: 'fd00::/64' }], [{ subnet: 'fd00::/48' }]] }), /range set 0 overlaps with 1/);
   await rejects(net({ ranges: [[{ subnet: '10.5.0.0/24' }, { subnet: 'fd00::/64' }]] }), /mixed address families/);
   await rejects(net({ ranges: [[]] }), /empty range set/);
@@ -88,13 +96,26 @@ test('overlaps: between range sets, within a set; mixed families; empty sets', a
   await rejects(net({}), /no IP ranges specified/);
   await rejects({ name: 'n' }, /missing 'ipam' key/);
   // Disjoint windows of one subnet do not overlap (host-local's rule), nor do v4 and v6 sets.
-  const ok = parseIpamConfig(net({ ranges: [[{ subnet: '10.7.0.0/24', rangeStart: '10.7.0.3', rangeEnd: '10.7.0.7' }, { subnet: '10.7.0.0/24', rangeStart: '10.7.0.10', rangeEnd: '10.7.0.12' }], [{ subnet: 'fd00::/64' }]] }));
+  const ok = parseIpamConfig(
+    net({
+      ranges: [
+        [
+          { subnet: '10.7.0.0/24', rangeStart: '10.7.0.3', rangeEnd: '10.7.0.7' },
+          { subnet: '10.7.0.0/24', rangeStart: '10.7.0.10', rangeEnd: '10.7.0.12' },
+        ],
+        [{ subnet: 'fd00::/64' }],
+      ],
+    }),
+  );
   assert.is(ok.rangeSets.length, 2);
 });
 
 test('requested addresses from CNI_ARGS IP, args.cni.ips and runtimeConfig.ips (with or without prefix)', async () => {
   const c = parseIpamConfig(
-    net({ ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, { args: { cni: { ips: ['fd00::7'] } }, runtimeConfig: { ips: ['10.6.0.88/24'] } }),
+    net(
+      { ranges: [[{ subnet: '10.6.0.0/24' }], [{ subnet: 'fd00::/64' }]] },
+      { args: { cni: { ips: ['fd00::7'] } }, runtimeConfig: { ips: ['10.6.0.88/24'] } },
+    ),
     { envIp: '10.6.0.77' },
   );
   assert.equal(c.requestedIps.map(formatIp), ['10.6.0.77', 'fd00::7', '10.6.0.88']);
@@ -105,7 +126,13 @@ test('requested addresses from CNI_ARGS IP, args.cni.ips and runtimeConfig.ips (
 });
 
 test('routes, dataDir and resolvConf', async () => {
-  const c = parseIpamConfig(net({ subnet: '10.6.0.0/24', resolvConf: '/etc/resolv.conf', routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.6.0.5', priority: 10 }, { dst: 'fd00::/8' }] }));
+  const c = parseIpamConfig(
+    net({
+      subnet: '10.6.0.0/24',
+      resolvConf: '/etc/resolv.conf',
+      routes: [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.6.0.5', priority: 10 }, { dst: 'fd00::/8' }],
+    }),
+  );
   assert.equal(c.routes, [{ dst: '0.0.0.0/0' }, { dst: '192.168.0.0/16', gw: '10.6.0.5', priority: 10 }, { dst: 'fd00::/8' }]);
   assert.is(c.resolvConf, '/etc/resolv.conf');
   await rejects(net({ subnet: '10.6.0.0/24', routes: [{ dst: 'nope' }] }), /invalid route 0: dst must be a CIDR/);

@@ -15,7 +15,10 @@ for (const plugin of ['netplumb-none', 'netplumb-host', 'netplumb-container']) {
   test(`${plugin}: VERSION and STATUS load no native code`, async () => {
     const v = await run(plugin, { CNI_COMMAND: 'VERSION' });
     assert.is(v.exitCode, 0, v.stdout);
-    assert.ok(v.mods.some((u) => u.endsWith(`/plugins/${plugin}.js`)), 'the oracle saw the plugin load');
+    assert.ok(
+      v.mods.some((u) => u.endsWith(`/plugins/${plugin}.js`)),
+      'the oracle saw the plugin load',
+    );
     assert.equal(heavy(v.mods), []);
     const s = await run(plugin, { CNI_COMMAND: 'STATUS' }, conf(plugin));
     assert.is(s.exitCode, 0, s.stdout);

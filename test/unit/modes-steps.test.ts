@@ -42,7 +42,10 @@ test('Teardown: one failure is thrown as it is; none, nothing', async () => {
   const one = new Teardown('test: GC', { env: {} }, 'gc-');
   const err = new Error('only');
   await quiet(() => one.step('x', () => Promise.reject(err)));
-  assert.throws(() => one.finish(), (e: unknown) => e === err);
+  assert.throws(
+    () => one.finish(),
+    (e: unknown) => e === err,
+  );
   const none = new Teardown('test: GC', { env: {} }, 'gc-');
   await none.step('x', () => undefined);
   none.finish();
@@ -72,7 +75,7 @@ test('runSteps: a fault point after a step unwinds the undos of the steps before
   assert.is(await runSteps({ env: {} }, async (step) => step('only', () => 7)), 7);
 });
 
-test('chainResult: our interfaces after prevResult\'s, our ips[].interface shifted, our DNS if any', () => {
+test("chainResult: our interfaces after prevResult's, our ips[].interface shifted, our DNS if any", () => {
   const prev = {
     cniVersion: '1.1.0',
     interfaces: [{ name: 'br0' }, { name: 'eth0', sandbox: '/run/netns/c' }],
@@ -80,9 +83,16 @@ test('chainResult: our interfaces after prevResult\'s, our ips[].interface shift
     routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1' }],
     dns: { nameservers: ['10.0.0.53'] },
   };
-  const ours = { cniVersion: '1.1.0', interfaces: [{ name: 'lo', sandbox: '/run/netns/c' }], ips: [{ address: '127.0.0.1/8', interface: 0 }, { address: '::1/128' }] };
+  const ours = {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: 'lo', sandbox: '/run/netns/c' }],
+    ips: [{ address: '127.0.0.1/8', interface: 0 }, { address: '::1/128' }],
+  };
   const r = chainResult(prev, ours);
-  assert.equal(r.interfaces?.map((i) => i.name), ['br0', 'eth0', 'lo']);
+  assert.equal(
+    r.interfaces?.map((i) => i.name),
+    ['br0', 'eth0', 'lo'],
+  );
   assert.equal(r.ips, [{ address: '10.0.0.2/24', interface: 1 }, { address: '127.0.0.1/8', interface: 2 }, { address: '::1/128' }]);
   assert.equal(r.routes, prev.routes);
   assert.equal(r.dns, prev.dns);

@@ -5,8 +5,21 @@ import { MessageWriter, parseMessages, parseAttrs, eachAttr, getStr, getU32 } fr
 import { bytesToIp } from '../../lib/addr/ip.js';
 import { bytesToMac, macToBytes } from '../../lib/addr/mac.js';
 import {
-  IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER, IFLA_ADDRESS, NLMSG_ERROR,
-  NLM_F_ACK_TLVS, NLM_F_CAPPED, RTM_NEWLINK, RTM_NEWROUTE, RTA_MULTIPATH, RTA_GATEWAY, RTA_DST, NLMSG_DONE,
+  IFLA_IFNAME,
+  IFLA_LINKINFO,
+  IFLA_INFO_KIND,
+  IFLA_INFO_DATA,
+  VETH_INFO_PEER,
+  IFLA_ADDRESS,
+  NLMSG_ERROR,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTA_MULTIPATH,
+  RTA_GATEWAY,
+  RTA_DST,
+  NLMSG_DONE,
 } from '../../lib/netlink/constants.js';
 import { extAckMessage } from '../../lib/netlink/socket.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
@@ -159,10 +172,7 @@ test('route defaults follow iproute2: link scope without gateway, host scope and
 test('an address message carries LOCAL, ADDRESS, broadcast, label and high flags; it decodes back', () => {
   const msg = addressMessage(20, 0, 9, '10.1.2.3/20', { broadcast: true, label: 'eth0:x', noprefixroute: true, nodad: true });
   const a = parseAddress(parseMessages(msg)[0]!);
-  assert.equal(
-    [a.linkIndex, a.cidr, a.broadcast, a.label, a.nodad, a.noprefixroute, a.family],
-    [9, '10.1.2.3/20', '10.1.15.255', 'eth0:x', true, true, 4],
-  );
+  assert.equal([a.linkIndex, a.cidr, a.broadcast, a.label, a.nodad, a.noprefixroute, a.family], [9, '10.1.2.3/20', '10.1.15.255', 'eth0:x', true, true, 4]);
   const six = parseAddress(parseMessages(addressMessage(20, 0, 2, 'fd00::5/64'))[0]!);
   assert.equal([six.family, six.cidr, six.broadcast], [6, 'fd00::5/64', undefined]);
 });

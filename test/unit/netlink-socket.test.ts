@@ -10,7 +10,15 @@ import { NetlinkSocket } from '../../lib/netlink/socket.js';
 import { MessageWriter, parseMessages, type NlMessage } from '../../lib/netlink/encoding.js';
 import { NetlinkError } from '../../lib/netlink/errors.js';
 import {
-  NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, RTM_GETLINK, RTM_NEWLINK,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
+  NLM_F_MULTI,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  RTM_GETLINK,
+  RTM_NEWLINK,
 } from '../../lib/netlink/constants.js';
 
 const PORT = 4242;
@@ -82,7 +90,10 @@ test('requests made together leave in one sendmsg without ACKs, followed by one 
   const [batch] = raw.sends;
   assert.is(raw.sends.length, 1);
   assert.is(batch!.length, 4);
-  assert.equal(batch!.slice(0, 3).map((m) => m.flags & NLM_F_ACK), [0, 0, 0]);
+  assert.equal(
+    batch!.slice(0, 3).map((m) => m.flags & NLM_F_ACK),
+    [0, 0, 0],
+  );
   assert.is(batch![3]!.type, NLMSG_NOOP);
   assert.ok(batch![3]!.flags & NLM_F_ACK);
   const seqs = batch!.map((m) => m.seq);
@@ -101,7 +112,10 @@ test('an error answers its own request only; the barrier completes the others', 
   });
   const s = NetlinkSocket._overRaw(raw);
   const results = await Promise.allSettled(['x0', 'x1', 'x2'].map((name) => s.request(req(), info(`create link ${name}`))));
-  assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.equal(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
   const e = (results[1] as PromiseRejectedResult).reason as NetlinkError;
   assert.instance(e, NetlinkError);
   assert.is(e.code, 'EEXIST');
@@ -152,7 +166,7 @@ test('a dump marked NLM_F_DUMP_INTR is retried, and gives up after a bound', asy
   const s = NetlinkSocket._overRaw(raw);
   const r = await s.dump(req(RTM_GETLINK), info('dump'));
   assert.is(calls, 3, 'two interrupted dumps, then a clean one');
-  assert.is(r.length, 1, 'only the clean dump\'s entries');
+  assert.is(r.length, 1, "only the clean dump's entries");
 
   const always = new FakeRaw((m) => [link(m.seq, NLM_F_DUMP_INTR), done(m.seq)]);
   const s2 = NetlinkSocket._overRaw(always);
