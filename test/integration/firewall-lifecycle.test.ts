@@ -23,7 +23,7 @@ import {
   type NftBackendName,
 } from '../../lib/firewall/index.js';
 import { FIREWALL_PARALLEL } from '../fixtures/budget.js';
-import { attach, enableForwarding, makeBridge, makeOutside, nftSummary, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
+import { attachToBr0, enableForwarding, makeBridge, makeOutside, nftSummary, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
 
 await sandboxed();
 
@@ -31,16 +31,8 @@ enableForwarding();
 await makeBridge('br0', ['10.88.0.1/16', 'fd88::1/64']);
 const outside = await makeOutside();
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', {
-  ips: ['10.88.0.2/16', 'fd88::2/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:02',
-});
-const b = await attach(await lab.createContainer('b'), 'br0', {
-  ips: ['10.88.0.3/16', 'fd88::3/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:03',
-});
+const a = await attachToBr0(lab, 'a', 2);
+const b = await attachToBr0(lab, 'b', 3);
 const FIREWALL_OP = fileURLToPath(new URL('../fixtures/firewall-op.js', import.meta.url));
 /** plugin processes racing on one ruleset; in one process the library takes more, cheaply */
 const N = FIREWALL_PARALLEL;

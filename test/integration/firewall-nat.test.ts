@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHost, destroyAll, run, sandboxed, startEchoServer, startUdpServer, tcpSend, udpSend } from '../../netns-harness/index.js';
 import { addContainerRules, removeContainerRules, type ContainerFirewall } from '../../lib/firewall/index.js';
-import { attach, enableForwarding, hostNs, makeBridge, makeOutside, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
+import { attachToBr0, enableForwarding, hostNs, makeBridge, makeOutside, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
 
 await sandboxed();
 
@@ -19,16 +19,8 @@ const outside = await makeOutside();
 await run(['ip', 'addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
 await outside.exec(['ip', 'route', 'add', '198.51.100.1/32', 'via', OUTSIDE.hostV4]);
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', {
-  ips: ['10.88.0.2/16', 'fd88::2/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:02',
-});
-const b = await attach(await lab.createContainer('b'), 'br0', {
-  ips: ['10.88.0.3/16', 'fd88::3/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:03',
-});
+const a = await attachToBr0(lab, 'a', 2);
+const b = await attachToBr0(lab, 'b', 3);
 
 function spec(c: Attached, id: string, extra: Partial<ContainerFirewall> = {}): ContainerFirewall {
   return { containerId: id, ifname: c.ifname, network: 'natnet', bridge: 'br0', ips: c.ips, hostVeth: c.hostVeth, mac: c.mac, ...extra };

@@ -21,28 +21,16 @@ import {
   type UdpServer,
 } from '../../netns-harness/index.js';
 import { addContainerRules, checkContainerRules, removeContainerRules, type ContainerFirewall } from '../../lib/firewall/index.js';
-import { attach, enableForwarding, makeBridge, nftTable, type Attached } from '../fixtures/bridge-lab.js';
+import { attachToBr0, enableForwarding, makeBridge, nftTable, type Attached } from '../fixtures/bridge-lab.js';
 
 await sandboxed();
 
 enableForwarding();
 await makeBridge('br0', ['10.88.0.1/16', 'fd88::1/64']);
 const lab = await createHost('lab');
-const a = await attach(await lab.createContainer('a'), 'br0', {
-  ips: ['10.88.0.2/16', 'fd88::2/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:02',
-});
-const b = await attach(await lab.createContainer('b'), 'br0', {
-  ips: ['10.88.0.3/16', 'fd88::3/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:03',
-});
-const c = await attach(await lab.createContainer('c'), 'br0', {
-  ips: ['10.88.0.4/16', 'fd88::4/64'],
-  gateways: ['10.88.0.1', 'fd88::1'],
-  mac: '02:00:00:88:00:04',
-});
+const a = await attachToBr0(lab, 'a', 2);
+const b = await attachToBr0(lab, 'b', 3);
+const c = await attachToBr0(lab, 'c', 4);
 const FORGED_MAC = '02:66:66:66:66:66';
 
 function spec(x: Attached, id: string, spoofCheck: boolean): ContainerFirewall {
