@@ -10,7 +10,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHost, ping, sandboxed, startEchoServer, tcpSend, type Container, type Host, must } from '../../netns-harness/index.js';
-import { bridgeConf, failure, makeOutsideOf, nftTable } from '../fixtures/bridge-lab.js';
+import { addContainer, bridgeConf, failure, makeOutsideOf, nftTable } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
@@ -31,12 +31,7 @@ const SUBNETS = ['10.78.0.0/24', 'fd78::/64'];
 const net = (icc: boolean) =>
   bridgeConf({ bridge: 'br-icc', isGateway: true, ipMasq: true, icc, routes: [{ dst: '0.0.0.0/0' }], subnet: SUBNETS, capabilities: { portMappings: true } });
 
-async function attach(conf: any, name: string, extra: Record<string, unknown> = {}): Promise<{ ctr: Container; result: any; att: any }> {
-  const ctr = await host.createContainer(name);
-  const att = { containerId: `id-${name}`, netns: ctr.netnsPath, ifname: 'eth0' };
-  const result = must(await cniRuntime({ host }).exec('ADD', { ...conf, ...extra }, att)).json;
-  return { ctr, result, att };
-}
+const attach = (conf: any, name: string, extra: Record<string, unknown> = {}) => addContainer(host, conf, name, extra);
 const addrOf = (r: any, family: 4 | 6) => r.ips.map((i: any) => i.address.split('/')[0]).find((a: string) => a.includes(':') === (family === 6));
 
 /** Whether `from` can ping and open TCP to `to` (a server listens on port 80 of `to`), in both families. */

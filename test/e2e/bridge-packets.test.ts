@@ -10,8 +10,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
-import { bridgeConf, makeOutsideOf } from '../fixtures/bridge-lab.js';
+import { createHost, ping, sandboxed, startEchoServer, tcpSend, waitFor, type Host, must } from '../../netns-harness/index.js';
+import { addContainer, bridgeConf, makeOutsideOf } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
@@ -28,12 +28,7 @@ test.after.each(async () => {
   await host.destroy();
 });
 
-async function attach(conf: any, name: string, extra: Record<string, unknown> = {}): Promise<{ ctr: Container; result: any; att: any }> {
-  const ctr = await host.createContainer(name);
-  const att = { containerId: `id-${name}`, netns: ctr.netnsPath, ifname: 'eth0' };
-  const result = must(await cniRuntime({ host }).exec('ADD', { ...conf, ...extra }, att)).json;
-  return { ctr, result, att };
-}
+const attach = (conf: any, name: string, extra: Record<string, unknown> = {}) => addContainer(host, conf, name, extra);
 const ipOf = (r: any) => r.ips[0].address.split('/')[0];
 
 test('two containers on one bridge reach each other and the gateway; the outside sees the host through masquerade (IPv4 and IPv6)', async () => {
