@@ -89,6 +89,8 @@ export const ERR = {
   AGENT: 'ERR_AGENT',
   /** a command failed without an errno: a helper program netplumb ran, or a `netplumb` command's own refusal */
   COMMAND_FAILED: 'ERR_COMMAND_FAILED',
+  /** etcd did not answer, or answered other than asked (the overlay's coordination store) */
+  ETCD: 'ERR_ETCD',
 } as const;
 
 export type ErrCode = (typeof ERR)[keyof typeof ERR];

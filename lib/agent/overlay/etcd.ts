@@ -5,6 +5,7 @@
  * for six calls, and the gateway is part of every etcd server since 3.3 (Debian's 3.4 included).
  * Every call is bounded by a timeout; a failure is an EtcdError naming the endpoint.
  */
+import { ERR, NetplumbError } from '../../errors.js';
 
 /** A key-value pair as etcd stores it (key and value decoded to text). */
 export interface EtcdKv {
@@ -21,9 +22,11 @@ export interface EtcdEvent {
   kv: EtcdKv;
 }
 
-/** etcd unreachable, or an answer that is not what was asked for. */
-export class EtcdError extends Error {
-  override name = 'EtcdError';
+/** etcd unreachable, or an answer that is not what was asked for: code ERR_ETCD, `object` the endpoints. */
+export class EtcdError extends NetplumbError {
+  constructor(message: string, object?: string) {
+    super(message, { code: ERR.ETCD, op: 'etcd', object });
+  }
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
