@@ -6,6 +6,7 @@
  * nothing learned: every entry comes from the subnet source. `reconcile` makes the tables match a set of
  * hosts exactly, so it is idempotent and a restarted agent neither doubles nor forgets entries.
  */
+import { ERR, NetplumbError } from '../../errors.js';
 import { cidrContains, parseCidr, parseIp } from '../../addr/ip.js';
 import { addAddress, deleteAddress, listAddresses } from '../../net/addr.js';
 import { deleteFdbEntry, listFdb, replaceFdbEntry } from '../../net/fdb.js';
@@ -31,9 +32,15 @@ export async function findUnderlay(h: Handle, underlay: string): Promise<Underla
   const addrs = await listAddresses(h, { family: 4 });
   const byAddress = addrs.find((a) => a.address === underlay);
   const link = byAddress ? await findLink(h, byAddress.linkIndex) : await findLink(h, underlay);
-  if (!link) throw new Error(`overlay: underlay ${underlay} is neither an interface nor an address of this host`);
+  if (!link)
+    throw new NetplumbError(`overlay: underlay ${underlay} is neither an interface nor an address of this host`, {
+      code: ERR.NOT_FOUND,
+      op: 'overlay',
+      object: underlay,
+    });
   const address = byAddress?.address ?? addrs.find((a) => a.linkIndex === link.index && a.scope === 'universe')?.address;
-  if (!address) throw new Error(`overlay: underlay interface ${underlay} has no IPv4 address`);
+  if (!address)
+    throw new NetplumbError(`overlay: underlay interface ${underlay} has no IPv4 address`, { code: ERR.INVALID_ARG_VALUE, op: 'overlay', object: underlay });
   return { linkIndex: link.index, address, mtu: link.mtu };
 }
 
@@ -42,7 +49,11 @@ export async function ensureVxlan(h: Handle, cfg: OverlayConfig, u: Underlay): P
   const mtu = u.mtu - VXLAN_OVERHEAD;
   let dev = await findLink(h, cfg.device);
   if (dev && (dev.kind !== 'vxlan' || dev.vxlan.vni !== cfg.vni || dev.vxlan.local !== u.address)) {
-    throw new Error(`overlay: ${cfg.device} exists and is not the VXLAN device of VNI ${cfg.vni} on ${u.address}`);
+    throw new NetplumbError(`overlay: ${cfg.device} exists and is not the VXLAN device of VNI ${cfg.vni} on ${u.address}`, {
+      code: ERR.IN_USE,
+      op: 'overlay',
+      object: cfg.device,
+    });
   }
   dev ??= await createLink(h, {
     kind: 'vxlan',
