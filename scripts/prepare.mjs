@@ -9,37 +9,30 @@ const profile = process.argv[2] ?? 'test';
 const root = new URL('..', import.meta.url).pathname;
 
 // what must be present → the Debian package that provides it
+const base = { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables' };
+const forAgent = { cc: 'gcc', '/usr/include/stdio.h': 'libc6-dev' };
+// etcd-server installs under policy-rc.d (below): the overlay's tests and demo start their own, sandboxed
+const etcd = { '/usr/bin/etcd': 'etcd-server' };
 const needs = {
-  demo: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables' },
-  overlay: { ip: 'iproute2', ping: 'iputils-ping', nsenter: 'util-linux', setpriv: 'util-linux', nft: 'nftables', '/usr/bin/etcd': 'etcd-server' },
+  demo: base,
+  overlay: { ...base, ...etcd },
   test: {
-    ip: 'iproute2',
-    ping: 'iputils-ping',
-    nsenter: 'util-linux',
-    setpriv: 'util-linux',
-    nft: 'nftables',
+    ...base,
+    ...forAgent,
+    ...etcd,
     iptables: 'iptables',
     capsh: 'libcap2-bin',
     arping: 'arping',
     '/usr/lib/cni/bridge': 'containernetworking-plugins',
-    cc: 'gcc',
-    '/usr/include/stdio.h': 'libc6-dev',
     'rsvg-convert': 'librsvg2-bin',
-    // the overlay's tests start their own (sandboxed); a machine with systemd also starts the package's service
-    '/usr/bin/etcd': 'etcd-server',
   },
   bench: {
-    ip: 'iproute2',
-    ping: 'iputils-ping',
-    nsenter: 'util-linux',
-    setpriv: 'util-linux',
-    nft: 'nftables',
+    ...base,
+    ...forAgent,
+    ...etcd,
     iptables: 'iptables',
     '/usr/lib/cni/bridge': 'containernetworking-plugins',
     '/usr/bin/python3': 'python3-pyroute2',
-    cc: 'gcc',
-    '/usr/include/stdio.h': 'libc6-dev',
-    '/usr/bin/etcd': 'etcd-server',
     iperf3: 'iperf3',
   },
 }[profile];

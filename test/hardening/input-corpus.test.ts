@@ -15,6 +15,7 @@ import { diffSnapshots, execPlugin, sandboxed } from '../../netns-harness/index.
 import { ensurePluginBins, pluginPath, pool } from '../fixtures/cni-runtime.js';
 import { CORPUS_EVERY_PLUGIN } from '../fixtures/budget.js';
 import { assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName } from '../fixtures/hardening.js';
+import { BRIDGE_FIELDS } from '../../lib/modes/bridge-config.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -370,20 +371,8 @@ test('bridge configuration: the bridge name (the uplink, too long, path-like), M
     add(`bridge ${JSON.stringify(b)}`, (c) => (c.bridge = b), 7, /bridge/);
   }
   for (const mtu of ['1400', 70000, 67, -1, 1500.5, true, 1e300]) add(`mtu ${JSON.stringify(mtu)}`, (c) => (c.mtu = mtu), 7, /mtu/);
-  for (const key of [
-    'isGateway',
-    'isDefaultGateway',
-    'ipMasq',
-    'hairpinMode',
-    'promiscMode',
-    'forceAddress',
-    'macspoofchk',
-    'enabledad',
-    'isolate',
-    'icc',
-    'portIsolation',
-    'disableContainerInterface',
-  ]) {
+  // every boolean the bridge declares (its field table is what the decoder checks)
+  for (const key of Object.keys(BRIDGE_FIELDS).filter((k) => BRIDGE_FIELDS[k] === 'boolean')) {
     add(`${key} a string`, (c) => (c[key] = 'yes'), 7, new RegExp(key));
   }
   add('promiscMode with hairpinMode', (c) => Object.assign(c, { promiscMode: true, hairpinMode: true }), 7, /hairpin|promisc/i);
