@@ -89,6 +89,8 @@ const AGENT_PASS = [
     .map((f) => join(distTest, 'e2e', f)),
   join(distTest, 'hardening/input-corpus.test.js'),
   join(distTest, 'hardening/privilege-caps.test.js'),
+  // the agent remembers IPAM stores between requests: the reference host-local changes them meanwhile
+  join(distTest, 'integration/ipam-interop.test.js'),
 ];
 
 async function main(): Promise<number> {

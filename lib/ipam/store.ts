@@ -35,6 +35,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { DirChanges } from '../sys/dir-changes.js';
 import { faultPoint } from '../sys/fault.js';
 import { readUpTo } from '../sys/read.js';
 import { IpamError } from './errors.js';
@@ -150,16 +151,21 @@ export class Store {
 
   /** True if the directory exists (and is a real directory); throws if it is anything else. */
   checkDir(): boolean {
+    return this.#identity() !== undefined;
+  }
+
+  /** The directory's `dev:ino`, undefined if it does not exist; throws if it is not a real directory. */
+  #identity(): string | undefined {
     let st;
     try {
       st = lstatSync(this.dir);
     } catch (e) {
-      if (errCode(e) === 'ENOENT') return false;
+      if (errCode(e) === 'ENOENT') return undefined;
       throw e;
     }
     if (st.isSymbolicLink()) throw unsafe(`ipam store ${this.dir} is a symbolic link; refusing to follow it`, this.dir);
     if (!st.isDirectory()) throw unsafe(`ipam store ${this.dir} is not a directory`, this.dir);
-    return true;
+    return `${st.dev}:${st.ino}`;
   }
 
   /**
@@ -170,7 +176,7 @@ export class Store {
   async locked<T>(fn: (tx: StoreTx) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
     libc ??= await import('../sys/libc.js');
     const { flockSync, LOCK_EX, LOCK_NB } = libc;
-    this.checkDir();
+    const identity = this.#identity();
     const lockPath = join(this.dir, LOCK_FILE);
     let fd: number;
     try {
@@ -194,17 +200,21 @@ export class Store {
         }
         await sleep(pause * (0.5 + Math.random()));
       }
-      const tx = new StoreTx(this.dir);
+      const memo = identity === undefined ? undefined : memoFor(this.dir, identity);
+      const tx = new StoreTx(this.dir, memo);
       let result: T;
       try {
         result = await fn(tx);
       } catch (e) {
+        memo?.forget(); // what fn changed before failing is not worth reasoning about
         try {
           tx.commit(); // whatever fn changed before failing is made durable too
         } catch {
           /* the original error matters more */
         }
         throw e;
+      } finally {
+        memo?.settle();
       }
       tx.commit();
       return result;
@@ -220,6 +230,93 @@ export class Store {
   }
 }
 
+/**
+ * What a long-running process (netplumbd) remembers of a store between two operations: its listing and
+ * who holds each reservation, so that an operation costs the same with 3 or 3000 reservations instead of
+ * reading every file (as host-local does). Other processes (plugin execs, the reference host-local) change
+ * the store too, always under the lock: the memo watches the directory (DirChanges, inotify) and, once it
+ * holds the lock, forgets what changed since its last look before trusting the rest. Off by default: a
+ * plugin exec does one operation and would only pay for the watch (rememberStores()).
+ */
+export class StoreMemo {
+  /** the entries, as list() would read them; undefined: read them again */
+  listing: Listed[] | undefined;
+  readonly owners = new Map<string, Owner | { problem: string }>();
+
+  constructor(
+    readonly identity: string,
+    readonly changes: DirChanges,
+  ) {}
+
+  /** Forgets everything (a change it cannot follow). */
+  forget(): void {
+    this.listing = undefined;
+    this.owners.clear();
+  }
+
+  /** Forgets what others changed since the last look; false if the watch lost track (overflow, directory gone). */
+  catchUp(): boolean {
+    const changed = this.changes.take();
+    if (changed === 'all') return false;
+    if (changed.size > 0) this.listing = undefined;
+    for (const name of changed) this.owners.delete(name);
+    return true;
+  }
+
+  /** Called before the lock is released: the events of this holder's own changes, already applied, are dropped. */
+  settle(): void {
+    if (this.changes.take() === 'all') this.forget();
+  }
+
+  added(name: string, owner?: Owner | { problem: string }): void {
+    if (this.listing && !this.listing.some((l) => l.name === name)) this.listing.push({ name, file: true });
+    if (owner) this.owners.set(name, owner);
+    else this.owners.delete(name);
+  }
+
+  removed(name: string): void {
+    if (this.listing) this.listing = this.listing.filter((l) => l.name !== name);
+    this.owners.delete(name);
+  }
+}
+
+/** At most this many stores are remembered (each holds an inotify instance; the oldest is dropped). */
+const MAX_REMEMBERED = 32;
+let remembered: Map<string, StoreMemo> | undefined;
+
+/** Makes this process remember stores between operations (StoreMemo): for the agent, never for one plugin exec. */
+export function rememberStores(): void {
+  remembered ??= new Map();
+}
+
+/** The memo of the store at `dir` (whose lock the caller holds), caught up; undefined when not remembering. */
+function memoFor(dir: string, identity: string): StoreMemo | undefined {
+  if (remembered === undefined) return undefined;
+  const known = remembered.get(dir);
+  if (known !== undefined) {
+    remembered.delete(dir); // re-inserted below: the map's order is least recently used first
+    if (known.identity === identity && known.catchUp()) {
+      remembered.set(dir, known);
+      return known;
+    }
+    known.changes.close();
+  }
+  let changes: DirChanges;
+  try {
+    changes = DirChanges.open(dir);
+  } catch {
+    return undefined; // no inotify instance left (fs.inotify.max_user_instances): read the store as a plugin does
+  }
+  if (remembered.size >= MAX_REMEMBERED) {
+    const [oldest, memo] = remembered.entries().next().value!;
+    memo.changes.close();
+    remembered.delete(oldest);
+  }
+  const memo = new StoreMemo(identity, changes);
+  remembered.set(dir, memo);
+  return memo;
+}
+
 interface Listed {
   name: string;
   file: boolean;
@@ -230,11 +327,17 @@ export class StoreTx {
   #changed = false;
   #tempSeq = 0;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly memo?: StoreMemo,
+  ) {}
 
   /** The directory's entries; `file` is true for regular files (d_type, no stat). */
   list(): Listed[] {
-    return readdirSync(this.dir, { withFileTypes: true }).map((d) => ({ name: d.name, file: d.isFile() }));
+    if (this.memo?.listing) return [...this.memo.listing];
+    const listing = readdirSync(this.dir, { withFileTypes: true }).map((d) => ({ name: d.name, file: d.isFile() }));
+    if (this.memo) this.memo.listing = [...listing];
+    return listing;
   }
 
   /**
@@ -269,9 +372,12 @@ export class StoreTx {
 
   /** Who holds the reservation file `name`, or the problem with it. */
   owner(name: string): Owner | { problem: string } {
+    const known = this.memo?.owners.get(name);
+    if (known) return known;
     const content = this.read(name);
-    if (content === undefined) return { problem: 'not a readable regular file' };
-    return parseOwner(content);
+    const owner = content === undefined ? { problem: 'not a readable regular file' } : parseOwner(content);
+    this.memo?.owners.set(name, owner);
+    return owner;
   }
 
   #writeTemp(content: string): string {
@@ -318,10 +424,14 @@ export class StoreTx {
       linkSync(tmp, name);
     } catch (e) {
       this.#unlink(tmp);
-      if (errCode(e) === 'EEXIST') return false;
+      if (errCode(e) === 'EEXIST') {
+        this.memo?.forget(); // made by someone ignoring the lock: the remembered listing is stale
+        return false;
+      }
       throw e;
     }
     this.#changed = true;
+    this.memo?.added(formatIp(ip), parseOwner(formatOwner(containerId, ifname)));
     // The address is reserved now: a failure before reserve() returns must give it back, or nobody would
     // (the caller releases only what reserve() reported as made).
     try {
@@ -341,6 +451,8 @@ export class StoreTx {
       throw new IpamError('ERR_IPAM_CONFIG', `bad store entry name ${JSON.stringify(name)}`, 'remove', name);
     const gone = this.#unlink(join(this.dir, name));
     if (gone) this.#changed = true;
+    if (gone) this.memo?.removed(name);
+    else this.memo?.forget();
     faultPoint('ipam-remove');
     return gone;
   }
@@ -361,6 +473,7 @@ export class StoreTx {
       throw e;
     }
     this.#changed = true;
+    this.memo?.added(`${LAST_RESERVED_PREFIX}${rangeSet}`);
   }
 
   /** Removes temporary files left by a crashed netplumb process (none can be in flight: we hold the lock). */

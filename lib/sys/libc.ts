@@ -46,6 +46,8 @@ interface Libc {
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   strerror: (errno: number) => string;
   ioctl: (fd: number, request: number, arg: number) => number;
+  inotify_init1: (flags: number) => number;
+  inotify_add_watch: (fd: number, path: string, mask: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -71,6 +73,8 @@ function load(): Libc {
       recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
       strerror: lib.func('const char *strerror(int errnum)'),
       ioctl: lib.func('int ioctl(int fd, unsigned long request, long arg)'),
+      inotify_init1: lib.func('int inotify_init1(int flags)'),
+      inotify_add_watch: lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
     };
     offerQuickExit(lib.func('void _exit(int status)'));
   }
@@ -212,4 +216,21 @@ const NS_GET_NSTYPE = 0xb703;
 export function namespaceType(fd: number): number | undefined {
   const r = load().ioctl(fd, NS_GET_NSTYPE, 0);
   return r === -1 ? undefined : r;
+}
+
+const IN_NONBLOCK = 0o4000;
+const IN_CLOEXEC = 0o2000000;
+
+/** inotify_init1(IN_NONBLOCK | IN_CLOEXEC); the caller owns the returned fd (read with fs.readSync, close with closeFd). */
+export function inotifyInit(what?: string): number {
+  const fd = load().inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  check(fd, 'inotify_init1', what);
+  return fd;
+}
+
+/** inotify_add_watch(2): watches `path` for the events in `mask`; returns the watch descriptor. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const wd = load().inotify_add_watch(fd, path, mask);
+  check(wd, 'inotify_add_watch', path);
+  return wd;
 }
