@@ -1,8 +1,8 @@
 /**
  * The overlay inside netplumbd: finds the underlay, makes the VXLAN device, leases this host's subnet from the
  * subnet source (etcd), writes what netplumb-bridge needs (the CNI network list with the leased range and
- * MTU = underlay − 50) and keeps the other hosts programmed. Failures of the store leave the data plane as it
- * is. docs/OVERLAY.md.
+ * MTU = underlay − 50, or − 70 over an IPv6 underlay) and keeps the other hosts programmed. Failures of the
+ * store leave the data plane as it is. docs/OVERLAY.md.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,8 +44,9 @@ export function overlayConflist(cfg: OverlayConfig): unknown {
 /** Starts the overlay of configuration `raw` (an object, or the text of a JSON file) in the agent's namespace. */
 export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetSource): Promise<Overlay> {
   const cfg = parseOverlayConfig(typeof raw === 'string' ? JSON.parse(raw) : raw);
-  const h = openHandleSync();
+  // first the source: it reads the TLS files, and a wrong one must leave the host untouched
   const src = source ?? new EtcdSubnetSource(cfg);
+  const h = openHandleSync();
   try {
     const underlay = await findUnderlay(h, cfg.underlay);
     const { mac, mtu } = await ensureVxlan(h, cfg, underlay);
