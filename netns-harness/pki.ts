@@ -90,7 +90,9 @@ export async function makeTestPki(dir: string, serverIps: string[]): Promise<Tes
   const other = await makeCa(dir, 'other-ca');
   return {
     caFile: ca.certFile,
-    server: await issue(dir, ca, 'server', [`subjectAltName=${serverIps.map((ip) => `IP:${ip}`).join(',')}`, 'extendedKeyUsage=serverAuth']),
+    // etcd's own JSON gateway dials the server with the server's certificate: under --client-cert-auth
+    // that certificate must be good for client authentication too (else every gateway call fails with 503)
+    server: await issue(dir, ca, 'server', [`subjectAltName=${serverIps.map((ip) => `IP:${ip}`).join(',')}`, 'extendedKeyUsage=serverAuth,clientAuth']),
     client: await issue(dir, ca, 'client', ['extendedKeyUsage=clientAuth']),
     otherCaFile: other.certFile,
     otherClient: await issue(dir, other, 'other-client', ['extendedKeyUsage=clientAuth']),

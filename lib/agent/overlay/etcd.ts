@@ -97,14 +97,28 @@ export interface EtcdClientOptions {
 
 /** Node's codes for a TLS handshake that failed: the peer's alert (`ERR_SSL_…`), a certificate not trusted. */
 const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|EPROTO$)/;
+/** The server's alert when it wants a client certificate and got none, or one of a CA it does not trust. */
+const CLIENT_CERT_REFUSED = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED)$/;
+/** Our side's verdict on the server's certificate. */
+const SERVER_CERT_UNTRUSTED = /^(CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_)/;
 
-/** What went wrong talking to `ep`, in words that name etcd (and TLS when the handshake failed). */
+/** What went wrong talking to `ep`, in words that name etcd (and TLS, and whose certificate, when the handshake failed). */
 function unreachable(ep: string, what: string, e: unknown): EtcdError {
   if (e instanceof EtcdError) return e;
-  const err = e as NodeJS.ErrnoException;
-  const detail = `${err?.message ?? e}${err?.code && !String(err.message).includes(err.code) ? ` (${err.code})` : ''}`;
+  const err = e as NodeJS.ErrnoException & { reason?: string };
+  const code = err?.code ?? '';
   if (err?.name === 'TimeoutError') return new EtcdError(`etcd unreachable (${ep}): ${what}: no answer in time`, ep);
-  if (ep.startsWith('https:') && TLS_FAILURE.test(err?.code ?? '')) return new EtcdError(`etcd ${ep}: TLS handshake failed: ${what}: ${detail}`, ep);
+  if (ep.startsWith('https:') && TLS_FAILURE.test(code)) {
+    // OpenSSL's own message is a line of internals; its reason is the part a person can read
+    const why = `${err.reason ?? err.message} (${code})`;
+    const whose = CLIENT_CERT_REFUSED.test(code)
+      ? ': etcd refused the client certificate (none was given, or it is not of a CA etcd trusts: etcd.certFile, etcd.keyFile)'
+      : SERVER_CERT_UNTRUSTED.test(code)
+        ? ": etcd's server certificate is not trusted (is etcd.caFile the CA that signed it?)"
+        : '';
+    return new EtcdError(`etcd ${ep}: TLS handshake failed: ${what}: ${why}${whose}`, ep);
+  }
+  const detail = `${err?.message ?? e}${code && !String(err?.message).includes(code) ? ` (${code})` : ''}`;
   return new EtcdError(`etcd unreachable (${ep}): ${what}: ${detail}`, ep);
 }
 
