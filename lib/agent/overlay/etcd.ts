@@ -107,7 +107,6 @@ function unreachable(ep: string, what: string, e: unknown): EtcdError {
   if (e instanceof EtcdError) return e;
   const err = e as NodeJS.ErrnoException & { reason?: string };
   const code = err?.code ?? '';
-  if (err?.name === 'TimeoutError') return new EtcdError(`etcd unreachable (${ep}): ${what}: no answer in time`, ep);
   if (ep.startsWith('https:') && TLS_FAILURE.test(code)) {
     // OpenSSL's own message is a line of internals; its reason is the part a person can read
     const why = `${err.reason ?? err.message} (${code})`;
@@ -155,10 +154,11 @@ export class EtcdClient {
 
   /** One call, to the first endpoint that answers. */
   async call(path: string, body: unknown): Promise<WireAnswer> {
-    let last: EtcdError | undefined;
+    const errors: EtcdError[] = [];
     for (const ep of this.endpoints) {
+      const signal = AbortSignal.timeout(this.timeoutMs);
       try {
-        const r = await this.#post(`${ep}${path}`, body, AbortSignal.timeout(this.timeoutMs));
+        const r = await this.#post(`${ep}${path}`, body, signal);
         let text = '';
         r.setEncoding('utf8');
         for await (const chunk of r) text += chunk;
@@ -166,11 +166,11 @@ export class EtcdClient {
         if (r.statusCode !== 200) throw new EtcdError(`etcd ${ep}${path}: ${r.statusCode} ${json.message ?? text}`, ep);
         return json;
       } catch (e) {
-        last = unreachable(ep, path, e);
+        errors.push(signal.aborted ? new EtcdError(`etcd unreachable (${ep}): ${path}: no answer within ${this.timeoutMs} ms`, ep) : unreachable(ep, path, e));
       }
     }
-    // a single endpoint's error says it all; of several, each one's
-    throw this.endpoints.length === 1 ? last! : new EtcdError(`etcd unreachable (${this.endpoints.join(', ')}): ${last!.message}`, this.endpoints.join(','));
+    // each message names its endpoint
+    throw errors.length === 1 ? errors[0]! : new EtcdError(errors.map((e) => e.message).join('; '), this.endpoints.join(','));
   }
 
   /** Closes the kept-alive connections. */
