@@ -147,7 +147,8 @@ export class EtcdClient {
         { method: 'POST', agent: https ? this.#https : this.#http, signal, headers: { 'content-type': 'application/json' } },
         resolve,
       );
-      req.once('error', reject);
+      // `on`, not `once`: an abort after the answer began must find a listener too
+      req.on('error', reject);
       req.end(JSON.stringify(body));
     });
   }
