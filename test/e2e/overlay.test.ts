@@ -157,6 +157,32 @@ test('an IPv6-only underlay: VTEPs and FDB destinations are IPv6, containers get
   }
   // 1430 − 28 = 1402 bytes of payload cross; the tunnel packet is 1402 + 28 + 70 = 1500, the underlay's MTU
   await assertLargestPingCrosses(a.ctr, b.ip, 1430);
+  // a host with an IPv4 underlay joins this overlay by mistake: the IPv6 hosts leave it out (and say so),
+  // and it leaves them out; nothing else changes
+  const stray = await lab.addHost({ overlay });
+  await lab.startAgent(stray);
+  for (const [h, others] of [
+    [v6[0]!, [stray]],
+    [v6[1]!, [stray]],
+    [stray, v6],
+  ] as const) {
+    const ignored = await waitFor(() => others.every((o) => h.agent!.events().some((e) => e.event === 'overlay-peer-ignored' && e.node === `h${o.n}`)), {
+      timeoutMs: 15_000,
+    });
+    assert.ok(ignored, `h${h.n} ignores ${others.map((o) => `h${o.n}`).join(' ')}:\n${h.agent!.log()}`);
+  }
+  for (const h of v6)
+    assert.equal(
+      await tablesOn(h, DEVICE6),
+      expectedOf(
+        lab,
+        v6.filter((o) => o !== h),
+      ),
+      `h${h.n} kept only its IPv6 peer`,
+    );
+  assert.equal(await tablesOn(stray, DEVICE6), { routes: [], neigh: [], fdb: [] }, 'the stray host programmed no IPv6 peer');
+  const again = await ping(a.ctr, b.ip, { count: 1, timeoutSec: 3 });
+  assert.ok(again.ok, again.output);
   // the IPv4 hosts' overlay is another one: none of its tables mention the IPv6 hosts
   for (const h of hosts) assert.equal(await tablesOf(h), expectedTables(hosts.filter((o) => o !== h)));
 });

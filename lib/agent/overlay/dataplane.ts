@@ -7,7 +7,7 @@
  * hosts exactly, so it is idempotent and a restarted agent neither doubles nor forgets entries.
  */
 import { ERR, NetplumbError } from '../../errors.js';
-import { canonicalIp, cidrContains, parseCidr, parseIp, type Family } from '../../addr/ip.js';
+import { canonicalIp, cidrContains, parseCidr, parseIp, tryParseIp, type Family } from '../../addr/ip.js';
 import { addAddress, deleteAddress, listAddresses } from '../../net/addr.js';
 import { deleteFdbEntry, listFdb, replaceFdbEntry } from '../../net/fdb.js';
 import type { Handle } from '../../net/handle.js';
@@ -98,6 +98,19 @@ export async function setDeviceSubnet(h: Handle, cfg: OverlayConfig, subnet: str
   const have = await listAddresses(h, { link: cfg.device, family: 4 });
   for (const a of have) if (a.address !== want) await deleteAddress(h, { link: a.linkIndex, cidr: a.cidr }).catch(ignoreGone);
   if (!have.some((a) => a.address === want)) await addAddress(h, { link: cfg.device, cidr: `${want}/32` });
+}
+
+/**
+ * Splits `peers` into those this host can tunnel to, whose VTEP is an address of the underlay's `family`, and
+ * the others. A VXLAN device sends over one family only: a host of the other family (every host of an
+ * overlay must use the same) is left out rather than given entries that could never carry a packet, and the
+ * other hosts are programmed as usual.
+ */
+export function peersOfFamily(peers: readonly HostRecord[], family: Family): { reachable: HostRecord[]; unreachable: HostRecord[] } {
+  const reachable: HostRecord[] = [];
+  const unreachable: HostRecord[] = [];
+  for (const p of peers) (tryParseIp(p.vtepIp)?.family === family ? reachable : unreachable).push(p);
+  return { reachable, unreachable };
 }
 
 /** Makes the routes, neighbours and FDB entries of the VXLAN device match `peers` exactly. */

@@ -10,7 +10,7 @@ import { openHandleSync } from '../../net/handle.js';
 import { overlayStatePath, type OverlayHostState } from '../../modes/overlay.js';
 import type { AgentLog } from '../log.js';
 import { nthAddress, parseOverlayConfig, type OverlayConfig } from './config.js';
-import { ensureVxlan, findUnderlay, reconcile, setDeviceSubnet } from './dataplane.js';
+import { ensureVxlan, findUnderlay, peersOfFamily, reconcile, setDeviceSubnet } from './dataplane.js';
 import { EtcdSubnetSource } from './etcd-source.js';
 import type { HostRecord, SubnetSource } from './subnet-source.js';
 
@@ -109,9 +109,22 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
       })();
       return running;
     };
+    // hosts of the other underlay family, each told once (every change of the set reports all hosts again)
+    const told = new Set<string>();
     src.start({
       peers(hosts) {
-        latest = hosts;
+        const { reachable, unreachable } = peersOfFamily(hosts, underlay.family);
+        for (const p of unreachable) {
+          if (told.has(`${p.node} ${p.vtepIp}`)) continue;
+          told.add(`${p.node} ${p.vtepIp}`);
+          log('overlay-peer-ignored', {
+            network: cfg.name,
+            node: p.node,
+            vtepIp: p.vtepIp,
+            message: `its VTEP is not an IPv${underlay.family} address as this host's is`,
+          });
+        }
+        latest = reachable;
         void program();
       },
       health(error) {
