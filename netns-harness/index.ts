@@ -33,5 +33,6 @@ export {
 } from './cni-runtime.js';
 export { waitFor, type WaitOptions } from './wait.js';
 export { startAgentProcess, agentSocketFor, runningAgent, agentGet, NETPLUMBD, TEST_AGENT_ENV, type AgentProcess, type AgentProcessOptions } from './agent.js';
-export { etcdServer, ETCD, type EtcdServer } from './etcd.js';
+export { etcdServer, ETCD, type EtcdServer, type EtcdServerTls } from './etcd.js';
+export { makeTestPki, OPENSSL, type TestPki, type CertFiles } from './pki.js';
 export { overlayLab, type OverlayLab, type OverlayLabHost } from './overlay-lab.js';

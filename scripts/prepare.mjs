@@ -25,6 +25,8 @@ const needs = {
     arping: 'arping',
     '/usr/lib/cni/bridge': 'containernetworking-plugins',
     'rsvg-convert': 'librsvg2-bin',
+    // the overlay's TLS test makes its CA and certificates (Priority optional: not on every fresh Debian)
+    '/usr/bin/openssl': 'openssl',
   },
   bench: {
     ...base,

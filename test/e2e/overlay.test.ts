@@ -1,11 +1,12 @@
 /**
  * The VXLAN overlay across three hosts (namespaces joined by an underlay bridge), each with its own netplumbd
  * running the overlay against a real etcd, two containers each attached by netplumb-bridge through the agent
- * with the network list the agent wrote. Oracles: `ip -j route/neigh`, `bridge -j fdb`, ping and TCP echo.
+ * with the network list the agent wrote; and, on the same underlay and etcd, two hosts whose underlay is
+ * IPv6 only. Oracles: `ip -j route/neigh/link`, `bridge -j fdb`, ping and TCP echo.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   overlayLab,
@@ -22,6 +23,7 @@ import {
   execPlugin,
 } from '../../netns-harness/index.js';
 import { NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
+import { addOverlayContainer, assertLargestPingCrosses, assertProgrammed, expectedTables as expectedOf, tablesOf as tablesOn } from '../fixtures/overlay.js';
 
 await sandboxed();
 
@@ -39,41 +41,11 @@ const hosts: OverlayHost[] = [];
 
 const stateOf = (h: OverlayHost) => lab.state(h);
 const conflistOf = (h: OverlayHost) => JSON.parse(readFileSync(join(h.stateDir, 'ovl.conflist'), 'utf8'));
-
-async function tablesOf(h: OverlayHost): Promise<{ routes: string[]; neigh: string[]; fdb: string[] }> {
-  const routes = (await h.host.ip<any[]>('route', 'show', 'dev', DEVICE)).map((r) => `${r.dst} via ${r.gateway}`).sort();
-  const neigh = (await h.host.ip<any[]>('neigh', 'show', 'dev', DEVICE)).map((n) => `${n.dst} ${n.lladdr}`).sort();
-  const r = await h.host.exec(['bridge', '-j', 'fdb', 'show', 'dev', DEVICE]);
-  const fdb = (JSON.parse(r.stdout || '[]') as any[])
-    .filter((e) => e.dst)
-    .map((e) => `${e.mac} ${e.dst}`)
-    .sort();
-  return { routes, neigh, fdb };
-}
-
-/** What host `h`'s tables must hold for peers `others`, from the peers' state files. */
-function expectedTables(others: OverlayHost[]): { routes: string[]; neigh: string[]; fdb: string[] } {
-  const s = others.map(stateOf);
-  const net = (x: any) => x.subnet.split('/')[0];
-  return {
-    routes: s.map((x) => `${x.subnet} via ${net(x)}`).sort(),
-    neigh: s.map((x) => `${net(x)} ${x.vtepMac}`).sort(),
-    fdb: s.map((x) => `${x.vtepMac} ${x.vtepIp}`).sort(),
-  };
-}
-
+const tablesOf = (h: OverlayHost) => tablesOn(h, DEVICE);
+const expectedTables = (others: OverlayHost[]) => expectedOf(lab, others);
 const startAgentOn = (h: OverlayHost) => lab.startAgent(h);
 const overlayAdd = (h: OverlayHost, ctr: Container, id: string) => lab.add(h, ctr, id);
-
-async function addContainer(h: OverlayHost, name: string): Promise<{ ctr: Container; ip: string }> {
-  const ctr = await h.host.createContainer(name);
-  const r = await overlayAdd(h, ctr, `ovl-${name}`);
-  assert.is(r.exitCode, 0, `ADD ${name}: ${r.stdout} ${r.stderr}`);
-  const ip = r.json.ips[0].address.split('/')[0];
-  const subnet = stateOf(h).subnet.split('.').slice(0, 3).join('.');
-  assert.ok(ip.startsWith(`${subnet}.`), `${ip} is from the leased ${stateOf(h).subnet}`);
-  return { ctr, ip };
-}
+const addContainer = (h: OverlayHost, name: string) => addOverlayContainer(lab, h, name);
 
 test.before(async () => {
   lab = await overlayLab({ hosts: 3, ttlSeconds: TTL });
@@ -97,16 +69,12 @@ test('three hosts lease distinct subnets in the network and program each other',
     assert.is(conflistOf(h).plugins[0].type, 'netplumb-overlay');
     const [dev] = await h.host.ip<any[]>('-d', 'link', 'show', DEVICE);
     assert.equal([dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local, dev.linkinfo.info_data.learning], [1450, 1, `192.0.2.${h.n}`, false]);
-    const want = expectedTables(hosts.filter((o) => o !== h));
-    const got =
-      (await waitFor(
-        async () => {
-          const t = await tablesOf(h);
-          return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
-        },
-        { timeoutMs: 15_000 },
-      )) || (await tablesOf(h));
-    assert.equal(got, want, `h${h.n}'s tables`);
+    await assertProgrammed(
+      lab,
+      h,
+      hosts.filter((o) => o !== h),
+      DEVICE,
+    );
   }
 });
 
@@ -136,12 +104,87 @@ test('containers on different hosts reach each other: ping and TCP echo for ever
   } finally {
     for (const s of servers) await s.stop();
   }
-  // the largest ICMP payload a 1450-byte MTU carries unfragmented: 1450 − 20 (IPv4) − 8 (ICMP)
-  const [a, b] = [all[0]!, all[2]!];
-  const big = await a.ctr.exec(['ping', '-n', '-c', '1', '-W', '3', '-M', 'do', '-s', '1422', b.ip], { check: false });
-  assert.is(big.exitCode, 0, big.stdout + big.stderr);
-  const tooBig = await a.ctr.exec(['ping', '-n', '-c', '1', '-W', '1', '-M', 'do', '-s', '1423', b.ip], { check: false });
-  assert.is.not(tooBig.exitCode, 0, 'one byte more does not fit');
+  // the largest ICMP payload a 1450-byte MTU carries unfragmented: 1450 − 20 (IPv4) − 8 (ICMP) = 1422
+  await assertLargestPingCrosses(all[0]!.ctr, all[2]!.ip, 1450);
+});
+
+test('an IPv6-only underlay: VTEPs and FDB destinations are IPv6, containers get MTU − 70 and reach each other', async () => {
+  // two more hosts on the same underlay bridge and etcd, with IPv6 addresses only, in an overlay of their own
+  const DEVICE6 = 'np-vx2';
+  const overlay = { network: '10.245.0.0/16', vni: 2, etcd: { prefix: '/netplumb/overlay/ovl-v6/' } };
+  const v6 = [await lab.addHost({ family: 6, overlay }), await lab.addHost({ family: 6, overlay })];
+  // the first names its underlay by interface, the second by address, spelt long and in capitals
+  const second = JSON.parse(readFileSync(v6[1]!.configPath, 'utf8'));
+  writeFileSync(v6[1]!.configPath, JSON.stringify({ ...second, underlay: v6[1]!.underlayIp.toUpperCase().replace('::', ':0:0:0:0:0:') }));
+  for (const h of v6) {
+    assert.equal(
+      (await h.host.ip<any[]>('-4', 'addr', 'show', 'dev', 'eth0')).flatMap((l) => l.addr_info),
+      [],
+      'no IPv4 on the underlay',
+    );
+    await lab.startAgent(h);
+  }
+  const ends: { ctr: Container; ip: string }[] = [];
+  for (const h of v6) {
+    const s = lab.state(h);
+    assert.equal([s.vtepIp, s.mtu], [h.underlayIp, 1430], 'the VTEP is the IPv6 address; MTU = 1500 − 70');
+    assert.match(s.subnet, /^10\.245\.\d+\.0\/24$/);
+    const [dev] = await h.host.ip<any[]>('-d', 'link', 'show', DEVICE6);
+    assert.equal([dev.mtu, dev.linkinfo.info_data.id, dev.linkinfo.info_data.local6 ?? dev.linkinfo.info_data.local], [1430, 2, h.underlayIp]);
+    // the FDB entry of the other host: its MAC to its IPv6 underlay address (bridge -j fdb)
+    const t = await assertProgrammed(
+      lab,
+      h,
+      v6.filter((o) => o !== h),
+      DEVICE6,
+    );
+    assert.ok(
+      t.fdb.every((e) => e.split(' ')[1]!.includes(':')),
+      t.fdb.join(' '),
+    );
+    const c = await addOverlayContainer(lab, h, `h${h.n}v6`);
+    const [eth0] = await c.ctr.ip<any[]>('link', 'show', 'eth0');
+    assert.is(eth0.mtu, 1430);
+    ends.push(c);
+  }
+  const [a, b] = ends as [{ ctr: Container; ip: string }, { ctr: Container; ip: string }];
+  for (const [from, to] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    const p = await ping(from.ctr, to.ip, { count: 1, timeoutSec: 3 });
+    assert.ok(p.ok, `ping ${from.ctr.name} → ${to.ctr.name} (${to.ip}) over IPv6: ${p.output}`);
+  }
+  // 1430 − 28 = 1402 bytes of payload cross; the tunnel packet is 1402 + 28 + 70 = 1500, the underlay's MTU
+  await assertLargestPingCrosses(a.ctr, b.ip, 1430);
+  // a host with an IPv4 underlay joins this overlay by mistake: the IPv6 hosts leave it out (and say so),
+  // and it leaves them out; nothing else changes
+  const stray = await lab.addHost({ overlay });
+  await lab.startAgent(stray);
+  for (const [h, others] of [
+    [v6[0]!, [stray]],
+    [v6[1]!, [stray]],
+    [stray, v6],
+  ] as const) {
+    const ignored = await waitFor(() => others.every((o) => h.agent!.events().some((e) => e.event === 'overlay-peer-ignored' && e.node === `h${o.n}`)), {
+      timeoutMs: 15_000,
+    });
+    assert.ok(ignored, `h${h.n} ignores ${others.map((o) => `h${o.n}`).join(' ')}:\n${h.agent!.log()}`);
+  }
+  for (const h of v6)
+    assert.equal(
+      await tablesOn(h, DEVICE6),
+      expectedOf(
+        lab,
+        v6.filter((o) => o !== h),
+      ),
+      `h${h.n} kept only its IPv6 peer`,
+    );
+  assert.equal(await tablesOn(stray, DEVICE6), { routes: [], neigh: [], fdb: [] }, 'the stray host programmed no IPv6 peer');
+  const again = await ping(a.ctr, b.ip, { count: 1, timeoutSec: 3 });
+  assert.ok(again.ok, again.output);
+  // the IPv4 hosts' overlay is another one: none of its tables mention the IPv6 hosts
+  for (const h of hosts) assert.equal(await tablesOf(h), expectedTables(hosts.filter((o) => o !== h)));
 });
 
 test('netplumb-overlay refuses bad input before touching anything: a relative stateDir (7), an unknown overlay (11)', async () => {
@@ -221,16 +264,17 @@ test("a host that leaves (its lease expires) is gone from every other host's tab
   const rest = hosts.slice(0, 2);
   // the lease lapses after at most TTL seconds without renewal; the watch then tells the others
   for (const h of rest) {
-    const want = expectedTables(rest.filter((o) => o !== h));
-    const got =
-      (await waitFor(
-        async () => {
-          const t = await tablesOf(h);
-          return JSON.stringify(t) === JSON.stringify(want) ? t : undefined;
-        },
-        { timeoutMs: (TTL * 3 + 5) * 1000 },
-      )) || (await tablesOf(h));
-    assert.equal(got, want, `h${h.n} forgot ${goneState.subnet}`);
+    const got = await assertProgrammed(
+      lab,
+      h,
+      rest.filter((o) => o !== h),
+      DEVICE,
+      (TTL * 3 + 5) * 1000,
+    );
+    assert.not.ok(
+      got.routes.some((r) => r.startsWith(goneState.subnet)),
+      `h${h.n} forgot ${goneState.subnet}`,
+    );
   }
   const p = await ping(rest[0]!.containers[0]!, rest[1]!.ips[0]!, { count: 1, timeoutSec: 3 });
   assert.ok(p.ok, p.output);

@@ -1,12 +1,15 @@
 /**
  * An overlay network's configuration (a JSON file given to `netplumbd --overlay FILE`): the cluster network,
- * the subnet size per host, the VNI, etcd, the underlay. Parsing has no side effects; every error names the key.
+ * the subnet size per host, the VNI, etcd (endpoints and TLS files), the underlay. Parsing has no side effects
+ * and reads no file; every error names the key.
  * docs/OVERLAY.md.
  */
 import { hostname } from 'node:os';
 import { BITS, formatCidr, parseCidr, tryParseIp } from '../../addr/ip.js';
 import { ERR, NetplumbError } from '../../errors.js';
 import { ifnameProblem, isValidNetworkName } from '../../names.js';
+import { ETCD_ENDPOINT } from './etcd.js';
+import type { EtcdTlsFiles } from './etcd-tls.js';
 
 export interface OverlayConfig {
   /** the overlay's name: etcd keys, the state file, the CNI network */
@@ -18,8 +21,9 @@ export interface OverlayConfig {
   vni: number;
   /** the VXLAN UDP port (default 4789) */
   port: number;
-  etcd: { endpoints: string[]; prefix: string };
-  /** the underlay: an interface name or one of the host's addresses */
+  /** etcd: endpoints, key prefix, and for https the TLS files (etcd-tls.ts) */
+  etcd: { endpoints: string[]; prefix: string } & EtcdTlsFiles;
+  /** the underlay: an interface name or one of the host's addresses (IPv4 or IPv6) */
   underlay: string;
   /** this host's name in etcd (default the hostname) */
   node: string;
@@ -53,13 +57,27 @@ export function parseOverlayConfig(raw: unknown): OverlayConfig {
   const subnetPrefix = int('subnetPrefix', 24, net.prefix + 1, BITS[4] - 2, `an integer longer than the network's /${net.prefix} and at most /30`);
   const vni = int('vni', 1, 1, 0xffffff, '1..16777215');
   const port = int('port', 4789, 1, 65535, '1..65535');
-  const etcd = (typeof o.etcd === 'object' && o.etcd !== null ? o.etcd : {}) as { endpoints?: unknown; prefix?: unknown };
+  const etcd = (typeof o.etcd === 'object' && o.etcd !== null ? o.etcd : {}) as Record<string, unknown>;
   const endpoints = etcd.endpoints;
-  if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e): e is string => typeof e === 'string')) {
+  if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e): e is string => typeof e === 'string' && ETCD_ENDPOINT.test(e))) {
     throw bad('etcd.endpoints', 'must be a non-empty list of http(s)://HOST:PORT');
   }
   const prefix = etcd.prefix ?? `/netplumb/overlay/${name}/`;
   if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw bad('etcd.prefix', 'must start with /');
+  // the files themselves are read where the client is made (readEtcdTls): here only their names
+  const tls: EtcdTlsFiles = {};
+  for (const key of ['caFile', 'certFile', 'keyFile'] as const) {
+    const v = etcd[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw bad(`etcd.${key}`, 'must be an absolute path');
+    tls[key] = v;
+  }
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw bad(tls.certFile === undefined ? 'etcd.certFile' : 'etcd.keyFile', 'must be given with etcd.certFile and etcd.keyFile both');
+  }
+  if (Object.keys(tls).length && !endpoints.every((e) => e.startsWith('https://'))) {
+    throw bad('etcd.endpoints', 'must all be https:// when TLS files are given (else the files would be silently unused)');
+  }
   if (typeof o.underlay !== 'string' || (tryParseIp(o.underlay) === undefined && ifnameProblem(o.underlay) !== undefined)) {
     throw bad('underlay', 'must be an interface name or an address of this host');
   }
@@ -81,7 +99,7 @@ export function parseOverlayConfig(raw: unknown): OverlayConfig {
     subnetPrefix,
     vni,
     port,
-    etcd: { endpoints, prefix: prefix.endsWith('/') ? prefix : `${prefix}/` },
+    etcd: { endpoints, prefix: prefix.endsWith('/') ? prefix : `${prefix}/`, ...tls },
     underlay: o.underlay as string,
     node,
     ttlSeconds,

@@ -7,7 +7,7 @@
  * hosts exactly, so it is idempotent and a restarted agent neither doubles nor forgets entries.
  */
 import { ERR, NetplumbError } from '../../errors.js';
-import { cidrContains, parseCidr, parseIp } from '../../addr/ip.js';
+import { canonicalIp, cidrContains, parseCidr, parseIp, tryParseIp, type Family } from '../../addr/ip.js';
 import { addAddress, deleteAddress, listAddresses } from '../../net/addr.js';
 import { deleteFdbEntry, listFdb, replaceFdbEntry } from '../../net/fdb.js';
 import type { Handle } from '../../net/handle.js';
@@ -18,35 +18,55 @@ import { setIpForwardSync } from '../../net/sysctl.js';
 import { nthAddress, type OverlayConfig } from './config.js';
 import type { HostRecord } from './subnet-source.js';
 
-/** VXLAN over IPv4 adds 50 bytes: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8. */
-export const VXLAN_OVERHEAD = 50;
+/**
+ * What VXLAN adds to each packet: outer Ethernet 14, UDP 8, VXLAN 8, and the outer IP header, 20 bytes for
+ * IPv4 and 40 for IPv6: 50 and 70. The containers' MTU is the underlay's less this, so that a full-sized
+ * container packet travels in one underlay packet, never in fragments of the tunnel packet.
+ */
+export const VXLAN_OVERHEAD: Record<Family, number> = { 4: 50, 6: 70 };
 
 export interface Underlay {
   linkIndex: number;
+  /** the VTEP address, canonical text */
   address: string;
+  family: Family;
   mtu: number;
 }
 
-/** The underlay link and address: by interface name (its first IPv4 address) or by address. */
+/**
+ * The underlay link and address: by address (IPv4 or IPv6), or by interface name: its first global IPv4
+ * address, else its first global IPv6 address (a host whose underlay is IPv6 only). Link-local and tentative
+ * addresses are never the VTEP: other hosts could not reach them, or not yet.
+ */
 export async function findUnderlay(h: Handle, underlay: string): Promise<Underlay> {
-  const addrs = await listAddresses(h, { family: 4 });
-  const byAddress = addrs.find((a) => a.address === underlay);
-  const link = byAddress ? await findLink(h, byAddress.linkIndex) : await findLink(h, underlay);
+  const wanted = canonicalIp(underlay);
+  const addrs = (await listAddresses(h)).filter((a) => !a.tentative && !a.dadfailed);
+  const byAddress = wanted === undefined ? undefined : addrs.find((a) => a.address === wanted);
+  const link = byAddress ? await findLink(h, byAddress.linkIndex) : wanted === undefined ? await findLink(h, underlay) : undefined;
   if (!link)
     throw new NetplumbError(`overlay: underlay ${underlay} is neither an interface nor an address of this host`, {
       code: ERR.NOT_FOUND,
       op: 'overlay',
       object: underlay,
     });
-  const address = byAddress?.address ?? addrs.find((a) => a.linkIndex === link.index && a.scope === 'universe')?.address;
-  if (!address)
-    throw new NetplumbError(`overlay: underlay interface ${underlay} has no IPv4 address`, { code: ERR.INVALID_ARG_VALUE, op: 'overlay', object: underlay });
-  return { linkIndex: link.index, address, mtu: link.mtu };
+  const global = (family: Family) => addrs.find((a) => a.linkIndex === link.index && a.family === family && a.scope === 'universe');
+  const chosen = byAddress ?? global(4) ?? global(6);
+  if (!chosen)
+    throw new NetplumbError(`overlay: underlay interface ${underlay} has no global IPv4 or IPv6 address`, {
+      code: ERR.INVALID_ARG_VALUE,
+      op: 'overlay',
+      object: underlay,
+    });
+  return { linkIndex: link.index, address: chosen.address, family: chosen.family, mtu: link.mtu };
 }
 
-/** Creates (or keeps) the VXLAN device, up, with MTU = underlay − 50; resolves its MAC. */
+/**
+ * Creates (or keeps) the VXLAN device, up, with MTU = underlay − 50 (IPv4 underlay) or − 70 (IPv6): its local
+ * address is the underlay's, so the kernel sends every tunnel packet from it, over IPv6 when it is IPv6.
+ * Resolves its MAC and MTU.
+ */
 export async function ensureVxlan(h: Handle, cfg: OverlayConfig, u: Underlay): Promise<{ mac: string; mtu: number }> {
-  const mtu = u.mtu - VXLAN_OVERHEAD;
+  const mtu = u.mtu - VXLAN_OVERHEAD[u.family];
   let dev = await findLink(h, cfg.device);
   if (dev && (dev.kind !== 'vxlan' || dev.vxlan.vni !== cfg.vni || dev.vxlan.local !== u.address)) {
     throw new NetplumbError(`overlay: ${cfg.device} exists and is not the VXLAN device of VNI ${cfg.vni} on ${u.address}`, {
@@ -78,6 +98,19 @@ export async function setDeviceSubnet(h: Handle, cfg: OverlayConfig, subnet: str
   const have = await listAddresses(h, { link: cfg.device, family: 4 });
   for (const a of have) if (a.address !== want) await deleteAddress(h, { link: a.linkIndex, cidr: a.cidr }).catch(ignoreGone);
   if (!have.some((a) => a.address === want)) await addAddress(h, { link: cfg.device, cidr: `${want}/32` });
+}
+
+/**
+ * Splits `peers` into those this host can tunnel to, whose VTEP is an address of the underlay's `family`, and
+ * the others. A VXLAN device sends over one family only: a host of the other family (every host of an
+ * overlay must use the same) is left out rather than given entries that could never carry a packet, and the
+ * other hosts are programmed as usual.
+ */
+export function peersOfFamily(peers: readonly HostRecord[], family: Family): { reachable: HostRecord[]; unreachable: HostRecord[] } {
+  const reachable: HostRecord[] = [];
+  const unreachable: HostRecord[] = [];
+  for (const p of peers) (tryParseIp(p.vtepIp)?.family === family ? reachable : unreachable).push(p);
+  return { reachable, unreachable };
 }
 
 /** Makes the routes, neighbours and FDB entries of the VXLAN device match `peers` exactly. */

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { subnetsOf, type OverlayConfig } from './config.js';
 import { EtcdClient, EtcdError, type EtcdKv } from './etcd.js';
+import { readEtcdTls } from './etcd-tls.js';
 import type { HostRecord, SubnetSource, SubnetSourceEvents } from './subnet-source.js';
 
 const keyOf = (prefix: string, subnet: string) => `${prefix}subnets/${subnet.replace('/', '-')}`;
@@ -32,7 +33,8 @@ export class EtcdSubnetSource implements SubnetSource {
   #events: SubnetSourceEvents | undefined;
   #loops: Promise<void>[] = [];
 
-  constructor(cfg: OverlayConfig, etcd = new EtcdClient({ endpoints: cfg.etcd.endpoints })) {
+  /** Reads the configuration's TLS files (throwing, before anything happened, when one is wrong). */
+  constructor(cfg: OverlayConfig, etcd = new EtcdClient({ endpoints: cfg.etcd.endpoints, tls: readEtcdTls(cfg.etcd) })) {
     this.#cfg = cfg;
     this.#etcd = etcd;
   }
@@ -148,5 +150,6 @@ export class EtcdSubnetSource implements SubnetSource {
     this.#stop.abort();
     await Promise.allSettled(this.#loops);
     if (opts.release && this.#lease) await this.#etcd.revokeLease(this.#lease).catch(() => undefined);
+    this.#etcd.close();
   }
 }

@@ -1,11 +1,17 @@
 /**
  * The few etcd v3 calls the overlay needs (range, transaction, delete, lease grant/keep-alive/revoke, watch),
- * spoken to etcd's JSON gateway (grpc-gateway: POST /v3/..., keys and values in base64) with Node's fetch.
- * Why not the `etcd3` package: it brings gRPC (@grpc/grpc-js, proto-loader, ~10 MB) into the agent's start-up
- * for six calls, and the gateway is part of every etcd server since 3.3 (Debian's 3.4 included).
- * Every call is bounded by a timeout; a failure is an EtcdError naming the endpoint.
+ * spoken to etcd's JSON gateway (grpc-gateway: POST /v3/..., keys and values in base64) over Node's http and
+ * https modules. Why not the `etcd3` package: it brings gRPC (@grpc/grpc-js, proto-loader, ~10 MB) into the
+ * agent's start-up for six calls, and the gateway is part of every etcd server since 3.3 (Debian's 3.4
+ * included). Why not fetch: Node's fetch cannot be given a CA or a client certificate without the undici
+ * package; an https.Agent can, and keeps connections alive as fetch did.
+ * Every call is bounded by a timeout; a failure is an EtcdError naming the endpoint (and TLS, when the
+ * handshake is what failed).
  */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ERR, NetplumbError } from '../../errors.js';
+import type { EtcdTls } from './etcd-tls.js';
 
 /** A key-value pair as etcd stores it (key and value decoded to text). */
 export interface EtcdKv {
@@ -77,45 +83,101 @@ function toKv(kv: WireKv): EtcdKv {
   };
 }
 
+/** `http(s)://HOST:PORT` (an IPv6 host in brackets), with or without a final slash. */
+export const ETCD_ENDPOINT = /^https?:\/\/[^/\s]+\/?$/;
+
 export interface EtcdClientOptions {
-  /** `http://HOST:PORT`, tried in order */
+  /** `http(s)://HOST:PORT`, tried in order */
   endpoints: string[];
+  /** for https endpoints: the CA that signed the server's certificate (else the system's), a client certificate */
+  tls?: EtcdTls | undefined;
   /** per call (default 3000 ms) */
   timeoutMs?: number;
+}
+
+/** Node's codes for a TLS handshake that failed: the peer's alert (`ERR_SSL_…`), a certificate not trusted. */
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|EPROTO$)/;
+/** The server's alert when it wants a client certificate and got none, or one of a CA it does not trust. */
+const CLIENT_CERT_REFUSED = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED)$/;
+/** Our side's verdict on the server's certificate. */
+const SERVER_CERT_UNTRUSTED = /^(CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_)/;
+
+/** What went wrong talking to `ep`, in words that name etcd (and TLS, and whose certificate, when the handshake failed). */
+function unreachable(ep: string, what: string, e: unknown): EtcdError {
+  if (e instanceof EtcdError) return e;
+  const err = e as NodeJS.ErrnoException & { reason?: string };
+  const code = err?.code ?? '';
+  if (ep.startsWith('https:') && TLS_FAILURE.test(code)) {
+    // OpenSSL's own message is a line of internals; its reason is the part a person can read
+    const why = `${err.reason ?? err.message} (${code})`;
+    const whose = CLIENT_CERT_REFUSED.test(code)
+      ? ': etcd refused the client certificate (none was given, or it is not of a CA etcd trusts: etcd.certFile, etcd.keyFile)'
+      : SERVER_CERT_UNTRUSTED.test(code)
+        ? ": etcd's server certificate is not trusted (is etcd.caFile the CA that signed it?)"
+        : '';
+    return new EtcdError(`etcd ${ep}: TLS handshake failed: ${what}: ${why}${whose}`, ep);
+  }
+  const detail = `${err?.message ?? e}${code && !String(err?.message).includes(code) ? ` (${code})` : ''}`;
+  return new EtcdError(`etcd unreachable (${ep}): ${what}: ${detail}`, ep);
 }
 
 /** A client of one etcd cluster, by its endpoints. */
 export class EtcdClient {
   readonly endpoints: string[];
   readonly timeoutMs: number;
+  // connections are kept alive between calls (the watch holds one of its own)
+  readonly #http = new HttpAgent({ keepAlive: true });
+  readonly #https: HttpsAgent;
 
   constructor(o: EtcdClientOptions) {
     if (o.endpoints.length === 0) throw new EtcdError('etcd: no endpoints given');
-    for (const e of o.endpoints) if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new EtcdError(`etcd: endpoint ${JSON.stringify(e)} is not http(s)://HOST:PORT`);
+    for (const e of o.endpoints) if (!ETCD_ENDPOINT.test(e)) throw new EtcdError(`etcd: endpoint ${JSON.stringify(e)} is not http(s)://HOST:PORT`);
     this.endpoints = o.endpoints.map((e) => e.replace(/\/$/, ''));
     this.timeoutMs = o.timeoutMs ?? 3000;
+    this.#https = new HttpsAgent({ keepAlive: true, ...o.tls });
+  }
+
+  /** POSTs `body` to `url`; resolves the answer once its headers arrived (its body still to be read). */
+  #post(url: string, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const https = u.protocol === 'https:';
+      const req = (https ? httpsRequest : httpRequest)(
+        u,
+        { method: 'POST', agent: https ? this.#https : this.#http, signal, headers: { 'content-type': 'application/json' } },
+        resolve,
+      );
+      // `on`, not `once`: an abort after the answer began must find a listener too
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
   }
 
   /** One call, to the first endpoint that answers. */
   async call(path: string, body: unknown): Promise<WireAnswer> {
-    let last: unknown;
+    const errors: EtcdError[] = [];
     for (const ep of this.endpoints) {
+      const signal = AbortSignal.timeout(this.timeoutMs);
       try {
-        const r = await fetch(`${ep}${path}`, {
-          method: 'POST',
-          body: JSON.stringify(body),
-          headers: { 'content-type': 'application/json' },
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-        const text = await r.text();
+        const r = await this.#post(`${ep}${path}`, body, signal);
+        let text = '';
+        r.setEncoding('utf8');
+        for await (const chunk of r) text += chunk;
         const json = (text ? JSON.parse(text) : {}) as WireAnswer;
-        if (!r.ok) throw new EtcdError(`etcd ${ep}${path}: ${r.status} ${json.message ?? text}`);
+        if (r.statusCode !== 200) throw new EtcdError(`etcd ${ep}${path}: ${r.statusCode} ${json.message ?? text}`, ep);
         return json;
       } catch (e) {
-        last = e;
+        errors.push(signal.aborted ? new EtcdError(`etcd unreachable (${ep}): ${path}: no answer within ${this.timeoutMs} ms`, ep) : unreachable(ep, path, e));
       }
     }
-    throw last instanceof EtcdError ? last : new EtcdError(`etcd unreachable (${this.endpoints.join(', ')}): ${(last as Error)?.message ?? last}`);
+    // each message names its endpoint
+    throw errors.length === 1 ? errors[0]! : new EtcdError(errors.map((e) => e.message).join('; '), this.endpoints.join(','));
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.#http.destroy();
+    this.#https.destroy();
   }
 
   /** Every key under `prefix`, and the store's revision when read. */
@@ -170,24 +232,22 @@ export class EtcdClient {
    */
   async watchPrefix(prefix: string, revision: number, onEvents: (events: EtcdEvent[]) => void, signal: AbortSignal): Promise<void> {
     const ep = this.endpoints[0]!;
-    let r: Response;
+    let r: IncomingMessage;
     try {
-      r = await fetch(`${ep}/v3/watch`, {
-        method: 'POST',
-        body: JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(revision) } }),
-        headers: { 'content-type': 'application/json' },
-        signal,
-      });
+      r = await this.#post(`${ep}/v3/watch`, { create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(revision) } }, signal);
     } catch (e) {
       if (signal.aborted) return;
-      throw new EtcdError(`etcd unreachable (${ep}): watch: ${(e as Error).message}`);
+      throw unreachable(ep, 'watch', e);
     }
-    if (!r.ok || !r.body) throw new EtcdError(`etcd ${ep}/v3/watch: ${r.status}`);
-    const decoder = new TextDecoder();
+    if (r.statusCode !== 200) {
+      r.resume();
+      throw new EtcdError(`etcd ${ep}/v3/watch: ${r.statusCode}`, ep);
+    }
     let buf = '';
+    r.setEncoding('utf8');
     try {
-      for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true });
+      for await (const chunk of r as AsyncIterable<string>) {
+        buf += chunk;
         // the gateway writes one JSON object per line
         for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const line = buf.slice(0, nl).trim();
@@ -203,7 +263,7 @@ export class EtcdClient {
       }
     } catch (e) {
       if (signal.aborted) return;
-      throw e instanceof EtcdError ? e : new EtcdError(`etcd watch broke (${ep}): ${(e as Error).message}`);
+      throw e instanceof EtcdError ? e : new EtcdError(`etcd watch broke (${ep}): ${(e as Error).message}`, ep);
     }
     if (!signal.aborted) throw new EtcdError(`etcd watch ended (${ep})`);
   }

@@ -1,8 +1,8 @@
 /**
  * The overlay inside netplumbd: finds the underlay, makes the VXLAN device, leases this host's subnet from the
  * subnet source (etcd), writes what netplumb-bridge needs (the CNI network list with the leased range and
- * MTU = underlay − 50) and keeps the other hosts programmed. Failures of the store leave the data plane as it
- * is. docs/OVERLAY.md.
+ * MTU = underlay − 50, or − 70 over an IPv6 underlay) and keeps the other hosts programmed. Failures of the
+ * store leave the data plane as it is. docs/OVERLAY.md.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { openHandleSync } from '../../net/handle.js';
 import { overlayStatePath, type OverlayHostState } from '../../modes/overlay.js';
 import type { AgentLog } from '../log.js';
 import { nthAddress, parseOverlayConfig, type OverlayConfig } from './config.js';
-import { ensureVxlan, findUnderlay, reconcile, setDeviceSubnet } from './dataplane.js';
+import { ensureVxlan, findUnderlay, peersOfFamily, reconcile, setDeviceSubnet } from './dataplane.js';
 import { EtcdSubnetSource } from './etcd-source.js';
 import type { HostRecord, SubnetSource } from './subnet-source.js';
 
@@ -44,8 +44,9 @@ export function overlayConflist(cfg: OverlayConfig): unknown {
 /** Starts the overlay of configuration `raw` (an object, or the text of a JSON file) in the agent's namespace. */
 export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetSource): Promise<Overlay> {
   const cfg = parseOverlayConfig(typeof raw === 'string' ? JSON.parse(raw) : raw);
-  const h = openHandleSync();
+  // first the source: it reads the TLS files, and a wrong one must leave the host untouched
   const src = source ?? new EtcdSubnetSource(cfg);
+  const h = openHandleSync();
   try {
     const underlay = await findUnderlay(h, cfg.underlay);
     const { mac, mtu } = await ensureVxlan(h, cfg, underlay);
@@ -108,9 +109,22 @@ export async function startOverlay(raw: unknown, log: AgentLog, source?: SubnetS
       })();
       return running;
     };
+    // hosts of the other underlay family, each told once (every change of the set reports all hosts again)
+    const told = new Set<string>();
     src.start({
       peers(hosts) {
-        latest = hosts;
+        const { reachable, unreachable } = peersOfFamily(hosts, underlay.family);
+        for (const p of unreachable) {
+          if (told.has(`${p.node} ${p.vtepIp}`)) continue;
+          told.add(`${p.node} ${p.vtepIp}`);
+          log('overlay-peer-ignored', {
+            network: cfg.name,
+            node: p.node,
+            vtepIp: p.vtepIp,
+            message: `its VTEP is not an IPv${underlay.family} address as this host's is`,
+          });
+        }
+        latest = reachable;
         void program();
       },
       health(error) {

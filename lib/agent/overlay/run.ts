@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentLog } from '../log.js';
 import { parseOverlayConfig } from './config.js';
+import { readEtcdTls } from './etcd-tls.js';
 import { startOverlay, type Overlay } from './index.js';
 
 export interface RunningOverlay {
@@ -22,6 +23,8 @@ export function runOverlay(configText: string, log: AgentLog): RunningOverlay {
     let cfg;
     try {
       cfg = parseOverlayConfig(JSON.parse(configText));
+      // the TLS files too: a wrong path is a configuration error, reported once rather than retried
+      readEtcdTls(cfg.etcd);
     } catch (e) {
       log('overlay-config-invalid', { message: (e as Error).message });
       return;
