@@ -252,7 +252,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
   await Promise.all(AGENT_PLUGINS.map(agentPlugin));
   // A resident process can remember each IPAM store between requests: an ADD or DEL then costs the same with
   // 300 containers attached as with none (plugin execs read every reservation, as host-local does).
-  rememberStores();
+  await rememberStores();
   const claimed: ClaimedPath = await claimSocketPath(socketPath, gid);
   const startedAt = Date.now();
   const queue = new KeyedQueue();

@@ -35,7 +35,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { DirChanges } from '../sys/dir-changes.js';
+import type { DirChanges } from '../sys/dir-changes.js';
 import { faultPoint } from '../sys/fault.js';
 import { readUpTo } from '../sys/read.js';
 import { IpamError } from './errors.js';
@@ -283,15 +283,21 @@ export class StoreMemo {
 /** At most this many stores are remembered (each holds an inotify instance; the oldest is dropped). */
 const MAX_REMEMBERED = 32;
 let remembered: Map<string, StoreMemo> | undefined;
+let openChanges: typeof DirChanges.open | undefined;
 
-/** Makes this process remember stores between operations (StoreMemo): for the agent, never for one plugin exec. */
-export function rememberStores(): void {
+/**
+ * Makes this process remember stores between operations (StoreMemo): for the agent, never for one plugin exec
+ * (which would load koffi for inotify, and a host-local VERSION loads no native code at all).
+ */
+export async function rememberStores(): Promise<void> {
+  const { DirChanges } = await import('../sys/dir-changes.js');
+  openChanges ??= (dir) => DirChanges.open(dir);
   remembered ??= new Map();
 }
 
 /** The memo of the store at `dir` (whose lock the caller holds), caught up; undefined when not remembering. */
 function memoFor(dir: string, identity: string): StoreMemo | undefined {
-  if (remembered === undefined) return undefined;
+  if (remembered === undefined || openChanges === undefined) return undefined;
   const known = remembered.get(dir);
   if (known !== undefined) {
     remembered.delete(dir); // re-inserted below: the map's order is least recently used first
@@ -303,7 +309,7 @@ function memoFor(dir: string, identity: string): StoreMemo | undefined {
   }
   let changes: DirChanges;
   try {
-    changes = DirChanges.open(dir);
+    changes = openChanges(dir);
   } catch {
     return undefined; // no inotify instance left (fs.inotify.max_user_instances): read the store as a plugin does
   }

@@ -16,7 +16,7 @@ import { assertRejects } from '../fixtures/assert.js';
 import { cniRuntime, reservations } from '../fixtures/cni-runtime.js';
 
 await sandboxed();
-rememberStores();
+await rememberStores();
 
 const rt = cniRuntime();
 const REF = 'host-local';
