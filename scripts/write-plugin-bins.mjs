@@ -302,7 +302,8 @@ function writeForwarder({ ifStale = false } = {}) {
     /* not written */
   }
   if (r.error?.code === 'ENOENT') return `no C compiler (${cc} is not in PATH)`;
-  const said = (r.stderr ?? '').trim().split('\n').find((l) => /error/i.test(l)) ?? (r.stderr ?? '').trim().split('\n')[0];
+  const lines = (r.stderr ?? '').trim().split('\n');
+  const said = lines.find((l) => /error/i.test(l)) ?? lines[0];
   return `${cc} could not compile ${FORWARDER_SRC}: ${r.error ? r.error.message : said || `exit status ${r.status}`}`;
 }
 
@@ -395,7 +396,7 @@ export function installForwarder() {
   if (!existsSync(dir)) return undefined;
   const names = readdirSync(dir)
     .map((f) => /^(netplumb-[a-z-]+)\.cjs$/.exec(f)?.[1])
-    .filter((n) => n !== undefined && existsSync(join(dir, n)));
+    .filter((n) => n !== undefined);
   if (names.length === 0) return undefined;
   const noForwarder = writeForwarder({ ifStale: true });
   for (const name of names) linkTo(join(dir, name), noForwarder === undefined ? 'netplumb-forward' : `${name}.cjs`);
