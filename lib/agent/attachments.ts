@@ -78,6 +78,33 @@ export function forgetRequest(plugin: string, env: Record<string, string>, netwo
   }
 }
 
+/**
+ * Forgets the kept requests of `plugin` on `network` whose attachment (`containerID\0ifname`) is not in `valid`:
+ * a GC released them.
+ */
+export function forgetUnlisted(plugin: string, network: string, valid: ReadonlySet<string>, dir = AGENT_STATE_DIR): void {
+  const prefix = `${plugin}:${network}:`;
+  let ids: string[];
+  try {
+    ids = readdirSync(dir).filter(isValidContainerId);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    let files: string[];
+    try {
+      files = readdirSync(join(dir, id));
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      if (!f.startsWith(prefix) || !f.endsWith('.json')) continue;
+      const ifname = f.slice(prefix.length, -'.json'.length);
+      if (!valid.has(`${id}\0${ifname}`)) forgetRequest(plugin, { CNI_CONTAINERID: id, CNI_IFNAME: ifname }, network, dir);
+    }
+  }
+}
+
 /** Every kept request (unreadable files skipped). */
 export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
   const out: KeptRequest[] = [];

@@ -14,7 +14,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { handle } from '../cni/skeleton.js';
+import { handle, type CniPlugin } from '../cni/skeleton.js';
+import { parseRequest } from '../cni/request.js';
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { allAttachments } from '../modes/state.js';
@@ -34,7 +35,7 @@ import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { rememberStores } from '../ipam/store.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
-import { forgetRequest, keepRequest, type KeptRequest } from './attachments.js';
+import { forgetRequest, forgetUnlisted, keepRequest, type KeptRequest } from './attachments.js';
 import { startCleanup } from './cleanup.js';
 import { ApiError, apiErrorOf, networksRoute } from './networks-api.js';
 import { ERR } from '../errors.js';
@@ -162,6 +163,11 @@ function queueKey(env: Readonly<Record<string, string | undefined>>, network: st
   return [network, env.CNI_CONTAINERID ?? '', env.CNI_IFNAME ?? ''].join('\0');
 }
 
+/** A successful GC's valid attachments, as `containerID\0ifname`, read as the plugin read them. */
+function validAttachmentsOf(plugin: CniPlugin, env: Record<string, string>, stdin: Buffer): Set<string> {
+  return new Set((parseRequest(env, stdin, undefined, plugin.fields).validAttachments ?? []).map((a) => `${a.containerId}\0${a.ifname}`));
+}
+
 function networkOf(stdin: Buffer): string {
   try {
     const name = JSON.parse(stdin.toString('utf8'))?.name;
@@ -213,6 +219,8 @@ async function serveCni(
         if (kept) track(kept);
       }
       if (env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
+      // a GC of a plugin that collects (overlay's does not: its kept requests stay for the cleanup)
+      if (env.CNI_COMMAND === 'GC' && plugin.gc !== undefined) forgetUnlisted(pluginName, network, validAttachmentsOf(plugin, env, stdin));
     } catch (e) {
       // The answer stands; only a later cleanup of this attachment is lost.
       ctx.log('keep-request-failed', { id: ctx.id, message: (e as Error).message });

@@ -124,6 +124,36 @@ test('none and container attachments whose namespace vanished without DEL are re
   }
 });
 
+test('a GC through the agent forgets the requests it kept of the attachments it collected, and no others', async () => {
+  const agent = await agentIn(host, { args: ['--cleanup-grace', '600'] });
+  try {
+    const none = { cniVersion: '1.1.0', name: 'ag-gc', type: 'netplumb-none' };
+    const [a, b] = [await host.createContainer('gca'), await host.createContainer('gcb')];
+    for (const [id, c] of [
+      ['gca', a],
+      ['gcb', b],
+    ] as const) {
+      const r = await forward('netplumb-none', { socket: agent.socket, where: host, env: attachEnv('ADD', id, c), stdin: JSON.stringify(none) });
+      assert.is(r.exitCode, 0, r.stdout);
+    }
+    const gcConf = { ...none, 'cni.dev/valid-attachments': [{ containerID: 'gca', ifname: 'eth0' }] };
+    const gc = await forward('netplumb-none', { socket: agent.socket, where: host, env: { CNI_COMMAND: 'GC' }, stdin: JSON.stringify(gcConf) });
+    assert.is(gc.exitCode, 0, gc.stdout);
+    assert.equal(
+      recordFiles().filter((f) => /^gc[ab]\//.test(f)),
+      ['gca/netplumb-none:ag-gc:eth0.json', 'gca/none:ag-gc:eth0'],
+    );
+    const d = await forward('netplumb-none', { socket: agent.socket, where: host, env: attachEnv('DEL', 'gca', a), stdin: JSON.stringify(none) });
+    assert.is(d.exitCode, 0, d.stdout);
+    assert.equal(
+      recordFiles().filter((f) => /^gc[ab]\//.test(f)),
+      [],
+    );
+  } finally {
+    await agent.stop();
+  }
+});
+
 test('a DEL within the grace period wins: the agent finds nothing left to do', async () => {
   const agent = await agentIn(host, { args: ['--cleanup-grace', '600'] });
   try {
