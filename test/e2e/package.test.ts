@@ -11,22 +11,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  closeSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,15 +40,7 @@ function listFiles(dir: string): string[] {
 }
 
 /** The first bytes of the file `path` resolves to. */
-function magic(path: string, n = 4): string {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    return b.subarray(0, readSync(fd, b, 0, n, 0)).toString('latin1');
-  } finally {
-    closeSync(fd);
-  }
-}
+const magic = (path: string, n = 4) => readFileSync(path).subarray(0, n).toString('latin1');
 const ELF = '\x7fELF';
 
 /**
