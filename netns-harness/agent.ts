@@ -31,6 +31,8 @@ export interface AgentProcessOptions {
   wrapper?: string[];
   /** more arguments for netplumbd (`--cleanup-grace 0.2`) */
   args?: string[];
+  /** another netplumbd to run (an installed package's); default dist/bin/netplumbd */
+  executable?: string;
   env?: Record<string, string>;
 }
 
@@ -74,8 +76,9 @@ export function agentGet(socket: string, path: string, timeoutMs = 5000): Promis
  */
 export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentProcess> {
   assertSandbox('netns-harness: starting netplumbd');
-  if (!existsSync(NETPLUMBD)) throw new Error(`${NETPLUMBD} is missing: run npm run build`);
-  const argv = inNetns(o.netns, [...(o.wrapper ?? []), NETPLUMBD, '--socket', o.socket, ...(o.group ? ['--group', o.group] : []), ...(o.args ?? [])]);
+  const netplumbd = o.executable ?? NETPLUMBD;
+  if (!existsSync(netplumbd)) throw new Error(`${netplumbd} is missing: run npm run build`);
+  const argv = inNetns(o.netns, [...(o.wrapper ?? []), netplumbd, '--socket', o.socket, ...(o.group ? ['--group', o.group] : []), ...(o.args ?? [])]);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...o.env, [RUN_ID_ENV]: runId() } });
   let log = '';
   child.stderr!.setEncoding('utf8');

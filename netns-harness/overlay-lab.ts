@@ -55,7 +55,8 @@ export interface OverlayLab {
   destroy(): Promise<void>;
 }
 
-export async function overlayLab(o: { hosts: number; name?: string; ttlSeconds?: number; tls?: boolean }): Promise<OverlayLab> {
+/** `agentArgs`: more arguments for every host's netplumbd (`--cleanup-grace 0.5`). */
+export async function overlayLab(o: { hosts: number; name?: string; ttlSeconds?: number; tls?: boolean; agentArgs?: string[] }): Promise<OverlayLab> {
   const name = o.name ?? 'ovl';
   const dir = mkdtempSync('/run/np-overlay-');
   const underlay = await createHost('underlay');
@@ -111,7 +112,11 @@ export async function overlayLab(o: { hosts: number; name?: string; ttlSeconds?:
     state,
     addHost,
     async startAgent(h) {
-      const agent = await startAgentProcess({ socket: join(dir, `h${h.n}.sock`), netns: h.host.netnsPath, args: ['--overlay', h.configPath] });
+      const agent = await startAgentProcess({
+        socket: join(dir, `h${h.n}.sock`),
+        netns: h.host.netnsPath,
+        args: ['--overlay', h.configPath, ...(o.agentArgs ?? [])],
+      });
       h.agent = agent;
       const leased = await waitFor(() => agent.events().some((e) => e.event === 'overlay-leased'), { timeoutMs: 30_000 });
       if (!leased) throw new Error(`h${h.n}'s agent leased no subnet:\n${agent.log()}`);

@@ -14,6 +14,12 @@
 // forwarder/netplumb-forward.c: it hands the request to netplumbd when one answers on its socket, and otherwise
 // execs netplumb-X.cjs (docs/AGENT.md). Without a C compiler, netplumb-X is a symlink to netplumb-X.cjs.
 //
+// A package (`--package`) ships no compiled code and no symlinks: netplumb-X is a two-line ES module importing
+// netplumb-X.cjs, the package's `bin` entry. Installing the package runs this script with `--install` (the
+// package's `install` script, as node-gyp packages compile theirs): it compiles the forwarder on the machine it
+// runs on and makes each netplumb-X the layout above — or, with no C compiler, a symlink to netplumb-X.cjs,
+// saying in one line why there is no fast path. It never fails the install.
+//
 // The shebangs drop NODE_EXTRA_CA_CERTS: with it set, Node parses the CA bundle while starting (about 30 ms
 // of a ~45 ms start here), and a plugin never opens a TLS connection.
 //
@@ -274,27 +280,31 @@ const FORWARDER_SRC = fileURLToPath(new URL('../forwarder/netplumb-forward.c', i
 const FORWARDER = join(dir, 'netplumb-forward');
 
 /**
- * dist/plugins/netplumb-forward, compiled from forwarder/netplumb-forward.c with the system's `cc`: the program a
- * runtime execs for every netplumb plugin (netplumb-X is a symlink to it; it picks the plugin by the name it was
- * run as), which hands the request to netplumbd or, with no agent, execs the Node plugin netplumb-X.cjs. Returns
- * false when no C compiler is available (each netplumb-X then points at its Node plugin directly).
+ * dist/plugins/netplumb-forward, compiled from forwarder/netplumb-forward.c with the system's `cc` (or $CC): the
+ * program a runtime execs for every netplumb plugin (netplumb-X is a symlink to it; it picks the plugin by the
+ * name it was run as), which hands the request to netplumbd or, with no agent, execs the Node plugin
+ * netplumb-X.cjs. Returns undefined when it is there, else why not (no C compiler, the compiler's complaint):
+ * each netplumb-X then points at its Node plugin directly.
  */
 function writeForwarder({ ifStale = false } = {}) {
-  if (!existsSync(FORWARDER_SRC)) return false;
-  if (ifStale && existsSync(FORWARDER) && statSync(FORWARDER).mtimeMs > statSync(FORWARDER_SRC).mtimeMs) return true;
+  if (!existsSync(FORWARDER_SRC)) return `${FORWARDER_SRC} is missing`;
+  if (ifStale && existsSync(FORWARDER) && statSync(FORWARDER).mtimeMs > statSync(FORWARDER_SRC).mtimeMs) return undefined;
+  const cc = process.env.CC || 'cc';
   const t = tmp(FORWARDER);
-  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', t, FORWARDER_SRC], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    try {
-      unlinkSync(t);
-    } catch {
-      /* not written */
-    }
-    process.stderr.write(`write-plugin-bins: no forwarder (${r.error ? r.error.message : r.stderr.trim()}); plugins run in process only\n`);
-    return false;
+  const r = spawnSync(cc, ['-O2', '-Wall', '-o', t, FORWARDER_SRC], { encoding: 'utf8' });
+  if (r.status === 0) {
+    renameSync(t, FORWARDER);
+    return undefined;
   }
-  renameSync(t, FORWARDER);
-  return true;
+  try {
+    unlinkSync(t);
+  } catch {
+    /* not written */
+  }
+  if (r.error?.code === 'ENOENT') return `no C compiler (${cc} is not in PATH)`;
+  const lines = (r.stderr ?? '').trim().split('\n');
+  const said = lines.find((l) => /error/i.test(l)) ?? lines[0];
+  return `${cc} could not compile ${FORWARDER_SRC}: ${r.error ? r.error.message : said || `exit status ${r.status}`}`;
 }
 
 /** Points `bin` (a symlink) at `target`, replacing whatever was there. */
@@ -326,7 +336,10 @@ export async function writePluginBins({ ifStale = false } = {}) {
   const esbuild = loadEsbuild();
   const newest = ifStale ? Math.max(newestJs(join(dist, 'lib'), join(dist, 'lib', 'index.bundle.js')), newestJs(dir)) : Infinity;
   const made = [await writeExecaBundle(esbuild, { ifStale })].filter(Boolean);
-  const forwarder = writeForwarder({ ifStale });
+  // a package compiles its forwarder where it is installed (installForwarder)
+  const noForwarder = PACKAGE_BUILD ? 'a package build' : writeForwarder({ ifStale });
+  const forwarder = noForwarder === undefined;
+  if (!forwarder && !PACKAGE_BUILD) process.stderr.write(`write-plugin-bins: no forwarder (${noForwarder}); plugins run in process only\n`);
   for (const [js, name] of plugins) {
     const bin = join(dir, name);
     const loader = `${bin}.cjs`;
@@ -364,7 +377,8 @@ export async function writePluginBins({ ifStale = false } = {}) {
         });
       }
     }
-    linkTo(bin, forwarder ? 'netplumb-forward' : `${name}.cjs`);
+    if (PACKAGE_BUILD) wrapper(bin, `${name}.cjs`);
+    else linkTo(bin, forwarder ? 'netplumb-forward' : `${name}.cjs`);
     made.push(`${name}: ${forwarder ? 'forwarder, ' : ''}Node plugin ${name}.cjs (${how})`);
   }
   const daemon = join(dist, 'bin', 'netplumbd.js');
@@ -372,7 +386,32 @@ export async function writePluginBins({ ifStale = false } = {}) {
   return made;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
+/**
+ * The installed package's forwarder (`--install`, the package's `install` script): compiles it and points each
+ * netplumb-X at it, or at netplumb-X.cjs when it cannot be compiled. Returns the line to print when there is no
+ * fast path; undefined when there is, or when there is nothing to install (a checkout before its first build:
+ * `prepare` builds it all).
+ */
+export function installForwarder() {
+  if (!existsSync(dir)) return undefined;
+  const names = readdirSync(dir)
+    .map((f) => /^(netplumb-[a-z-]+)\.cjs$/.exec(f)?.[1])
+    .filter((n) => n !== undefined);
+  if (names.length === 0) return undefined;
+  const noForwarder = writeForwarder({ ifStale: true });
+  for (const name of names) linkTo(join(dir, name), noForwarder === undefined ? 'netplumb-forward' : `${name}.cjs`);
+  return noForwarder === undefined ? undefined : `netplumb: the CNI fast path through netplumbd is unavailable: ${noForwarder}; the plugins run in Node`;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1]) && process.argv.includes('--install')) {
+  // Never fails the install: the Node plugins work without the forwarder.
+  try {
+    const why = installForwarder();
+    if (why) process.stderr.write(`${why}\n`);
+  } catch (e) {
+    process.stderr.write(`netplumb: the CNI fast path through netplumbd is unavailable: ${e.message}; the plugins run in Node\n`);
+  }
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   const ifStale = process.argv.includes('--if-stale');
   const made = [await writeLibraryBundle({ ifStale }), ...(await writePluginBins({ ifStale }))].filter(Boolean);
   if (process.argv.includes('--verbose')) for (const m of made) process.stdout.write(`${m}\n`);

@@ -47,11 +47,11 @@ export function netnsIdOf(path: string): string | undefined {
   }
 }
 
-/** Keeps the request of a successful ADD. */
-export function keepRequest(plugin: string, env: Record<string, string>, stdin: Buffer, network: string, dir = AGENT_STATE_DIR): void {
+/** Keeps the request of a successful ADD; returns what it kept (undefined when there is nothing to keep). */
+export function keepRequest(plugin: string, env: Record<string, string>, stdin: Buffer, network: string, dir = AGENT_STATE_DIR): KeptRequest | undefined {
   const f = fileOf(dir, plugin, env, network);
   const netnsId = netnsIdOf(env.CNI_NETNS ?? '');
-  if (f === undefined || netnsId === undefined) return;
+  if (f === undefined || netnsId === undefined) return undefined;
   const kept: KeptRequest = {
     plugin,
     env: Object.fromEntries(Object.entries(env).filter(([k]) => ENV_KEPT.test(k))),
@@ -63,6 +63,7 @@ export function keepRequest(plugin: string, env: Record<string, string>, stdin: 
   const t = `${f}.${process.pid}.tmp`;
   writeFileSync(t, JSON.stringify(kept), { mode: 0o600 });
   renameSync(t, f);
+  return kept;
 }
 
 /** Forgets the request of an attachment a DEL removed. */
@@ -74,6 +75,33 @@ export function forgetRequest(plugin: string, env: Record<string, string>, netwo
     rmdirSync(join(f, '..'));
   } catch {
     /* absent, or other attachments of the container remain */
+  }
+}
+
+/**
+ * Forgets the kept requests of `plugin` on `network` whose attachment (`containerID\0ifname`) is not in `valid`:
+ * a GC released them.
+ */
+export function forgetUnlisted(plugin: string, network: string, valid: ReadonlySet<string>, dir = AGENT_STATE_DIR): void {
+  const prefix = `${plugin}:${network}:`;
+  let ids: string[];
+  try {
+    ids = readdirSync(dir).filter(isValidContainerId);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    let files: string[];
+    try {
+      files = readdirSync(join(dir, id));
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      if (!f.startsWith(prefix) || !f.endsWith('.json')) continue;
+      const ifname = f.slice(prefix.length, -'.json'.length);
+      if (!valid.has(`${id}\0${ifname}`)) forgetRequest(plugin, { CNI_CONTAINERID: id, CNI_IFNAME: ifname }, network, dir);
+    }
   }
 }
 
@@ -104,10 +132,15 @@ export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
   return out;
 }
 
+/** Whether a kept request is of an attachment made from this agent's namespace (agents elsewhere keep theirs). */
+export function keptHere(k: KeptRequest): boolean {
+  return k.hostNetnsId === ownNetnsId();
+}
+
 /**
  * Whether the namespace a kept request attached is gone (its path names nothing, or another namespace), for an
  * attachment this agent's namespace made.
  */
 export function isOrphan(k: KeptRequest): boolean {
-  return k.hostNetnsId === ownNetnsId() && netnsIdOf(k.env.CNI_NETNS ?? '') !== k.netnsId;
+  return keptHere(k) && netnsIdOf(k.env.CNI_NETNS ?? '') !== k.netnsId;
 }

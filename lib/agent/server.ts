@@ -14,7 +14,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { handle } from '../cni/skeleton.js';
+import { handle, type CniPlugin } from '../cni/skeleton.js';
+import { parseRequest } from '../cni/request.js';
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { allAttachments } from '../modes/state.js';
@@ -34,7 +35,7 @@ import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { rememberStores } from '../ipam/store.js';
 import { AGENT_PLUGINS, agentPlugin } from './plugins.js';
 import { claimSocketPath, type ClaimedPath } from './socket-path.js';
-import { forgetRequest, keepRequest } from './attachments.js';
+import { forgetRequest, forgetUnlisted, keepRequest, type KeptRequest } from './attachments.js';
 import { startCleanup } from './cleanup.js';
 import { ApiError, apiErrorOf, networksRoute } from './networks-api.js';
 import { ERR } from '../errors.js';
@@ -46,10 +47,12 @@ import { ERR } from '../errors.js';
 const PER_PROCESS_SETTINGS = ['NETPLUMB_FAULT', 'NETPLUMB_TIMING', 'NETPLUMB_NFT_BACKEND'];
 
 /**
- * The plugins whose ADDs are kept for cleanup.ts: those that leave something to release (a lease, nft elements,
- * a host veth) when a container's namespace vanishes. none, host and container hold nothing of their own then.
+ * The plugins whose ADDs are kept for cleanup.ts: every one that leaves something behind a vanished namespace —
+ * bridge and overlay (through bridge) a lease, nft elements and a record; none and container a record (and
+ * container perhaps its bind mount); host-local, exec'd as another plugin's IPAM, a lease. netplumb-host
+ * creates nothing, and the namespace it is given is the agent's own, which does not vanish.
  */
-const KEEPS_REQUESTS = new Set(['netplumb-bridge']);
+const KEEPS_REQUESTS = new Set(['netplumb-bridge', 'netplumb-overlay', 'netplumb-none', 'netplumb-container', 'netplumb-host-local']);
 
 export const DEFAULT_SOCKET = '/run/netplumb/netplumbd.sock';
 
@@ -160,6 +163,11 @@ function queueKey(env: Readonly<Record<string, string | undefined>>, network: st
   return [network, env.CNI_CONTAINERID ?? '', env.CNI_IFNAME ?? ''].join('\0');
 }
 
+/** A successful GC's valid attachments, as `containerID\0ifname`, read as the plugin read them. */
+function validAttachmentsOf(plugin: CniPlugin, env: Record<string, string>, stdin: Buffer): Set<string> {
+  return new Set((parseRequest(env, stdin, undefined, plugin.fields).validAttachments ?? []).map((a) => `${a.containerId}\0${a.ifname}`));
+}
+
 function networkOf(stdin: Buffer): string {
   try {
     const name = JSON.parse(stdin.toString('utf8'))?.name;
@@ -169,7 +177,14 @@ function networkOf(stdin: Buffer): string {
   }
 }
 
-async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: string, ctx: RequestContext, queue: KeyedQueue): Promise<void> {
+async function serveCni(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pluginName: string,
+  ctx: RequestContext,
+  queue: KeyedQueue,
+  track: (k: KeptRequest) => void,
+): Promise<void> {
   const started = process.hrtime.bigint();
   const plugin = await agentPlugin(pluginName);
   if (plugin === undefined) return sendJson(res, 404, { message: `no plugin named ${JSON.stringify(pluginName)} in this agent (${AGENT_PLUGINS.join(', ')})` });
@@ -199,8 +214,13 @@ async function serveCni(req: IncomingMessage, res: ServerResponse, pluginName: s
   const outcome = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
   if (KEEPS_REQUESTS.has(pluginName) && outcome.exitCode === 0) {
     try {
-      if (env.CNI_COMMAND === 'ADD') keepRequest(pluginName, env, stdin, network);
+      if (env.CNI_COMMAND === 'ADD') {
+        const kept = keepRequest(pluginName, env, stdin, network);
+        if (kept) track(kept);
+      }
       if (env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
+      // a GC of a plugin that collects (overlay's does not: its kept requests stay for the cleanup)
+      if (env.CNI_COMMAND === 'GC' && plugin.gc !== undefined) forgetUnlisted(pluginName, network, validAttachmentsOf(plugin, env, stdin));
     } catch (e) {
       // The answer stands; only a later cleanup of this attachment is lost.
       ctx.log('keep-request-failed', { id: ctx.id, message: (e as Error).message });
@@ -260,6 +280,22 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
   let seq = 0;
   const idPrefix = randomBytes(3).toString('hex');
 
+  // Before listening: the sweep of what vanished while no agent ran does not wait for a first request.
+  const cleanup = startCleanup({
+    graceMs: opts.cleanupGraceMs ?? 10_000,
+    log,
+    async release(k) {
+      const plugin = await agentPlugin(k.plugin);
+      if (plugin === undefined) return false;
+      const stdin = Buffer.from(k.stdin, 'base64');
+      const env = { ...k.env, CNI_COMMAND: 'DEL', CNI_NETNS: '' };
+      const network = networkOf(stdin);
+      const o = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: async () => stdin }));
+      if (o.exitCode === 0) forgetRequest(k.plugin, env, network);
+      return o.exitCode === 0;
+    },
+  });
+
   const server: Server = createServer(
     {
       maxHeaderSize: LIMITS.maxHeaderBytes,
@@ -301,7 +337,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       res.end(b);
       return;
     }
-    if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue);
+    if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue, (k) => void cleanup.track(k));
     if (url.startsWith('/v1/networks')) return serveNetworks(req, res, ctx);
     req.resume();
     if (req.method === 'GET' && url === '/v1/health') return sendJson(res, 200, { ok: true });
@@ -368,28 +404,19 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
     else sock.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    cleanup.stop();
+    throw e;
+  }
   claimed.protect();
-  const cleanup = startCleanup({
-    graceMs: opts.cleanupGraceMs ?? 10_000,
-    log,
-    async release(k) {
-      const plugin = await agentPlugin(k.plugin);
-      if (plugin === undefined) return false;
-      const stdin = Buffer.from(k.stdin, 'base64');
-      const env = { ...k.env, CNI_COMMAND: 'DEL', CNI_NETNS: '' };
-      const network = networkOf(stdin);
-      const o = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: async () => stdin }));
-      if (o.exitCode === 0) forgetRequest(k.plugin, env, network);
-      return o.exitCode === 0;
-    },
-  });
   log('start', { socket: socketPath, pid: process.pid, version, group: gid ?? null });
 
   let closing: Promise<void> | undefined;

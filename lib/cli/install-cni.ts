@@ -20,14 +20,31 @@ const MODES = ['bridge', 'host', 'container', 'none'] as const;
 export const pluginsDir = () => fileURLToPath(new URL('../../plugins/', import.meta.url));
 
 /**
- * What a runtime should exec for plugin `p`: in a checkout dist/plugins/p (a link to the forwarder or to the
- * Node plugin: the file it resolves to); in an installed package, where npm keeps no links, the forwarder
- * when there is one (it picks the plugin by the name it is run as), else the Node plugin p.cjs.
+ * What a runtime should exec for plugin `p`: the file dist/plugins/p links to — the forwarder (it picks the
+ * plugin by the name it is run as) or the Node plugin, as the build or the package's install step chose
+ * (scripts/write-plugin-bins.mjs); when p is no link (a package whose install step never ran: its p is a
+ * module importing p.cjs), the forwarder if there is one, else the Node plugin p.cjs itself.
  */
 export function pluginExecutable(p: string): string | undefined {
   const dir = pluginsDir();
-  for (const f of [join(dir, p), join(dir, 'netplumb-forward'), join(dir, `${p}.cjs`)]) if (existsSync(f)) return realpathSync(f);
+  const bin = join(dir, p);
+  if (linkTarget(bin) !== undefined && existsSync(bin)) return realpathSync(bin);
+  for (const f of [join(dir, 'netplumb-forward'), join(dir, `${p}.cjs`), bin]) if (existsSync(f)) return realpathSync(f);
   return undefined;
+}
+
+/**
+ * The package's install step (`scripts/write-plugin-bins.mjs --install`: compiles the forwarder with the system's
+ * `cc`), when its forwarder is missing: npm skipped install scripts (`--ignore-scripts`, a package denied in
+ * `allowScripts`), or a C compiler came later. Returns the line it printed when there is still no fast path.
+ */
+async function ensureForwarder(): Promise<string | undefined> {
+  if (existsSync(join(pluginsDir(), 'netplumb-forward'))) return undefined;
+  const script = fileURLToPath(new URL('../../../scripts/write-plugin-bins.mjs', import.meta.url));
+  if (!existsSync(script)) return `netplumb: the CNI fast path through netplumbd is unavailable: no forwarder, and no ${script} to compile one`;
+  const { execa } = await import('execa');
+  const r = await execa(process.execPath, [script, '--install'], { reject: false });
+  return r.stderr.trim() || undefined;
 }
 
 interface Manifest {
@@ -97,6 +114,10 @@ export function addInstallCniCommand(program: Command): void {
     .option('--uninstall', 'remove what install-cni installed')
     .option('--json', 'print what was done as JSON')
     .action(async (o) => {
+      if (!o.uninstall) {
+        const why = await ensureForwarder();
+        if (why) process.stderr.write(`${why}\n`);
+      }
       const r = o.uninstall ? await uninstall() : install(o);
       if (o.json) printJson(r);
       else for (const [what, list] of Object.entries(r)) for (const f of list as string[]) process.stdout.write(`${what} ${f}\n`);

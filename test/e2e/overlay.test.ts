@@ -1,12 +1,13 @@
 /**
  * The VXLAN overlay across three hosts (namespaces joined by an underlay bridge), each with its own netplumbd
  * running the overlay against a real etcd, two containers each attached by netplumb-bridge through the agent
- * with the network list the agent wrote; and, on the same underlay and etcd, two hosts whose underlay is
- * IPv6 only. Oracles: `ip -j route/neigh/link`, `bridge -j fdb`, ping and TCP echo.
+ * with the network list the agent wrote; a container that vanished without DEL is released by its host's
+ * agent; and, on the same underlay and etcd, two hosts whose underlay is IPv6 only. Oracles: `ip -j
+ * route/neigh/link`, `bridge -j fdb`, `nft -j`, the IPAM store's files, ping and TCP echo.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   overlayLab,
@@ -24,6 +25,7 @@ import {
 } from '../../netns-harness/index.js';
 import { NETPLUMB_BIN } from '../fixtures/cni-runtime.js';
 import { addOverlayContainer, assertLargestPingCrosses, assertProgrammed, expectedTables as expectedOf, tablesOf as tablesOn } from '../fixtures/overlay.js';
+import { attachmentsOf } from '../fixtures/storm.js';
 
 await sandboxed();
 
@@ -48,7 +50,7 @@ const overlayAdd = (h: OverlayHost, ctr: Container, id: string) => lab.add(h, ct
 const addContainer = (h: OverlayHost, name: string) => addOverlayContainer(lab, h, name);
 
 test.before(async () => {
-  lab = await overlayLab({ hosts: 3, ttlSeconds: TTL });
+  lab = await overlayLab({ hosts: 3, ttlSeconds: TTL, agentArgs: ['--cleanup-grace', '0.5'] });
   for (const h of lab.hosts) {
     await lab.startAgent(h);
     hosts.push(Object.assign(h, { agent: h.agent!, containers: [], ips: [] }));
@@ -254,6 +256,35 @@ test('etcd stopped: traffic continues, a new ADD fails with 11 naming etcd; star
   assert.is(r.exitCode, 0, r.stdout);
   const q = await ping(hosts[2]!.containers[1]!, r.json.ips[0].address.split('/')[0], { count: 1, timeoutSec: 3 });
   assert.ok(q.ok, q.output);
+});
+
+test('a container whose namespace vanished without DEL: its agent releases veth, rules, lease and record; a late DEL succeeds', async () => {
+  const h = hosts[1]!;
+  const id = 'ovl-h2gone';
+  const picture = async () => {
+    const a = await attachmentsOf(h.host, lab.name, stateOf(h).bridge, join(h.stateDir, 'ipam', lab.name));
+    const records = ['attachments', 'agent'].filter((d) => existsSync(`/run/netplumb/${d}/${id}`)).map((d) => `${d} record`);
+    return {
+      theirs: [...a.veths, ...a.rules, ...a.elements, ...a.reservations].filter((x) => !x.startsWith(`${id}/`)).sort(),
+      mine: [...a.veths, ...a.reservations].filter((x) => x.startsWith(`${id}/`)).concat(records),
+      strays: a.strays,
+    };
+  };
+  const before = await picture();
+  const { ctr } = await addContainer(h, 'h2gone');
+  const attached = await picture();
+  assert.equal(attached.mine, [`${id}/eth0`, `${id}/eth0`, 'attachments record', 'agent record']);
+  await ctr.destroy(); // the runtime crashed: no DEL
+  const released = await waitFor(async () => (await picture()).mine.length === 0, { timeoutMs: 30_000 });
+  assert.ok(released, `left: ${(await picture()).mine}\n${h.agent.log()}`);
+  assert.equal(await picture(), before, "only the vanished container's were released");
+  const told = h.agent.events().filter((e) => e.event === 'cleanup' && e.container === id);
+  assert.equal(
+    told.map((e) => [e.plugin, e.outcome]),
+    [['netplumb-overlay', 'released']],
+  );
+  const late = await lab.add(h, ctr, id, 'DEL');
+  assert.is(late.exitCode, 0, late.stdout);
 });
 
 test("a host that leaves (its lease expires) is gone from every other host's tables within the TTL", async () => {

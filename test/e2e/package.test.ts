@@ -1,18 +1,22 @@
 /**
  * The package as a user gets it: `npm pack` of a copy of this checkout (prepare builds it), the tarball's
  * contents checked, installed into a fresh project (offline: the tarball, and the dependencies this checkout has),
- * imported from ESM (one copy of each error class across `netplumb`, `netplumb/cni` and `netplumb/harness`) and
- * from strict TypeScript, a plugin run from node_modules/.bin as a runtime runs it (ADD and DEL of
- * netplumb-none in a harness container), with its code cache kept outside the package, and the CLI run from
- * node_modules/.bin. Nothing is written into the installed package.
+ * where its install step compiles the forwarder; imported from ESM (one copy of each error class across
+ * `netplumb`, `netplumb/cni` and `netplumb/harness`) and from strict TypeScript, a plugin run from
+ * node_modules/.bin as a runtime runs it (ADD and DEL of netplumb-none in a harness container: in process, and
+ * through the package's own netplumbd with the same output), with its code cache kept outside the package, the
+ * CLI run from node_modules/.bin, install-cni linking the forwarder. Nothing is written into the installed
+ * package. Installed again with no `cc` in PATH: the install succeeds, says why there is no fast path, and
+ * leaves the Node plugins; install-cni then compiles the forwarder once a compiler is there.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sandboxed, createHost, run, type Host } from '../../netns-harness/index.js';
+import { sandboxed, createHost, run, startAgentProcess, type Host } from '../../netns-harness/index.js';
+import { eventsOf, socketPath } from '../fixtures/agent.js';
 
 await sandboxed();
 
@@ -35,6 +39,40 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/** The first bytes of the file `path` resolves to. */
+const magic = (path: string, n = 4) => readFileSync(path).subarray(0, n).toString('latin1');
+const ELF = '\x7fELF';
+
+/**
+ * A fresh consumer project that allows netplumb's install script, with this checkout's dependencies (`bare`:
+ * only those the package needs, which is all npm keeps: a cheaper copy, no TypeScript).
+ */
+function consumer(dir: string, { bare = false } = {}): void {
+  mkdirSync(dir);
+  const typesNode = JSON.parse(readFileSync(join(REPO, 'node_modules/@types/node/package.json'), 'utf8')).version;
+  // allowScripts: what `npm install-scripts approve netplumb` writes (npm 11 lists unapproved install scripts)
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({
+      name: 'consumer',
+      private: true,
+      type: 'module',
+      allowScripts: { netplumb: true },
+      ...(bare ? {} : { devDependencies: { '@types/node': typesNode } }),
+    }),
+  );
+  // The sandbox has no way out to the registry: the dependencies are the ones this checkout installed from it
+  // (hard links of its node_modules, which npm keeps where they satisfy the package's ranges and prunes otherwise);
+  // the package itself comes from the tarball, offline.
+  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')).packages as Record<string, { dev?: boolean }>;
+  const needed = (p: string) => {
+    const rel = relative(REPO, p);
+    if (!bare || !/^node_modules\/(@[^/]+\/[^/]+|[^@/][^/]*)$/.test(rel)) return true;
+    return lock[rel] !== undefined && !lock[rel]!.dev; // (.bin and npm's own lockfile: made anew)
+  };
+  cpSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), { recursive: true, verbatimSymlinks: true, filter: needed });
+}
+
 test.before(async () => {
   work = mkdtempSync(join(tmpdir(), 'netplumb-pack-'));
   host = await createHost('pkghost');
@@ -54,6 +92,9 @@ test('npm pack builds the package: executables, CLI, entries, LICENSE; no source
   tarball = join(work, info.filename);
   const files: string[] = info.files.map((f: { path: string }) => f.path);
   for (const f of [
+    'forwarder/netplumb-forward.c',
+    'scripts/write-plugin-bins.mjs',
+    'dist/plugins/netplumb-none',
     'LICENSE',
     'README.md',
     'package.json',
@@ -76,6 +117,12 @@ test('npm pack builds the package: executables, CLI, entries, LICENSE; no source
     ),
     [],
   );
+  assert.not.ok(files.includes('dist/plugins/netplumb-forward'), 'no compiled forwarder: it is compiled where the package is installed');
+  assert.match(
+    readFileSync(join(src, 'dist/plugins/netplumb-none'), 'utf8'),
+    /^#!.*\nimport\('\.\/netplumb-none\.cjs'\);\n$/,
+    'the bin entry: the Node plugin',
+  );
   const js = files.filter((f) => f.endsWith('.js') || f.endsWith('.cjs'));
   const withMaps = js.filter((f) => /sourceMappingURL=/.test(readFileSync(join(src, f), 'utf8')));
   assert.equal(withMaps, [], 'no source map references');
@@ -85,15 +132,14 @@ test('npm pack builds the package: executables, CLI, entries, LICENSE; no source
 
 test('installed into a fresh project: ESM imports share one error family, strict TypeScript compiles', async () => {
   proj = join(work, 'proj');
-  mkdirSync(proj);
-  const typesNode = JSON.parse(readFileSync(join(REPO, 'node_modules/@types/node/package.json'), 'utf8')).version;
-  writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', devDependencies: { '@types/node': typesNode } }));
-  // The sandbox has no way out to the registry: the dependencies are the ones this checkout installed from it
-  // (hard links of its node_modules, which npm keeps where they satisfy the package's ranges and prunes otherwise);
-  // the package itself comes from the tarball, offline.
-  cpSync(join(REPO, 'node_modules'), join(proj, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  consumer(proj);
   await run(['npm', 'install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: proj, timeoutMs: 300_000 });
   assert.ok(statSync(join(proj, 'node_modules/netplumb/dist/lib/index.bundle.js')).isFile(), 'installed from the tarball');
+  for (const p of ['netplumb-bridge', 'netplumb-none', 'netplumb-overlay']) {
+    const bin = join(proj, 'node_modules/.bin', p);
+    assert.is(magic(bin), ELF, `${p} is the compiled forwarder`);
+    assert.is(realpathSync(bin), join(proj, 'node_modules/netplumb/dist/plugins/netplumb-forward'));
+  }
   writeFileSync(
     join(proj, 'check.mjs'),
     `
@@ -158,6 +204,28 @@ test('a plugin and the CLI from node_modules/.bin; the code cache goes to the ca
   assert.ok(lo.flags.includes('UP'), 'the kernel agrees');
   const del = await host.exec([bin('netplumb-none')], { env: { ...cniEnv, CNI_COMMAND: 'DEL' }, input: conf, check: false, cleanEnv: true });
   assert.is(del.exitCode, 0, del.stdout + del.stderr);
+  // the same verbs through the package's own agent: served there, the same answer
+  const agent = await startAgentProcess({ socket: socketPath(), netns: host.netnsPath, executable: bin('netplumbd') });
+  try {
+    const viaAgent = { ...cniEnv, NETPLUMB_AGENT_SOCKET: agent.socket };
+    const add2 = await host.exec([bin('netplumb-none')], { env: { ...viaAgent, CNI_COMMAND: 'ADD' }, input: conf, check: false, cleanEnv: true });
+    assert.is(add2.exitCode, 0, add2.stdout + add2.stderr);
+    assert.is(add2.stdout, add.stdout, 'the output in process and through the agent');
+    const del2 = await host.exec([bin('netplumb-none')], { env: { ...viaAgent, CNI_COMMAND: 'DEL' }, input: conf, check: false, cleanEnv: true });
+    assert.is(del2.exitCode, 0, del2.stdout + del2.stderr);
+    // (an answer is logged once sent: wait for the second line)
+    const served = await eventsOf(agent, (e) => e.event === 'request' && e.plugin === 'netplumb-none' && e.container === 'pkg', 2);
+    assert.equal(
+      served.map((e) => [e.verb, e.outcome]),
+      [
+        ['ADD', 'ok'],
+        ['DEL', 'ok'],
+      ],
+      agent.log(),
+    );
+  } finally {
+    await agent.stop();
+  }
   assert.ok(
     readdirSync(cache).some((f) => /^netplumb-none\.bundle\.cjs-[0-9a-f]{12}\.ADD\.cache$/.test(f)),
     `a code cache in ${cache}: ${readdirSync(cache)}`,
@@ -175,8 +243,58 @@ test('a plugin and the CLI from node_modules/.bin; the code cache goes to the ca
   });
   assert.equal(JSON.parse(conn.stdout).addresses, ['10.71.0.2/24']);
   await host.exec([bin('netplumb'), 'network', 'rm', '-f', 'pk'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' } });
+  const cniBin = join(work, 'cni-bin');
+  const inst = await host.exec([bin('netplumb'), 'install-cni', '--dir', cniBin, '--json'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' } });
+  assert.is(JSON.parse(inst.stdout).installed.length, 6);
+  assert.is(realpathSync(join(cniBin, 'netplumb-bridge')), join(pkgDir, 'dist/plugins/netplumb-forward'), 'install-cni links the forwarder');
+  await host.exec([bin('netplumb'), 'install-cni', '--uninstall'], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' } });
   assert.equal(listFiles(pkgDir), before, 'nothing written into the installed package');
   await c.destroy();
+});
+
+test('installed with no C compiler in PATH: the install succeeds, says why in one line, and leaves the Node plugins', async () => {
+  const bare = join(work, 'bare');
+  consumer(bare, { bare: true });
+  // PATH without cc: node, sh (npm's script shell) and npm only
+  const path = join(work, 'no-cc-bin');
+  mkdirSync(path);
+  const npm = (process.env.PATH ?? '')
+    .split(delimiter)
+    .map((d) => join(d, 'npm'))
+    .find((f) => existsSync(f));
+  assert.ok(npm, 'npm in PATH');
+  symlinkSync(process.execPath, join(path, 'node'));
+  symlinkSync('/bin/sh', join(path, 'sh'));
+  symlinkSync(realpathSync(npm!), join(path, 'npm'));
+  const env = { PATH: path, HOME: process.env.HOME ?? '/root', CC: '' };
+  const r = await run([join(path, 'npm'), 'install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], {
+    cwd: bare,
+    env,
+    cleanEnv: true,
+    check: false,
+    timeoutMs: 300_000,
+  });
+  assert.is(r.exitCode, 0, r.stdout + r.stderr);
+  const said = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /fast path/.test(l));
+  assert.equal(said, ['netplumb: the CNI fast path through netplumbd is unavailable: no C compiler (cc is not in PATH); the plugins run in Node']);
+  const plugins = join(bare, 'node_modules/netplumb/dist/plugins');
+  assert.not.ok(existsSync(join(plugins, 'netplumb-forward')));
+  const bin = join(bare, 'node_modules/.bin/netplumb-none');
+  assert.is(realpathSync(bin), join(plugins, 'netplumb-none.cjs'), 'the Node plugin');
+  assert.is(magic(bin, 2), '#!');
+  const v = await host.exec([bin], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', cleanEnv: true });
+  assert.ok(JSON.parse(v.stdout).supportedVersions.includes('1.1.0'), v.stdout);
+  // install-cni runs the package's install step when it finds no forwarder: still no cc, then with one
+  const cli = join(bare, 'node_modules/.bin/netplumb');
+  const cniBin = join(work, 'bare-cni-bin');
+  const cliEnv = { NETPLUMB_STATE_DIR: join(work, 'bare-state'), NETPLUMB_NO_AGENT: '1' };
+  const without = await run([cli, 'install-cni', '--dir', cniBin, '--json'], { env: { ...cliEnv, PATH: path, CC: '' }, cleanEnv: true });
+  assert.match(without.stderr, /fast path through netplumbd is unavailable: no C compiler/);
+  assert.is(realpathSync(join(cniBin, 'netplumb-none')), join(plugins, 'netplumb-none.cjs'));
+  await run([cli, 'install-cni', '--dir', cniBin, '--json'], { env: cliEnv });
+  assert.is(realpathSync(join(cniBin, 'netplumb-none')), join(plugins, 'netplumb-forward'), 'compiled now, and linked');
+  assert.is(magic(join(cniBin, 'netplumb-none')), ELF);
+  await run([cli, 'install-cni', '--uninstall'], { env: cliEnv });
 });
 
 test.run();
