@@ -298,7 +298,7 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
   for (const e of d.elements) out.push(cmd.addMapElement(e.map, e.key, e.chain));
   // Records of a family the attachment no longer has (or of a bridge now icc: true) go with what they name.
   const stale = ownRecords(st, d.tag).filter((r) => !d.records.includes(r));
-  out.push(...deleteRecorded(st, stale));
+  out.push(...deleteRecorded(st, d.tag, stale));
   out.push(...d.records.map(addRecord));
   return out;
 }
@@ -311,19 +311,33 @@ function ownRecords(st: Observed, tag: string): string[] {
 }
 
 /**
- * Deletes the records named and every element they list (and the neighbour elements each stands for), each
- * idempotently: an element another attachment's DEL took already is no error. An element listed by a record is
- * one that named the attachment when it was written, so everything deleted named it.
+ * Deletes the records named (all of attachment `tag`) and every element they list, with the neighbour elements
+ * each stands for and its entry in the record of the other attachment it names, each idempotently (an element
+ * another DEL took already is no error; a record deleted meanwhile fails the transaction, which is retried).
+ * An element a record lists named the attachment when it was written, so everything deleted named it.
  */
-function deleteRecorded(st: Observed, records: readonly string[]): NftCommand[] {
-  const seen = new Map<string, PolicyElement>();
+function deleteRecorded(st: Observed, tag: string, records: readonly string[]): NftCommand[] {
+  const owners = addressOwners(st);
+  const icc = new Set(st.elements.filter((e) => e.map === 'icc_ports').map((e) => parseContainerChain(e.chain)?.tag));
+  const policy = new Map<string, PolicyElement>();
+  const partners = new Map<string, { record: string; key: unknown }>();
   for (const name of records) {
     const { family } = parsePolicyRecord(name)!;
     for (const key of st.setKeys.get(chainKey('inet', name)) ?? []) {
-      for (const e of elementsOfAllowKey(family, key)) seen.set(`${e.set} ${JSON.stringify(e.key)}`, e);
+      for (const e of elementsOfAllowKey(family, key)) policy.set(`${e.set} ${JSON.stringify(e.key)}`, e);
+      for (const address of ((key as { concat?: unknown[] }).concat ?? []).slice(1, 3)) {
+        const other = owners.get(String(address));
+        if (other === undefined || other === tag || !icc.has(other)) continue;
+        const record = policyRecord(other, family);
+        partners.set(`${record} ${JSON.stringify(key)}`, { record, key });
+      }
     }
   }
-  return [...[...seen.values()].flatMap(deletePolicyElement), ...records.map((n) => cmd.deleteSet('inet', n))];
+  return [
+    ...[...policy.values()].flatMap(deletePolicyElement),
+    ...[...partners.values()].flatMap((p) => [cmd.addSetElement('inet', p.record, p.key), cmd.deleteElement('inet', p.record, p.key)]),
+    ...records.map((n) => cmd.deleteSet('inet', n)),
+  ];
 }
 
 function coversLoopback(m: NormalizedMapping): boolean {
@@ -403,7 +417,7 @@ function deleteAttachment(
   tag: string,
   mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] },
 ): NftCommand[] {
-  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...deleteRecorded(st, ownRecords(st, tag))];
+  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...deleteRecorded(st, tag, ownRecords(st, tag))];
 }
 
 function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {

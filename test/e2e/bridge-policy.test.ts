@@ -31,13 +31,15 @@ async function attach(c: any, name: string): Promise<{ ctr: Container; result: a
   return { ctr, result, att, v4: addrs.find((a) => !a.includes(':'))!, v6: addrs.find((a) => a.includes(':'))! };
 }
 
-/** Every element of netplumb's policy sets, as nft lists them. */
-async function policyElements(): Promise<string[]> {
+/** Every element of netplumb's policy sets (and, with `records`, of the attachments' records, an empty one as such), as nft lists them. */
+async function policyElements(records = false): Promise<string[]> {
   const sets = [...(await nftTable('inet', host.netnsPath)), ...(await nftTable('bridge', host.netnsPath))].filter(
-    (o) => o.set && ['allow4', 'allow6', 'nd6', 'peers4'].includes(o.set.name),
+    (o) => o.set && (['allow4', 'allow6', 'nd6', 'peers4'].includes(o.set.name) || (records && /^c-.*-pol[46]$/.test(o.set.name))),
   );
-  return sets.flatMap((o) => (o.set.elem ?? []).map((e: any) => `${o.set.name} ${JSON.stringify(e)}`)).sort();
+  return sets.flatMap((o) => (o.set.elem ?? [null]).map((e: any) => `${o.set.name} ${e === null ? '(empty)' : JSON.stringify(e)}`)).sort();
 }
+
+const naming = (elements: string[], ...addrs: string[]) => elements.filter((e) => addrs.some((a) => e.includes(`"${a}"`)));
 
 async function opens(from: Container, to: string, port: number): Promise<boolean> {
   return (await tcpSend(from, to, port, 'hi', 1000)).reply === 'hi';
@@ -75,7 +77,53 @@ test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open 
     [],
     'no element names b after its DEL',
   );
-  assert.equal(left, [], 'b was the destination of every rule');
+  assert.equal(
+    left.filter((e) => !e.endsWith('(empty)')),
+    [],
+    'b was the destination of every rule',
+  );
+});
+
+test('DEL removes what names its container whether source or destination: killed after its firewall step and repeated, or racing another DEL', async () => {
+  const c = conf();
+  const [a, b, d] = [await attach(c, 'a'), await attach(c, 'b'), await attach(c, 'd')];
+  const rules: AllowRule[] = [
+    { from: [a.v4, a.v6], to: [b.v4, b.v6], ports: [{ protocol: 'tcp', port: 80 }] },
+    { from: [d.v4, d.v6], to: [b.v4, b.v6], ports: [{ protocol: 'tcp', port: 81 }] },
+    { from: [a.v4, a.v6], to: [d.v4, d.v6], ports: [{ protocol: 'udp', port: 53 }] },
+  ];
+  await setAllowRules('br-pol', rules, { netns: host.netnsPath });
+  const all = await policyElements(true);
+  const records = all.filter((e) => e.startsWith('c-'));
+  // each allow element is in the records of both containers it names: 3 rules × 2 families × 2
+  assert.is(records.length, 12, records.join('\n'));
+  const rt = cniRuntime({ host });
+  const killed = await rt.exec('DEL', c, a.att, { env: { NETPLUMB_FAULT: 'kill:del-firewall' } });
+  assert.not.ok(killed.ok, 'the DEL was killed right after its firewall step');
+  const afterKill = await policyElements(true);
+  assert.equal(naming(afterKill, a.v4, a.v6), [], 'nothing names a, neither in the allow sets nor in a record');
+  const allows = (list: string[]) => list.filter((e) => e.startsWith('allow'));
+  const dToB = allows(all).filter((e) => naming([e], a.v4, a.v6).length === 0);
+  assert.is(dToB.length, 2, 'd → b in both families');
+  assert.equal(allows(afterKill), dToB, 'd → b stays');
+  must(await rt.exec('DEL', c, a.att));
+  assert.equal(await policyElements(true), afterKill, 'DEL again: nothing left to do');
+  await Promise.all([b, d].map(async (x) => must(await rt.exec('DEL', c, x.att))));
+  const left = (await policyElements(true)).filter((e) => !/^(allow4|allow6|nd6|peers4) \(empty\)$/.test(e));
+  assert.equal(left, [], 'b and d deleted at once: no element and no record left');
+});
+
+test('a rule naming an address no attachment holds is ERR_NOT_FOUND and changes nothing', async () => {
+  const c = conf();
+  const a = await attach(c, 'a');
+  const before = await policyElements(true);
+  const e = await assertRejects(
+    setAllowRules('br-pol', [{ from: [a.v4], to: ['10.79.0.200'], ports: [{ protocol: 'tcp', port: 80 }] }], { netns: host.netnsPath }),
+    { code: 'ERR_NOT_FOUND' },
+    'unattached destination',
+  );
+  assert.match((e as Error).message, /no container on an icc: false network holds 10\.79\.0\.200/);
+  assert.equal(await policyElements(true), before);
 });
 
 test('bad rules are clear errors that change nothing: ports out of range, bad protocol or address, overlaps, too many', async () => {
