@@ -1,7 +1,8 @@
 /**
  * Packets prove allow rules on an `icc: false` network: after allowing a → b on 80/tcp, a reaches b:80 (and
  * the replies flow), not b:81, and b still cannot open a connection to a — in IPv4 and IPv6; DEL of b removes
- * every element naming it (`nft -j` is the oracle); bad rules are clear errors that change nothing.
+ * every element naming it (`nft -j` is the oracle), killed or repeated or racing. Bad rules are the hostile
+ * corpus's (test/hardening/input-corpus.test.ts, "policy").
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,7 +10,6 @@ import { createHost, sandboxed, startEchoServer, tcpSend, type Container, type H
 import { setAllowRules, type AllowRule } from '../../lib/firewall/index.js';
 import { bridgeConf, nftTable } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
-import { assertRejects } from '../fixtures/assert.js';
 
 await sandboxed();
 
@@ -111,56 +111,6 @@ test('DEL removes what names its container whether source or destination: killed
   await Promise.all([b, d].map(async (x) => must(await rt.exec('DEL', c, x.att))));
   const left = (await policyElements(true)).filter((e) => !/^(allow4|allow6|nd6|peers4) \(empty\)$/.test(e));
   assert.equal(left, [], 'b and d deleted at once: no element and no record left');
-});
-
-test('a rule naming an address no attachment holds is ERR_NOT_FOUND and changes nothing', async () => {
-  const c = conf();
-  const a = await attach(c, 'a');
-  const before = await policyElements(true);
-  const e = await assertRejects(
-    setAllowRules('br-pol', [{ from: [a.v4], to: ['10.79.0.200'], ports: [{ protocol: 'tcp', port: 80 }] }], { netns: host.netnsPath }),
-    { code: 'ERR_NOT_FOUND' },
-    'unattached destination',
-  );
-  assert.match((e as Error).message, /no container on an icc: false network holds 10\.79\.0\.200/);
-  assert.equal(await policyElements(true), before);
-});
-
-test('bad rules are clear errors that change nothing: ports out of range, bad protocol or address, overlaps, too many', async () => {
-  const c = conf();
-  const a = await attach(c, 'a');
-  const b = await attach(c, 'b');
-  const good: AllowRule = { from: [a.v4], to: [b.v4], ports: [{ protocol: 'tcp', port: 80 }] };
-  await setAllowRules('br-pol', [good], { netns: host.netnsPath });
-  const before = await policyElements();
-  const many = Array.from({ length: 30000 }, (_, i) => ({ protocol: 'udp' as const, port: (i % 65535) + 1 }));
-  const cases: [string, unknown, RegExp][] = [
-    ['port 0', [{ ...good, ports: [{ protocol: 'tcp', port: 0 }] }], /port 0 must be an integer 1-65535/],
-    ['port 65536', [{ ...good, ports: [{ protocol: 'tcp', port: 65536 }] }], /port 65536/],
-    ['protocol icmp', [{ ...good, ports: [{ protocol: 'icmp', port: 1 }] }], /must be tcp, udp or sctp/],
-    ['no port', [{ ...good, ports: [] }], /names no port/],
-    ['a name, not an address', [{ ...good, from: ['web'] }], /"web" in "rules\[0\].from" is not an IP address/],
-    [
-      'overlapping rules',
-      [
-        good,
-        {
-          ...good,
-          ports: [
-            { protocol: 'tcp', port: 80 },
-            { protocol: 'tcp', port: 81 },
-          ],
-        },
-      ],
-      /rule 1 overlaps rule 0/,
-    ],
-    ['too many', [{ ...good, ports: many }], /too many to be reasonable/],
-  ];
-  for (const [what, rules, msg] of cases) {
-    const e = await assertRejects(setAllowRules('br-pol', rules as AllowRule[], { netns: host.netnsPath }), { code: /ERR_INVALID/ }, what);
-    assert.match((e as Error).message, msg, what);
-    assert.equal(await policyElements(), before, `${what} changed nothing`);
-  }
 });
 
 test.run();
