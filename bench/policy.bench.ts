@@ -4,7 +4,8 @@
  * medians), and iperf3 TCP throughput between two containers allowed by a rule against two on an `icc: true`
  * network (when iperf3 is installed).
  *
- *   node dist/bench/run.js policy            (NETPLUMB_BENCH_N=… cycles per side, default 20)
+ *   node dist/bench/run.js policy            (NETPLUMB_BENCH_N=… cycles per side, default 20;
+ *                                             NETPLUMB_BENCH_ONLY=cycles or iperf for one half)
  */
 import { spawn } from 'node:child_process';
 import { createHost, run, sandboxed, type Container, type Host } from '../netns-harness/index.js';
@@ -128,4 +129,4 @@ async function throughput(): Promise<void> {
 }
 
 if (process.env.NETPLUMB_BENCH_ONLY !== 'iperf') await cycles();
-await throughput();
+if (process.env.NETPLUMB_BENCH_ONLY !== 'cycles') await throughput();
