@@ -27,9 +27,11 @@ import {
   MAPS,
   networkHash,
   parseContainerChain,
+  isRecordMarker,
   parsePolicyRecord,
   parseRuleComment,
   policyRecord,
+  recordMarker,
   PORT_MAPS,
   skeleton,
   type DesiredState,
@@ -299,11 +301,15 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
   // Records of a family the attachment no longer has (or of a bridge now icc: true) go with what they name.
   const stale = ownRecords(st, d.tag).filter((r) => !d.records.includes(r));
   out.push(...deleteRecorded(st, d.tag, stale));
-  out.push(...d.records.map(addRecord));
+  out.push(...d.records.flatMap(addRecord));
   return out;
 }
 
-const addRecord = (name: string) => cmd.addSet('inet', name, POLICY_SETS[parsePolicyRecord(name)!.family === 4 ? 'allow4' : 'allow6'].type);
+/** Creates a record if missing, with a marker (generation 0) so that a DEL has something to compare from the start. */
+function addRecord(name: string): NftCommand[] {
+  const { family } = parsePolicyRecord(name)!;
+  return [cmd.addSet('inet', name, POLICY_SETS[family === 4 ? 'allow4' : 'allow6'].type), cmd.addSetElement('inet', name, recordMarker(family, 0))];
+}
 
 /** The names of the policy records of `tag` that the state read holds. */
 function ownRecords(st: Observed, tag: string): string[] {
@@ -321,9 +327,15 @@ function deleteRecorded(st: Observed, tag: string, records: readonly string[]): 
   const icc = new Set(st.elements.filter((e) => e.map === 'icc_ports').map((e) => parseContainerChain(e.chain)?.tag));
   const policy = new Map<string, PolicyElement>();
   const partners = new Map<string, { record: string; key: unknown }>();
+  const markers: NftCommand[] = [];
   for (const name of records) {
     const { family } = parsePolicyRecord(name)!;
     for (const key of st.setKeys.get(chainKey('inet', name)) ?? []) {
+      // a plain delete of the marker read: fails (and the DEL reads again) if a policy change wrote the record since
+      if (isRecordMarker(key)) {
+        markers.push(cmd.deleteElement('inet', name, key));
+        continue;
+      }
       for (const e of elementsOfAllowKey(family, key)) policy.set(`${e.set} ${JSON.stringify(e.key)}`, e);
       for (const address of ((key as { concat?: unknown[] }).concat ?? []).slice(1, 3)) {
         const other = owners.get(String(address));
@@ -336,6 +348,7 @@ function deleteRecorded(st: Observed, tag: string, records: readonly string[]): 
   return [
     ...[...policy.values()].flatMap(deletePolicyElement),
     ...[...partners.values()].flatMap((p) => [cmd.addSetElement('inet', p.record, p.key), cmd.deleteElement('inet', p.record, p.key)]),
+    ...markers,
     ...records.map((n) => cmd.deleteSet('inet', n)),
   ];
 }
@@ -376,7 +389,7 @@ export async function addContainerRules(spec: ContainerFirewall, opts: FirewallO
         ...prefix,
         ...d.chains.flatMap((c) => [cmd.createChain(c.family, c.name), ...chainRules(c)]),
         ...d.elements.map((e) => cmd.addMapElement(e.map, e.key, e.chain)),
-        ...d.records.map(addRecord),
+        ...d.records.flatMap(addRecord),
       ],
       opts.netns,
     );
@@ -474,14 +487,23 @@ function recordCommands(st: Observed, bridge: string, want: readonly PolicyEleme
     if (!id.startsWith('inet ') || parsePolicyRecord(name) === undefined) continue;
     const want = wanted.get(name) ?? new Map();
     const have = new Set<string>();
+    const changes: NftCommand[] = [];
     for (const key of keys) {
       const k = (key as { concat?: unknown[] }).concat;
-      if (k?.[0] !== bridge) continue;
+      if (k?.[0] !== bridge || isRecordMarker(key)) continue;
       have.add(JSON.stringify(key));
-      // a plain delete: it fails (and the whole transaction is retried) if a DEL took the record meanwhile
-      if (!want.has(JSON.stringify(key))) out.push(cmd.deleteElement('inet', name, key));
+      if (!want.has(JSON.stringify(key))) changes.push(cmd.deleteElement('inet', name, key));
     }
-    for (const [k, key] of want) if (!have.has(k)) out.push(cmd.addSetElement('inet', name, key));
+    for (const [k, key] of want) if (!have.has(k)) changes.push(cmd.addSetElement('inet', name, key));
+    if (changes.length === 0) continue;
+    // A new generation; plain deletes of the old: they fail (and the transaction is retried) if a DEL took the
+    // record, or another policy change wrote it, since it was read.
+    const { family } = parsePolicyRecord(name)!;
+    const old = keys.filter(isRecordMarker);
+    const used = new Set(old.map((m) => (m as { concat: unknown[] }).concat[4]));
+    let generation = 1 + Math.floor(Math.random() * 65535);
+    while (used.has(generation)) generation = (generation % 65535) + 1;
+    out.push(...changes, ...old.map((m) => cmd.deleteElement('inet', name, m)), cmd.addSetElement('inet', name, recordMarker(family, generation)));
   }
   return out;
 }

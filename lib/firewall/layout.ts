@@ -93,6 +93,23 @@ export function policyRecord(tag: string, family: 4 | 6): string {
 
 const POLICY_RECORD = /^c-([0-9a-f]{12}-[0-9a-f]{16})-pol([46])$/;
 
+/**
+ * A record's generation: an element no rule makes (source = destination, bridge `-`), replaced by every
+ * transaction that writes the record. A DEL deletes the one it read by name, so a record written after the DEL
+ * read it fails the DEL's transaction, which reads again — instead of deleting, with the record, an element
+ * that would then name a container that is gone.
+ */
+export function recordMarker(family: 4 | 6, generation: number): { concat: (string | number)[] } {
+  const any = family === 4 ? '0.0.0.0' : '::';
+  return { concat: ['-', any, any, 'tcp', generation] };
+}
+
+/** Whether a listed element of a record is its generation marker. */
+export function isRecordMarker(key: unknown): boolean {
+  const k = (key as { concat?: unknown[] } | null)?.concat;
+  return Array.isArray(k) && k[0] === '-' && k[1] === k[2];
+}
+
 /** The tag and family of a policy record's name, or undefined for any other set. */
 export function parsePolicyRecord(name: string): { tag: string; family: 4 | 6 } | undefined {
   const m = POLICY_RECORD.exec(name);

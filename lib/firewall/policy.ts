@@ -8,7 +8,7 @@
  */
 import { formatIp, tryParseIp, type Family as IpFamily } from '../addr/ip.js';
 import { ERR } from '../errors.js';
-import { POLICY_SETS, type PolicySetName } from './layout.js';
+import { isRecordMarker, POLICY_SETS, type PolicySetName } from './layout.js';
 import { FirewallError } from './nft.js';
 
 export type PolicyProtocol = 'tcp' | 'udp' | 'sctp';
@@ -116,11 +116,11 @@ export function policyElements(bridge: string, rules: readonly AllowRule[]): Pol
 
 /**
  * The elements an allow element stands for (itself and its neighbour elements), from its listed key
- * (`bridge . from . to . protocol . port`), or [] for a key of another shape.
+ * (`bridge . from . to . protocol . port`), or [] for a key of another shape or a record's marker.
  */
 export function elementsOfAllowKey(family: IpFamily, key: unknown): PolicyElement[] {
   const k = (key as { concat?: unknown[] } | null)?.concat;
-  if (!Array.isArray(k) || k.length !== 5 || !k.slice(0, 3).every((x) => typeof x === 'string')) return [];
+  if (!Array.isArray(k) || k.length !== 5 || !k.slice(0, 3).every((x) => typeof x === 'string') || isRecordMarker(key)) return [];
   const [bridge, from, to] = k as string[];
   return [{ set: family === 4 ? 'allow4' : 'allow6', key: { concat: k as (string | number)[] } }, ...neighbourElements(bridge!, family, from!, to!)];
 }
