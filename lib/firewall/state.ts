@@ -98,8 +98,11 @@ export async function readAttachmentState(b: NftBackend, netns: string | undefin
     );
   }
   // An attachment on an icc: false bridge may be named by allow rules: its records list what its DEL removes.
-  if (st.elements.some((e) => e.map === 'icc_ports' && parseContainerChain(e.chain)?.tag === tag)) {
-    const records = await Promise.all(([4, 6] as const).map((f) => b.list(['set', 'inet', TABLE, policyRecord(tag, f)], netns)));
+  // One listing per family it has addresses of (its masq4/masq6 elements): each call fills its own cache.
+  const own = st.elements.filter((e) => parseContainerChain(e.chain)?.tag === tag);
+  if (own.some((e) => e.map === 'icc_ports')) {
+    const families = ([4, 6] as const).filter((f) => own.some((e) => e.map === `masq${f}`));
+    const records = await Promise.all(families.map((f) => b.list(['set', 'inet', TABLE, policyRecord(tag, f)], netns)));
     for (const objects of records) if (objects) absorb(st, 'inet', objects);
   }
   return st;
