@@ -86,10 +86,15 @@ export async function readState(b: NftBackend, netns: string | undefined): Promi
  */
 export async function readAttachmentState(b: NftBackend, netns: string | undefined, tag: string): Promise<Observed> {
   const st: Observed = { tables: new Set(), chains: new Map(), elements: [], sets: new Map(), setKeys: new Map() };
-  // Two listings, not one per family and map: each libnftables call pays for its own cache fill (≈ 0.3 ms).
-  // Both cover every table of the namespace; absorb() keeps netplumb's.
-  const [chains, maps] = await Promise.all([b.list(['chains'], netns), b.list(['maps'], netns)]);
-  const listed = [...(chains ?? []), ...(maps ?? [])];
+  // One listing of every chain (names only; absorb() keeps netplumb's), one per verdict map: `list maps` would
+  // load the elements of every set of the namespace first — the allow sets and records with them, so it grows
+  // with the number of rules (measured here, 20 attached: 0.6 ms with none, 13 ms with 1000; 300 attached:
+  // 25 and 75 ms), where the ten map listings stay ≈ 0.6 ms and ≈ 8.5 ms.
+  const [chains, ...maps] = await Promise.all([
+    b.list(['chains'], netns),
+    ...(Object.keys(MAPS) as MapName[]).map((m) => b.list(['map', MAPS[m].family, TABLE, m], netns)),
+  ]);
+  const listed = [...(chains ?? []), ...maps.flatMap((m) => m ?? [])];
   for (const family of ['inet', 'bridge'] as const) {
     absorb(
       st,
