@@ -62,7 +62,8 @@ async function cycles(): Promise<void> {
       sides.push({ label, host, rt, conf, add: [] as number[], del: [] as number[], total: [] as number[] });
     }
     for (let i = 0; i < N + 2; i++) {
-      for (const s of sides) {
+      // each side first every other round, so that neither pays for what the other leaves behind
+      for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
         const c = await timedCycle(s.label, s.host, s.rt, s.conf, `c${i}`);
         if (i < 2) continue; // warm-up
         s.add.push(c.tAdd);

@@ -321,8 +321,9 @@ function ownRecords(st: Observed, tag: string): string[] {
  * each stands for and its entry in the record of the other attachment it names, each idempotently (an element
  * another DEL took already is no error; a record deleted meanwhile fails the transaction, which is retried).
  * An element a record lists named the attachment when it was written, so everything deleted named it.
+ * `going`: the tags deleted in the same transaction (a GC's), whose records are not partners to write.
  */
-function deleteRecorded(st: Observed, tag: string, records: readonly string[]): NftCommand[] {
+function deleteRecorded(st: Observed, tag: string, records: readonly string[], going: ReadonlySet<string> = new Set([tag])): NftCommand[] {
   const owners = addressOwners(st);
   const icc = new Set(st.elements.filter((e) => e.map === 'icc_ports').map((e) => parseContainerChain(e.chain)?.tag));
   const policy = new Map<string, PolicyElement>();
@@ -339,7 +340,7 @@ function deleteRecorded(st: Observed, tag: string, records: readonly string[]): 
       for (const e of elementsOfAllowKey(family, key)) policy.set(`${e.set} ${JSON.stringify(e.key)}`, e);
       for (const address of ((key as { concat?: unknown[] }).concat ?? []).slice(1, 3)) {
         const other = owners.get(String(address));
-        if (other === undefined || other === tag || !icc.has(other)) continue;
+        if (other === undefined || going.has(other) || !icc.has(other)) continue;
         const record = policyRecord(other, family);
         partners.set(`${record} ${JSON.stringify(key)}`, { record, key });
       }
@@ -429,8 +430,9 @@ function deleteAttachment(
   st: Observed,
   tag: string,
   mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] },
+  going: ReadonlySet<string> = new Set([tag]),
 ): NftCommand[] {
-  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...deleteRecorded(st, tag, ownRecords(st, tag))];
+  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...deleteRecorded(st, tag, ownRecords(st, tag), going)];
 }
 
 function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
@@ -655,7 +657,8 @@ export async function gcFirewall(
       (st) => {
         const stale = staleOf(st);
         removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
-        return stale.flatMap(([tag, mine]) => deleteAttachment(st, tag, mine));
+        const going = new Set(stale.map(([tag]) => tag));
+        return stale.flatMap(([tag, mine]) => deleteAttachment(st, tag, mine, going));
       },
       3,
     );
