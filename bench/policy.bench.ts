@@ -1,9 +1,11 @@
 /**
  * What allow rules cost on an `icc: false` network: the ADD+DEL cycle of netplumb-bridge with 1000 rules on
- * the network against the same network with none (alternating, medians), and iperf3 TCP throughput between
- * two containers allowed by a rule against two on an `icc: true` network (when iperf3 is installed).
+ * the network (among 20 attached neighbours) against the same network and neighbours with none (alternating,
+ * medians), and iperf3 TCP throughput between two containers allowed by a rule against two on an `icc: true`
+ * network (when iperf3 is installed).
  *
- *   node dist/bench/run.js policy            (NETPLUMB_BENCH_N=… cycles per side, default 20)
+ *   node dist/bench/run.js policy            (NETPLUMB_BENCH_N=… cycles per side, default 20;
+ *                                             NETPLUMB_BENCH_ONLY=cycles or iperf for one half)
  */
 import { spawn } from 'node:child_process';
 import { createHost, run, sandboxed, type Container, type Host } from '../netns-harness/index.js';
@@ -20,11 +22,17 @@ ensurePluginBins();
 const N = Number(process.env.NETPLUMB_BENCH_N ?? 20);
 const RULES = 1000;
 
-/** 1000 rules from synthetic sources to one destination, each its own port: 1000 allow4 elements. */
-function rules(n: number): AllowRule[] {
+const NEIGHBOURS = 20;
+
+/**
+ * `n` rules among the attached neighbours, from each to each other in turn, each its own port: `n` allow4
+ * elements (rules name attached containers only). None names the container the cycle adds and deletes.
+ */
+function rules(n: number, addrs: readonly string[]): AllowRule[] {
+  const pairs = addrs.flatMap((f) => addrs.filter((t) => t !== f).map((t) => [f, t] as const));
   return Array.from({ length: n }, (_, i) => ({
-    from: [`10.40.${1 + (i >> 8)}.${i & 255}`],
-    to: ['10.40.0.250'],
+    from: [pairs[i % pairs.length]![0]],
+    to: [pairs[i % pairs.length]![1]],
     ports: [{ protocol: 'tcp' as const, port: 1000 + i }],
   }));
 }
@@ -41,12 +49,21 @@ async function cycles(): Promise<void> {
       hosts.push(host);
       const conf = bridgeConf({ bridge: 'br-bench', isGateway: true, ipMasq: true, icc: false, subnet: '10.40.0.0/16' });
       const rt = new CniRuntime({ cniPath: [NETPLUMB_BIN], host });
-      await timedCycle(label, host, rt, conf, 'warm-0'); // makes the tables and the bridge
-      if (n > 0) await setAllowRules('br-bench', rules(n), { netns: host.netnsPath });
+      // The same neighbours on both sides, so that the rules are the only difference.
+      const addrs: string[] = [];
+      for (let i = 0; i < NEIGHBOURS; i++) {
+        const ctr = await host.createContainer(`n${i}`);
+        const r = await rt.exec('ADD', conf, { containerId: `n${i}`, netns: ctr.netnsPath, ifname: 'eth0' });
+        if (!r.ok) throw new Error(`neighbour ADD: ${r.stdout} ${r.stderr}`);
+        addrs.push(r.json.ips[0].address.split('/')[0]);
+      }
+      await timedCycle(label, host, rt, conf, 'warm-0');
+      if (n > 0) await setAllowRules('br-bench', rules(n, addrs), { netns: host.netnsPath });
       sides.push({ label, host, rt, conf, add: [] as number[], del: [] as number[], total: [] as number[] });
     }
     for (let i = 0; i < N + 2; i++) {
-      for (const s of sides) {
+      // each side first every other round, so that neither pays for what the other leaves behind
+      for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
         const c = await timedCycle(s.label, s.host, s.rt, s.conf, `c${i}`);
         if (i < 2) continue; // warm-up
         s.add.push(c.tAdd);
@@ -59,7 +76,8 @@ async function cycles(): Promise<void> {
       process.stdout.write(
         `${s.label.padEnd(28)} ADD ${median(s.add).toFixed(1)} ms  DEL ${median(s.del).toFixed(1)} ms  cycle ${median(s.total).toFixed(1)} ms\n`,
       );
-    process.stdout.write(`cycle with ${RULES} rules / without: ${(median(many!.total) / median(none!.total)).toFixed(3)}× (medians of ${N})\n`);
+    const ratio = (k: 'add' | 'del' | 'total') => (median(many![k]) / median(none![k])).toFixed(3);
+    process.stdout.write(`with ${RULES} rules / without (medians of ${N}): cycle ${ratio('total')}×  ADD ${ratio('add')}×  DEL ${ratio('del')}×\n`);
   } finally {
     for (const h of hosts) await h.destroy();
   }
@@ -112,4 +130,4 @@ async function throughput(): Promise<void> {
 }
 
 if (process.env.NETPLUMB_BENCH_ONLY !== 'iperf') await cycles();
-await throughput();
+if (process.env.NETPLUMB_BENCH_ONLY !== 'cycles') await throughput();

@@ -40,9 +40,9 @@ export interface UdpServer extends EchoServer {
   received(): { from: string; port: number; message: string }[];
 }
 
-/** Starts `tcp-echo ARGS` inside `where` and resolves once it prints "listening"; `lines` gets the rest. */
-async function startServer(where: NetnsHolder, args: string[], what: string, lines: (line: string) => void = () => undefined) {
-  const [file, ...argv] = inNetns(where.netnsPath, [process.execPath, TCP_ECHO, ...args]) as [string, ...string[]];
+/** Starts `tcp-echo ARGS` (or `command`) inside `where` and resolves once it prints "listening"; `lines` gets the rest. */
+async function startServer(where: NetnsHolder, args: string[], what: string, lines: (line: string) => void = () => undefined, command?: string[]) {
+  const [file, ...argv] = inNetns(where.netnsPath, command ?? [process.execPath, TCP_ECHO, ...args]) as [string, ...string[]];
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [RUN_ID_ENV]: runId() } });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -122,6 +122,34 @@ async function send(mode: 'send' | 'udp-send', from: ClientNetns, address: strin
     timeoutMs: timeoutMs + 5000,
   });
   return { ok: r.exitCode === 0 && r.stdout === message, reply: r.stdout, error: r.stderr.trim() };
+}
+
+export interface FrameCapture {
+  /** the frames received so far, whole (Ethernet header first; a VLAN tag the kernel took off is not in them) */
+  frames(): Buffer[];
+  stop(): Promise<void>;
+}
+
+// An AF_PACKET socket for every protocol, bound to one interface: each frame received, as hex, one per line.
+const CAPTURE = `
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+print('listening', flush=True)
+while True:
+    data, addr = s.recvfrom(65535)
+    if addr[2] != socket.PACKET_OUTGOING:
+        print(data.hex(), flush=True)
+`;
+
+/**
+ * Captures every frame that arrives on `dev` inside `where` (python3, AF_PACKET), from when it resolves until
+ * `stop()`: the oracle for what no socket of the stack would receive (a raw ethertype).
+ */
+export async function captureFrames(where: NetnsHolder, dev: string): Promise<FrameCapture> {
+  const frames: Buffer[] = [];
+  const stop = await startServer(where, [], 'frame capture', (line) => frames.push(Buffer.from(line, 'hex')), ['python3', '-c', CAPTURE, dev]);
+  return { frames: () => [...frames], stop };
 }
 
 /** Connects from inside `from` (a holder or a namespace file) to address:port, sends `message` and returns what came back. */

@@ -39,6 +39,14 @@ export function ethernetFrame(f: { dst: string; src: string; type: number; paylo
   return Buffer.concat([h, f.payload]);
 }
 
+/** `frame` with an 802.1Q tag (VLAN `vid`; 0 tags a priority only) after its MAC addresses. */
+export function vlanTagged(frame: Buffer, vid: number): Buffer {
+  const tag = Buffer.alloc(4);
+  tag.writeUInt16BE(0x8100, 0);
+  tag.writeUInt16BE(vid & 0xfff, 2);
+  return Buffer.concat([frame.subarray(0, 12), tag, frame.subarray(12)]);
+}
+
 /** An ARP packet (request: op 1, reply: op 2) for IPv4 over Ethernet, inside an Ethernet frame. */
 export function arpFrame(a: { op: 1 | 2; src: string; dst?: string; sha?: string; spa: string; tha?: string; tpa: string }): Buffer {
   const p = Buffer.alloc(28);

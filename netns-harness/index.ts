@@ -8,14 +8,16 @@ export {
   tcpRoundTrip,
   startEchoServer,
   startUdpServer,
+  captureFrames,
   udpSend,
   type PingResult,
   type ClientNetns,
   type EchoResult,
   type EchoServer,
   type UdpServer,
+  type FrameCapture,
 } from './connectivity.js';
-export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, sendRawFrames } from './frames.js';
+export { ethernetFrame, arpFrame, udpFrame, icmpv6Frame, routerAdvertFrame, sendRawFrames, vlanTagged } from './frames.js';
 export { takeSnapshot, diffSnapshots, taggedProcesses, type Snapshot } from './snapshot.js';
 export { runId, RUN_ID_ENV } from './run-id.js';
 export {

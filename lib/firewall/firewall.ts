@@ -27,7 +27,11 @@ import {
   MAPS,
   networkHash,
   parseContainerChain,
+  isRecordMarker,
+  parsePolicyRecord,
   parseRuleComment,
+  policyRecord,
+  recordMarker,
   PORT_MAPS,
   skeleton,
   type DesiredState,
@@ -37,7 +41,7 @@ import {
 } from './layout.js';
 import { FirewallError, nftBackend, type FirewallOptions, type NftBackend, type NftCommand } from './nft.js';
 import { writeSysctl } from './netns.js';
-import { elementNames, elementOfBridge, policyElements, POLICY_SET_NAMES, type AllowRule } from './policy.js';
+import { elementOfBridge, elementsOfAllowKey, policyElements, POLICY_SET_NAMES, type AllowRule, type PolicyElement } from './policy.js';
 import { byTag, chainKey, readAttachmentState, readState, type Observed, type ObservedElement } from './state.js';
 
 export interface PortMapping {
@@ -294,7 +298,60 @@ function reconcile(st: Observed, d: DesiredState, prefix: NftCommand[]): NftComm
   }
   for (const c of d.chains) out.push(cmd.addChain(c.family, c.name), cmd.flushChain(c.family, c.name), ...chainRules(c));
   for (const e of d.elements) out.push(cmd.addMapElement(e.map, e.key, e.chain));
+  // Records of a family the attachment no longer has (or of a bridge now icc: true) go with what they name.
+  const stale = ownRecords(st, d.tag).filter((r) => !d.records.includes(r));
+  out.push(...deleteRecorded(st, d.tag, stale));
+  out.push(...d.records.flatMap(addRecord));
   return out;
+}
+
+/** Creates a record if missing, with a marker (generation 0) so that a DEL has something to compare from the start. */
+function addRecord(name: string): NftCommand[] {
+  const { family } = parsePolicyRecord(name)!;
+  return [cmd.addSet('inet', name, POLICY_SETS[family === 4 ? 'allow4' : 'allow6'].type), cmd.addSetElement('inet', name, recordMarker(family, 0))];
+}
+
+/** The names of the policy records of `tag` that the state read holds. */
+function ownRecords(st: Observed, tag: string): string[] {
+  return ([4, 6] as const).map((f) => policyRecord(tag, f)).filter((n) => st.setKeys.has(chainKey('inet', n)));
+}
+
+/**
+ * Deletes the records named (all of attachment `tag`) and every element they list, with the neighbour elements
+ * each stands for and its entry in the record of the other attachment it names, each idempotently (an element
+ * another DEL took already is no error; a record deleted meanwhile fails the transaction, which is retried).
+ * An element a record lists named the attachment when it was written, so everything deleted named it.
+ * `going`: the tags deleted in the same transaction (a GC's), whose records are not partners to write.
+ */
+function deleteRecorded(st: Observed, tag: string, records: readonly string[], going: ReadonlySet<string> = new Set([tag])): NftCommand[] {
+  const owners = addressOwners(st);
+  const icc = new Set(st.elements.filter((e) => e.map === 'icc_ports').map((e) => parseContainerChain(e.chain)?.tag));
+  const policy = new Map<string, PolicyElement>();
+  const partners = new Map<string, { record: string; key: unknown }>();
+  const markers: NftCommand[] = [];
+  for (const name of records) {
+    const { family } = parsePolicyRecord(name)!;
+    for (const key of st.setKeys.get(chainKey('inet', name)) ?? []) {
+      // a plain delete of the marker read: fails (and the DEL reads again) if a policy change wrote the record since
+      if (isRecordMarker(key)) {
+        markers.push(cmd.deleteElement('inet', name, key));
+        continue;
+      }
+      for (const e of elementsOfAllowKey(family, key)) policy.set(`${e.set} ${JSON.stringify(e.key)}`, e);
+      for (const address of ((key as { concat?: unknown[] }).concat ?? []).slice(1, 3)) {
+        const other = owners.get(String(address));
+        if (other === undefined || going.has(other) || !icc.has(other)) continue;
+        const record = policyRecord(other, family);
+        partners.set(`${record} ${JSON.stringify(key)}`, { record, key });
+      }
+    }
+  }
+  return [
+    ...[...policy.values()].flatMap(deletePolicyElement),
+    ...[...partners.values()].flatMap((p) => [cmd.addSetElement('inet', p.record, p.key), cmd.deleteElement('inet', p.record, p.key)]),
+    ...markers,
+    ...records.map((n) => cmd.deleteSet('inet', n)),
+  ];
 }
 
 function coversLoopback(m: NormalizedMapping): boolean {
@@ -333,6 +390,7 @@ export async function addContainerRules(spec: ContainerFirewall, opts: FirewallO
         ...prefix,
         ...d.chains.flatMap((c) => [cmd.createChain(c.family, c.name), ...chainRules(c)]),
         ...d.elements.map((e) => cmd.addMapElement(e.map, e.key, e.chain)),
+        ...d.records.flatMap(addRecord),
       ],
       opts.netns,
     );
@@ -356,22 +414,25 @@ async function removeTag(b: NftBackend, netns: string | undefined, tag: string, 
   const build = (st: Observed) => {
     const mine = byTag(st).get(tag);
     removed = mine !== undefined;
-    return mine ? deleteAttachment(st, mine) : null;
+    return mine ? deleteAttachment(st, tag, mine) : null;
   };
-  // Only this attachment's chains and the maps are read (and the allow sets, when it is on an icc: false
-  // bridge): a DEL costs the same with 0 or 300 neighbours.
+  // Only this attachment's chains, the maps and its own policy records are read: a DEL costs the same with 0
+  // or 300 neighbours, and with 0 or 1000 allow rules that do not name it.
   await readModifyWrite(b, netns, what, build, MAX_ATTEMPTS, (b2, ns) => readAttachmentState(b2, ns, tag));
   return removed;
 }
 
 /**
- * Everything of one attachment as read — its elements, its chains — and the allow elements naming its
- * addresses (from its masq4/masq6 elements): a later owner of an address inherits nothing.
+ * Everything of one attachment as read — its elements, its chains — and the allow elements its policy records
+ * list (every element that names its addresses): a later owner of an address inherits nothing.
  */
-function deleteAttachment(st: Observed, mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] }): NftCommand[] {
-  const addrs = new Set(mine.elements.filter((e) => e.map === 'masq4' || e.map === 'masq6').map((e) => String(e.key)));
-  const policy = addrs.size === 0 ? [] : observedPolicy(st, (set, key) => elementNames(set, key, addrs));
-  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...policy.flatMap(deletePolicyElement)];
+function deleteAttachment(
+  st: Observed,
+  tag: string,
+  mine: { elements: ObservedElement[]; chains: { family: 'inet' | 'bridge'; name: string }[] },
+  going: ReadonlySet<string> = new Set([tag]),
+): NftCommand[] {
+  return [...deleteAttachmentCommands(mine.elements, mine.chains), ...deleteRecorded(st, tag, ownRecords(st, tag), going)];
 }
 
 function observedPolicy(st: Observed, pick: (set: PolicySetName, key: unknown) => boolean): { set: PolicySetName; key: unknown }[] {
@@ -386,10 +447,75 @@ function deletePolicyElement(e: { set: PolicySetName; key: unknown }): NftComman
   return [cmd.addSetElement(family, e.set, e.key), cmd.deleteElement(family, e.set, e.key)];
 }
 
+/** The attachment tag whose masq4/masq6 element holds each address (every attachment has one per address). */
+function addressOwners(st: Observed): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of st.elements) {
+    const tag = parseContainerChain(e.chain)?.tag;
+    if ((e.map === 'masq4' || e.map === 'masq6') && tag !== undefined) out.set(String(e.key), tag);
+  }
+  return out;
+}
+
+/**
+ * The record commands that make every record hold exactly the allow elements of `bridge` in `want` that name
+ * its attachment. Throws ERR_NOT_FOUND for an address no attachment on an icc: false bridge holds: its
+ * elements would have no record, so no DEL would ever remove them.
+ */
+function recordCommands(st: Observed, bridge: string, want: readonly PolicyElement[]): NftCommand[] {
+  const owners = addressOwners(st);
+  const wanted = new Map<string, Map<string, PolicyElement['key']>>();
+  for (const e of want) {
+    if (e.set !== 'allow4' && e.set !== 'allow6') continue;
+    const family = e.set === 'allow4' ? 4 : 6;
+    for (const address of e.key.concat.slice(1, 3) as string[]) {
+      const tag = owners.get(address);
+      const record = tag === undefined ? undefined : policyRecord(tag, family);
+      if (record === undefined || !st.setKeys.has(chainKey('inet', record))) {
+        throw new FirewallError(`allow rule: no container on an icc: false network holds ${address} (rules name attached containers only)`, {
+          code: ERR.NOT_FOUND,
+          op: 'policy',
+          object: address,
+        });
+      }
+      let m = wanted.get(record);
+      if (!m) wanted.set(record, (m = new Map()));
+      m.set(JSON.stringify(e.key), e.key);
+    }
+  }
+  const out: NftCommand[] = [];
+  for (const [id, keys] of st.setKeys) {
+    const name = id.slice('inet '.length);
+    if (!id.startsWith('inet ') || parsePolicyRecord(name) === undefined) continue;
+    const want = wanted.get(name) ?? new Map();
+    const have = new Set<string>();
+    const changes: NftCommand[] = [];
+    for (const key of keys) {
+      const k = (key as { concat?: unknown[] }).concat;
+      if (k?.[0] !== bridge || isRecordMarker(key)) continue;
+      have.add(JSON.stringify(key));
+      if (!want.has(JSON.stringify(key))) changes.push(cmd.deleteElement('inet', name, key));
+    }
+    for (const [k, key] of want) if (!have.has(k)) changes.push(cmd.addSetElement('inet', name, key));
+    if (changes.length === 0) continue;
+    // A new generation; plain deletes of the old: they fail (and the transaction is retried) if a DEL took the
+    // record, or another policy change wrote it, since it was read.
+    const { family } = parsePolicyRecord(name)!;
+    const old = keys.filter(isRecordMarker);
+    const used = new Set(old.map((m) => (m as { concat: unknown[] }).concat[4]));
+    let generation = 1 + Math.floor(Math.random() * 65535);
+    while (used.has(generation)) generation = (generation % 65535) + 1;
+    out.push(...changes, ...old.map((m) => cmd.deleteElement('inet', name, m)), cmd.addSetElement('inet', name, recordMarker(family, generation)));
+  }
+  return out;
+}
+
 /**
  * Replaces every allow rule of `bridge` (an `icc: false` network) with `rules`, in one transaction: the
- * elements of its old rules go, the new ones come. Throws `ERR_INVALID_ARG_VALUE`/`ERR_INVALID_ADDRESS`
- * (nothing changed) for a bad port, protocol or address, overlapping rules, or a rule set too large.
+ * elements of its old rules go, the new ones come, and the policy record of every attachment named lists
+ * exactly the elements naming it (what its DEL removes). Throws `ERR_INVALID_ARG_VALUE`/`ERR_INVALID_ADDRESS`
+ * (nothing changed) for a bad port, protocol or address, overlapping rules, or a rule set too large, and
+ * `ERR_NOT_FOUND` for an address no attachment on an icc: false bridge holds.
  * Returns the number of allow elements now installed for the bridge.
  */
 export async function setAllowRules(bridge: string, rules: readonly AllowRule[], opts: FirewallOptions = {}): Promise<number> {
@@ -398,6 +524,7 @@ export async function setAllowRules(bridge: string, rules: readonly AllowRule[],
   const wantPairs = new Set(want.filter((e) => e.set === 'peers4').map((e) => JSON.stringify(e.key.concat)));
   const b = nftBackend(opts.backend);
   await readModifyWrite(b, opts.netns, `firewall policy ${bridge}`, (st) => {
+    const records = recordCommands(st, bridge, want);
     const old = observedPolicy(st, (set, key) => elementOfBridge(set, key, bridge));
     // peers4 has no bridge in its key: the old pairs are those of the bridge's old allow4 elements.
     const oldPairs = new Set<string>();
@@ -413,6 +540,7 @@ export async function setAllowRules(bridge: string, rules: readonly AllowRule[],
       ...old.filter((e) => !wanted.has(`${e.set} ${JSON.stringify(e.key)}`)).flatMap(deletePolicyElement),
       ...stalePairs.flatMap(deletePolicyElement),
       ...want.filter((e) => !existing.has(`${e.set} ${JSON.stringify(e.key)}`)).map((e) => cmd.addSetElement(POLICY_SETS[e.set].family, e.set, e.key)),
+      ...records,
     ];
   });
   return want.filter((e) => e.set === 'allow4' || e.set === 'allow6').length;
@@ -502,6 +630,8 @@ export async function checkContainerRules(spec: ContainerFirewall, opts: Firewal
   for (const e of mine?.elements ?? []) {
     if (!d.elements.some((x) => x.map === e.map && x.keyId === e.keyId)) problems.push(`stale ${describeKey(e.map, e.key)} in map ${e.map}`);
   }
+  for (const r of d.records)
+    if (!st.setKeys.has(chainKey('inet', r))) problems.push(`policy record ${r} missing (allow rules naming the container would outlive it)`);
   return problems;
 }
 
@@ -527,7 +657,8 @@ export async function gcFirewall(
       (st) => {
         const stale = staleOf(st);
         removed = stale.map(([tag, { chains, elements }]) => describe(tag, chains, elements));
-        return stale.flatMap(([, mine]) => deleteAttachment(st, mine));
+        const going = new Set(stale.map(([tag]) => tag));
+        return stale.flatMap(([tag, mine]) => deleteAttachment(st, tag, mine, going));
       },
       3,
     );

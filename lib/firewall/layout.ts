@@ -80,6 +80,42 @@ export const POLICY_SETS = {
 } as const satisfies Record<string, { family: Family; type: readonly string[] }>;
 export type PolicySetName = keyof typeof POLICY_SETS;
 
+/**
+ * An icc: false attachment's record of the allow elements naming it (`c-<tag>-pol4`/`-pol6`, inet, typed as
+ * allow4/allow6): made empty by its ADD, filled by setAllowRules beside the allow sets in one transaction,
+ * read and deleted by its DEL. So a DEL lists only what names its own container, never the allow sets,
+ * whose size is the number of rules. A named set, not an element per rule elsewhere: every transaction
+ * loads the table's sets (≈ 5 µs each here), so there is one per attachment, never one per address or rule.
+ */
+export function policyRecord(tag: string, family: 4 | 6): string {
+  return `c-${tag}-pol${family}`;
+}
+
+const POLICY_RECORD = /^c-([0-9a-f]{12}-[0-9a-f]{16})-pol([46])$/;
+
+/**
+ * A record's generation: an element no rule makes (source = destination, bridge `-`), replaced by every
+ * transaction that writes the record. A DEL deletes the one it read by name, so a record written after the DEL
+ * read it fails the DEL's transaction, which reads again — instead of deleting, with the record, an element
+ * that would then name a container that is gone.
+ */
+export function recordMarker(family: 4 | 6, generation: number): { concat: (string | number)[] } {
+  const any = family === 4 ? '0.0.0.0' : '::';
+  return { concat: ['-', any, any, 'tcp', generation] };
+}
+
+/** Whether a listed element of a record is its generation marker. */
+export function isRecordMarker(key: unknown): boolean {
+  const k = (key as { concat?: unknown[] } | null)?.concat;
+  return Array.isArray(k) && k[0] === '-' && k[1] === k[2];
+}
+
+/** The tag and family of a policy record's name, or undefined for any other set. */
+export function parsePolicyRecord(name: string): { tag: string; family: 4 | 6 } | undefined {
+  const m = POLICY_RECORD.exec(name);
+  return m ? { tag: m[1]!, family: m[2] === '4' ? 4 : 6 } : undefined;
+}
+
 function hex(text: string, len: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, len);
 }
@@ -160,6 +196,8 @@ export const cmd = {
   }),
   deleteElement: (family: Family, name: string, key: unknown): NftCommand => ({ delete: { element: obj(family, { name, elem: [key] }) } }),
   addSetElement: (family: Family, name: string, key: unknown): NftCommand => ({ add: { element: obj(family, { name, elem: [key] }) } }),
+  addSet: (family: Family, name: string, type: string | readonly string[]): NftCommand => ({ add: { set: obj(family, { name, type }) } }),
+  deleteSet: (family: Family, name: string): NftCommand => ({ delete: { set: obj(family, { name }) } }),
 };
 
 function baseChain(family: Family, name: string, type: 'nat' | 'filter', hook: string, prio: number): NftCommand {
@@ -175,8 +213,8 @@ export function skeleton(): NftCommand[] {
   for (const [name, m] of Object.entries(MAPS)) {
     out.push({ add: { map: obj(m.family, { name, type: m.type, map: 'verdict' }) } });
   }
-  out.push({ add: { set: obj('inet', { name: 'bridges', type: 'ifname' }) } });
-  for (const [name, st] of Object.entries(POLICY_SETS)) out.push({ add: { set: obj(st.family, { name, type: st.type }) } });
+  out.push(cmd.addSet('inet', 'bridges', 'ifname'));
+  for (const [name, st] of Object.entries(POLICY_SETS)) out.push(cmd.addSet(st.family, name, st.type));
 
   const portDispatch = [
     [vmap(concat(payload('ip', 'daddr'), meta('l4proto'), payload('th', 'dport')), 'hostports4')],
@@ -312,6 +350,8 @@ export interface DesiredState {
   tag: string;
   chains: ChainSpec[];
   elements: ElementSpec[];
+  /** the attachment's policy records (inet sets, see policyRecord), on an icc: false bridge */
+  records: string[];
 }
 
 export interface NormalizedMapping {
@@ -421,14 +461,20 @@ export function desiredState(s: NormalizedSpec): DesiredState {
     addElement('spoof', hostVeth, 'spoof');
   }
 
+  const records: string[] = [];
   if (s.iccPort !== undefined) {
+    const etherType = payload('ether', 'type');
     addChain('icc', [
       [match(concat(payload('arp', 'saddr ip'), payload('arp', 'daddr ip')), '@peers4'), RETURN],
-      [match(payload('ether', 'type'), 'arp'), COUNTER, DROP],
+      [match(etherType, 'arp'), COUNTER, DROP],
+      // Every other protocol between two ports (a raw ethertype, IPX, a VLAN tag — whose inner IP the bridge
+      // does not hand to the inet hooks): only IP goes on, to the icc chain of the inet forward hook.
+      [match(etherType, 'ip', '!='), match(etherType, 'ip6', '!='), COUNTER, DROP],
     ]);
     addElement('icc_ports', s.iccPort, 'icc');
+    for (const f of [4, 6] as const) if (first(f) !== undefined) records.push(policyRecord(tag, f));
   }
-  return { tag, chains, elements };
+  return { tag, chains, elements, records };
 }
 
 /** Commands that write a chain's rules (after `add`/`create` of the chain). */

@@ -8,7 +8,7 @@
  */
 import { formatIp, tryParseIp, type Family as IpFamily } from '../addr/ip.js';
 import { ERR } from '../errors.js';
-import { POLICY_SETS, type PolicySetName } from './layout.js';
+import { isRecordMarker, POLICY_SETS, type PolicySetName } from './layout.js';
 import { FirewallError } from './nft.js';
 
 export type PolicyProtocol = 'tcp' | 'udp' | 'sctp';
@@ -51,26 +51,42 @@ export function solicitedNode(address: string): string {
   return formatIp({ family: 6, value: SOLICITED_NODE_PREFIX | (ip.value & 0xffffffn) });
 }
 
+/**
+ * What an allowed pair needs beside its allow elements, to resolve each other's link-layer address: ARP both
+ * ways (`peers4`), or neighbour discovery unicast and to the solicited-node address both ways (`nd6`).
+ */
+export function neighbourElements(bridge: string, family: IpFamily, from: string, to: string): PolicyElement[] {
+  if (family === 4)
+    return [
+      { set: 'peers4', key: { concat: [from, to] } },
+      { set: 'peers4', key: { concat: [to, from] } },
+    ];
+  return [
+    [from, to],
+    [to, from],
+    [from, solicitedNode(to)],
+    [to, solicitedNode(from)],
+  ].map(([x, y]) => ({ set: 'nd6', key: { concat: [bridge, x!, y!] } }));
+}
+
 /** Checks every rule (addresses, ports 1-65535, protocols) and returns the elements they stand for on `bridge`. */
 export function policyElements(bridge: string, rules: readonly AllowRule[]): PolicyElement[] {
   if (!Array.isArray(rules)) throw invalid('rules', 'the rules must be a list');
   const out = new Map<string, PolicyElement>();
   const byRule = new Map<string, number>();
-  let rule = 0;
-  const put = (set: PolicySetName, ...items: (string | number)[]) => {
-    const key = { concat: set === 'peers4' ? items : [bridge, ...items] };
-    const id = `${set} ${JSON.stringify(key)}`;
-    if (set === 'allow4' || set === 'allow6') {
+  const put = (e: PolicyElement, rule: number) => {
+    const id = `${e.set} ${JSON.stringify(e.key)}`;
+    if (e.set === 'allow4' || e.set === 'allow6') {
       const earlier = byRule.get(id);
       if (earlier !== undefined && earlier !== rule) {
-        throw invalid(`rules[${rule}]`, `rule ${rule} overlaps rule ${earlier}: both allow ${items[0]} to ${items[1]} on ${items[3]}/${items[2]}`);
+        const [, from, to, proto, port] = e.key.concat;
+        throw invalid(`rules[${rule}]`, `rule ${rule} overlaps rule ${earlier}: both allow ${from} to ${to} on ${port}/${proto}`);
       }
       byRule.set(id, rule);
     }
-    out.set(id, { set, key });
+    out.set(id, e);
   };
   rules.forEach((r, i) => {
-    rule = i;
     const from = addresses(r?.from, `rules[${i}].from`);
     const to = addresses(r?.to, `rules[${i}].to`);
     if (!Array.isArray(r.ports) || r.ports.length === 0) throw invalid(`rules[${i}].ports`, `rule ${i} names no port`);
@@ -82,16 +98,9 @@ export function policyElements(bridge: string, rules: readonly AllowRule[]): Pol
     for (const f of from) {
       for (const t of to) {
         if (f.family !== t.family || f.text === t.text) continue;
-        for (const p of r.ports) put(f.family === 4 ? 'allow4' : 'allow6', f.text, t.text, p.protocol, p.port);
-        if (f.family === 4) {
-          put('peers4', f.text, t.text);
-          put('peers4', t.text, f.text);
-        } else {
-          put('nd6', f.text, t.text);
-          put('nd6', t.text, f.text);
-          put('nd6', f.text, solicitedNode(t.text));
-          put('nd6', t.text, solicitedNode(f.text));
-        }
+        const set = f.family === 4 ? 'allow4' : 'allow6';
+        for (const p of r.ports) put({ set, key: { concat: [bridge, f.text, t.text, p.protocol, p.port] } }, i);
+        for (const e of neighbourElements(bridge, f.family, f.text, t.text)) put(e, i);
       }
     }
     if (out.size > MAX_POLICY_ELEMENTS) {
@@ -105,18 +114,21 @@ export function policyElements(bridge: string, rules: readonly AllowRule[]): Pol
   return [...out.values()];
 }
 
+/**
+ * The elements an allow element stands for (itself and its neighbour elements), from its listed key
+ * (`bridge . from . to . protocol . port`), or [] for a key of another shape or a record's marker.
+ */
+export function elementsOfAllowKey(family: IpFamily, key: unknown): PolicyElement[] {
+  const k = (key as { concat?: unknown[] } | null)?.concat;
+  if (!Array.isArray(k) || k.length !== 5 || !k.slice(0, 3).every((x) => typeof x === 'string') || isRecordMarker(key)) return [];
+  const [bridge, from, to] = k as string[];
+  return [{ set: family === 4 ? 'allow4' : 'allow6', key: { concat: k as (string | number)[] } }, ...neighbourElements(bridge!, family, from!, to!)];
+}
+
 /** Whether a listed element of a policy set belongs to `bridge` (peers4 carries no bridge: pass its allowed pairs). */
 export function elementOfBridge(set: PolicySetName, key: unknown, bridge: string): boolean {
   const k = (key as { concat?: unknown[] } | null)?.concat;
   return set !== 'peers4' && Array.isArray(k) && k[0] === bridge;
-}
-
-/** Whether a listed element names one of `addresses` (canonical text), as source, destination or solicited-node. */
-export function elementNames(set: PolicySetName, key: unknown, addresses: ReadonlySet<string>): boolean {
-  const k = (key as { concat?: unknown[] } | null)?.concat;
-  if (!Array.isArray(k)) return false;
-  const ips = (set === 'peers4' ? k.slice(0, 2) : k.slice(1, 3)).map(String);
-  return ips.some((a) => addresses.has(a) || (set === 'nd6' && [...addresses].some((x) => x.includes(':') && solicitedNode(x) === a)));
 }
 
 export const POLICY_SET_NAMES = Object.keys(POLICY_SETS) as PolicySetName[];

@@ -2,7 +2,7 @@
  * What netplumb's tables hold right now, read with `list table … netplumb` (JSON, with handles).
  * See docs/FIREWALL.md for the rest.
  */
-import { keyId, MAPS, parseContainerChain, POLICY_SETS, TABLE, type Family, type MapName, type PolicySetName } from './layout.js';
+import { keyId, MAPS, parseContainerChain, policyRecord, TABLE, type Family, type MapName } from './layout.js';
 import type { NftBackend, NftObject } from './nft.js';
 
 export interface ObservedRule {
@@ -81,14 +81,20 @@ export async function readState(b: NftBackend, netns: string | undefined): Promi
  * What one attachment (`tag`) can own: its per-container chains (found in the chain lists, without rules) and
  * the elements of every verdict map. Listing a table costs every rule of every attachment and the anonymous
  * sets they use (≈ 30 ms and more at 300 attached here, growing with each); the chain names and map elements
- * cost ≈ 1 ms each. Enough for byTag(…).get(tag) and deleting what it finds; `tables` and `sets` are not filled in.
+ * cost ≈ 1 ms each; on an icc: false bridge its own policy records (what names it) too, never the allow sets.
+ * Enough for byTag(…).get(tag) and deleting what it finds; `tables` and other sets are not filled in.
  */
 export async function readAttachmentState(b: NftBackend, netns: string | undefined, tag: string): Promise<Observed> {
   const st: Observed = { tables: new Set(), chains: new Map(), elements: [], sets: new Map(), setKeys: new Map() };
-  // Two listings, not one per family and map: each libnftables call pays for its own cache fill (≈ 0.3 ms).
-  // Both cover every table of the namespace; absorb() keeps netplumb's.
-  const [chains, maps] = await Promise.all([b.list(['chains'], netns), b.list(['maps'], netns)]);
-  const listed = [...(chains ?? []), ...(maps ?? [])];
+  // One listing of every chain (names only; absorb() keeps netplumb's), one per verdict map: `list maps` would
+  // load the elements of every set of the namespace first — the allow sets and records with them, so it grows
+  // with the number of rules (measured here, 20 attached: 0.6 ms with none, 13 ms with 1000; 300 attached:
+  // 25 and 75 ms), where the ten map listings stay ≈ 0.6 ms and ≈ 8.5 ms.
+  const [chains, ...maps] = await Promise.all([
+    b.list(['chains'], netns),
+    ...(Object.keys(MAPS) as MapName[]).map((m) => b.list(['map', MAPS[m].family, TABLE, m], netns)),
+  ]);
+  const listed = [...(chains ?? []), ...maps.flatMap((m) => m ?? [])];
   for (const family of ['inet', 'bridge'] as const) {
     absorb(
       st,
@@ -96,14 +102,13 @@ export async function readAttachmentState(b: NftBackend, netns: string | undefin
       listed.filter((o) => (o.chain ?? o.map)?.family === family && (!o.chain || parseContainerChain(o.chain.name)?.tag === tag)),
     );
   }
-  // An attachment on an icc: false bridge may be named by allow rules: its DEL removes those elements too.
-  if (st.elements.some((e) => e.map === 'icc_ports' && parseContainerChain(e.chain)?.tag === tag)) {
-    const sets = await Promise.all(
-      (Object.keys(POLICY_SETS) as PolicySetName[]).map(
-        async (s) => [POLICY_SETS[s].family, await b.list(['set', POLICY_SETS[s].family, TABLE, s], netns)] as const,
-      ),
-    );
-    for (const [family, objects] of sets) if (objects) absorb(st, family, objects);
+  // An attachment on an icc: false bridge may be named by allow rules: its records list what its DEL removes.
+  // One listing per family it has addresses of (its masq4/masq6 elements): each call fills its own cache.
+  const own = st.elements.filter((e) => parseContainerChain(e.chain)?.tag === tag);
+  if (own.some((e) => e.map === 'icc_ports')) {
+    const families = ([4, 6] as const).filter((f) => own.some((e) => e.map === `masq${f}`));
+    const records = await Promise.all(families.map((f) => b.list(['set', 'inet', TABLE, policyRecord(tag, f)], netns)));
+    for (const objects of records) if (objects) absorb(st, 'inet', objects);
   }
   return st;
 }

@@ -9,7 +9,23 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ping, sandboxed, startEchoServer, tcpSend, type Container, type Host, must } from '../../netns-harness/index.js';
+import {
+  captureFrames,
+  createHost,
+  ethernetFrame,
+  ping,
+  sandboxed,
+  sendRawFrames,
+  startEchoServer,
+  tcpSend,
+  udpFrame,
+  vlanTagged,
+  waitFor,
+  type Container,
+  type Host,
+  must,
+} from '../../netns-harness/index.js';
+import { setAllowRules } from '../../lib/firewall/index.js';
 import { addContainer, bridgeConf, failure, makeOutsideOf, nftTable } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 
@@ -119,6 +135,44 @@ test('icc: false: no ping, no TCP between containers in either direction or fami
   must(await cniRuntime({ host }).exec('DEL', conf, a.att));
   const after = (await nftTable('bridge', host.netnsPath)).find((o: any) => o.map?.name === 'icc_ports');
   assert.is(after.map.elem.length, 1);
+});
+
+/**
+ * Frames a sends to b by MAC: a raw ethertype (0x88b5, for local experiments), an IPv4 datagram behind a
+ * VLAN tag (priority only: b's kernel takes the tag off and delivers the datagram to its stack) and last a
+ * plain UDP datagram to port 5000 (allowed by a rule when icc is off). b's capture sees frames in the order
+ * they arrived, so once the last one is in, so is whatever of the others the bridge let through.
+ */
+async function otherFrames(conf: any): Promise<{ raw: boolean; tagged: boolean }> {
+  const a = await attach(conf, 'a');
+  const b = await attach(conf, 'b');
+  const [av4, bv4] = [addrOf(a.result, 4), addrOf(b.result, 4)];
+  if (!conf.icc) await setAllowRules('br-icc', [{ from: [av4], to: [bv4], ports: [{ protocol: 'udp', port: 5000 }] }], { netns: host.netnsPath });
+  const [src, dst] = [a, b].map((x) => x.result.interfaces.find((i: any) => i.sandbox).mac as string);
+  const id = Math.random().toString(36).slice(2, 8);
+  const tag = { raw: `raw-${id}`, tagged: `tagged-${id}`, last: `last-${id}` };
+  const udp = (payload: string) => udpFrame({ src: src!, dst: dst!, srcIp: av4, dstIp: bv4, sport: 4000, dport: 5000, payload });
+  const capture = await captureFrames(b.ctr, 'eth0');
+  try {
+    await sendRawFrames(a.ctr, 'eth0', [
+      ethernetFrame({ src: src!, dst: dst!, type: 0x88b5, payload: Buffer.from(tag.raw) }),
+      vlanTagged(udp(tag.tagged), 0),
+      udp(tag.last),
+    ]);
+    const got = (t: string) => capture.frames().some((f) => f.includes(t));
+    await waitFor(() => got(tag.last));
+    return { raw: got(tag.raw), tagged: got(tag.tagged) };
+  } finally {
+    await capture.stop();
+  }
+}
+
+test('icc: true (the control): a raw ethertype and a VLAN-tagged datagram reach the other container', async () => {
+  assert.equal(await otherFrames(net(true)), { raw: true, tagged: true });
+});
+
+test('icc: false: a raw ethertype and a VLAN-tagged datagram (which the inet hooks never see) do not reach the other container', async () => {
+  assert.equal(await otherFrames(net(false)), { raw: false, tagged: false });
 });
 
 test('CHECK of an icc: false container reports a flushed icc chain and a bridge without nf_call_iptables', async () => {

@@ -1,8 +1,8 @@
 /**
  * `netplumb policy` and `connect --link` on an `--icc=false` network, run as a user runs them (node
  * dist/bin/netplumb.js, without the agent) inside a harness host: packets prove what an allow rule opens and
- * what it does not; bad rules are clear errors that change nothing (the rule list and `nft -j` as oracles);
- * disconnecting an endpoint takes its rules and set elements with it.
+ * what it does not (bad rules are the hostile corpus's, test/hardening/input-corpus.test.ts); disconnecting
+ * an endpoint takes its rules and set elements with it (the rule list and `nft -j` as oracles).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -42,7 +42,7 @@ test.after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test('policy allow opens one port one way; bad rules change nothing; connect --link; disconnect takes the rules', async () => {
+test('policy allow opens one port one way; connect --link; disconnect takes the rules', async () => {
   await ok(['network', 'create', 'pol', '--subnet', '10.93.0.0/24', '--icc=false']);
   const [a, b, c] = [await host.createContainer('a'), await host.createContainer('b'), await host.createContainer('c')];
   await ok(['connect', 'pol', a.netnsPath, '--name', 'web']);
@@ -64,25 +64,8 @@ test('policy allow opens one port one way; bad rules change nothing; connect --l
       [[id, ['web'], 'db', [{ protocol: 'tcp', port: 80 }]]],
     );
 
-    // The hostile cases: each a clear error; the rules and the set stay as they were.
-    const before = await allowElements();
-    for (const [args, status, msg] of [
-      [['--from', 'ghost', '--to', 'db', '--port', '80'], 3, /no endpoint "ghost" on network pol/],
-      [['--from', 'web', '--to', 'nobody', '--port', '80'], 3, /no endpoint "nobody"/],
-      [['--from', 'web', '--to', 'db', '--port', '70000/tcp'], 2, /PORT 1-65535/],
-      [['--from', 'web', '--to', 'db', '--port', '0'], 2, /PORT 1-65535/],
-      [['--from', 'web', '--to', 'db', '--port', '80/icmp'], 2, /PORT\[\/tcp\|udp\|sctp\]/],
-      [['--from', 'web', '--to', 'db', '--port', '80/tcp', '--port', '443/tcp'], 5, new RegExp(`overlaps rule ${id}`)],
-      [['--from', 'web', '--to', 'web', '--port', '80'], 2, /to itself/],
-    ] as const) {
-      const r = await cli(['policy', 'allow', 'pol', ...args]);
-      assert.is(r.exitCode, status, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, msg);
-      assert.equal((await json(['policy', 'ls', 'pol'])).length, 1, `${args.join(' ')} added no rule`);
-      assert.equal(await allowElements(), before, `${args.join(' ')} changed no element`);
-    }
-    const icc = await cli(['network', 'create', 'open', '--subnet', '10.94.0.0/24', '--icc', 'maybe']);
-    assert.is(icc.exitCode, 2);
+    // Refused rules (unknown endpoints, overlaps, ports out of range, too many) are the hostile corpus's
+    // (test/hardening/input-corpus.test.ts, "policy").
 
     // Docker's link: c may reach db's 81.
     await ok(['connect', 'pol', c.netnsPath, '--name', 'app', '--link', 'db:81/tcp']);

@@ -11,14 +11,22 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { diffSnapshots, execPlugin, sandboxed } from '../../netns-harness/index.js';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHost, diffSnapshots, execPlugin, run, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, pluginPath, pool } from '../fixtures/cni-runtime.js';
 import { CORPUS_EVERY_PLUGIN } from '../fixtures/budget.js';
 import { assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName } from '../fixtures/hardening.js';
 import { BRIDGE_FIELDS } from '../../lib/modes/bridge-config.js';
+import { MAX_RULES_PER_NETWORK } from '../../lib/networks/policy.js';
+import { setAllowRules, type AllowRule } from '../../lib/firewall/index.js';
+import { ERR } from '../../lib/errors.js';
+import { assertRejects } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();
+const NETPLUMB = fileURLToPath(new URL('../../bin/netplumb.js', import.meta.url));
 const lab: InputLab = await inputLab();
 
 interface Case {
@@ -460,6 +468,118 @@ test('modes: container names with paths, prevResult where none is allowed', asyn
     });
   }
   await runBatch('modes', cases);
+});
+
+/**
+ * Allow rules come through the command (and the agent, which runs the same lib/networks code): run as a user
+ * runs it (without the agent) on an `--icc=false` network with two endpoints and one rule; then lib/firewall's
+ * setAllowRules, whose own checks the library's callers meet. Every refusal exits with its status (or throws
+ * its code) and a message naming what is wrong, and leaves the world as it was: nftables (the allow sets and
+ * the records), the network's stored rules and every file under the state directory.
+ */
+test('policy (the command, and the library under it): rules naming unknown containers, overlapping rules, ports out of range, too many ports, rules or elements, a bad --icc', async () => {
+  const state = join(lab.root, 'policy-state');
+  const cli = (args: string[]) =>
+    run([process.execPath, NETPLUMB, ...args], { env: { NETPLUMB_STATE_DIR: state, NETPLUMB_NO_AGENT: '1' }, check: false, timeoutMs: 60_000 });
+  const ok = async (args: string[]) => {
+    const r = await cli(args);
+    assert.is(r.exitCode, 0, `netplumb ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const peer = await createHost('policy-peer');
+  try {
+    await ok(['network', 'create', 'hpol', '--subnet', '10.98.0.0/24', '--icc=false']);
+    await ok(['connect', 'hpol', lab.ctr.netnsPath, '--name', 'web']);
+    await ok(['connect', 'hpol', peer.netnsPath, '--name', 'db']);
+    const id = await ok(['policy', 'allow', 'hpol', '--from', 'web', '--to', 'db', '--port', '80/tcp']);
+    // A network at the most rules allowed: its store holds them (applying 4096 rules one by one takes minutes).
+    await ok(['network', 'create', 'hfull', '--subnet', '10.97.0.0/24', '--icc=false']);
+    const stored = JSON.parse(await ok(['policy', 'ls', 'hpol', '--json']))[0];
+    const full = Array.from({ length: MAX_RULES_PER_NETWORK }, (_, i) => ({
+      ...stored,
+      id: i.toString(16).padStart(12, '0'),
+      ports: [{ protocol: 'tcp', port: i + 1 }],
+    }));
+    await ok(['connect', 'hfull', peer.netnsPath, '--name', 'x']);
+    await ok(['connect', 'hfull', lab.ctr.netnsPath, '--name', 'y']);
+    writeFileSync(join(state, 'networks', 'hfull', 'policy.json'), JSON.stringify(full));
+
+    const manyPorts = Array.from({ length: 1025 }, (_, i) => ['--port', String(i + 1)]).flat();
+    const cases: [string, string[], number, RegExp][] = [
+      ['an unknown source', ['hpol', '--from', 'ghost', '--to', 'db', '--port', '80'], 3, /no endpoint "ghost" on network hpol/],
+      ['an unknown destination', ['hpol', '--from', 'web', '--to', 'nobody', '--port', '80'], 3, /no endpoint "nobody"/],
+      ['a container ID of no endpoint', ['hpol', '--from', 'web', '--to', 'f'.repeat(64), '--port', '80'], 3, /no endpoint "f{64}"/],
+      ['an unknown network', ['nonet', '--from', 'web', '--to', 'db', '--port', '80'], 3, /nonet/],
+      ['port 70000', ['hpol', '--from', 'web', '--to', 'db', '--port', '70000/tcp'], 2, /PORT 1-65535/],
+      ['port 0', ['hpol', '--from', 'web', '--to', 'db', '--port', '0'], 2, /PORT 1-65535/],
+      ['port -1', ['hpol', '--from', 'web', '--to', 'db', '--port=-1'], 2, /PORT 1-65535/],
+      ['port 80/icmp', ['hpol', '--from', 'web', '--to', 'db', '--port', '80/icmp'], 2, /PORT\[\/tcp\|udp\|sctp\]/],
+      ['a rule overlapping another', ['hpol', '--from', 'web', '--to', 'db', '--port', '80/tcp', '--port', '443/tcp'], 5, new RegExp(`overlaps rule ${id}`)],
+      ['a rule to itself', ['hpol', '--from', 'web', '--to', 'web', '--port', '80'], 2, /to itself/],
+      ['1025 ports in one rule', ['hpol', '--from', 'web', '--to', 'db', ...manyPorts], 2, /1 to 1024 ports/],
+      [
+        'a rule beyond the most a network may have',
+        ['hfull', '--from', 'x', '--to', 'y', '--port', '9'],
+        2,
+        new RegExp(`${MAX_RULES_PER_NETWORK} rules already`),
+      ],
+    ];
+    const failures: string[] = [];
+    const refuse = async ([what, args, status, msg]: (typeof cases)[number]) => {
+      const r = await cli(['policy', 'allow', ...args]);
+      if (r.exitCode !== status || !msg.test(r.stderr)) failures.push(`${what}: exit ${r.exitCode}, ${r.stderr.trim().slice(0, 300)}`);
+    };
+    // as runBatch: all between two snapshots, then one at a time if the world changed
+    const before = await lab.snapshot();
+    await pool(cases, 2, refuse);
+    if (diffSnapshots(before, await lab.snapshot()).length > 0) {
+      for (const c of cases) {
+        const b = await lab.snapshot();
+        await refuse(c);
+        const diff = diffSnapshots(b, await lab.snapshot());
+        if (diff.length > 0) failures.push(`${c[0]} changed the world:\n${diff.join('\n')}`);
+      }
+    }
+    // The library's own checks, for its callers (lib/networks checks first, so the command never reaches them).
+    const net = JSON.parse(await ok(['network', 'inspect', 'hpol', '--json']))[0];
+    const addr = (name: string) => (Object.values(net.containers) as any[]).find((x) => x.name === name).ipv4Address.split('/')[0];
+    const good: AllowRule = { from: [addr('web')], to: [addr('db')], ports: [{ protocol: 'tcp', port: 80 }] };
+    const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: 'tcp', port }));
+    const libCases: [string, unknown, string, RegExp][] = [
+      ['port 0', [{ ...good, ports: tcp(0) }], ERR.INVALID_ARG_VALUE, /port 0 must be an integer 1-65535/],
+      ['port 65536', [{ ...good, ports: tcp(65536) }], ERR.INVALID_ARG_VALUE, /port 65536/],
+      ['protocol icmp', [{ ...good, ports: [{ protocol: 'icmp', port: 1 }] }], ERR.INVALID_ARG_VALUE, /must be tcp, udp or sctp/],
+      ['no port', [{ ...good, ports: [] }], ERR.INVALID_ARG_VALUE, /names no port/],
+      ['a name, not an address', [{ ...good, from: ['web'] }], ERR.INVALID_ADDRESS, /"web" in "rules\[0\].from" is not an IP address/],
+      ['overlapping rules', [good, { ...good, ports: tcp(80, 81) }], ERR.INVALID_ARG_VALUE, /rule 1 overlaps rule 0/],
+      ['an address no container holds', [{ ...good, to: ['10.98.0.200'] }], ERR.NOT_FOUND, /no container on an icc: false network holds 10\.98\.0\.200/],
+      [
+        'too many elements',
+        [{ ...good, ports: Array.from({ length: 30000 }, (_, i) => ({ protocol: 'udp', port: (i % 65535) + 1 })) }],
+        ERR.INVALID_ARG_VALUE,
+        /too many to be reasonable/,
+      ],
+    ];
+    for (const [what, rules, code, message] of libCases) {
+      await assertRejects(setAllowRules(net.bridge, rules as AllowRule[]), { code, message }, what).catch((e: Error) => failures.push(e.message));
+    }
+    if (diffSnapshots(before, await lab.snapshot()).length > 0) failures.push('a refused setAllowRules changed the world');
+    const icc = await cli(['network', 'create', 'hopen', '--subnet', '10.96.0.0/24', '--icc', 'maybe']);
+    if (icc.exitCode !== 2 || !/icc/.test(icc.stderr)) failures.push(`--icc maybe: exit ${icc.exitCode}, ${icc.stderr.trim()}`);
+    if (diffSnapshots(before, await lab.snapshot()).length > 0) failures.push('--icc maybe changed the world');
+    assert.equal(failures, []);
+  } finally {
+    for (const [net, name] of [
+      ['hpol', 'web'],
+      ['hpol', 'db'],
+      ['hfull', 'x'],
+      ['hfull', 'y'],
+    ])
+      await cli(['disconnect', net!, name!]);
+    for (const net of ['hpol', 'hfull']) await cli(['network', 'rm', net]);
+    await peer.destroy();
+    rmSync(state, { recursive: true, force: true });
+  }
 });
 
 test('the bridge ADD refused for the uplink leaves no IPAM trace (last_reserved_ip not advanced) and the uplink untouched', async () => {
