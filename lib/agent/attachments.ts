@@ -63,13 +63,30 @@ export function keepRequest(plugin: string, env: Record<string, string>, stdin: 
   const t = `${f}.${process.pid}.tmp`;
   writeFileSync(t, JSON.stringify(kept), { mode: 0o600 });
   renameSync(t, f);
+  indexes.get(dir)?.set(f, whereOf(kept));
   return kept;
 }
+
+/** Where a kept request's namespace was: what a sweep checks before it reads the request itself. */
+interface Whereabouts {
+  netns: string;
+  netnsId: string;
+  hostNetnsId: string;
+}
+const whereOf = (k: KeptRequest): Whereabouts => ({ netns: k.env.CNI_NETNS ?? '', netnsId: k.netnsId, hostNetnsId: k.hostNetnsId });
+
+/**
+ * Per state directory, the whereabouts of every kept request file, built by keptRequests() and kept up to date
+ * by this process's keep and forget calls (the only writer of its own requests): so that the sweep each vanished
+ * namespace triggers stats one path per attachment instead of reading and parsing every file (≈ 7 ms at 300).
+ */
+const indexes = new Map<string, Map<string, Whereabouts>>();
 
 /** Forgets the request of an attachment a DEL removed. */
 export function forgetRequest(plugin: string, env: Record<string, string>, network: string, dir = AGENT_STATE_DIR): void {
   const f = fileOf(dir, plugin, env, network);
   if (f === undefined) return;
+  indexes.get(dir)?.delete(f);
   try {
     unlinkSync(f);
     rmdirSync(join(f, '..'));
@@ -108,6 +125,8 @@ export function forgetUnlisted(plugin: string, network: string, valid: ReadonlyS
 /** Every kept request (unreadable files skipped). */
 export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
   const out: KeptRequest[] = [];
+  const index = new Map<string, Whereabouts>();
+  indexes.set(dir, index);
   let ids: string[];
   try {
     ids = readdirSync(dir).filter(isValidContainerId);
@@ -122,12 +141,37 @@ export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
       continue;
     }
     for (const f of files) {
-      try {
-        out.push(JSON.parse(readFileSync(join(dir, id, f), 'utf8')) as KeptRequest);
-      } catch {
-        /* torn or foreign: not ours to act on */
-      }
+      const k = readKept(join(dir, id, f));
+      if (k === undefined) continue;
+      out.push(k);
+      index.set(join(dir, id, f), whereOf(k));
     }
+  }
+  return out;
+}
+
+function readKept(file: string): KeptRequest | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as KeptRequest;
+  } catch {
+    return undefined; // gone, torn or foreign: not ours to act on
+  }
+}
+
+/**
+ * The kept requests whose namespace is gone (isOrphan). After a first keptRequests() of `dir`, only the requests
+ * whose namespace path no longer names their namespace are read.
+ */
+export function orphanedRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
+  const index = indexes.get(dir);
+  if (index === undefined) return keptRequests(dir).filter(isOrphan);
+  const own = ownNetnsId();
+  const out: KeptRequest[] = [];
+  for (const [file, w] of index) {
+    if (w.hostNetnsId !== own || netnsIdOf(w.netns) === w.netnsId) continue;
+    const k = readKept(file);
+    if (k === undefined) index.delete(file);
+    else if (isOrphan(k)) out.push(k);
   }
   return out;
 }

@@ -16,7 +16,7 @@
 import { openHandleSync } from '../net/handle.js';
 import { watch } from '../net/events.js';
 import { getNetnsId, setNetnsId } from '../net/nsid.js';
-import { isOrphan, keptHere, keptRequests, type KeptRequest } from './attachments.js';
+import { isOrphan, keptHere, keptRequests, orphanedRequests, type KeptRequest } from './attachments.js';
 import type { AgentLog } from './log.js';
 
 export interface CleanupOptions {
@@ -48,7 +48,7 @@ export function startCleanup(o: CleanupOptions): Cleanup {
       let n = 0;
       do {
         again = false;
-        for (const k of keptRequests().filter(isOrphan)) {
+        for (const k of orphanedRequests()) {
           const ok = await o.release(k);
           o.log('cleanup', { plugin: k.plugin, container: k.env.CNI_CONTAINERID, ifname: k.env.CNI_IFNAME, outcome: ok ? 'released' : 'failed' });
           if (ok) n++;
