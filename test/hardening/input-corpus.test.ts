@@ -14,7 +14,8 @@ import * as assert from 'uvu/assert';
 import { diffSnapshots, execPlugin, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, pluginPath, pool } from '../fixtures/cni-runtime.js';
 import { CORPUS_EVERY_PLUGIN } from '../fixtures/budget.js';
-import { assertRefused, inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName } from '../fixtures/hardening.js';
+import { inputLab, LAB_BRIDGE, PLUGINS, type InputLab, type PluginName } from '../fixtures/hardening.js';
+import { assertRefused } from '../fixtures/assert.js';
 import { BRIDGE_FIELDS } from '../../lib/modes/bridge-config.js';
 
 await sandboxed();
