@@ -35,6 +35,27 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/**
+ * The packages under this checkout's node_modules that `roots` need, with their own dependencies (a hoisted
+ * layout: a dependency nested in a package's own node_modules is copied with that package).
+ */
+function dependencyClosure(roots: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    let manifest: { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    try {
+      manifest = JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8'));
+    } catch {
+      return; // an optional dependency for another platform, never installed
+    }
+    seen.add(name);
+    for (const d of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) visit(d);
+  };
+  roots.forEach(visit);
+  return [...seen].sort();
+}
+
 test.before(async () => {
   work = mkdtempSync(join(tmpdir(), 'netplumb-pack-'));
   host = await createHost('pkghost');
@@ -89,9 +110,12 @@ test('installed into a fresh project: ESM imports share one error family, strict
   const typesNode = JSON.parse(readFileSync(join(REPO, 'node_modules/@types/node/package.json'), 'utf8')).version;
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', devDependencies: { '@types/node': typesNode } }));
   // The sandbox has no way out to the registry: the dependencies are the ones this checkout installed from it
-  // (hard links of its node_modules, which npm keeps where they satisfy the package's ranges and prunes otherwise);
-  // the package itself comes from the tarball, offline.
-  cpSync(join(REPO, 'node_modules'), join(proj, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  // (copies of the packages a consumer needs: the package's dependencies and @types/node, with theirs; npm keeps
+  // them where they satisfy the package's ranges); the package itself comes from the tarball, offline.
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+  for (const dep of dependencyClosure([...Object.keys(pkg.dependencies), '@types/node'])) {
+    cpSync(join(REPO, 'node_modules', dep), join(proj, 'node_modules', dep), { recursive: true, verbatimSymlinks: true });
+  }
   await run(['npm', 'install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: proj, timeoutMs: 300_000 });
   assert.ok(statSync(join(proj, 'node_modules/netplumb/dist/lib/index.bundle.js')).isFile(), 'installed from the tarball');
   writeFileSync(
