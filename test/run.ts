@@ -20,6 +20,7 @@ import { diffSnapshots, takeSnapshot } from '../netns-harness/snapshot.js';
 import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
 import { taggedProcesses } from '../netns-harness/snapshot.js';
 import { TEST_AGENT_ENV } from '../netns-harness/agent.js';
+import { ensurePluginBins, PLUGIN_BINS_ENSURED_ENV } from './fixtures/cni-runtime.js';
 
 const distTest = dirname(fileURLToPath(import.meta.url));
 const distRoot = resolve(distTest, '..');
@@ -75,7 +76,14 @@ let cpuSeen = { user: 0, sys: 0 };
  * unreachable from a sandbox, etcd is plain HTTP). The plugins' own shebangs drop it too (write-plugin-bins.mjs).
  */
 function fileEnv(agent: boolean): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, [RUN_ID_ENV]: runId(), FORCE_COLOR: '0', ...(agent ? { [TEST_AGENT_ENV]: '1' } : {}) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    [RUN_ID_ENV]: runId(),
+    FORCE_COLOR: '0',
+    // main() made sure of the plugin executables: the files need not each start a Node process to check again
+    [PLUGIN_BINS_ENSURED_ENV]: '1',
+    ...(agent ? { [TEST_AGENT_ENV]: '1' } : {}),
+  };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
 }
@@ -144,6 +152,7 @@ async function main(): Promise<number> {
   const jobs = Math.max(1, Number(process.env.NETPLUMB_TEST_JOBS ?? 3));
   const timeoutSec = Number(process.env.NETPLUMB_TEST_TIMEOUT ?? 600);
   const id = runId();
+  ensurePluginBins();
   const before = await takeSnapshot();
   const started = Date.now();
   cpuSeen = reapedChildrenCpu();
