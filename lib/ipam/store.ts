@@ -35,7 +35,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { DirChanges } from '../sys/dir-changes.js';
+import type { DirChanges } from '../sys/dir-changes.js';
 import { faultPoint } from '../sys/fault.js';
 import { readUpTo } from '../sys/read.js';
 import { NetplumbError, wrapError } from '../errors.js';
@@ -125,6 +125,8 @@ function unsafe(message: string, object: string, cause?: unknown): IpamError {
 }
 
 let libc: typeof import('../sys/libc.js') | undefined;
+// Loaded only by a process that remembers stores (the agent): it needs koffi, which a plugin's VERSION must not load.
+let dirChanges: typeof import('../sys/dir-changes.js') | undefined;
 
 export interface LockOptions {
   /** give up (IPAM_BUSY, CNI "try again later") after this long; default 60 s */
@@ -195,6 +197,7 @@ export class Store {
    */
   async locked<T>(fn: (tx: StoreTx) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
     libc ??= await import('../sys/libc.js');
+    if (remembered !== undefined) dirChanges ??= await import('../sys/dir-changes.js');
     const { flockSync, LOCK_EX, LOCK_NB } = libc;
     const identity = this.#identity();
     const lockPath = join(this.dir, LOCK_FILE);
@@ -323,7 +326,7 @@ function memoFor(dir: string, identity: string): StoreMemo | undefined {
   }
   let changes: DirChanges;
   try {
-    changes = DirChanges.open(dir);
+    changes = dirChanges!.DirChanges.open(dir);
   } catch {
     return undefined; // no inotify instance left (fs.inotify.max_user_instances): read the store as a plugin does
   }
