@@ -10,9 +10,9 @@ import { RUN_ID_ENV } from './run-id.js';
 
 export type Snapshot = Record<string, string>;
 
-async function tryRun(argv: string[], netns?: string): Promise<string> {
+async function tryRun(argv: string[], netns?: string, input?: string): Promise<string> {
   try {
-    const r = await run(argv, { check: false, timeoutMs: 20_000, netns });
+    const r = await run(argv, { check: false, timeoutMs: 20_000, netns, input });
     return r.exitCode === 0 ? r.stdout : `(unavailable: ${argv[0]} exited ${r.exitCode}: ${r.stderr.trim()})`;
   } catch (e) {
     return `(unavailable: ${(e as Error).message})`;
@@ -60,6 +60,28 @@ export function taggedProcesses(id: string): string[] {
   return found;
 }
 
+const ROUTES_AND_RULES = 'route show table all\nrule show\n';
+
+/** `ip -j -d addr show` as links (without their addresses) and addresses (per link name); text passes through. */
+function splitLinksAndAddrs(text: string): [string, string] {
+  if (!text.startsWith('[')) return [text, text];
+  let parsed: { ifname?: string; addr_info?: unknown }[];
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [text, text];
+  }
+  const links = parsed.map(({ addr_info: _, ...link }) => link);
+  const addrs = parsed.map((l) => ({ ifname: l.ifname, addr_info: l.addr_info }));
+  return [JSON.stringify(links), JSON.stringify(addrs)];
+}
+
+/** The `n` JSON documents `ip -j -batch` printed, one per line; an error text stands for each of them. */
+function batchOutputs(text: string, n: number): string[] {
+  const lines = text.split('\n').filter((l) => l.startsWith('['));
+  return lines.length === n ? lines : Array.from({ length: n }, () => text);
+}
+
 /**
  * The snapshot of the caller's network namespace, or of the one at `opts.netns` (a harness Host's
  * `netnsPath`): links, addresses, routes and rules come from that namespace; named namespaces and mounts
@@ -84,15 +106,19 @@ export async function takeSnapshot(opts: { netns?: string } = {}): Promise<Snaps
     })
     .sort()
     .join('\n');
-  const [links, addrs, routes4, routes6, rules4, rules6, nft] = await Promise.all([
-    tryRun(['ip', '-j', '-d', 'link', 'show'], ns),
-    tryRun(['ip', '-j', 'addr', 'show'], ns),
-    tryRun(['ip', '-j', '-4', 'route', 'show', 'table', 'all'], ns),
-    tryRun(['ip', '-j', '-6', 'route', 'show', 'table', 'all'], ns),
-    tryRun(['ip', '-j', '-4', 'rule', 'show'], ns),
-    tryRun(['ip', '-j', '-6', 'rule', 'show'], ns),
+  // Four programs, not seven: snapshots are taken often (before and after every hostile case batch, in loops
+  // until the kernel settles), and each program is a process start, twice with nsenter. `ip -d addr` lists
+  // every link with its details and its addresses; one `ip -batch` per family lists routes and rules (the
+  // family is a global option, so it cannot vary within a batch); -j prints one JSON array per command.
+  const [linksAndAddrs, family4, family6, nft] = await Promise.all([
+    tryRun(['ip', '-j', '-d', 'addr', 'show'], ns),
+    tryRun(['ip', '-j', '-4', '-batch', '-'], ns, ROUTES_AND_RULES),
+    tryRun(['ip', '-j', '-6', '-batch', '-'], ns, ROUTES_AND_RULES),
     tryRun(['nft', '-s', 'list', 'ruleset'], ns),
   ]);
+  const [links, addrs] = splitLinksAndAddrs(linksAndAddrs);
+  const [routes4, rules4] = batchOutputs(family4, 2);
+  const [routes6, rules6] = batchOutputs(family6, 2);
   return {
     // the bridge's timers count down by themselves
     links: dropKeys(links, ['gc_timer', 'hello_timer', 'tcn_timer', 'topology_change_timer', 'forward_delay_timer']),

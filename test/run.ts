@@ -12,7 +12,7 @@
  * for the agent's path. The last line, `N passed, N failed`, counts files of both passes.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +20,7 @@ import { diffSnapshots, takeSnapshot } from '../netns-harness/snapshot.js';
 import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
 import { taggedProcesses } from '../netns-harness/snapshot.js';
 import { TEST_AGENT_ENV } from '../netns-harness/agent.js';
+import { ensurePluginBins, PLUGIN_BINS_ENSURED_ENV } from './fixtures/cni-runtime.js';
 
 const distTest = dirname(fileURLToPath(import.meta.url));
 const distRoot = resolve(distTest, '..');
@@ -47,16 +48,49 @@ interface FileResult {
   agent: boolean;
   ok: boolean;
   seconds: number;
+  /** CPU seconds (user, system) of the file's whole process tree: plugins, servers, `ip` and `nft` included */
+  cpu: { user: number; sys: number };
   output: string;
+}
+
+/**
+ * CPU time of this runner's reaped children so far (cutime/cstime of /proc/self/stat, in seconds): a child's
+ * figure includes every descendant it waited for, and each sandbox's PID 1 reaps all of its processes. The
+ * runner's only children while files run are the files, so the growth between two exits is the file that
+ * exited (when two exit in the same instant, one gets both).
+ */
+function reapedChildrenCpu(): { user: number; sys: number } {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state) of proc(5); cutime and cstime are fields 16 and 17, in clock ticks (USER_HZ 100)
+  return { user: Number(fields[13]) / 100, sys: Number(fields[14]) / 100 };
+}
+
+let cpuSeen = { user: 0, sys: 0 };
+
+/**
+ * The environment of every test file, and so of every process it starts. Without NODE_EXTRA_CA_CERTS: with it
+ * set (as on many CI and developer machines) each Node process parses the whole CA bundle while starting,
+ * about 33 ms of CPU here (16 ms → 49 ms for an empty script) and 42 ms on a slower machine, paid by every
+ * test file, echo server, agent, CLI call and firewall worker; nothing in the suite talks TLS (the registry is
+ * unreachable from a sandbox, etcd is plain HTTP). The plugins' own shebangs drop it too (write-plugin-bins.mjs).
+ */
+function fileEnv(agent: boolean): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    [RUN_ID_ENV]: runId(),
+    FORCE_COLOR: '0',
+    // main() made sure of the plugin executables: the files need not each start a Node process to check again
+    [PLUGIN_BINS_ENSURED_ENV]: '1',
+    ...(agent ? { [TEST_AGENT_ENV]: '1' } : {}),
+  };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
 }
 
 async function runFile(file: string, agent: boolean, timeoutSec: number): Promise<FileResult> {
   const started = Date.now();
-  const child = spawn(process.execPath, [file], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, [RUN_ID_ENV]: runId(), FORCE_COLOR: '0', ...(agent ? { [TEST_AGENT_ENV]: '1' } : {}) },
-  });
+  const child = spawn(process.execPath, [file], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: fileEnv(agent) });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -70,10 +104,13 @@ async function runFile(file: string, agent: boolean, timeoutSec: number): Promis
     }
   }, timeoutSec * 1000);
   const code = await new Promise<number>((res) => child.once('exit', (c, s) => res(c ?? (s ? 128 : 1))));
+  const now = reapedChildrenCpu();
+  const cpu = { user: now.user - cpuSeen.user, sys: now.sys - cpuSeen.sys };
+  cpuSeen = now;
   clearTimeout(timer);
   if (timedOut) output += `\n!! killed after ${timeoutSec} s\n`;
   const name = relative(distRoot, file) + (agent ? ' (through the agent)' : '');
-  return { file: name, agent, ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, output };
+  return { file: name, agent, ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, cpu, output };
 }
 
 /**
@@ -93,6 +130,16 @@ const AGENT_PASS = [
   join(distTest, 'integration/ipam-interop.test.js'),
 ];
 
+/** Where the run's time went: the total CPU and the files that cost the most, to know what to make cheaper. */
+function costSummary(results: readonly FileResult[]): string {
+  const total = (r: FileResult) => r.cpu.user + r.cpu.sys;
+  const user = results.reduce((a, r) => a + r.cpu.user, 0);
+  const sys = results.reduce((a, r) => a + r.cpu.sys, 0);
+  const top = [...results].sort((a, b) => total(b) - total(a)).slice(0, 10);
+  const lines = top.map((r) => `   ${total(r).toFixed(1).padStart(6)} s CPU ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}`);
+  return `\n━━ CPU of the test processes: ${(user + sys).toFixed(1)} s (user ${user.toFixed(1)}, system ${sys.toFixed(1)}); the costliest files:\n${lines.join('\n')}\n`;
+}
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const split = args.indexOf('--through-agent');
@@ -105,8 +152,10 @@ async function main(): Promise<number> {
   const jobs = Math.max(1, Number(process.env.NETPLUMB_TEST_JOBS ?? 3));
   const timeoutSec = Number(process.env.NETPLUMB_TEST_TIMEOUT ?? 600);
   const id = runId();
+  ensurePluginBins();
   const before = await takeSnapshot();
   const started = Date.now();
+  cpuSeen = reapedChildrenCpu();
   const results: FileResult[] = [];
   const queue = [...files.map((f) => ({ f, agent: false })), ...agentFiles.map((f) => ({ f, agent: true }))];
   await Promise.all(
@@ -114,7 +163,8 @@ async function main(): Promise<number> {
       for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
         const r = await runFile(q.f, q.agent, timeoutSec);
         results.push(r);
-        process.stdout.write(`\n━━ ${r.ok ? 'PASS' : 'FAIL'} ${r.file} (${r.seconds.toFixed(1)} s)\n${r.output.trimEnd()}\n`);
+        const cpu = `${(r.cpu.user + r.cpu.sys).toFixed(1)} s CPU`;
+        process.stdout.write(`\n━━ ${r.ok ? 'PASS' : 'FAIL'} ${r.file} (${r.seconds.toFixed(1)} s, ${cpu})\n${r.output.trimEnd()}\n`);
       }
     }),
   );
@@ -127,6 +177,7 @@ async function main(): Promise<number> {
   }
   const diffs = diffSnapshots(before, await takeSnapshot());
   const failed = results.filter((r) => !r.ok);
+  if (results.length > 1) process.stdout.write(costSummary(results));
   process.stdout.write(`\n━━ ${results.length} files, ${failed.length} failed, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   for (const f of failed) process.stdout.write(`   FAIL ${f.file}\n`);
   if (stray.length) process.stdout.write(`!! processes left running:\n   ${stray.join('\n   ')}\n`);

@@ -11,7 +11,7 @@ import { formatIp, type Ip } from '../addr/ip.js';
 import { isValidContainerId, ifnameProblem } from '../names.js';
 import { candidates, ipOf, rangeFor, rangeSetSize, rangeSetText, type Range } from './range.js';
 import type { IpamConfig } from './config.js';
-import { isProblem, ownedBy, Store, type LockOptions, type Owner, type StoreTx } from './store.js';
+import { fsStep, isProblem, ownedBy, Store, type LockOptions, type Owner, type StoreTx } from './store.js';
 
 /** One container interface on one network: the store's key (with the network name). */
 export interface Attachment {
@@ -296,10 +296,10 @@ export async function status(conf: IpamConfig, opts: LockOptions = {}): Promise<
         dir = dirname(dir);
       }
     }
-    accessSync(dir, FS.W_OK);
+    fsStep('check ipam store', dir, () => accessSync(dir, FS.W_OK));
     return empty();
   }
-  accessSync(store.dir, FS.W_OK);
+  fsStep('check ipam store', store.dir, () => accessSync(store.dir, FS.W_OK));
   return store.locked((tx) => {
     const taken = [...tx.reservations().values()];
     return empty().map((s) => {

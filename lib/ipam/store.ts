@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import type { DirChanges } from '../sys/dir-changes.js';
 import { faultPoint } from '../sys/fault.js';
 import { readUpTo } from '../sys/read.js';
+import { NetplumbError, wrapError } from '../errors.js';
 import { IpamError } from './errors.js';
 import { formatIp, tryParseIp, type Ip } from '../addr/ip.js';
 import { isValidContainerId, isValidIfname, isValidNetworkName } from '../names.js';
@@ -100,6 +101,25 @@ function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
+/**
+ * A file-system failure of the store (EACCES on the data directory, ENOSPC, EROFS …) as a NetplumbError that
+ * names the store operation and the path; `code` stays the errno name, so lib/cni still answers it as an I/O
+ * failure. Errors of netplumb's own and values without an errno name pass through unchanged.
+ */
+function fsFailure(e: unknown, op: string, path: string): unknown {
+  if (e instanceof NetplumbError || errCode(e) === undefined) return e;
+  return wrapError(e, { op, what: `${op} ${path}`, object: path });
+}
+
+/** Runs the file-system step `fn` of operation `op` on `path`; its failure is said as fsFailure says. */
+export function fsStep<T>(op: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fsFailure(e, op, path);
+  }
+}
+
 function unsafe(message: string, object: string, cause?: unknown): IpamError {
   return new IpamError('ERR_IPAM_UNSAFE_STORE', message, 'open ipam store', object, cause);
 }
@@ -137,11 +157,11 @@ export class Store {
     const s = new Store(dataDir, network);
     if (opts.create ?? true) {
       if (!s.checkDir()) {
-        mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
+        fsStep('create ipam store', dataDir, () => mkdirSync(dataDir, { recursive: true, mode: DIR_MODE }));
         try {
           mkdirSync(s.dir, { mode: DIR_MODE });
         } catch (e) {
-          if (errCode(e) !== 'EEXIST') throw e;
+          if (errCode(e) !== 'EEXIST') throw fsFailure(e, 'create ipam store', s.dir);
         }
         s.checkDir();
       }
@@ -161,7 +181,7 @@ export class Store {
       st = lstatSync(this.dir);
     } catch (e) {
       if (errCode(e) === 'ENOENT') return undefined;
-      throw e;
+      throw fsFailure(e, 'open ipam store', this.dir);
     }
     if (st.isSymbolicLink()) throw unsafe(`ipam store ${this.dir} is a symbolic link; refusing to follow it`, this.dir);
     if (!st.isDirectory()) throw unsafe(`ipam store ${this.dir} is not a directory`, this.dir);
@@ -183,7 +203,7 @@ export class Store {
       fd = openSync(lockPath, FS.O_RDONLY | FS.O_CREAT | FS.O_NOFOLLOW | FS.O_NONBLOCK, FILE_MODE);
     } catch (e) {
       if (errCode(e) === 'ELOOP') throw unsafe(`${lockPath} is a symbolic link; refusing to follow it`, lockPath, e);
-      throw e;
+      throw fsFailure(e, 'lock ipam store', lockPath);
     }
     try {
       if (!fstatSync(fd).isFile()) throw unsafe(`${lockPath} is not a regular file`, lockPath);
@@ -341,7 +361,7 @@ export class StoreTx {
   /** The directory's entries; `file` is true for regular files (d_type, no stat). */
   list(): Listed[] {
     if (this.memo?.listing) return [...this.memo.listing];
-    const listing = readdirSync(this.dir, { withFileTypes: true }).map((d) => ({ name: d.name, file: d.isFile() }));
+    const listing = fsStep('list ipam store', this.dir, () => readdirSync(this.dir, { withFileTypes: true })).map((d) => ({ name: d.name, file: d.isFile() }));
     if (this.memo) this.memo.listing = [...listing];
     return listing;
   }
@@ -394,7 +414,7 @@ export class StoreTx {
         fd = openSync(tmp, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, FILE_MODE);
       } catch (e) {
         if (errCode(e) === 'EEXIST') continue;
-        throw e;
+        throw fsFailure(e, 'write ipam store', tmp);
       }
       try {
         faultPoint('ipam-open'); // an empty temporary file exists
@@ -403,7 +423,7 @@ export class StoreTx {
       } catch (e) {
         closeSync(fd);
         this.#unlink(tmp);
-        throw e;
+        throw fsFailure(e, 'write ipam store', tmp);
       }
       closeSync(fd);
       return tmp;
@@ -416,7 +436,7 @@ export class StoreTx {
       return true;
     } catch (e) {
       if (errCode(e) === 'ENOENT') return false;
-      throw e;
+      throw fsFailure(e, 'remove ipam store entry', path);
     }
   }
 
@@ -434,7 +454,7 @@ export class StoreTx {
         this.memo?.forget(); // made by someone ignoring the lock: the remembered listing is stale
         return false;
       }
-      throw e;
+      throw fsFailure(e, 'reserve', name);
     }
     this.#changed = true;
     this.memo?.added(formatIp(ip), parseOwner(formatOwner(containerId, ifname)));
@@ -476,7 +496,7 @@ export class StoreTx {
       renameSync(tmp, join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSet}`));
     } catch (e) {
       this.#unlink(tmp);
-      throw e;
+      throw fsFailure(e, 'write ipam store', join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSet}`));
     }
     this.#changed = true;
     this.memo?.added(`${LAST_RESERVED_PREFIX}${rangeSet}`);
@@ -492,9 +512,9 @@ export class StoreTx {
   /** fsyncs the directory if anything changed. Called by Store.locked() before the lock is released. */
   commit(): void {
     if (!this.#changed) return;
-    const fd = openSync(this.dir, FS.O_RDONLY | FS.O_DIRECTORY);
+    const fd = fsStep('sync ipam store', this.dir, () => openSync(this.dir, FS.O_RDONLY | FS.O_DIRECTORY));
     try {
-      fsyncSync(fd);
+      fsStep('sync ipam store', this.dir, () => fsyncSync(fd));
     } finally {
       closeSync(fd);
     }

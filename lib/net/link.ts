@@ -77,7 +77,7 @@ import {
 } from '../netlink/constants.js';
 import { bytesToIp, ipToBytes, parseIp } from '../addr/ip.js';
 import { bytesToMac, macToBytes } from '../addr/mac.js';
-import { ERRNO } from '../errors.js';
+import { during, ERRNO, wrapError, type ErrorContext } from '../errors.js';
 import { getBe16, getS32, getStr, getU16, getU32, getU8, MessageWriter, parseAttrs, type NlMessage } from '../netlink/encoding.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { faultPoint } from '../sys/fault.js';
@@ -384,8 +384,8 @@ function parseVxlanOptions(k: Partial<Record<number, Buffer>>): Partial<VxlanInf
 
 async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<void> {
   // Parents are attributes outside IFLA_LINKINFO, so they go first.
-  if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await linkIndex(h, cfg.parent));
-  const vxlanParent = cfg.kind === 'vxlan' && cfg.parent !== undefined ? await linkIndex(h, cfg.parent) : undefined;
+  if (cfg.kind === 'macvlan' || cfg.kind === 'ipvlan' || cfg.kind === 'vlan') w.u32(IFLA_LINK, await during(creating(cfg), linkIndex(h, cfg.parent)));
+  const vxlanParent = cfg.kind === 'vxlan' && cfg.parent !== undefined ? await during(creating(cfg), linkIndex(h, cfg.parent)) : undefined;
   const li = w.nest(IFLA_LINKINFO);
   w.str(IFLA_INFO_KIND, cfg.kind);
   const data = w.nest(IFLA_INFO_DATA);
@@ -436,6 +436,12 @@ async function writeKind(h: Handle, w: MessageWriter, cfg: LinkConfig, fds: Borr
   w.end(li);
 }
 
+/** What createLink is doing, for the errors of the lookups it makes on the way (see `during`). */
+function creating(cfg: LinkConfig): ErrorContext {
+  const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
+  return { op: 'createLink', what: `create link ${cfg.name}${peer}`, object: cfg.name };
+}
+
 /** @internal The request that creates a link; `createLink` sends it. */
 export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: BorrowedNetnsFd[]): Promise<Buffer> {
   // NLM_F_ECHO: the kernel answers with the new link (index, MAC, a veth's peer index), saving a lookup.
@@ -446,7 +452,7 @@ export async function createLinkMessage(h: Handle, cfg: LinkConfig, fds: Borrowe
   if (cfg.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(cfg.mac));
   if (cfg.txqlen !== undefined) w.u32(IFLA_TXQLEN, cfg.txqlen);
   if (cfg.alias !== undefined) w.str(IFLA_IFALIAS, cfg.alias);
-  if (cfg.master !== undefined) w.u32(IFLA_MASTER, await linkIndex(h, cfg.master));
+  if (cfg.master !== undefined) w.u32(IFLA_MASTER, await during(creating(cfg), linkIndex(h, cfg.master)));
   if (cfg.netns !== undefined) {
     const t = borrowNetnsFdSync(cfg.netns);
     fds.push(t);
@@ -472,8 +478,8 @@ async function createAnyLink(h: Handle, cfg: LinkConfig): Promise<Link> {
   try {
     // The master is set by a second request, once the kernel has caught up with the new link (see below).
     const msg = await createLinkMessage(h, { ...cfg, master: undefined }, fds);
-    const peer = cfg.kind === 'veth' ? ` (peer ${cfg.peer.name})` : '';
-    const replies = await h.request(msg, { op: 'RTM_NEWLINK', what: `create link ${cfg.name}${peer}`, object: cfg.name });
+    const ctx = creating(cfg);
+    const replies = await h.request(msg, { ...ctx, op: 'RTM_NEWLINK' });
     // All or nothing: a link that did not get its alias or master is not the one asked for, and only this
     // call knows it exists — delete it before reporting the failure (a veth takes its peer with it).
     try {
@@ -492,9 +498,9 @@ async function createAnyLink(h: Handle, cfg: LinkConfig): Promise<Link> {
       const created = echo && cfg.netns === undefined ? parseLink(echo) : undefined;
       if (created && cfg.master === undefined) return created;
       return await inNamespace(cfg.netns ?? h, async (th) => {
-        const index = created?.index ?? (await getLink(th, cfg.name)).index;
-        if (cfg.master === undefined) return getLink(th, index);
-        const master = await linkIndex(th, cfg.master);
+        const index = created?.index ?? (await during(ctx, getLink(th, cfg.name))).index;
+        if (cfg.master === undefined) return during(ctx, getLink(th, index));
+        const master = await during(ctx, linkIndex(th, cfg.master));
         await setLink(th, index, { master });
         return created ? { ...created, masterIndex: master } : getLink(th, index);
       });
@@ -553,15 +559,18 @@ function describeChanges(c: LinkChanges): string {
  * Equivalent to: `ip link set dev LINK [up|down] [mtu …] [address …] [name …] [master …|nomaster] [alias …] [netns …]`.
  */
 export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<void> {
+  const what = `set link ${refText(ref)} ${describeChanges(c)}`;
+  // The lookups on the way fail as this verb, naming what it was doing (see `during`); the request itself keeps RTM_NEWLINK.
+  const ctx: ErrorContext = { op: 'setLink', what, object: refText(ref) };
   // Renaming a link named by its name needs its index: the name attribute can't both find and rename.
-  const target = c.name !== undefined && typeof ref === 'string' ? await linkIndex(h, ref) : ref;
+  const target = c.name !== undefined && typeof ref === 'string' ? await during(ctx, linkIndex(h, ref)) : ref;
   const w = linkMessage(RTM_NEWLINK, target, 0, c.up, c.promisc);
   if (c.name !== undefined) w.str(IFLA_IFNAME, c.name);
   if (c.mtu !== undefined) w.u32(IFLA_MTU, c.mtu);
   if (c.mac !== undefined) w.attr(IFLA_ADDRESS, macToBytes(c.mac));
   if (c.txqlen !== undefined) w.u32(IFLA_TXQLEN, c.txqlen);
   if (c.alias !== undefined) w.str(IFLA_IFALIAS, c.alias ?? '');
-  if (c.master !== undefined) w.u32(IFLA_MASTER, c.master === null ? 0 : await linkIndex(h, c.master));
+  if (c.master !== undefined) w.u32(IFLA_MASTER, c.master === null ? 0 : await during(ctx, linkIndex(h, c.master)));
   let ns: BorrowedNetnsFd | undefined;
   try {
     if (c.netns !== undefined) {
@@ -571,7 +580,7 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
         w.u32(IFLA_NET_NS_FD, ns.fd);
       }
     }
-    const info = { op: 'RTM_NEWLINK', what: `set link ${refText(ref)} ${describeChanges(c)}`, object: refText(ref) };
+    const info = { ...ctx, op: 'RTM_NEWLINK' };
     if (c.master === undefined && c.up === undefined) await h.request(w.finish(), info);
     else {
       // A link's operstate stays "unknown" (which counts as up) until the kernel's link watch has seen its
@@ -579,7 +588,10 @@ export async function setLink(h: Handle, ref: LinkRef, c: LinkChanges): Promise<
       // (STP, multicast timers: work over every port) only to be disabled moments later. RTM_GETLINK on the
       // link syncs the link watch first (iproute2's lookup by name before `ip link set` does the same);
       // both requests leave together, in this order.
-      await Promise.all([lookupLink(h, target), h.request(w.finish(), info)]);
+      // When the link is missing both fail; the lookup's failure, said as this verb's, is the one reported.
+      const [looked, done] = await Promise.allSettled([lookupLink(h, target), h.request(w.finish(), info)]);
+      if (looked.status === 'rejected') throw wrapError(looked.reason, ctx);
+      if (done.status === 'rejected') throw done.reason;
     }
   } finally {
     ns?.release();

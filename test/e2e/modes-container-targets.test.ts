@@ -29,7 +29,8 @@ import {
   type CniCommand,
 } from '../../netns-harness/index.js';
 import { cniRuntime, ensurePluginBins } from '../fixtures/cni-runtime.js';
-import { addrView, errorOf, assertRefused, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
+import { addrView, errorOf, modesState, mountsAt, nsId, removeNetns, runtimeNetns } from '../fixtures/modes.js';
+import { assertRefused } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -276,7 +277,7 @@ test('refused targets get their code, exit 1, and change nothing', async () => {
     const state = modesState();
     const plainBefore = await addrView(plain);
     const r = await exec('ADD', conf(target), 'refused', netns);
-    assertRefused(what, r, PLUGIN, code, re);
+    assertRefused(r, code, re, what, PLUGIN);
     assert.equal(modesState(), state, `${what}: no record and no mount changed`);
     assert.is(nsId(netns), ownId, `${what}: CNI_NETNS unchanged`);
     assert.equal(await addrView(plain), plainBefore, `${what}: the target unchanged`);

@@ -30,7 +30,6 @@ import {
   addrView,
   assertVerbOfVersion,
   errorOf,
-  assertRefused,
   expectedDescription,
   modesState,
   mountsAt,
@@ -38,6 +37,7 @@ import {
   removeNetns,
   runtimeNetns,
 } from '../fixtures/modes.js';
+import { assertRefused } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();
@@ -378,7 +378,7 @@ test('bad input and hostile targets get the right code, exit 1, and change nothi
     const webBefore = await addrView(web);
     const ids = [netns, joined, busy].map(nsId);
     const r = await exec(command as CniCommand, config, { id: 'side', ...inv });
-    assertRefused(what, r, PLUGIN, code, re);
+    assertRefused(r, code, re, what, PLUGIN);
     assert.equal(modesState(), state, `${what}: no record and no mount changed`);
     assert.equal(await addrView(web), webBefore, `${what}: web unchanged`);
     assert.equal([netns, joined, busy].map(nsId), ids, `${what}: no namespace file changed`);

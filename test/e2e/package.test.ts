@@ -39,6 +39,27 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/**
+ * The packages under this checkout's node_modules that `roots` need, with their own dependencies (a hoisted
+ * layout: a dependency nested in a package's own node_modules is copied with that package).
+ */
+function dependencyClosure(roots: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    let manifest: { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    try {
+      manifest = JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8'));
+    } catch {
+      return; // an optional dependency for another platform, never installed
+    }
+    seen.add(name);
+    for (const d of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) visit(d);
+  };
+  roots.forEach(visit);
+  return [...seen].sort();
+}
+
 /** The first bytes of the file `path` resolves to. */
 const magic = (path: string, n = 4) => readFileSync(path).subarray(0, n).toString('latin1');
 const ELF = '\x7fELF';
@@ -62,15 +83,12 @@ function consumer(dir: string, { bare = false } = {}): void {
     }),
   );
   // The sandbox has no way out to the registry: the dependencies are the ones this checkout installed from it
-  // (hard links of its node_modules, which npm keeps where they satisfy the package's ranges and prunes otherwise);
-  // the package itself comes from the tarball, offline.
-  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')).packages as Record<string, { dev?: boolean }>;
-  const needed = (p: string) => {
-    const rel = relative(REPO, p);
-    if (!bare || !/^node_modules\/(@[^/]+\/[^/]+|[^@/][^/]*)$/.test(rel)) return true;
-    return lock[rel] !== undefined && !lock[rel]!.dev; // (.bin and npm's own lockfile: made anew)
-  };
-  cpSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), { recursive: true, verbatimSymlinks: true, filter: needed });
+  // (copies of the packages a consumer needs: the package's dependencies, and @types/node with theirs unless
+  // `bare`; npm keeps them where they satisfy the package's ranges); the package itself comes from the tarball.
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+  for (const dep of dependencyClosure([...Object.keys(pkg.dependencies), ...(bare ? [] : ['@types/node'])])) {
+    cpSync(join(REPO, 'node_modules', dep), join(dir, 'node_modules', dep), { recursive: true, verbatimSymlinks: true });
+  }
 }
 
 test.before(async () => {

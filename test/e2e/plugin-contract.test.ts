@@ -11,7 +11,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { diffSnapshots, execPlugin, sandboxed, type PluginRun } from '../../netns-harness/index.js';
 import { ensurePluginBins, pluginPath, VERSIONS } from '../fixtures/cni-runtime.js';
-import { assertRefused, inputLab, PLUGINS, settled, type PluginName } from '../fixtures/hardening.js';
+import { inputLab, PLUGINS, settled, type PluginName } from '../fixtures/hardening.js';
+import { assertRefused } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();

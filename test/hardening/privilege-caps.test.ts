@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { createHost, diffSnapshots, execPlugin, must, run, sandboxed, waitFor } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, pluginPath } from '../fixtures/cni-runtime.js';
 import { bridgeConf as labBridgeConf } from '../fixtures/bridge-lab.js';
-import { assertRefused, noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
+import { noDad, settled, STATE_ROOT, worldSnapshot, type PluginName } from '../fixtures/hardening.js';
+import { assertRefused } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();

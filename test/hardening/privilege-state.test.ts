@@ -10,7 +10,8 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { join } from 'node:path';
 import { execPlugin, run, sandboxed } from '../../netns-harness/index.js';
 import { ensurePluginBins, NETPLUMB_BIN, pluginPath, REFERENCE_BIN, treeSnapshot } from '../fixtures/cni-runtime.js';
-import { assertRefused, STATE_ROOT } from '../fixtures/hardening.js';
+import { STATE_ROOT } from '../fixtures/hardening.js';
+import { assertRefused } from '../fixtures/assert.js';
 
 await sandboxed();
 ensurePluginBins();

@@ -96,7 +96,7 @@ test('namespace ids: none until assigned, then the one asked for', async () => {
   await assertRejects(() => setNetnsId(h, { pid: c2.pid }, 43), { code: 'EEXIST' });
 });
 
-test('creating an existing link is EEXIST and deleting a missing one ENODEV, naming the link', async () => {
+test('creating an existing link is EEXIST, deleting a missing one ENODEV, and a missing link inside a verb names the verb', async () => {
   await createLink(h, { kind: 'bridge', name: 'br0' });
   {
     const e = await assertRejects(() => createLink(h, { kind: 'bridge', name: 'br0' }), { instance: NetlinkError }, 'second create must fail');
@@ -119,6 +119,31 @@ test('creating an existing link is EEXIST and deleting a missing one ENODEV, nam
     assert.ok((e as NetlinkError).extack, 'the kernel explained itself through the extended ACK');
     assert.match((e as NetlinkError).message, /br0.*EINVAL.*: \S/);
   }
+  // A lookup inside a compound verb fails as that verb, saying what it was doing; the lookup is the cause.
+  const cases: [string, () => Promise<unknown>, string, string, RegExp][] = [
+    [
+      'rename of a missing link',
+      () => setLink(h, 'nosuch0', { name: 'other0' }),
+      'setLink',
+      'nosuch0',
+      /^set link nosuch0 name other0: get link nosuch0: ENODEV/,
+    ],
+    ['a missing master', () => setLinkMaster(h, 'br0', 'nosuch0'), 'setLink', 'br0', /^set link br0 master nosuch0: get link nosuch0: ENODEV/],
+    ['bringing up a missing link', () => setLinkUp(h, 'nosuch0'), 'setLink', 'nosuch0', /^set link nosuch0 up: get link nosuch0: ENODEV/],
+    [
+      'creating a port of a missing master',
+      () => createLink(h, { kind: 'bridge', name: 'br9', master: 'nosuch0' }),
+      'createLink',
+      'br9',
+      /^create link br9: get link nosuch0: ENODEV/,
+    ],
+  ];
+  for (const [what, call, op, object, message] of cases) {
+    const e = await assertRejects<NetplumbError>(call, { instance: NetplumbError, code: 'ENODEV', message }, what);
+    assert.equal([e.op, e.object], [op, object], what);
+    assert.is((e.cause as NetlinkError).op, 'RTM_GETLINK', `${what}: the lookup that failed is the cause`);
+  }
+  assert.is(await findLink(h, 'br9'), undefined, 'a create that failed left nothing');
   assert.is(await findLink(h, 'nosuch0'), undefined);
 });
 

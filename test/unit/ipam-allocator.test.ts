@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { allocate, gc, lookup, release, status } from '../../lib/ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../../lib/ipam/config.js';
 import { IpamError } from '../../lib/ipam/errors.js';
+import { NetplumbError } from '../../lib/errors.js';
 import { formatIp } from '../../lib/addr/ip.js';
 import { Store } from '../../lib/ipam/store.js';
 
@@ -233,6 +234,26 @@ test('names and planted links cannot lead the store out of its directory', async
   await allocate(c2, att('third'));
   assert.not.ok(existsSync(join(target, 'lr')));
   assert.not.ok(lstatSync(join(dir(c2), 'last_reserved_ip.0')).isSymbolicLink());
+});
+
+test('a file-system failure of the store is a NetplumbError naming the store operation and the path', async () => {
+  // A data directory below a regular file: the store's directory cannot even be looked at (ENOTDIR; root
+  // passes permission checks, so no EACCES here).
+  const file = join(root, `plain-file-${++seq}`);
+  writeFileSync(file, '');
+  const c = conf({ subnet: '10.6.0.0/24', dataDir: join(file, 'store') });
+  for (const [what, call] of [
+    ['ADD', () => allocate(c, att('a'))],
+    ['STATUS', () => status(c)],
+  ] as const) {
+    const e = await assertRejects<NetplumbError>(
+      call,
+      { instance: NetplumbError, code: 'ENOTDIR', message: /^open ipam store \S+\/store\/net: ENOTDIR/ },
+      what,
+    );
+    assert.equal([e.op, e.object], ['open ipam store', dir(c)], what);
+    assert.is((e.cause as NodeJS.ErrnoException).code, 'ENOTDIR', `${what}: the fs error is kept as the cause`);
+  }
 });
 
 test('a last_reserved_ip outside the range set (config changed) or unreadable restarts at rangeStart', async () => {
