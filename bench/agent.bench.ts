@@ -6,13 +6,15 @@
  * config on stdin), alternating, medians. A last variant runs netplumb without an agent (the forwarder finds
  * no socket and execs the Node plugin), for "no slower than today".
  *
- *   node dist/bench/run.js agent          (NETPLUMB_BENCH_N=… iterations, default 15; NETPLUMB_BENCH_ATTACHED=300)
+ *   node dist/bench/run.js agent          (NETPLUMB_BENCH_N=… iterations, default 15; NETPLUMB_BENCH_ATTACHED=300;
+ *                                          NETPLUMB_BENCH_SETTLE=15 seconds of rest after attaching)
  */
 import { createHost, sandboxed, startAgentProcess, type AgentProcess, type Container, type Host } from '../netns-harness/index.js';
 import { CniRuntime } from '../netns-harness/cni-runtime.js';
 import { ensurePluginBins, NETPLUMB_BIN, pool, REFERENCE_BIN } from '../test/fixtures/cni-runtime.js';
 import { timedCycle } from './cycle.js';
 import { median } from './stats.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 await sandboxed();
 ensurePluginBins();
@@ -90,10 +92,20 @@ async function attachUpTo(count: number): Promise<void> {
   }
 }
 
+/**
+ * After attaching, the kernel keeps busy for seconds: every new interface's IPv6 duplicate address detection and
+ * MLD reports (flooded to every port of its bridge), the RCU callbacks of 1 500 new devices. Measuring inside that
+ * wave measures the wave (every variant, the reference too, came out 1.4–1.8× slower at 300): wait it out.
+ */
+const SETTLE_MS = Number(process.env.NETPLUMB_BENCH_SETTLE ?? 15) * 1000;
+
 for (let i = 0; i < WARMUP; i++) for (const r of runs) await cycle(r, undefined);
 const levels = ATTACHED > 0 ? [0, ATTACHED] : [0];
 for (const level of levels) {
-  await attachUpTo(level);
+  if (level > 0) {
+    await attachUpTo(level);
+    await sleep(SETTLE_MS);
+  }
   for (let i = 0; i < N; i++) for (const r of runs) await cycle(r, level);
 }
 

@@ -110,7 +110,20 @@ async function runFile(file: string, agent: boolean, timeoutSec: number): Promis
   clearTimeout(timer);
   if (timedOut) output += `\n!! killed after ${timeoutSec} s\n`;
   const name = relative(distRoot, file) + (agent ? ' (through the agent)' : '');
-  return { file: name, agent, ok: code === 0 && !timedOut, seconds: (Date.now() - started) / 1000, cpu, output };
+  const unrun = testsNotRun(output);
+  if (unrun) output += `\n!! ${unrun}\n`;
+  return { file: name, agent, ok: code === 0 && !timedOut && !unrun, seconds: (Date.now() - started) / 1000, cpu, output };
+}
+
+/**
+ * uvu 0.5 exits 0 when a suite's `test.before` throws: it prints `(0 / N)` and a summary whose Passed is short
+ * of its Total, with no error. A file whose summaries count fewer passed and skipped tests than tests failed.
+ */
+function testsNotRun(output: string): string | undefined {
+  const count = (label: string) => [...output.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)\\s*$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+  const total = count('Total');
+  const done = count('Passed') + count('Skipped');
+  return done < total ? `${total - done} of ${total} tests did not pass (a failing before/after hook prints no error)` : undefined;
 }
 
 /**
