@@ -39,28 +39,43 @@ function record(id: string, addrs: string[]): void {
   survivors.set(id, addrs);
 }
 
+/** One ADD of the plugin executable for `id`, killed after `killAfterMs` if given. */
+function execAdd(id: string, killAfterMs?: number) {
+  const sub = execa(OURS, [], {
+    input: JSON.stringify(conf),
+    env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: NETPLUMB_BIN },
+    extendEnv: false,
+    reject: false,
+    timeout: 30_000,
+  });
+  const timer = killAfterMs === undefined ? undefined : setTimeout(() => sub.kill('SIGKILL'), killAfterMs);
+  return sub.finally(() => clearTimeout(timer));
+}
+
+function recordAnswer(id: string, r: { exitCode?: number; stdout: unknown }): void {
+  assert.is(r.exitCode, 0, String(r.stdout));
+  record(
+    id,
+    JSON.parse(String(r.stdout)).ips.map((x: any) => x.address.split('/')[0]),
+  );
+}
+
 test('storm 1: plugin executables killed at random moments', async () => {
+  // The moments are fractions of how long an ADD takes on this machine (a Node start alone is 25 ms on one,
+  // 68 ms on another): fixed delays would land every kill in start-up on a slow machine and test nothing.
+  const took: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    recordAnswer(`exec-calibrate-${i}`, await execAdd(`exec-calibrate-${i}`));
+    took.push(performance.now() - t);
+  }
+  const add = took.sort((a, b) => a - b)[1]!;
   const ids = Array.from({ length: 160 }, (_, i) => `exec-${i}`);
   await pool(ids, 6, async (id) => {
-    const sub = execa(OURS, [], {
-      input: JSON.stringify(conf),
-      env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: NETPLUMB_BIN },
-      extendEnv: false,
-      reject: false,
-      timeout: 30_000,
-    });
-    // Most kills land in start-up (~30–45 ms here), some inside the critical section, some miss.
-    const timer = Math.random() < 0.7 ? setTimeout(() => sub.kill('SIGKILL'), 20 + Math.random() * 50) : undefined;
-    const r = await sub;
-    clearTimeout(timer);
+    // Most kills land in start-up, some inside the critical section, some miss.
+    const r = await execAdd(id, Math.random() < 0.7 ? add * (0.4 + Math.random() * 0.9) : undefined);
     if (r.signal === 'SIGKILL') killed++;
-    else {
-      assert.is(r.exitCode, 0, String(r.stdout));
-      record(
-        id,
-        JSON.parse(String(r.stdout)).ips.map((x: any) => x.address.split('/')[0]),
-      );
-    }
+    else recordAnswer(id, r);
   });
   assert.ok(killed > 20, `killed ${killed}`);
 });
@@ -68,7 +83,13 @@ test('storm 1: plugin executables killed at random moments', async () => {
 test('storm 2: an in-process allocator killed again and again in the middle of its loop', async () => {
   for (let round = 0; round < 10; round++) {
     const sub = execa(process.execPath, [STORM, JSON.stringify(conf), `loop${round}`, '400', '4'], { reject: false, buffer: true });
-    await new Promise((r) => setTimeout(r, 150 + Math.random() * 250));
+    // In the middle of its loop: once its first allocation is out (however long this machine takes to start it),
+    // then a random while later.
+    await new Promise<void>((started) => {
+      sub.stdout!.on('data', (d: Buffer) => d.includes('OK ') && started());
+      void sub.finally(() => started());
+    });
+    await new Promise((r) => setTimeout(r, Math.random() * 250));
     sub.kill('SIGKILL');
     const r = await sub;
     assert.is(r.signal, 'SIGKILL', `round ${round} was still running: ${r.stderr}`);
@@ -97,7 +118,7 @@ test('after the storm every file is well formed and every seen allocation is in 
   }
   const res = reservations(dir);
   for (const [a, id] of seen) assert.is(res.get(a), `${id}\r\neth0`, `${a} of ${id} is durable`);
-  for (const [a, owner] of res) assert.match(owner, /^(exec-\d+|loop\d-\d+)\r\neth0$/, `${a} belongs to an allocator of the storm`);
+  for (const [a, owner] of res) assert.match(owner, /^(exec-(calibrate-)?\d+|loop\d-\d+)\r\neth0$/, `${a} belongs to an allocator of the storm`);
 });
 
 test('GC with the surviving attachments returns the store to exactly those', async () => {
