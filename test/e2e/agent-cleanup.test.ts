@@ -107,14 +107,17 @@ test('none and container attachments whose namespace vanished without DEL are re
     const before = living(['lostays']);
     assert.is(before.length, 2, before.join(' '));
     await target.destroy(); // its process died, the runtime crashed: no DEL for lotgt nor lojoin
-    const cleaned = await waitFor(() => living(['lotgt', 'lojoin']).length === 0, { timeoutMs: 30_000 });
+    const released = () =>
+      agent
+        .events()
+        .filter((e) => e.event === 'cleanup')
+        .map((e) => `${e.plugin} ${e.container} ${e.outcome}`)
+        .sort();
+    // the agent logs each release after its files are gone: wait for both, the files and the log lines
+    const cleaned = await waitFor(() => living(['lotgt', 'lojoin']).length === 0 && released().length >= 2, { timeoutMs: 30_000 });
     assert.ok(cleaned, `records left: ${living(['lotgt', 'lojoin'])}\n${agent.log()}`);
     assert.equal(living(['lostays']), before, 'the living container keeps its records');
-    const released = agent
-      .events()
-      .filter((e) => e.event === 'cleanup')
-      .map((e) => `${e.plugin} ${e.container} ${e.outcome}`);
-    assert.equal(released.sort(), ['netplumb-container lojoin released', 'netplumb-none lotgt released']);
+    assert.equal(released(), ['netplumb-container lojoin released', 'netplumb-none lotgt released']);
     await ok('netplumb-container', joined, attachEnv('DEL', 'lojoin', undefined));
     await ok('netplumb-none', none, attachEnv('DEL', 'lotgt', undefined));
     await ok('netplumb-none', none, attachEnv('DEL', 'lostays', stays));
