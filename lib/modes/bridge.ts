@@ -6,9 +6,9 @@
  * namespace) → ipam (before anything exists, so an exhausted range changes nothing) → bridge (created with a
  * fixed MAC if missing, up, accept_ra=0, gateway addresses) → veth (one request: the host end `veth<hash>` up
  * on the bridge, the peer made inside the container's namespace as CNI_IFNAME) → host (port options,
- * accept_ra=0, forwarding) → container (sysctls; up, addresses, routes: lib/cni/configure-iface.ts) → port-up
- * → garp → firewall (masquerade, published ports, isolation, spoof check: one nftables transaction) → record
- * → result.
+ * accept_ra=0, forwarding) → container (sysctls; up, addresses, routes: lib/cni/configure-iface.ts) → firewall
+ * (masquerade, published ports, isolation, spoof check: one nftables transaction, in place before the port
+ * forwards a first frame; the kernel brings the port up meanwhile) → port-up → garp → record → result.
  * DEL needs neither the container's namespace nor its addresses: the rules are found by attachment, the host
  * veth by its derived name (and checked by its alias), the IPAM by container ID. It never deletes the bridge.
  * CHECK compares the kernel, the IPAM and nftables with prevResult and the configuration and lists the drift.
@@ -175,7 +175,7 @@ function firewallSpec(req: CniRequest, conf: BridgeConf, ips: CniIpConfig[], hos
   };
 }
 
-// ── ADD: preflight → IPAM → bridge → veth → host side → container side → port up → announce → firewall → record ──
+// ── ADD: preflight → IPAM → bridge → veth → host side → container side → firewall → port up → announce → record ──
 
 /**
  * What must be refused before anything is touched; opens a handle on the host's namespace and one on the
@@ -362,11 +362,13 @@ async function add(req: CniRequest): Promise<CniResult> {
       const { veth, peerIndex } = await step('veth', () => createVeth(host, ctr, req, conf, bridge.link, mac, undo));
       await step('host', () => configureHostSide(host, conf, p, veth));
       await step('container', () => configureContainerSide(ctr, req, conf, p, peerIndex));
+      // The rules (the spoof check among them) stand before the port forwards a first frame, and the kernel's
+      // link watch brings the port up while the transaction runs, so the wait below is mostly over already.
+      await step('firewall', () => addFirewall(req, conf, p, veth, mac, undo));
       // A container interface left down (disableContainerInterface) neither comes up nor announces anything.
       const live = !conf.disableContainerInterface;
       await step('port-up', async () => live && (await waitPortUp(host, veth)));
       await step('garp', async () => live && familiesOf(p.ips).has(4) && (await announce(ctr, peerIndex, mac)));
-      await step('firewall', () => addFirewall(req, conf, p, veth, mac, undo));
       await step('record', () => record(req, ctr, undo));
       return step('result', () => resultOf(req, conf, p, ipam, host, bridge, veth, mac));
     });
