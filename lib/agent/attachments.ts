@@ -95,12 +95,8 @@ export function forgetRequest(plugin: string, env: Record<string, string>, netwo
   }
 }
 
-/**
- * Forgets the kept requests of `plugin` on `network` whose attachment (`containerID\0ifname`) is not in `valid`:
- * a GC released them.
- */
-export function forgetUnlisted(plugin: string, network: string, valid: ReadonlySet<string>, dir = AGENT_STATE_DIR): void {
-  const prefix = `${plugin}:${network}:`;
+/** The kept request files under `dir`: `<dir>/<container ID>/<plugin>:<network>:<ifname>.json`. */
+function* keptFiles(dir: string): Generator<{ id: string; name: string; path: string }> {
   let ids: string[];
   try {
     ids = readdirSync(dir).filter(isValidContainerId);
@@ -108,17 +104,26 @@ export function forgetUnlisted(plugin: string, network: string, valid: ReadonlyS
     return;
   }
   for (const id of ids) {
-    let files: string[];
+    let names: string[];
     try {
-      files = readdirSync(join(dir, id));
+      names = readdirSync(join(dir, id));
     } catch {
       continue;
     }
-    for (const f of files) {
-      if (!f.startsWith(prefix) || !f.endsWith('.json')) continue;
-      const ifname = f.slice(prefix.length, -'.json'.length);
-      if (!valid.has(`${id}\0${ifname}`)) forgetRequest(plugin, { CNI_CONTAINERID: id, CNI_IFNAME: ifname }, network, dir);
-    }
+    for (const name of names) if (name.endsWith('.json')) yield { id, name, path: join(dir, id, name) };
+  }
+}
+
+/**
+ * Forgets the kept requests of `plugin` on `network` whose attachment (`containerID\0ifname`) is not in `valid`:
+ * a GC released them.
+ */
+export function forgetUnlisted(plugin: string, network: string, valid: ReadonlySet<string>, dir = AGENT_STATE_DIR): void {
+  const prefix = `${plugin}:${network}:`;
+  for (const { id, name } of [...keptFiles(dir)]) {
+    if (!name.startsWith(prefix)) continue;
+    const ifname = name.slice(prefix.length, -'.json'.length);
+    if (!valid.has(`${id}\0${ifname}`)) forgetRequest(plugin, { CNI_CONTAINERID: id, CNI_IFNAME: ifname }, network, dir);
   }
 }
 
@@ -127,25 +132,11 @@ export function keptRequests(dir = AGENT_STATE_DIR): KeptRequest[] {
   const out: KeptRequest[] = [];
   const index = new Map<string, Whereabouts>();
   indexes.set(dir, index);
-  let ids: string[];
-  try {
-    ids = readdirSync(dir).filter(isValidContainerId);
-  } catch {
-    return out;
-  }
-  for (const id of ids) {
-    let files: string[];
-    try {
-      files = readdirSync(join(dir, id)).filter((f) => f.endsWith('.json'));
-    } catch {
-      continue;
-    }
-    for (const f of files) {
-      const k = readKept(join(dir, id, f));
-      if (k === undefined) continue;
-      out.push(k);
-      index.set(join(dir, id, f), whereOf(k));
-    }
+  for (const { path } of keptFiles(dir)) {
+    const k = readKept(path);
+    if (k === undefined) continue;
+    out.push(k);
+    index.set(path, whereOf(k));
   }
   return out;
 }
