@@ -160,6 +160,11 @@ test("on today's docker0 (172.17.0.1/16, a container at the top): the bridge's a
     await machine.exec(['ip', 'link', 'set', 'vother', 'master', 'docker0', 'up']);
     await other.exec(['ip', 'addr', 'add', '172.17.255.254/16', 'dev', 'eth0']);
     await other.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    // A bridge gets its carrier from its first port through the kernel's link watch, which may lag a second
+    // behind; until then the bridge transmits nothing and the probe below would go unanswered.
+    const carrier = (links: any[]) => links.length === 1 && links[0].flags.includes('LOWER_UP');
+    assert.ok(await waitFor(async () => carrier(await machine.ip<any[]>('link', 'show', 'dev', 'docker0'))), 'docker0 has its carrier');
+    assert.ok(await waitFor(async () => carrier(await ipJson<any[]>(['link', 'show', 'dev', 'eth0'], other.netnsPath))), "the neighbour's eth0 has its carrier");
     outsider = await startOutsider(machine);
     const opid = outsider.pid!;
     const walkHere = (...args: string[]) => machine.exec([process.execPath, WALKTHROUGH, ...args], { check: false, timeoutMs: 60_000 });
