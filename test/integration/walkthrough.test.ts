@@ -164,7 +164,10 @@ test("on today's docker0 (172.17.0.1/16, a container at the top): the bridge's a
     // behind; until then the bridge transmits nothing and the probe below would go unanswered.
     const carrier = (links: any[]) => links.length === 1 && links[0].flags.includes('LOWER_UP');
     assert.ok(await waitFor(async () => carrier(await machine.ip<any[]>('link', 'show', 'dev', 'docker0'))), 'docker0 has its carrier');
-    assert.ok(await waitFor(async () => carrier(await ipJson<any[]>(['link', 'show', 'dev', 'eth0'], other.netnsPath))), "the neighbour's eth0 has its carrier");
+    assert.ok(
+      await waitFor(async () => carrier(await ipJson<any[]>(['link', 'show', 'dev', 'eth0'], other.netnsPath))),
+      "the neighbour's eth0 has its carrier",
+    );
     outsider = await startOutsider(machine);
     const opid = outsider.pid!;
     const walkHere = (...args: string[]) => machine.exec([process.execPath, WALKTHROUGH, ...args], { check: false, timeoutMs: 60_000 });
