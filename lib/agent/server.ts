@@ -183,7 +183,7 @@ async function serveCni(
   pluginName: string,
   ctx: RequestContext,
   queue: KeyedQueue,
-  track: (k: KeptRequest) => void,
+  track: (k: KeptRequest) => Promise<void>,
 ): Promise<void> {
   const started = process.hrtime.bigint();
   const plugin = await agentPlugin(pluginName);
@@ -216,7 +216,9 @@ async function serveCni(
     try {
       if (env.CNI_COMMAND === 'ADD') {
         const kept = keepRequest(pluginName, env, stdin, network);
-        if (kept) track(kept);
+        // Before answering: tracking opens the namespace file for a moment, and a runtime that unmounts it as soon
+        // as it has the answer would find the mount busy.
+        if (kept) await track(kept);
       }
       if (env.CNI_COMMAND === 'DEL') forgetRequest(pluginName, env, network);
       // a GC of a plugin that collects (overlay's does not: its kept requests stay for the cleanup)
@@ -337,7 +339,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<Agent> {
       res.end(b);
       return;
     }
-    if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue, (k) => void cleanup.track(k));
+    if (cni && req.method === 'POST') return serveCni(req, res, cni[1]!, ctx, queue, (k) => cleanup.track(k));
     if (url.startsWith('/v1/networks')) return serveNetworks(req, res, ctx);
     req.resume();
     if (req.method === 'GET' && url === '/v1/health') return sendJson(res, 200, { ok: true });
