@@ -186,9 +186,11 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   const host = openHandleSync();
   open.push(host);
   const hostVeth = hostVethName(req.containerId, req.ifname);
+  // Both looked up at once (one round trip): neither lookup changes anything.
+  const [existing, named] = await Promise.all([findLink(host, hostVeth), findLink(host, conf.bridge)]);
   // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
   // the rollback would release the address the first ADD still uses.
-  if (await findLink(host, hostVeth)) {
+  if (existing) {
     throw bridgeError(
       CNI_ERR.ATTACHMENT_EXISTS,
       `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`,
@@ -197,7 +199,6 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   }
   // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
   // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
-  const named = await findLink(host, conf.bridge);
   if (named && named.kind !== 'bridge') {
     throw bridgeError(
       CNI_ERR.BRIDGE_CONFLICT,
