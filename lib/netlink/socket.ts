@@ -16,7 +16,7 @@
  */
 import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
-import { getsockname, setsockoptInt } from '../sys/libc.js';
+import { getsockname, getsockoptInt, setsockoptInt } from '../sys/libc.js';
 import { inNetnsSync } from '../sys/netns-window.js';
 import {
   AF_NETLINK,
@@ -36,6 +36,7 @@ import {
   NLMSG_NOOP,
   NLMSG_OVERRUN,
   NLMSGERR_ATTR_MSG,
+  SO_PROTOCOL,
   SO_RCVBUFFORCE,
   SOL_NETLINK,
   SOL_SOCKET,
@@ -73,11 +74,15 @@ const DUMP_RETRIES = 10;
 const MAX_DATAGRAM = 64 * 1024;
 const RCVBUF = 4 * 1024 * 1024;
 
-/** Whether `fd` is a netlink socket bound to `port`. */
+/**
+ * Whether `fd` is a NETLINK_ROUTE socket bound to `port` (ports are unique per protocol only: libnftables'
+ * NETLINK_NETFILTER sockets may hold the same number).
+ */
 function isNetlinkPort(fd: number, port: number): boolean {
   try {
     const addr = getsockname(fd, 12);
-    return addr.length >= 8 && addr.readUInt16LE(0) === AF_NETLINK && addr.readUInt32LE(4) === port;
+    if (addr.length < 8 || addr.readUInt16LE(0) !== AF_NETLINK || addr.readUInt32LE(4) !== port) return false;
+    return getsockoptInt(fd, SOL_SOCKET, SO_PROTOCOL) === NETLINK_ROUTE;
   } catch {
     return false; // not a socket, or gone
   }
