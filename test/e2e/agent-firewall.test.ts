@@ -2,7 +2,8 @@
  * netplumbd and the nftables ruleset it shares with everyone else: its ADDs may leave out the skeleton and the
  * bridge's registration while only its own commits happened since (lib/firewall/tracked.ts), so a change by
  * anyone else — a flushed chain, a deleted element or table, `nft flush ruleset` — must make its next ADD write
- * them whole again. Oracle: `nft -j list` in the agent's namespace (nftSkeleton, nftAttachments), the agent's log.
+ * them whole again. Oracle: `nft -j list` in the agent's namespace (nftSkeleton, nftAttachments), the agent's log
+ * (which, with NETPLUMB_TIMING=1, names each request's steps).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,7 +22,8 @@ test.after(async () => {
 });
 
 test("after anyone else's change to the ruleset, the agent's next ADD writes the skeleton and the bridge's registration whole", async () => {
-  const agent = await agentIn(host);
+  // NETPLUMB_TIMING=1: each request's log line carries the steps it went through (for benchmarks)
+  const agent = await agentIn(host, { env: { NETPLUMB_TIMING: '1' } });
   const containers = new Map<string, Container>();
   let requests = 0;
   const conf = bridgeConf({ name: 'ag-fw', bridge: 'npagfw', subnet: '10.82.0.0/24', isGateway: true, ipMasq: true, macspoofchk: true });
@@ -66,7 +68,11 @@ test("after anyone else's change to the ruleset, the agent's next ADD writes the
       assert.is(await chainsOf(), before + perAttachment, `the ADD after nft ${argv.join(' ')} made its own chains`);
       await cni('DEL', id);
     }
-    assert.is((await eventsOf(agent, (e) => e.event === 'request' && e.outcome === 'ok', requests)).length, requests, 'the agent served every request');
+    const served = await eventsOf(agent, (e) => e.event === 'request' && e.outcome === 'ok', requests);
+    assert.is(served.length, requests, 'the agent served every request');
+    const stepsOf = (verb: string) => Object.keys(served.find((e) => e.verb === verb)?.steps ?? {});
+    for (const step of ['preflight', 'ipam', 'veth', 'firewall', 'port-up', 'record']) assert.ok(stepsOf('ADD').includes(step), `ADD step ${step} logged`);
+    for (const step of ['firewall', 'veth', 'ipam']) assert.ok(stepsOf('DEL').includes(step), `DEL step ${step} logged`);
   } finally {
     await agent.stop();
   }
