@@ -19,6 +19,7 @@ import { parseRequest } from '../cni/request.js';
 import { CNI_ERR, CniError } from '../cni/errors.js';
 import { CURRENT_VERSION } from '../cni/version.js';
 import { allAttachments } from '../modes/state.js';
+import { mark, timingRequest } from '../modes/timing.js';
 import {
   ENV_LENGTH_HEADER,
   EXIT_STATUS_HEADER,
@@ -186,6 +187,7 @@ async function serveCni(
   track: (k: KeptRequest) => Promise<void>,
 ): Promise<void> {
   const started = process.hrtime.bigint();
+  const steps = timingRequest();
   const plugin = await agentPlugin(pluginName);
   if (plugin === undefined) return sendJson(res, 404, { message: `no plugin named ${JSON.stringify(pluginName)} in this agent (${AGENT_PLUGINS.join(', ')})` });
   const envLenText = req.headers[ENV_LENGTH_HEADER];
@@ -211,7 +213,9 @@ async function serveCni(
     });
     return sendJson(res, 421, { message: 'CNI_NETNS or the IPAM store is another file for the caller than for the agent: run the plugin in process' });
   }
+  mark('receive');
   const outcome = await queue.run(queueKey(env, network), () => handle(plugin, env, { readStdin: stdinReader(stdin, body.total - envLen) }));
+  mark('answer');
   if (KEEPS_REQUESTS.has(pluginName) && outcome.exitCode === 0) {
     try {
       if (env.CNI_COMMAND === 'ADD') {
@@ -227,6 +231,7 @@ async function serveCni(
       // The answer stands; only a later cleanup of this attachment is lost.
       ctx.log('keep-request-failed', { id: ctx.id, message: (e as Error).message });
     }
+    mark('keep');
   }
   const out = Buffer.from(outcome.stdout);
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': out.length, [EXIT_STATUS_HEADER]: outcome.exitCode };
@@ -244,6 +249,7 @@ async function serveCni(
     code: outcome.error?.cniCode,
     message: outcome.error?.message,
     peer: { pid: ctx.peer.pid, uid: ctx.peer.uid },
+    steps: steps(),
   });
 }
 

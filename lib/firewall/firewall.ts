@@ -43,6 +43,7 @@ import { FirewallError, nftBackend, type FirewallOptions, type NftBackend, type 
 import { writeSysctl } from './netns.js';
 import { elementOfBridge, elementsOfAllowKey, policyElements, POLICY_SET_NAMES, type AllowRule, type PolicyElement } from './policy.js';
 import { byTag, chainKey, readAttachmentState, readState, type Observed, type ObservedElement } from './state.js';
+import { commitTracked, type TrackedCommands } from './tracked.js';
 
 export interface PortMapping {
   hostPort: number;
@@ -225,13 +226,14 @@ async function readModifyWrite(
   build: (st: Observed) => NftCommand[] | null,
   attempts = MAX_ATTEMPTS,
   read: (b: NftBackend, netns: string | undefined) => Promise<Observed> = readState,
+  commit: (cmds: NftCommand[]) => Promise<void> = (cmds) => b.apply(cmds, netns),
 ): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const st = await read(b, netns);
     const cmds = build(st);
     if (cmds === null || cmds.length === 0) return;
     try {
-      await b.apply(cmds, netns);
+      await commit(cmds);
       return;
     } catch (e) {
       if (!isRace(e) || attempt >= attempts) throw withContext(what, e);
@@ -383,22 +385,40 @@ export async function addContainerRules(spec: ContainerFirewall, opts: FirewallO
     writeSysctl(`net/ipv4/conf/${s.bridge}/route_localnet`, '1', opts.netns);
   }
   const prefix = [...skeleton(), ...bridgeCommands(s.net)];
+  const own = [
+    ...d.chains.flatMap((c) => [cmd.createChain(c.family, c.name), ...chainRules(c)]),
+    ...d.elements.map((e) => cmd.addMapElement(e.map, e.key, e.chain)),
+    ...d.records.flatMap(addRecord),
+  ];
   const what = `firewall ADD ${s.containerId}/${s.ifname}`;
   try {
-    await b.apply(
-      [
-        ...prefix,
-        ...d.chains.flatMap((c) => [cmd.createChain(c.family, c.name), ...chainRules(c)]),
-        ...d.elements.map((e) => cmd.addMapElement(e.map, e.key, e.chain)),
-        ...d.records.flatMap(addRecord),
-      ],
-      opts.netns,
-    );
+    if (opts.netns !== undefined || !commitOwnRules(b, s.net, prefix, own)) await b.apply([...prefix, ...own], opts.netns);
     return;
   } catch (e) {
     if (!isRace(e)) throw withContext(what, e);
   }
   await readModifyWrite(b, opts.netns, what, (st) => reconcile(st, d, prefix));
+}
+
+/**
+ * An ADD's first transaction in the own namespace, tracked (tracked.ts): without the skeleton and the bridge's
+ * registration when this process's own commits left both intact, else with them. A transaction without them
+ * that fails for any reason is sent again with them, so that what fails, and how, is what always failed.
+ * False when the backend cannot track (the caller sends everything).
+ */
+function commitOwnRules(b: NftBackend, net: NetworkFirewall & { bridge: string }, prefix: NftCommand[], own: NftCommand[]): boolean {
+  const registration = { bridge: net.bridge, key: JSON.stringify(net) };
+  const full = (): TrackedCommands => ({ commands: [...prefix, ...own], registers: registration });
+  let skipped = false;
+  try {
+    return commitTracked(b, (known) => {
+      skipped = known.registered(registration);
+      return skipped ? { commands: own } : full();
+    });
+  } catch (e) {
+    if (!skipped) throw e;
+  }
+  return commitTracked(b, full);
 }
 
 /**
@@ -417,8 +437,10 @@ async function removeTag(b: NftBackend, netns: string | undefined, tag: string, 
     return mine ? deleteAttachment(st, tag, mine) : null;
   };
   // Only this attachment's chains, the maps and its own policy records are read: a DEL costs the same with 0
-  // or 300 neighbours, and with 0 or 1000 allow rules that do not name it.
-  await readModifyWrite(b, netns, what, build, MAX_ATTEMPTS, (b2, ns) => readAttachmentState(b2, ns, tag));
+  // or 300 neighbours, and with 0 or 1000 allow rules that do not name it. Its transaction leaves the skeleton
+  // and the bridges' registrations as they were (tracked.ts): the next ADD may still leave them out.
+  const commit = (cmds: NftCommand[]) => (netns === undefined && commitTracked(b, () => ({ commands: cmds })) ? Promise.resolve() : b.apply(cmds, netns));
+  await readModifyWrite(b, netns, what, build, MAX_ATTEMPTS, (b2, ns) => readAttachmentState(b2, ns, tag), commit);
   return removed;
 }
 

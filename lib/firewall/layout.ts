@@ -61,6 +61,8 @@ export const MAPS = {
   icc_ports: { family: 'bridge', type: 'ifname' },
 } as const satisfies Record<string, { family: Family; type: string | readonly string[] }>;
 export type MapName = keyof typeof MAPS;
+/** Maps whose elements dispatch to a container's chains; the others (isolation_from/_to, icc) dispatch per bridge. */
+export const CONTAINER_MAPS: readonly MapName[] = ['masq4', 'masq6', 'ports', 'hostports4', 'hostports6', 'spoof', 'icc_ports'];
 /** Maps whose keys are published ports: a key held by another container is a conflict, never taken over. */
 export const PORT_MAPS: readonly MapName[] = ['ports', 'hostports4', 'hostports6'];
 

@@ -74,6 +74,11 @@ export interface NftBackend {
   readonly name: NftBackendName;
   /** Applies the commands as one transaction: all or nothing. */
   apply(commands: readonly NftCommand[], netns?: string): Promise<void>;
+  /**
+   * The same in the caller's own namespace, committed before it returns (throws what `apply` rejects with):
+   * only a backend that can commit synchronously has it (libnftables, not the nft program).
+   */
+  applyNow?(commands: readonly NftCommand[]): void;
   /** `list table FAMILY NAME` as parsed JSON objects (the `nftables` array), or null when the table is absent. */
   listTable(family: string, name: string, netns?: string): Promise<NftObject[] | null>;
   /**
@@ -181,6 +186,14 @@ class LibnftablesBackend implements NftBackend {
   }
 
   async apply(commands: readonly NftCommand[], netns?: string): Promise<void> {
+    this.#apply(commands, netns);
+  }
+
+  applyNow(commands: readonly NftCommand[]): void {
+    this.#apply(commands, undefined);
+  }
+
+  #apply(commands: readonly NftCommand[], netns: string | undefined): void {
     const [ok, , err] = this.#run(JSON.stringify({ nftables: commands }), netns);
     if (!ok) throw nftFailure('transaction', netns, err);
   }

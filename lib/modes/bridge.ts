@@ -186,9 +186,11 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   const host = openHandleSync();
   open.push(host);
   const hostVeth = hostVethName(req.containerId, req.ifname);
+  // Both looked up at once (one round trip): neither lookup changes anything.
+  const [existing, named] = await Promise.all([findLink(host, hostVeth), findLink(host, conf.bridge)]);
   // A repeated ADD (no DEL in between) must fail before the IPAM answers with the attachment's address, or
   // the rollback would release the address the first ADD still uses.
-  if (await findLink(host, hostVeth)) {
+  if (existing) {
     throw bridgeError(
       CNI_ERR.ATTACHMENT_EXISTS,
       `host interface ${hostVeth} already exists: is ${req.containerId}/${req.ifname} attached already? (DEL it first)`,
@@ -197,7 +199,6 @@ async function preflight(req: CniRequest, conf: BridgeConf, open: Handle[]): Pro
   }
   // A `bridge` naming another kind of link (the uplink, lo) fails later anyway; failing before the IPAM keeps
   // the store untouched (its rollback releases the address but cannot rewind last_reserved_ip).
-  const named = await findLink(host, conf.bridge);
   if (named && named.kind !== 'bridge') {
     throw bridgeError(
       CNI_ERR.BRIDGE_CONFLICT,
@@ -285,14 +286,20 @@ async function configureContainerSide(ctr: Handle, req: CniRequest, conf: Bridge
   await configureIface(ctr, index, p, { up: !conf.disableContainerInterface, ...(conf.enabledad ? { settleTimeoutMs: DAD_TIMEOUT_MS } : {}) });
 }
 
-/** Waits until the host end forwards (both ends up), as the reference does before answering. */
-async function waitPortUp(host: Handle, veth: Link): Promise<void> {
-  try {
-    await waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS });
-  } catch (e) {
+/**
+ * Waits until the host end forwards (both ends up), as the reference does before answering, and until the
+ * kernel's link watch has marked the container's end up too: until then IPv6 holds back its link-local address
+ * (addrconf waits for operational up) and `ip link` shows it DOWN. Both usually are by now (a look each).
+ */
+async function waitPortUp(host: Handle, veth: Link, ctr: Handle, req: CniRequest, peerIndex: number): Promise<void> {
+  const timedOut = (what: string, e: unknown) => {
     if (errCode(e) !== ERR.TIMEOUT) throw e;
-    throw bridgeError(CNI_ERR.PORT_NOT_UP, `bridge port ${veth.name} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, veth.name, e);
-  }
+    throw bridgeError(CNI_ERR.PORT_NOT_UP, `${what} did not come up within ${PORT_UP_TIMEOUT_MS} ms`, veth.name, e);
+  };
+  await Promise.all([
+    waitForOperUp(host, veth.index, { timeoutMs: PORT_UP_TIMEOUT_MS }).catch((e) => timedOut(`bridge port ${veth.name}`, e)),
+    waitForOperUp(ctr, peerIndex, { timeoutMs: PORT_UP_TIMEOUT_MS }).catch((e) => timedOut(`${req.ifname} in ${req.netns}`, e)),
+  ]);
 }
 
 /**
@@ -367,7 +374,7 @@ async function add(req: CniRequest): Promise<CniResult> {
       await step('firewall', () => addFirewall(req, conf, p, veth, mac, undo));
       // A container interface left down (disableContainerInterface) neither comes up nor announces anything.
       const live = !conf.disableContainerInterface;
-      await step('port-up', async () => live && (await waitPortUp(host, veth)));
+      await step('port-up', async () => live && (await waitPortUp(host, veth, ctr, req, peerIndex)));
       await step('garp', async () => live && familiesOf(p.ips).has(4) && (await announce(ctr, peerIndex, mac)));
       await step('record', () => record(req, ctr, undo));
       return step('result', () => resultOf(req, conf, p, ipam, host, bridge, veth, mac));

@@ -6,7 +6,8 @@
  *
  * each value the milliseconds of that phase (`node` = from the process's start to the first line of the
  * plugin, i.e. Node's own start-up). Phases are sequential, so they add up to `total`. Off, it costs nothing
- * but a check of one variable per mark.
+ * but a check of one variable per mark. In the agent (a process that serves one request after another),
+ * `timingRequest()` gives each request its own phases instead, for its log line.
  * See docs/MODES.md for the rest.
  */
 const enabled = process.env.NETPLUMB_TIMING === '1';
@@ -38,4 +39,23 @@ export function mark(name: string): void {
   if (entry) entry[1] += now - last;
   else phases.push([name, now - last]);
   last = now;
+}
+
+/**
+ * For a long-running process (the agent): forgets the phases marked so far and starts a request's from now.
+ * The returned function ends it and gives its phases in milliseconds (undefined when timing is off). The
+ * phases are the process's: they mean something only when requests do not overlap, as a benchmark's do not.
+ */
+export function timingRequest(): () => Record<string, number> | undefined {
+  if (!enabled) return () => undefined;
+  phases.length = 0;
+  last = performance.now();
+  const start = last;
+  phases.push(['wait', 0]);
+  return () => {
+    const out: Record<string, number> = {};
+    for (const [k, v] of phases) if (v > 0) out[k] = Math.round(v * 100) / 100;
+    out.total = Math.round((performance.now() - start) * 100) / 100;
+    return out;
+  };
 }

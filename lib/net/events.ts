@@ -254,6 +254,10 @@ const isOperUp = (l: Link) => l.operstate === 'up' || (l.operstate === 'unknown'
  */
 export async function waitForOperUp(h: Handle, ref: LinkRef, opts: { timeoutMs?: number } = {}): Promise<Link> {
   const timeoutMs = opts.timeoutMs ?? 5000;
+  // Up already (a caller that did other work since bringing it up, usually): no subscription, whose socket costs more
+  // than the look.
+  const first = await getLink(h, ref);
+  if (isOperUp(first)) return first;
   const events = watch(h, { link: true });
   let timer: NodeJS.Timeout | undefined;
   try {

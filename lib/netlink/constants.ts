@@ -13,6 +13,7 @@ export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUFFORCE = 33;
+export const SO_PROTOCOL = 38;
 export const SO_SNDBUFFORCE = 32;
 
 export const NLM_F_REQUEST = 0x1;

@@ -162,6 +162,15 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   check(load().setsockopt(fd, level, name, v, 4), 'setsockopt', what);
 }
 
+/** getsockopt(2) of an int value. */
+export function getsockoptInt(fd: number, level: number, name: number, what?: string): number {
+  const v = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4);
+  check(load().getsockopt(fd, level, name, v, len), 'getsockopt', what);
+  return v.readInt32LE(0);
+}
+
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 

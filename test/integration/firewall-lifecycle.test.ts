@@ -23,7 +23,7 @@ import {
   type NftBackendName,
 } from '../../lib/firewall/index.js';
 import { FIREWALL_PARALLEL } from '../fixtures/budget.js';
-import { attachToBr0, enableForwarding, makeBridge, makeOutside, nftSummary, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
+import { attachToBr0, enableForwarding, makeBridge, makeOutside, nftSkeleton, nftSummary, nftTable, OUTSIDE, type Attached } from '../fixtures/bridge-lab.js';
 
 await sandboxed();
 
@@ -206,6 +206,36 @@ test('CHECK reports drift: a missing map entry, a flushed chain, a missing bridg
   await addContainerRules(s);
   assert.equal(await checkContainerRules(s), [], 'ADD repairs');
   assert.ok((await checkContainerRules({ ...s, containerId: 'ctr-x' })).length > 0, 'CHECK of an attachment never added');
+});
+
+test("an ADD after anyone else's change to the ruleset writes the skeleton and the bridge's registration again", async () => {
+  await addContainerRules(spec(a, 'ctr-a'));
+  const whole = await nftSkeleton();
+  // Only this process has committed since: an ADD and a DEL leave the same picture.
+  await addContainerRules(spec(b, 'ctr-b'));
+  assert.equal(await nftSkeleton(), whole, 'after an ADD that followed our own commit');
+  assert.ok(await removeContainerRules(ref('ctr-b')));
+  assert.equal(await nftSkeleton(), whole, 'after a DEL');
+  const isolation = (await nftTable('inet')).find((o) => /^b-.*-from$/.test(o.chain?.name ?? ''))?.chain.name;
+  assert.ok(isolation, 'the bridge has its isolation chain');
+  // Changes of someone else's that an ADD leaving out the skeleton would not undo, then an ADD (some after a DEL).
+  const changes: [string[], 'add' | 'del-add'][] = [
+    [['flush', 'chain', 'inet', 'netplumb', 'postrouting'], 'add'],
+    [['delete', 'element', 'inet', 'netplumb', 'bridges', '{ br0 }'], 'del-add'],
+    [['flush', 'chain', 'inet', 'netplumb', isolation], 'add'],
+    [['flush', 'chain', 'bridge', 'netplumb', 'prerouting'], 'del-add'],
+    [['delete', 'table', 'bridge', 'netplumb'], 'add'],
+    [['flush', 'ruleset'], 'add'],
+  ];
+  for (const [argv, how] of changes) {
+    await run(['nft', ...argv]);
+    assert.not.equal(await nftSkeleton(), whole, `nft ${argv.join(' ')} changed it`);
+    if (how === 'del-add') await removeContainerRules(ref('ctr-b'));
+    await addContainerRules(spec(b, 'ctr-b'));
+    assert.equal(await nftSkeleton(), whole, `an ADD after nft ${argv.join(' ')} (${how})`);
+    assert.is((await stateOf('ctr-b')).chains.length, 2, "the ADD's own chains");
+    assert.ok(await removeContainerRules(ref('ctr-b')));
+  }
 });
 
 test('GC keeps exactly the valid attachments of its network, and no other network', async () => {
