@@ -1,11 +1,52 @@
 /** Packets as the oracle: bounded pings and TCP round trips between namespaces. */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inNetns, run } from './exec.js';
 import type { NetnsHolder } from './holder.js';
 import { RUN_ID_ENV, runId } from './run-id.js';
 
 const TCP_ECHO = fileURLToPath(new URL('./tcp-echo.js', import.meta.url));
+/** The same helper in C: its source in a checkout (a package ships none), compiled beside tcp-echo.js. */
+const TCP_ECHO_SOURCE = fileURLToPath(new URL('../../netns-harness/tcp-echo.c', import.meta.url));
+const TCP_ECHO_BIN = fileURLToPath(new URL('./tcp-echo', import.meta.url));
+
+/** The compiled helper, compiled now if it is missing or older than its source; undefined without a C compiler. */
+async function compiledEcho(): Promise<string | undefined> {
+  let source: number;
+  try {
+    source = statSync(TCP_ECHO_SOURCE).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  try {
+    if (statSync(TCP_ECHO_BIN).mtimeMs >= source) return TCP_ECHO_BIN;
+  } catch {
+    /* not compiled yet */
+  }
+  // under a name of its own, renamed when complete: test files run this at the same time
+  const tmp = `${TCP_ECHO_BIN}.${randomBytes(6).toString('hex')}.tmp`;
+  const r = await run([process.env.CC || 'cc', '-O2', '-o', tmp, TCP_ECHO_SOURCE], { check: false, timeoutMs: 120_000 });
+  if (r.exitCode === 0) {
+    renameSync(tmp, TCP_ECHO_BIN);
+    return TCP_ECHO_BIN;
+  }
+  rmSync(tmp, { force: true });
+  return undefined;
+}
+
+let echoCommand: Promise<string[]> | undefined;
+
+/**
+ * The command line of the echo helper: tcp-echo.c compiled (about 1 ms of CPU a run, where a Node process takes
+ * some 25: the suite starts hundreds of clients and servers), or tcp-echo.js where it cannot be compiled. Both
+ * take the same arguments and print the same.
+ */
+export function echoHelper(): Promise<string[]> {
+  echoCommand ??= compiledEcho().then((bin) => (bin === undefined ? [process.execPath, TCP_ECHO] : [bin]));
+  return echoCommand;
+}
 
 export interface PingResult {
   ok: boolean;
@@ -42,7 +83,7 @@ export interface UdpServer extends EchoServer {
 
 /** Starts `tcp-echo ARGS` (or `command`) inside `where` and resolves once it prints "listening"; `lines` gets the rest. */
 async function startServer(where: NetnsHolder, args: string[], what: string, lines: (line: string) => void = () => undefined, command?: string[]) {
-  const [file, ...argv] = inNetns(where.netnsPath, command ?? [process.execPath, TCP_ECHO, ...args]) as [string, ...string[]];
+  const [file, ...argv] = inNetns(where.netnsPath, command ?? [...(await echoHelper()), ...args]) as [string, ...string[]];
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [RUN_ID_ENV]: runId() } });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -116,7 +157,7 @@ export interface EchoResult {
 export type ClientNetns = Pick<NetnsHolder, 'netnsPath'>;
 
 async function send(mode: 'send' | 'udp-send', from: ClientNetns, address: string, port: number, message: string, timeoutMs: number): Promise<EchoResult> {
-  const r = await run([process.execPath, TCP_ECHO, mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)], {
+  const r = await run([...(await echoHelper()), mode, '--host', address, '--port', String(port), '--message', message, '--timeout', String(timeoutMs)], {
     netns: from.netnsPath,
     check: false,
     timeoutMs: timeoutMs + 5000,

@@ -10,6 +10,7 @@ export {
   startUdpServer,
   captureFrames,
   udpSend,
+  echoHelper,
   type PingResult,
   type ClientNetns,
   type EchoResult,

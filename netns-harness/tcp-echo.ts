@@ -7,6 +7,8 @@
  *   tcp-echo udp-serve --port P [--host H] [--whoami]   prints "listening", then "recv ADDR PORT MESSAGE" for
  *            every datagram, and answers it (echo, or the sender's address with --whoami)
  *   tcp-echo udp-send --host H --port P --message M [--timeout MS]   prints the reply
+ * tcp-echo.c is the same program in C, which the helpers run instead where a C compiler is (echoHelper()); this
+ * one stays for where there is none (an installed package ships no C source). A change here goes there too.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';

@@ -20,6 +20,7 @@ import { diffSnapshots, takeSnapshot } from '../netns-harness/snapshot.js';
 import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
 import { taggedProcesses } from '../netns-harness/snapshot.js';
 import { TEST_AGENT_ENV } from '../netns-harness/agent.js';
+import { echoHelper } from '../netns-harness/connectivity.js';
 import { ensurePluginBins, PLUGIN_BINS_ENSURED_ENV } from './fixtures/cni-runtime.js';
 
 const distTest = dirname(fileURLToPath(import.meta.url));
@@ -166,6 +167,7 @@ async function main(): Promise<number> {
   const timeoutSec = Number(process.env.NETPLUMB_TEST_TIMEOUT ?? 600);
   const id = runId();
   ensurePluginBins();
+  await echoHelper(); // compiled once here, not by the first files at once
   const before = await takeSnapshot();
   const started = Date.now();
   cpuSeen = reapedChildrenCpu();

@@ -41,8 +41,13 @@ async function policyElements(records = false): Promise<string[]> {
 
 const naming = (elements: string[], ...addrs: string[]) => elements.filter((e) => addrs.some((a) => e.includes(`"${a}"`)));
 
-async function opens(from: Container, to: string, port: number): Promise<boolean> {
-  return (await tcpSend(from, to, port, 'hi', 1000)).reply === 'hi';
+/**
+ * Whether a connection from `from` to to:port gets its echo back within `timeoutMs`. A refusal is a dropped SYN,
+ * never answered: 1 s tells. A success may need the kernel's next ARP probe, up to a second after the last one:
+ * the blocked try before left the neighbour entry INCOMPLETE (ARP between the two was filtered too).
+ */
+async function opens(from: Container, to: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return (await tcpSend(from, to, port, 'hi', timeoutMs)).reply === 'hi';
 }
 
 test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open to a; IPv4 and IPv6; DEL of b removes its elements', async () => {
@@ -58,7 +63,7 @@ test('a → b on 80/tcp: a reaches b:80 (replies flow), not b:81; b cannot open 
       ['IPv4', a.v4, b.v4],
       ['IPv6', a.v6, b.v6],
     ] as const) {
-      assert.ok(await opens(a.ctr, bv, 80), `${fam}: a reaches b:80 and b's reply comes back`);
+      assert.ok(await opens(a.ctr, bv, 80, 5000), `${fam}: a reaches b:80 and b's reply comes back`);
       assert.not.ok(await opens(a.ctr, bv, 81), `${fam}: not b:81`);
       assert.not.ok(await opens(b.ctr, av, 80), `${fam}: b cannot open to a`);
     }
