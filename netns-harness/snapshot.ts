@@ -60,7 +60,9 @@ export function taggedProcesses(id: string): string[] {
   return found;
 }
 
-const ROUTES_AND_RULES = 'route show table all\nrule show\n';
+// Links with their details and addresses, the routes of every table and family, the IPv4 rules: one `ip -batch`.
+// (The rules of another family need `-6`, a global option, so a program of their own.)
+const LINKS_ROUTES_RULES = 'addr show\nroute show table all\nrule show\n';
 
 /** `ip -j -d addr show` as links (without their addresses) and addresses (per link name); text passes through. */
 function splitLinksAndAddrs(text: string): [string, string] {
@@ -106,27 +108,24 @@ export async function takeSnapshot(opts: { netns?: string } = {}): Promise<Snaps
     })
     .sort()
     .join('\n');
-  // Four programs, not seven: snapshots are taken often (before and after every hostile case batch, in loops
+  // Three programs, not seven: snapshots are taken often (before and after every hostile case batch, in loops
   // until the kernel settles), and each program is a process start, twice with nsenter. `ip -d addr` lists
-  // every link with its details and its addresses; one `ip -batch` per family lists routes and rules (the
-  // family is a global option, so it cannot vary within a batch); -j prints one JSON array per command.
-  const [linksAndAddrs, family4, family6, nft] = await Promise.all([
-    tryRun(['ip', '-j', '-d', 'addr', 'show'], ns),
-    tryRun(['ip', '-j', '-4', '-batch', '-'], ns, ROUTES_AND_RULES),
-    tryRun(['ip', '-j', '-6', '-batch', '-'], ns, ROUTES_AND_RULES),
+  // every link with its details and its addresses, `route show table all` the routes of both families; -j
+  // prints one JSON array per command of a batch.
+  const [batch, rules6, nft] = await Promise.all([
+    tryRun(['ip', '-j', '-d', '-batch', '-'], ns, LINKS_ROUTES_RULES),
+    tryRun(['ip', '-j', '-6', 'rule', 'show'], ns),
     tryRun(['nft', '-s', 'list', 'ruleset'], ns),
   ]);
-  const [links, addrs] = splitLinksAndAddrs(linksAndAddrs);
-  const [routes4, rules4] = batchOutputs(family4, 2);
-  const [routes6, rules6] = batchOutputs(family6, 2);
+  const [linksAndAddrs, routes, rules4] = batchOutputs(batch, 3);
+  const [links, addrs] = splitLinksAndAddrs(linksAndAddrs!);
   return {
     // the bridge's timers count down by themselves
     links: dropKeys(links, ['gc_timer', 'hello_timer', 'tcn_timer', 'topology_change_timer', 'forward_delay_timer']),
     addresses: dropKeys(addrs, lifetimes),
-    'routes (IPv4)': dropKeys(routes4, lifetimes),
-    'routes (IPv6)': dropKeys(routes6, lifetimes),
-    'rules (IPv4)': rules4,
-    'rules (IPv6)': rules6,
+    routes: dropKeys(routes!, lifetimes),
+    'rules (IPv4)': rules4!,
+    'rules (IPv6)': rules6.trim(),
     nftables: nft,
     '/var/run/netns': netns,
     mounts,
