@@ -12,33 +12,53 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, sandboxed, type Container, type Host, must } from '../../netns-harness/index.js';
-import { bridgeConf, dataDir, links, reservations, sysctl } from '../fixtures/bridge-lab.js';
+import { createHost, ipJsonBatch, sandboxed, type Container, type Host, must } from '../../netns-harness/index.js';
+import { bridgeConf, dataDir, links, reservations, sysctls } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 import { join } from 'node:path';
 
 await sandboxed();
 
-/** The state one attachment left, with names and MACs that are random in the reference replaced. */
+/**
+ * The state one attachment left, with names and MACs that are random in the reference replaced. Read with few
+ * programs: per namespace one `ip -d addr` (links with their details and addresses), one grep of the sysctls,
+ * and the container's routes of each family.
+ */
 async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'): Promise<any> {
-  const all = await links(host);
+  const all = await host.ip<any[]>('-d', 'addr', 'show');
   const br = all.find((l) => l.ifname === bridge);
   const ports = all.filter((l) => l.master === bridge);
-  const hostAddrs = await host.ip<any[]>('addr', 'show');
   const globalAddrs = (name: string, list: any[]) =>
     (list.find((l) => l.ifname === name)?.addr_info ?? [])
       .filter((a: any) => a.scope === 'global')
       .map((a: any) => `${a.local}/${a.prefixlen}`)
       .sort();
-  const ctrLinks = await ctr.ip<any[]>('-d', 'link', 'show');
-  const ctrAddrs = await ctr.ip<any[]>('addr', 'show');
+  const [ctrLinks, main4] = await ipJsonBatch<[any[], any[]]>(
+    [
+      ['addr', 'show'],
+      ['route', 'show', 'table', 'main'],
+    ],
+    ctr.netnsPath,
+    ['-d'],
+  );
   const eth = ctrLinks.find((l) => l.ifname === ifname);
-  const routes = async (fam: '-4' | '-6') =>
-    (await ctr.ip<any[]>(fam, 'route', 'show', 'table', 'main'))
+  const routes = (fam: '-4' | '-6', list: any[]) =>
+    list
       .filter((r) => !(fam === '-6' && r.dst?.startsWith('fe80:')))
       .map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, scope: r.scope, protocol: r.protocol, metric: fam === '-6' ? r.metric : undefined }))
       .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   const port = ports[0];
+  const [bridgeRa, portRa, ipForward, ip6Forward] = await sysctls(host, [
+    `net/ipv6/conf/${bridge}/accept_ra`,
+    `net/ipv6/conf/${port?.ifname ?? bridge}/accept_ra`,
+    'net/ipv4/ip_forward',
+    'net/ipv6/conf/all/forwarding',
+  ]);
+  const [arpNotify, acceptDad, disableIpv6] = await sysctls(ctr, [
+    `net/ipv4/conf/${ifname}/arp_notify`,
+    `net/ipv6/conf/${ifname}/accept_dad`,
+    `net/ipv6/conf/${ifname}/disable_ipv6`,
+  ]);
   return {
     bridge: br && {
       kind: br.linkinfo?.info_kind,
@@ -47,8 +67,8 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
       promisc: br.flags.includes('PROMISC'),
       stp: br.linkinfo?.info_data?.stp_state,
       vlanFiltering: br.linkinfo?.info_data?.vlan_filtering,
-      addresses: globalAddrs(bridge, hostAddrs),
-      acceptRa: await sysctl(host, `net/ipv6/conf/${bridge}/accept_ra`),
+      addresses: globalAddrs(bridge, all),
+      acceptRa: bridgeRa,
     },
     ports: ports.length,
     port: port && {
@@ -63,7 +83,7 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
       flood: port.linkinfo?.info_slave_data?.flood,
       state: port.linkinfo?.info_slave_data?.state,
       peerInContainer: port.link_netnsid !== undefined,
-      acceptRa: await sysctl(host, `net/ipv6/conf/${port.ifname}/accept_ra`),
+      acceptRa: portRa,
     },
     container: eth && {
       names: ctrLinks.map((l) => l.ifname).sort(),
@@ -72,15 +92,15 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
       up: eth.flags.includes('UP'),
       operstate: eth.operstate,
       macLocallyAdministered: (parseInt(eth.address.slice(0, 2), 16) & 2) === 2,
-      addresses: globalAddrs(ifname, ctrAddrs),
-      routes4: await routes('-4'),
-      routes6: await routes('-6'),
-      arpNotify: await sysctl(ctr, `net/ipv4/conf/${ifname}/arp_notify`),
-      acceptDad: await sysctl(ctr, `net/ipv6/conf/${ifname}/accept_dad`),
-      disableIpv6: await sysctl(ctr, `net/ipv6/conf/${ifname}/disable_ipv6`),
+      addresses: globalAddrs(ifname, ctrLinks),
+      routes4: routes('-4', main4),
+      routes6: routes('-6', await ctr.ip<any[]>('-6', 'route', 'show', 'table', 'main')),
+      arpNotify,
+      acceptDad,
+      disableIpv6,
     },
-    ipForward: await sysctl(host, 'net/ipv4/ip_forward'),
-    ip6Forward: await sysctl(host, 'net/ipv6/conf/all/forwarding'),
+    ipForward,
+    ip6Forward,
   };
 }
 
