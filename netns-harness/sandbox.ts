@@ -21,7 +21,12 @@ import { applyHostState, detachMountsUnder } from './host-state.js';
 import { RUN_ID_ENV, runId } from './run-id.js';
 
 export const SANDBOX_ENV = 'NETPLUMB_SANDBOX';
-const PENDING = 'pending';
+/**
+ * SANDBOX_ENV's value for a program started as PID 1 of a new sandbox (sandboxArgv) before it set itself up:
+ * its `sandboxed()` then does the setup instead of starting another sandbox.
+ */
+export const SANDBOX_PENDING = 'pending';
+const PENDING = SANDBOX_PENDING;
 
 function pidNamespace(): string {
   return readlinkSync('/proc/self/ns/pid');
