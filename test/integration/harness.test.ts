@@ -1,7 +1,22 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
-import { sandboxed, createHost, ping, tcpRoundTrip, taggedProcesses, runId, run, ipJson, inSandbox } from '../../netns-harness/index.js';
+import { fileURLToPath } from 'node:url';
+import {
+  sandboxed,
+  createHost,
+  echoHelper,
+  inNetns,
+  ping,
+  tcpRoundTrip,
+  taggedProcesses,
+  runId,
+  run,
+  ipJson,
+  inSandbox,
+  type Host,
+} from '../../netns-harness/index.js';
 
 await sandboxed();
 
@@ -67,6 +82,71 @@ test('a host and two containers linked by a veth pair ping each other, then leav
   await host.destroy();
   for (const pid of pids) assert.not.ok(existsSync(`/proc/${pid}`), `process ${pid} is gone`);
   assert.equal(await labState(), before);
+});
+
+/** Starts `argv` (an echo server) in `where`; resolves once it printed "listening", with a way to stop it and its other lines. */
+async function listening(where: Host, argv: string[]): Promise<{ lines: string[]; stop: () => void }> {
+  const [file, ...args] = inNetns(where.netnsPath, argv) as [string, ...string[]];
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not listen within 10 s`)), 10_000);
+    child.once('exit', (c) => reject(new Error(`${argv.join(' ')} exited (${c})`)));
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      lines.push(...d.split('\n').filter(Boolean));
+      if (lines.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { lines, stop: () => child.kill('SIGKILL') };
+}
+
+test('the echo helper: the compiled one and tcp-echo.js answer alike, each as server and as client', async () => {
+  const compiled = await echoHelper();
+  assert.is(compiled.length, 1, `compiled with cc (installed for the tests): ${compiled.join(' ')}`);
+  const js = [process.execPath, fileURLToPath(new URL('../../netns-harness/tcp-echo.js', import.meta.url))];
+  const host = await createHost('echo');
+  try {
+    const send = async (client: string[], ...args: string[]) => {
+      const r = await host.exec([...client, ...args], { check: false });
+      return { code: r.exitCode, out: r.stdout, err: r.stderr.replace(/^tcp-echo: .*(timed out)$/m, '$1').trim() };
+    };
+    for (const [name, server] of [
+      ['compiled', compiled],
+      ['tcp-echo.js', js],
+    ] as const) {
+      const tcp = await listening(host, [...server, 'serve', '--port', '7101']);
+      const whoami = await listening(host, [...server, 'serve', '--port', '7102', '--whoami']);
+      const udp = await listening(host, [...server, 'udp-serve', '--port', '7103']);
+      try {
+        for (const client of [compiled, js]) {
+          const what = `${name} server, ${client === js ? 'tcp-echo.js' : 'compiled'} client`;
+          assert.equal(await send(client, 'send', '--host', '127.0.0.1', '--port', '7101', '--message', 'a b\nc'), { code: 0, out: 'a b\nc', err: '' }, what);
+          assert.equal(await send(client, 'send', '--host', '::1', '--port', '7101', '--message', 'v6'), { code: 0, out: 'v6', err: '' }, what);
+          assert.equal(await send(client, 'send', '--host', '127.0.0.1', '--port', '7102'), { code: 0, out: '127.0.0.1', err: '' }, `${what}: whoami`);
+          assert.equal(await send(client, 'udp-send', '--host', '127.0.0.1', '--port', '7103', '--message', 'u d'), { code: 0, out: 'u d', err: '' }, what);
+          const refused = await send(client, 'send', '--host', '127.0.0.1', '--port', '7199');
+          assert.ok(refused.code === 1 && refused.out === '' && /refused/i.test(refused.err), `${what}: refused: ${JSON.stringify(refused)}`);
+          const late = await send(client, 'udp-send', '--host', '127.0.0.1', '--port', '7199', '--timeout', '300');
+          assert.equal(late, { code: 1, out: '', err: 'timed out' }, `${what}: no answer`);
+        }
+        assert.equal(
+          udp.lines.filter((l) => l.startsWith('recv')).map((l) => l.replace(/ \d+ /, ' PORT ')),
+          ['recv 127.0.0.1 PORT u_d', 'recv 127.0.0.1 PORT u_d'],
+          `${name}: one line per datagram, blanks as _`,
+        );
+      } finally {
+        for (const s of [tcp, whoami, udp]) s.stop();
+      }
+    }
+    const usage = await send(compiled, 'serve');
+    assert.equal([usage.code, (await send(js, 'serve')).code], [2, 2], 'no port: usage');
+  } finally {
+    await host.destroy();
+  }
 });
 
 test('named namespaces live in the sandbox, not on the machine', async () => {
