@@ -12,7 +12,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ipJsonBatch, sandboxed, type Container, type Host, must } from '../../netns-harness/index.js';
+import { createHost, ipJsonBatch, sandboxed, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
 import { bridgeConf, dataDir, links, reservations, sysctls } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 import { join } from 'node:path';
@@ -25,7 +25,28 @@ await sandboxed();
  * and the container's routes of each family.
  */
 async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'): Promise<any> {
-  const all = await host.ip<any[]>('-d', 'addr', 'show');
+  const read = async () => {
+    const hostLinks = await host.ip<any[]>('-d', 'addr', 'show');
+    const [ctrLinks, main4] = await ipJsonBatch<[any[], any[]]>(
+      [
+        ['addr', 'show'],
+        ['route', 'show', 'table', 'main'],
+      ],
+      ctr.netnsPath,
+      ['-d'],
+    );
+    return { hostLinks, ctrLinks, main4 };
+  };
+  // The kernel's link watch brings a link's operstate in line with its carrier up to a second later: read until
+  // no link is still on its way (then a difference in operstate is one in what each plugin did).
+  const settling = (links: any[]) =>
+    links.some((l) => (l.operstate === 'UP' || l.operstate === 'DOWN') && l.flags.includes('LOWER_UP') !== (l.operstate === 'UP'));
+  const seen =
+    (await waitFor(async () => {
+      const r = await read();
+      return settling(r.hostLinks) || settling(r.ctrLinks) ? undefined : r;
+    })) ?? (await read());
+  const { hostLinks: all, ctrLinks, main4 } = seen;
   const br = all.find((l) => l.ifname === bridge);
   const ports = all.filter((l) => l.master === bridge);
   const globalAddrs = (name: string, list: any[]) =>
@@ -33,14 +54,6 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
       .filter((a: any) => a.scope === 'global')
       .map((a: any) => `${a.local}/${a.prefixlen}`)
       .sort();
-  const [ctrLinks, main4] = await ipJsonBatch<[any[], any[]]>(
-    [
-      ['addr', 'show'],
-      ['route', 'show', 'table', 'main'],
-    ],
-    ctr.netnsPath,
-    ['-d'],
-  );
   const eth = ctrLinks.find((l) => l.ifname === ifname);
   const routes = (fam: '-4' | '-6', list: any[]) =>
     list
