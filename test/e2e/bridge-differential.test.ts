@@ -38,13 +38,13 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
     return { hostLinks, ctrLinks, main4 };
   };
   // The kernel's link watch brings a link's operstate in line with its carrier up to a second later: read until
-  // no link is still on its way (then a difference in operstate is one in what each plugin did).
-  const settling = (links: any[]) =>
-    links.some((l) => (l.operstate === 'UP' || l.operstate === 'DOWN') && l.flags.includes('LOWER_UP') !== (l.operstate === 'UP'));
+  // no link whose operstate is compared (the bridge's ports, the container's interface) is still on its way.
+  const settling = (l: any) => (l.operstate === 'UP' || l.operstate === 'DOWN') && l.flags.includes('LOWER_UP') !== (l.operstate === 'UP');
   const seen =
     (await waitFor(async () => {
       const r = await read();
-      return settling(r.hostLinks) || settling(r.ctrLinks) ? undefined : r;
+      const compared = [...r.hostLinks.filter((l) => l.master === bridge), ...r.ctrLinks.filter((l) => l.ifname === ifname)];
+      return compared.some(settling) ? undefined : r;
     })) ?? (await read());
   const { hostLinks: all, ctrLinks, main4 } = seen;
   const br = all.find((l) => l.ifname === bridge);
