@@ -28,7 +28,9 @@ for (const [i, name] of ['web', 'client'].entries()) {
   await addAddress(hc, { link: 'eth0', cidr: `${address}/24` });
   await setLinkUp(hc, 'eth0');
   await addRoute(hc, { dst: 'default', gateway: '10.88.0.1' });
+  // both ends: the kernel lets a link transmit only once its link watch has seen the carrier
   await waitForOperUp(hc, 'eth0');
+  await waitForOperUp(h, `veth-${name}`);
   const eth0 = await getLink(hc, 'eth0');
   const v4 = (await listAddresses(hc, { link: eth0.index, family: 4 }))[0]!;
   say(`container ${name} (pid ${c.pid}): eth0 ${eth0.mac} ${v4.cidr}`);

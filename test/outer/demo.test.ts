@@ -14,7 +14,9 @@ test('the demo builds a bridge network, shows a ping, and leaves the machine as 
   assert.is(r.exitCode, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /container web .* 10\.88\.0\.2\/24/);
   assert.match(r.stdout, /container client .* 10\.88\.0\.3\/24/);
-  assert.match(r.stdout, /3 packets transmitted, 3 received, 0% packet loss/);
+  // ping -c 3 -w: on a loaded machine a late reply makes it send a fourth; three replies are what counts
+  assert.match(r.stdout, /ping client -> web \(10\.88\.0\.2\): [3-9]\/\d+ replies/);
+  assert.match(r.stdout, /\d+ packets transmitted, [3-9] received/);
   assert.equal(taggedProcesses(id), []);
   assert.equal(diffSnapshots(before, await takeSnapshot()), []);
 });
