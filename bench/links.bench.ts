@@ -39,7 +39,7 @@ const { values } = parseArgs({ options: { n: { type: 'string', default: '500' },
 const N = Number(values.n);
 const ROUNDS = Number(values.rounds);
 
-/** One timed run of a method: wall, user and system CPU (ms), and for the in-process library its GC time. */
+/** One timed run of a method: wall, user and system CPU (ms), and for the in-process library its GC pauses (wall). */
 interface Timing {
   wall: number;
   user: number;
@@ -175,19 +175,12 @@ const med = new Map([...times].map(([k, v]) => [k, median(v.map((t) => t.wall))]
 for (const [name, xs] of times) {
   process.stdout.write(`${name.padEnd(26)} median ${med.get(name)!.toFixed(0).padStart(6)} ms   (${xs.map((x) => x.wall.toFixed(0)).join(', ')})\n`);
 }
-const f = (x: number) => x.toFixed(0).padStart(5);
-process.stdout.write(`where the time goes (medians, ms)   wall  user (gc)  kernel  other\n`);
+process.stdout.write('where the time goes (medians, ms): wall = user CPU + kernel CPU + other (waiting: for a CPU, the RTNL lock, GC helpers)\n');
+process.stdout.write(`  ${'method'.padEnd(26)}  wall   user  kernel  other   GC pauses (wall)\n`);
 for (const [name, xs] of times) {
-  const user = median(xs.map((t) => t.user));
-  const sys = median(xs.map((t) => t.sys));
-  const gc =
-    xs[0]!.gc === undefined
-      ? '     '
-      : `(${median(xs.map((t) => t.gc!))
-          .toFixed(0)
-          .padStart(3)})`;
-  const other = median(xs.map((t) => t.wall - t.user - t.sys));
-  process.stdout.write(`  ${name.padEnd(26)}      ${f(med.get(name)!)} ${f(user)} ${gc}  ${f(sys)}  ${f(other)}\n`);
+  const m = (f: (t: Timing) => number) => median(xs.map(f)).toFixed(0).padStart(5);
+  const gc = xs[0]!.gc === undefined ? '' : m((t) => t.gc!);
+  process.stdout.write(`  ${name.padEnd(26)} ${m((t) => t.wall)}  ${m((t) => t.user)}  ${m((t) => t.sys)}  ${m((t) => t.wall - t.user - t.sys)}   ${gc}\n`);
 }
 process.stdout.write(`pyroute2 measured inside python (import included, interpreter start not): median ${median(pyInside).toFixed(0)} ms\n`);
 const ip = med.get('ip -batch')!;
