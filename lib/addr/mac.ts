@@ -48,9 +48,14 @@ export function macToBytes(mac: string): Buffer {
   );
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 /** Bytes (6 for Ethernet; other link types have other lengths) → `aa:bb:…` as iproute2 prints them. */
 export function bytesToMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  // a table, not toString(16) and padStart per byte: every link read back carries two MACs
+  let s = b.length > 0 ? HEX[b[0]!]! : '';
+  for (let i = 1; i < b.length; i++) s += ':' + HEX[b[i]!]!;
+  return s;
 }
 
 /** A random locally administered unicast MAC (what the kernel would pick, but known before the link exists). */

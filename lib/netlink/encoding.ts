@@ -167,12 +167,31 @@ export function parseMessages(buf: Buffer): NlMessage[] {
 /** Attributes by type (the last one wins when repeated; use `eachAttr` for lists). */
 export type Attrs = (Buffer | undefined)[];
 
-/** The attributes of `buf[start, end)` by type. */
-export function parseAttrs(buf: Buffer, start = 0, end = buf.length): Attrs {
+/** Which attribute types a reader wants (see attrFilter); the others are skipped without a Buffer made for them. */
+export type AttrFilter = Uint8Array;
+
+/** An AttrFilter of `types`. */
+export function attrFilter(...types: number[]): AttrFilter {
+  const f = new Uint8Array(Math.max(0, ...types) + 1);
+  for (const t of types) f[t] = 1;
+  return f;
+}
+
+/**
+ * The attributes of `buf[start, end)` by type; with `only`, just those types (a link carries some forty
+ * attributes, a reader wants a dozen, and each one kept costs a Buffer).
+ */
+export function parseAttrs(buf: Buffer, start = 0, end = buf.length, only?: AttrFilter): Attrs {
+  // eachAttr's loop without its callback: every link, address and route read goes through here.
   const out: Attrs = [];
-  eachAttr(buf.subarray(start, end), (type, data) => {
-    out[type] = data;
-  });
+  let off = start;
+  while (off + 4 <= end) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    const type = buf.readUInt16LE(off + 2) & 0x3fff;
+    if (only === undefined || only[type] === 1) out[type] = buf.subarray(off + 4, off + len);
+    off += align4(len);
+  }
   return out;
 }
 
