@@ -2,15 +2,17 @@
 // Runs a command as a slower machine would: in a cgroup whose CPU quota gives it `cpus` CPUs' worth of time
 // (`cpu.max` on cgroup v2, `cpu.cfs_quota_us` on v1), with a short period so the quota bites within a Node
 // start and not only on average. The judging machines have 2 cores on which a Node start takes 68 ms; on a
-// 2-core machine where it takes 40 ms, `--cpus 1.18` (2 × 40 / 68) gives the suite about their throughput.
-// It is an approximation: kernel threads (namespace teardown, RCU, softirqs) run outside the quota.
+// 2-core machine where it takes 40 ms, `--cpus 1.18` (2 × 40 / 68) gives the suite about their throughput
+// (`--calibrate 68` measures and prints it). It is an approximation: one process alone still runs at this
+// machine's speed, and kernel threads (namespace teardown, RCU, softirqs) run outside the quota.
 //
 //   node scripts/slower-machine.mjs --cpus 1.18 -- node dist/test/run.js
-//   node scripts/slower-machine.mjs --calibrate 68     # prints the --cpus that makes `node -e 0` take 68 ms
+//   node scripts/slower-machine.mjs --calibrate 68     # prints the --cpus for a machine where a Node start takes 68 ms
 //
 // Root only. The cgroup is removed when the command ends; one left by a killed run is removed by the next.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 const PERIOD_US = 10_000;
@@ -93,21 +95,11 @@ removeStale(root);
 if (args[0] === '--calibrate') {
   const target = Number(args[1]);
   if (!(target > 0)) usage('--calibrate needs the target Node start in ms');
-  console.log(`node -e 0 here: ${nodeStartMs().toFixed(1)} ms`);
-  // The quota only slows a start that needs more CPU than it gives: search downwards by halving the step.
-  let cpus = 2;
-  let step = 1;
-  let best = cpus;
-  for (let i = 0; i < 8; i++) {
-    const dir = enter(root, cpus);
-    const ms = nodeStartMs();
-    leave(root, dir);
-    console.log(`--cpus ${cpus.toFixed(2)}: node -e 0 ${ms.toFixed(1)} ms`);
-    best = cpus;
-    cpus = ms < target ? cpus - step : cpus + step;
-    step /= 2;
-  }
-  console.log(`use --cpus ${best.toFixed(2)}`);
+  // The quota limits the CPU time of the whole cgroup, not the speed of one core: a machine whose cores are
+  // k times slower has k times less CPU time to give, so the quota is this machine's CPUs divided by k.
+  const here = nodeStartMs();
+  const cpus = (availableParallelism() * here) / target;
+  console.log(`node -e 0 here: ${here.toFixed(1)} ms on ${availableParallelism()} CPUs; for ${target} ms: --cpus ${cpus.toFixed(2)}`);
   process.exit(0);
 }
 
