@@ -7,12 +7,11 @@
  * synchronous — with nothing else of this process running in between.
  * See docs/FIREWALL.md for the rest.
  */
-import { parseAttrs, parseMessages } from '../netlink/encoding.js';
-import { AF_NETLINK, NLM_F_REQUEST, NLMSG_ERROR } from '../netlink/constants.js';
+import { MessageWriter, parseAttrs, parseMessages } from '../netlink/encoding.js';
+import { AF_NETLINK, NETLINK_NETFILTER, NLM_F_REQUEST, NLMSG_ERROR } from '../netlink/constants.js';
 import { closeFd, recvNow, sendto, socket } from '../sys/libc.js';
 
 const SOCK_RAW = 3;
-const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_NEWGEN = 15;
 const NFT_MSG_GETGEN = 16;
@@ -29,13 +28,12 @@ const KERNEL = (() => {
 let fd: number | undefined;
 let seq = 0;
 
-/** nlmsghdr + nfgenmsg (AF_UNSPEC, NFNETLINK_V0, res_id 0): a GETGEN has no attributes. */
+/** nlmsghdr + nfgenmsg (AF_UNSPEC, NFNETLINK_V0, res_id 0, all zero): a GETGEN has no attributes. */
 function getgenRequest(s: number): Buffer {
-  const b = Buffer.alloc(16 + NFGENMSG_LEN);
-  b.writeUInt32LE(b.length, 0);
-  b.writeUInt16LE((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, 4);
-  b.writeUInt16LE(NLM_F_REQUEST, 6);
-  b.writeUInt32LE(s, 8);
+  const w = new MessageWriter((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, 32);
+  w.struct(NFGENMSG_LEN);
+  const b = w.finish();
+  b.writeUInt32LE(s, 8); // the sequence number, which the reply carries back
   return b;
 }
 
