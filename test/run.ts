@@ -22,6 +22,7 @@ import { runId, RUN_ID_ENV } from '../netns-harness/run-id.js';
 import { taggedProcesses } from '../netns-harness/snapshot.js';
 import { TEST_AGENT_ENV } from '../netns-harness/agent.js';
 import { echoHelper } from '../netns-harness/connectivity.js';
+import { childrenCpuUsage } from '../lib/sys/libc.js';
 import { ensurePluginBins, PLUGIN_BINS_ENSURED_ENV } from './fixtures/cni-runtime.js';
 
 const distTest = dirname(fileURLToPath(import.meta.url));
@@ -56,16 +57,14 @@ interface FileResult {
 }
 
 /**
- * CPU time of this runner's reaped children so far (cutime/cstime of /proc/self/stat, in seconds): a child's
- * figure includes every descendant it waited for, and each sandbox's PID 1 reaps all of its processes. The
- * runner's only children while files run are the files, so the growth between two exits is the file that
- * exited (when two exit in the same instant, one gets both).
+ * CPU time of this runner's reaped children so far, in seconds (childrenCpuUsage: getrusage(RUSAGE_CHILDREN)):
+ * a child's figure includes every descendant it waited for, and each sandbox's PID 1 reaps all of its
+ * processes. The runner's only children while files run are the files, so the growth between two exits is the
+ * file that exited (when two exit in the same instant, one gets both).
  */
 function reapedChildrenCpu(): { user: number; sys: number } {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state) of proc(5); cutime and cstime are fields 16 and 17, in clock ticks (USER_HZ 100)
-  return { user: Number(fields[13]) / 100, sys: Number(fields[14]) / 100 };
+  const u = childrenCpuUsage();
+  return { user: u.user / 1e6, sys: u.system / 1e6 };
 }
 
 let cpuSeen = { user: 0, sys: 0 };
