@@ -93,6 +93,16 @@ export async function ipJson<T = any>(args: readonly string[], netns?: string): 
 }
 
 /**
+ * Whether a link as `ip -j link` prints it is still on its way: the kernel's link watch brings its operstate in
+ * line with its carrier (LOWER_UP) up to a second after the carrier changed, so UP without carrier or DOWN with
+ * it is a state that will change by itself.
+ */
+export function operstateCatchingUp(l: { flags?: readonly string[]; operstate?: string }): boolean {
+  if (l.operstate !== 'UP' && l.operstate !== 'DOWN') return false;
+  return (l.flags ?? []).includes('LOWER_UP') !== (l.operstate === 'UP');
+}
+
+/**
  * Several `ip -j` commands run as one program, `ip -j [OPTIONS] -batch -` (in `netns` if given), each one's JSON
  * parsed, in order: one process (two with nsenter) instead of one per command, for an oracle that reads several
  * tables of one namespace at once. `options` are ip's global options (`-d`, `-6`): they apply to every command.

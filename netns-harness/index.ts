@@ -1,7 +1,7 @@
 export { sandboxed, inSandbox, assertSandbox, spawnSandboxed, sandboxArgv, SANDBOX_ENV, SANDBOX_PENDING, type SandboxOptions } from './sandbox.js';
 export { Host, Container, NetnsHolder, createHost, destroyAll, waitForExec, type HolderOptions } from './holder.js';
 export { HOST_IP_FORWARD_ENV, emulatesHostIpForward } from './host-state.js';
-export { run, ipJson, ipJsonBatch, inNetns, RunError, type RunOptions, type RunResult } from './exec.js';
+export { run, ipJson, ipJsonBatch, inNetns, operstateCatchingUp, RunError, type RunOptions, type RunResult } from './exec.js';
 export {
   ping,
   tcpSend,

@@ -12,7 +12,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHost, ipJsonBatch, sandboxed, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
+import { createHost, ipJsonBatch, operstateCatchingUp, sandboxed, waitFor, type Container, type Host, must } from '../../netns-harness/index.js';
 import { bridgeConf, dataDir, links, reservations, sysctls } from '../fixtures/bridge-lab.js';
 import { cniRuntime } from '../fixtures/cni-runtime.js';
 import { join } from 'node:path';
@@ -39,12 +39,11 @@ async function state(host: Host, ctr: Container, bridge: string, ifname = 'eth0'
   };
   // The kernel's link watch brings a link's operstate in line with its carrier up to a second later: read until
   // no link whose operstate is compared (the bridge's ports, the container's interface) is still on its way.
-  const settling = (l: any) => (l.operstate === 'UP' || l.operstate === 'DOWN') && l.flags.includes('LOWER_UP') !== (l.operstate === 'UP');
   const seen =
     (await waitFor(async () => {
       const r = await read();
       const compared = [...r.hostLinks.filter((l) => l.master === bridge), ...r.ctrLinks.filter((l) => l.ifname === ifname)];
-      return compared.some(settling) ? undefined : r;
+      return compared.some(operstateCatchingUp) ? undefined : r;
     })) ?? (await read());
   const { hostLinks: all, ctrLinks, main4 } = seen;
   const br = all.find((l) => l.ifname === bridge);
