@@ -26,7 +26,6 @@ export const SANDBOX_ENV = 'NETPLUMB_SANDBOX';
  * its `sandboxed()` then does the setup instead of starting another sandbox.
  */
 export const SANDBOX_PENDING = 'pending';
-const PENDING = SANDBOX_PENDING;
 
 function pidNamespace(): string {
   return readlinkSync('/proc/self/ns/pid');
@@ -35,7 +34,7 @@ function pidNamespace(): string {
 /** True in the sandbox's PID 1 after setup and in every process it starts. */
 export function inSandbox(): boolean {
   const marker = process.env[SANDBOX_ENV];
-  return marker !== undefined && marker !== PENDING && marker === pidNamespace();
+  return marker !== undefined && marker !== SANDBOX_PENDING && marker === pidNamespace();
 }
 
 /** Throws unless running inside a sandbox: the harness never creates anything in the machine's own namespaces. */
@@ -80,7 +79,7 @@ export function spawnSandboxed(argv: readonly string[], opts: SandboxOptions = {
   const [file, ...args] = sandboxArgv(argv, opts) as [string, ...string[]];
   return spawn(file, args, {
     stdio: opts.stdio ?? 'inherit',
-    env: { ...process.env, [RUN_ID_ENV]: runId(), ...opts.env, [SANDBOX_ENV]: PENDING },
+    env: { ...process.env, [RUN_ID_ENV]: runId(), ...opts.env, [SANDBOX_ENV]: SANDBOX_PENDING },
   });
 }
 
@@ -122,7 +121,7 @@ async function setupInside(): Promise<void> {
  */
 export async function sandboxed(opts: SandboxOptions = {}): Promise<void> {
   if (inSandbox()) return;
-  if (process.pid === 1 && process.env[SANDBOX_ENV] === PENDING) {
+  if (process.pid === 1 && process.env[SANDBOX_ENV] === SANDBOX_PENDING) {
     await setupInside();
     return;
   }
